@@ -1,0 +1,25 @@
+"""Exceptions raised by the engine.
+
+Every message says what is wrong, where (node, file, tag) and what to do about it, so that the
+command line and the Slicer module can show it to a user as it is.
+"""
+
+
+class DicomRegSaveError(Exception):
+    """Base class of all errors that the engine reports to a user."""
+
+
+class InvalidRegistrationError(DicomRegSaveError, ValueError):
+    """The registration (grid, matrices, references) cannot be encoded as the standard requires."""
+
+
+class DicomInputError(DicomRegSaveError):
+    """A DICOM image input is missing, unreadable or ambiguous."""
+
+
+class TransformInputError(DicomRegSaveError):
+    """A transform (file or MRML node) cannot be read or is of an unsupported kind."""
+
+
+class OutputError(DicomRegSaveError):
+    """The output file cannot be written (exists already, folder not writable, too large)."""

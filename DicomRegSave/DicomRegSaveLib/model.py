@@ -1,0 +1,343 @@
+"""The Slicer-free model of a DICOM deformable registration, in DICOM patient coordinates (LPS, mm).
+
+A :class:`Registration` maps points of the *registered* frame of reference (the fixed image's) to
+a *source* frame of reference (the moving image's), as the Deformable Spatial Registration SOP
+Class defines it (PS3.3 C.20.3.1.1, PS3.17 O.1)::
+
+    source_point_lps = M_post @ (M_pre @ x_lps + D(x_lps))
+
+where ``D`` is the displacement grid, indexed at the registered point ``x`` itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from pydicom.sr.coding import Code
+
+from . import geometry
+from .errors import InvalidRegistrationError
+from .values import problem_uid, require
+
+#: Registration Type Code Sequence default (CID 7100): intensity-based registration.
+IMAGE_CONTENT_BASED_ALIGNMENT = Code("125024", "DCM", "Image Content-based Alignment")
+#: CID 7100 code of the optional leading item that registers the fixed frame to itself.
+FRAME_OF_REFERENCE_IDENTITY = Code("125021", "DCM", "Frame of Reference Identity")
+
+#: Vector Grid Data is OF with a 32-bit length; 0xFFFFFFFF is reserved for undefined length.
+MAX_VECTOR_GRID_BYTES = 0xFFFFFFFE
+
+# Bounds the temporary boolean arrays of the finiteness check (elements per chunk).
+_CHECK_CHUNK_ELEMENTS = 1 << 24
+
+
+@dataclass(frozen=True)
+class ImageReference:
+    """One DICOM instance that a registration item applies to.
+
+    Parameters
+    ----------
+    sop_class_uid, sop_instance_uid:
+        Referenced SOP Class / Instance UID.
+    series_instance_uid, study_instance_uid:
+        Where the instance lives; needed for the Common Instance Reference module.
+    frame_of_reference_uid:
+        The instance's Frame of Reference UID (``None`` only when the header has none).
+    frame_numbers:
+        Referenced Frame Number values (1-based) when only a subset of a multi-frame image applies.
+    segment_numbers:
+        Referenced Segment Number values when the instance is a segmentation.
+    """
+
+    sop_class_uid: str
+    sop_instance_uid: str
+    series_instance_uid: str
+    study_instance_uid: str
+    frame_of_reference_uid: str | None = None
+    frame_numbers: tuple[int, ...] = ()
+    segment_numbers: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("sop_class_uid", "sop_instance_uid", "series_instance_uid", "study_instance_uid"):
+            require(problem_uid, getattr(self, name), f"Referenced image {name}")
+        if self.frame_of_reference_uid is not None:
+            require(problem_uid, self.frame_of_reference_uid, "Referenced image Frame of Reference UID")
+        for name in ("frame_numbers", "segment_numbers"):
+            numbers = tuple(int(n) for n in getattr(self, name))
+            if any(n < 1 for n in numbers):
+                raise InvalidRegistrationError(f"{name} of {self.sop_instance_uid} must be 1 or more; got {numbers}.")
+            object.__setattr__(self, name, numbers)
+
+
+@dataclass(frozen=True)
+class RegistrationMatrix:
+    """A Pre or Post Deformation Matrix: a 4x4 homogeneous matrix in LPS (mm) with its type.
+
+    Parameters
+    ----------
+    matrix_lps:
+        Row-major 4x4 matrix acting on LPS points, bottom row ``0 0 0 1``.
+    matrix_type:
+        ``"RIGID"``, ``"RIGID_SCALE"`` or ``"AFFINE"``; detected (the most specific) when ``None``.
+        A declared type that the matrix does not satisfy raises InvalidRegistrationError.
+    """
+
+    matrix_lps: np.ndarray
+    matrix_type: str | None = None
+
+    def __post_init__(self) -> None:
+        matrix = np.array(self.matrix_lps, dtype=np.float64)
+        detected = geometry.classify_matrix(matrix)
+        if self.matrix_type is None:
+            object.__setattr__(self, "matrix_type", detected)
+        else:
+            geometry.check_matrix_type(matrix, self.matrix_type)
+        matrix.setflags(write=False)
+        object.__setattr__(self, "matrix_lps", matrix)
+
+    @classmethod
+    def identity(cls) -> RegistrationMatrix:
+        return cls(np.eye(4), "RIGID")
+
+    @property
+    def is_identity(self) -> bool:
+        return bool(np.array_equal(self.matrix_lps, np.eye(4)))
+
+
+class DisplacementGrid:
+    """A displacement vector grid in the registered frame of reference (LPS, mm).
+
+    Parameters
+    ----------
+    origin_lps:
+        Centre of the first voxel (i = j = k = 0), mm, LPS: Image Position (Patient).
+    direction_lps:
+        3x3 matrix whose columns are the unit i, j, k axes in LPS. Orthonormal; either handedness
+        (a left-handed grid is flipped along k when written, see :meth:`right_handed`).
+    spacing_mm:
+        Distance between grid points along i, j, k in mm (Grid Resolution), all positive.
+    vectors_lps:
+        Displacements of shape (n_k, n_j, n_i, 3), LPS components in mm, converted to float32 if
+        needed (no copy when it already is float32). A whole-NaN triple means "undefined here".
+
+    Raises
+    ------
+    InvalidRegistrationError
+        On a wrong shape, non-positive spacing, non-orthonormal direction, a field too large for
+        Vector Grid Data, infinite values or a partly NaN triple.
+    """
+
+    def __init__(
+        self,
+        origin_lps: Sequence[float] | np.ndarray,
+        direction_lps: np.ndarray,
+        spacing_mm: Sequence[float] | np.ndarray,
+        vectors_lps: np.ndarray,
+    ) -> None:
+        origin = np.array(origin_lps, dtype=np.float64).reshape(-1)
+        spacing = np.array(spacing_mm, dtype=np.float64).reshape(-1)
+        if origin.shape != (3,) or not np.all(np.isfinite(origin)):
+            raise InvalidRegistrationError(f"The grid origin must be 3 finite numbers (mm); got {origin_lps!r}.")
+        if spacing.shape != (3,) or not np.all(np.isfinite(spacing)) or np.any(spacing <= 0):
+            raise InvalidRegistrationError(
+                f"The grid spacing must be 3 positive numbers (mm); got {np.asarray(spacing_mm).tolist()}."
+            )
+        direction = geometry.check_direction(direction_lps)
+        shape = np.shape(vectors_lps)
+        if len(shape) != 4 or shape[3] != 3 or min(shape[:3]) < 1:
+            raise InvalidRegistrationError(
+                f"The displacement vectors must have shape (n_k, n_j, n_i, 3); got {shape}."
+            )
+        n_bytes = 12 * shape[0] * shape[1] * shape[2]
+        if n_bytes > MAX_VECTOR_GRID_BYTES:
+            raise InvalidRegistrationError(
+                f"The displacement grid {shape[2]}x{shape[1]}x{shape[0]} needs {n_bytes} bytes, more than "
+                f"Vector Grid Data (OF) can hold ({MAX_VECTOR_GRID_BYTES} bytes, 4 GiB - 2). "
+                "Choose a coarser grid spacing."
+            )
+        vectors = np.asarray(vectors_lps)
+        if vectors.dtype != np.float32:
+            vectors = vectors.astype(np.float32)
+        _check_vectors(vectors)
+        self.origin_lps = origin
+        self.direction_lps = direction
+        self.spacing_mm = spacing
+        self.vectors_lps = vectors
+
+    @classmethod
+    def from_ras(
+        cls,
+        origin_ras: Sequence[float] | np.ndarray,
+        direction_ras: np.ndarray,
+        spacing_mm: Sequence[float] | np.ndarray,
+        vectors_ras: np.ndarray,
+    ) -> DisplacementGrid:
+        """Build a grid from RAS geometry and RAS displacement vectors (3D Slicer's convention)."""
+        vectors_lps = np.array(vectors_ras, dtype=np.float32)
+        vectors_lps[..., :2] *= -1.0
+        return cls(
+            geometry.ras_to_lps_points(origin_ras),
+            geometry.ras_to_lps_direction(direction_ras),
+            spacing_mm,
+            vectors_lps,
+        )
+
+    @property
+    def dimensions(self) -> tuple[int, int, int]:
+        """Grid Dimensions (n_i, n_j, n_k)."""
+        n_k, n_j, n_i, _ = self.vectors_lps.shape
+        return (n_i, n_j, n_k)
+
+    @property
+    def index_to_lps(self) -> np.ndarray:
+        """4x4 matrix from grid index (i, j, k) to LPS (mm)."""
+        return geometry.index_to_patient_matrix(self.origin_lps, self.direction_lps, self.spacing_mm)
+
+    @property
+    def is_right_handed(self) -> bool:
+        return geometry.is_right_handed(self.direction_lps)
+
+    def right_handed(self) -> DisplacementGrid:
+        """This grid if right-handed, else the same grid described with the k axis reversed."""
+        if self.is_right_handed:
+            return self
+        origin, direction, vectors = geometry.flip_k_axis(
+            self.origin_lps, self.direction_lps, self.spacing_mm, self.vectors_lps
+        )
+        grid = object.__new__(DisplacementGrid)
+        grid.origin_lps, grid.direction_lps, grid.spacing_mm, grid.vectors_lps = (
+            origin, direction, self.spacing_mm.copy(), vectors
+        )
+        return grid
+
+    def displacement_at(self, points_lps: np.ndarray) -> np.ndarray:
+        """Trilinear displacement (mm, LPS) at points (N, 3) in LPS; NaN outside the grid."""
+        points = np.asarray(points_lps, dtype=np.float64).reshape(-1, 3)
+        lps_to_index = np.linalg.inv(self.index_to_lps)
+        index = points @ lps_to_index[:3, :3].T + lps_to_index[:3, 3]
+        return geometry.trilinear_sample(self.vectors_lps, index)
+
+
+def _check_vectors(vectors: np.ndarray) -> None:
+    """Reject inf and partly NaN triples, chunk by chunk so temporaries stay small."""
+    flat = vectors.reshape(-1, 3)
+    step = max(1, _CHECK_CHUNK_ELEMENTS // 3)
+    n_i, n_j = vectors.shape[2], vectors.shape[1]
+    for start in range(0, flat.shape[0], step):
+        chunk = flat[start:start + step]
+        if np.isfinite(chunk).all():
+            continue
+        nan_count = np.isnan(chunk).sum(axis=1)
+        bad = np.flatnonzero(((nan_count > 0) & (nan_count < 3)) | np.isinf(chunk).any(axis=1))
+        if bad.size:
+            voxel = start + int(bad[0])
+            i, j, k = voxel % n_i, (voxel // n_i) % n_j, voxel // (n_i * n_j)
+            raise InvalidRegistrationError(
+                f"The displacement at grid point (i={i}, j={j}, k={k}) is {flat[voxel].tolist()}: vectors "
+                "must be finite, or all three components NaN to mark the point as undefined "
+                f"({bad.size} such point(s) in this part of the grid). Fix or mask the transform."
+            )
+
+
+@dataclass
+class RegistrationItem:
+    """One item of the Deformable Registration Sequence: how the registered frame maps to one source frame.
+
+    Parameters
+    ----------
+    source_frame_of_reference_uid:
+        Source Frame of Reference UID (the moving image's frame).
+    referenced_images:
+        The source instances this item applies to (Referenced Image Sequence).
+    grid:
+        The displacement grid, or ``None`` for an item without deformation (e.g. identity item).
+    pre_deformation_matrix, post_deformation_matrix:
+        Linear parts before and after the displacement (LPS); ``None`` means identity.
+    registration_type:
+        One CID 7100 code, or ``None`` for an empty Registration Type Code Sequence.
+    comment:
+        Frame of Reference Transformation Comment, optional free text.
+    """
+
+    source_frame_of_reference_uid: str
+    referenced_images: Sequence[ImageReference] = ()
+    grid: DisplacementGrid | None = None
+    pre_deformation_matrix: RegistrationMatrix | None = None
+    post_deformation_matrix: RegistrationMatrix | None = None
+    registration_type: Code | None = IMAGE_CONTENT_BASED_ALIGNMENT
+    comment: str | None = None
+
+    def __post_init__(self) -> None:
+        require(problem_uid, self.source_frame_of_reference_uid, "Source Frame of Reference UID")
+        self.referenced_images = tuple(self.referenced_images)
+        for reference in self.referenced_images:
+            if not isinstance(reference, ImageReference):
+                raise TypeError("referenced_images must hold ImageReference objects")
+            if reference.frame_of_reference_uid not in (None, self.source_frame_of_reference_uid):
+                raise InvalidRegistrationError(
+                    f"Image {reference.sop_instance_uid} is in frame of reference "
+                    f"{reference.frame_of_reference_uid}, not in the item's source frame "
+                    f"{self.source_frame_of_reference_uid}: an item may only reference images of its source frame."
+                )
+        if self.grid is not None and not isinstance(self.grid, DisplacementGrid):
+            raise TypeError("grid must be a DisplacementGrid or None")
+
+    def map_points(self, points_lps: np.ndarray) -> np.ndarray:
+        """Map registered-frame points (N, 3, LPS mm) to the source frame by the standard's equation."""
+        points = np.asarray(points_lps, dtype=np.float64).reshape(-1, 3)
+        mapped = points
+        if self.pre_deformation_matrix is not None:
+            mapped = _apply(self.pre_deformation_matrix.matrix_lps, mapped)
+        if self.grid is not None:
+            mapped = mapped + self.grid.displacement_at(points)
+        if self.post_deformation_matrix is not None:
+            mapped = _apply(self.post_deformation_matrix.matrix_lps, mapped)
+        return mapped
+
+
+def _apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    return points @ matrix[:3, :3].T + matrix[:3, 3]
+
+
+@dataclass
+class Registration:
+    """A deformable registration: the registered frame of reference and its items.
+
+    Parameters
+    ----------
+    frame_of_reference_uid:
+        The registered (fixed image) Frame of Reference UID: the REG object's own frame.
+    items:
+        Deformable Registration Sequence items; at least one must carry a grid.
+    """
+
+    frame_of_reference_uid: str
+    items: list[RegistrationItem] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        require(problem_uid, self.frame_of_reference_uid, "Registered Frame of Reference UID")
+        self.items = list(self.items)
+        if not any(item.grid is not None for item in self.items):
+            raise InvalidRegistrationError(
+                "A deformable registration needs at least one item with a displacement grid; none was given."
+            )
+
+    @property
+    def deformable_item(self) -> RegistrationItem:
+        """The first item that carries a grid (the fixed -> moving deformation)."""
+        return next(item for item in self.items if item.grid is not None)
+
+    def map_points(self, points_lps: np.ndarray) -> np.ndarray:
+        """Map fixed-frame points (N, 3, LPS mm) through the first item with a grid."""
+        return self.deformable_item.map_points(points_lps)
+
+    @property
+    def referenced_images(self) -> list[ImageReference]:
+        """Every image referenced by any item, in item order, without repeats."""
+        seen: dict[str, ImageReference] = {}
+        for item in self.items:
+            for reference in item.referenced_images:
+                seen.setdefault(reference.sop_instance_uid, reference)
+        return list(seen.values())
