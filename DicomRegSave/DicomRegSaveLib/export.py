@@ -1,0 +1,230 @@
+"""The export pipeline shared by the command line and the Slicer module.
+
+deformation + fixed/moving image series -> :class:`Registration` -> dataset -> own checks -> file.
+A failed export leaves no file behind and never replaces an existing file unless asked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import highdicom as hd
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.sr.coding import Code
+
+from . import __version__, tags
+from .conformance import ConformanceReport, check_dataset
+from .errors import InvalidRegistrationError
+from .output import atomic_output, check_output_path
+from .model import FRAME_OF_REFERENCE_IDENTITY, IMAGE_CONTENT_BASED_ALIGNMENT, Registration, RegistrationItem
+from .sop import DeformableSpatialRegistration
+from .vector_buffer import large_buffered_reads
+
+if TYPE_CHECKING:
+    from .dicom_input import ImageSeries
+    from .mrml import Deformation
+
+#: Attributes that the SOP class constructor sets, so overrides of them are passed to it.
+_CONSTRUCTOR_OVERRIDES = {
+    "StudyInstanceUID": "study_instance_uid",
+    "SeriesInstanceUID": "series_instance_uid",
+    "SOPInstanceUID": "sop_instance_uid",
+    "SeriesNumber": "series_number",
+    "InstanceNumber": "instance_number",
+    "SeriesDescription": "series_description",
+    "ContentLabel": "content_label",
+    "ContentDescription": "content_description",
+    "ContentCreatorName": "content_creator_name",
+    "Manufacturer": "manufacturer",
+    "ManufacturerModelName": "manufacturer_model_name",
+    "DeviceSerialNumber": "device_serial_number",
+    "SoftwareVersions": "software_versions",
+}
+
+
+def default_software_versions() -> list[str]:
+    return [f"DicomRegSave {__version__}", f"pydicom {pydicom.__version__}", f"highdicom {hd.__version__}"]
+
+
+@dataclass
+class ExportOptions:
+    """Everything a user may choose about the REG object; the defaults describe DicomRegSave.
+
+    ``overrides`` (keyword or ``gggg,eeee`` -> value, ``None`` deletes) apply after everything
+    else except ``modifier``, a callable that receives the finished dataset (private tags,
+    site-specific clean-ups). ``copy_source_keywords`` copies further attributes from the fixed
+    image on request, with a warning each.
+    """
+
+    series_description: str | None = "Deformable registration"
+    series_number: int = 1000
+    instance_number: int = 1
+    content_label: str = "REGISTRATION"
+    content_description: str | None = None
+    content_creator_name: str | None = None
+    manufacturer: str = "DicomRegSave"
+    manufacturer_model_name: str = "DicomRegSave"
+    device_serial_number: str = "DICOMREGSAVE"
+    software_versions: Sequence[str] = field(default_factory=default_software_versions)
+    identity_item: bool = False
+    registration_type: Code | None = IMAGE_CONTENT_BASED_ALIGNMENT
+    comment: str | None = None
+    series_instance_uid: str | None = None
+    sop_instance_uid: str | None = None
+    overrides: Mapping[str, object] = field(default_factory=dict)
+    copy_source_keywords: Sequence[str] = ()
+    modifier: Callable[[Dataset], None] | None = None
+
+
+@dataclass
+class ExportResult:
+    """What an export produced: the file, the dataset written and the checks' report."""
+
+    path: Path
+    dataset: Dataset
+    registration: Registration
+    report: ConformanceReport
+
+
+def build_registration(
+    fixed: ImageSeries,
+    moving: ImageSeries,
+    deformation: Deformation,
+    *,
+    identity_item: bool = False,
+    registration_type: Code | None = IMAGE_CONTENT_BASED_ALIGNMENT,
+    comment: str | None = None,
+) -> Registration:
+    """The registration of `moving` to `fixed` by `deformation`.
+
+    Parameters
+    ----------
+    identity_item:
+        Add a leading item for the fixed frame itself (Frame of Reference Identity, no grid,
+        referencing every fixed image), which some receivers expect.
+    """
+    items = []
+    if identity_item:
+        items.append(
+            RegistrationItem(
+                fixed.frame_of_reference_uid,
+                fixed.image_references(),
+                registration_type=FRAME_OF_REFERENCE_IDENTITY,
+            )
+        )
+    items.append(
+        RegistrationItem(
+            moving.frame_of_reference_uid,
+            moving.image_references(),
+            grid=deformation.grid,
+            pre_deformation_matrix=deformation.pre_deformation_matrix,
+            post_deformation_matrix=deformation.post_deformation_matrix,
+            registration_type=registration_type,
+            comment=comment,
+        )
+    )
+    return Registration(fixed.frame_of_reference_uid, items)
+
+
+def create_dataset(registration: Registration, fixed_image: Dataset, options: ExportOptions) -> Dataset:
+    """The REG dataset for `registration`, with options, overrides and the modifier applied."""
+    arguments = {
+        "study_instance_uid": None,
+        "series_instance_uid": options.series_instance_uid or hd.UID(),
+        "sop_instance_uid": options.sop_instance_uid or hd.UID(),
+        "series_number": options.series_number,
+        "instance_number": options.instance_number,
+        "series_description": options.series_description,
+        "content_label": options.content_label,
+        "content_description": options.content_description,
+        "content_creator_name": options.content_creator_name,
+        "manufacturer": options.manufacturer,
+        "manufacturer_model_name": options.manufacturer_model_name,
+        "device_serial_number": options.device_serial_number,
+        "software_versions": list(options.software_versions),
+    }
+    remaining = {}
+    for key, value in options.overrides.items():
+        keyword = tags.resolve_keyword(key)
+        tags.check_override(keyword, value)
+        if keyword in _CONSTRUCTOR_OVERRIDES:
+            arguments[_CONSTRUCTOR_OVERRIDES[keyword]] = int(value) if keyword.endswith("Number") else value
+        else:
+            remaining[keyword] = value
+    dataset = DeformableSpatialRegistration(registration, fixed_image, **arguments)
+    tags.copy_extra_attributes(dataset, fixed_image, options.copy_source_keywords)
+    tags.apply_overrides(dataset, remaining)
+    tags.ensure_character_set(dataset)
+    if options.modifier is not None:
+        options.modifier(dataset)
+    return dataset
+
+
+def output_path_for(output: str | os.PathLike, sop_instance_uid: str, force: bool = False) -> Path:
+    """Where the REG goes: `output` itself, or ``<SOP Instance UID>.dcm`` inside an existing folder.
+
+    Raises
+    ------
+    OutputError
+        If the folder does not exist, or the file exists and `force` is false.
+    """
+    path = Path(output)
+    if path.is_dir():
+        path = path / f"{sop_instance_uid}.dcm"
+    return check_output_path(path, force)
+
+
+def write_dataset(dataset: Dataset, output: str | os.PathLike, force: bool = False) -> Path:
+    """Write `dataset` atomically (temporary file in the same folder, then rename); return the path."""
+    path = output_path_for(output, dataset.SOPInstanceUID, force)
+    with atomic_output(path, force) as temporary, large_buffered_reads():
+        with open(temporary, "wb") as stream:
+            dataset.save_as(stream, enforce_file_format=True)
+            stream.flush()
+            os.fsync(stream.fileno())
+    return path
+
+
+def export_registration(
+    deformation: Deformation,
+    fixed: ImageSeries,
+    moving: ImageSeries,
+    output: str | os.PathLike,
+    options: ExportOptions | None = None,
+    force: bool = False,
+) -> ExportResult:
+    """Build, check and write the REG of `moving` registered to `fixed` by `deformation`.
+
+    Raises
+    ------
+    InvalidRegistrationError
+        If the dataset fails the writer's own conformance checks (nothing is written).
+    OutputError
+        If the output cannot be written (nothing is left behind).
+    """
+    options = options or ExportOptions()
+    if options.sop_instance_uid is None:
+        options = dataclasses.replace(options, sop_instance_uid=hd.UID())
+    output_path_for(output, options.sop_instance_uid, force)
+    registration = build_registration(
+        fixed,
+        moving,
+        deformation,
+        identity_item=options.identity_item,
+        registration_type=options.registration_type,
+        comment=options.comment,
+    )
+    dataset = create_dataset(registration, fixed.first_header, options)
+    report = check_dataset(dataset)
+    if not report.ok:
+        raise InvalidRegistrationError(
+            "The registration object fails the standard's rules, so it was not written:\n" + report.text()
+        )
+    path = write_dataset(dataset, output, force)
+    return ExportResult(path, dataset, registration, report)

@@ -1,0 +1,213 @@
+"""Which attributes a REG inherits from the fixed image, user overrides, and what is never copied.
+
+The module tables of the Deformable Spatial Registration IOD come from highdicom's copy of the
+standard (``highdicom._iods`` / ``highdicom._modules``), so no keyword list is retyped here except
+the few series/frame-of-reference attributes that are deliberately taken from the fixed image.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import warnings
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+
+from highdicom._iods import IOD_MODULE_MAP
+from highdicom._modules import MODULE_ATTRIBUTE_MAP
+from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
+from pydicom.dataset import Dataset
+from pydicom.tag import Tag
+
+from .errors import InvalidRegistrationError
+from .values import (
+    problem_content_label,
+    problem_date,
+    problem_integer_string,
+    problem_patient_sex,
+    problem_person_name,
+    problem_time,
+    problem_uid,
+)
+
+logger = logging.getLogger(__name__)
+
+REG_IOD_KEY = "deformable-spatial-registration"
+
+#: Information entities whose attributes are copied from the fixed image, as the REG joins its study.
+INHERITED_ENTITIES = ("Patient", "Study")
+
+#: Outside those entities, attributes of the fixed image that describe the same patient anatomy
+#: and frame: Laterality is Type 2C in General Series and dciodvfy expects it with Body Part.
+INHERITED_FROM_FIXED_SERIES = ("BodyPartExamined", "Laterality", "PositionReferenceIndicator")
+
+#: Modules the writer fills itself: copying source values into them would describe the image,
+#: not the registration (wrong equipment, UIDs, geometry).
+GENERATED_MODULES = (
+    "general-series",
+    "spatial-registration-series",
+    "frame-of-reference",
+    "general-equipment",
+    "enhanced-general-equipment",
+    "deformable-spatial-registration",
+    "common-instance-reference",
+    "sop-common",
+)
+
+#: Overrides that would silently break the registration's meaning or structure; a modifier
+#: callable can still change them, and the conformance check then runs on the result.
+PROTECTED_KEYWORDS = frozenset(
+    {
+        "SOPClassUID",
+        "Modality",
+        "FrameOfReferenceUID",
+        "DeformableRegistrationSequence",
+        "ReferencedSeriesSequence",
+        "StudiesContainingOtherReferencedInstancesSequence",
+    }
+)
+
+
+@lru_cache(maxsize=None)
+def module_root_keywords(module_key: str) -> frozenset[str]:
+    """Keywords at the root level of one module of the standard (e.g. ``"general-study"``)."""
+    return frozenset(
+        str(entry["keyword"]) for entry in MODULE_ATTRIBUTE_MAP[module_key] if not entry["path"]
+    )
+
+
+@lru_cache(maxsize=None)
+def inherited_keywords() -> tuple[str, ...]:
+    """Root keywords of the REG IOD's Patient and Study modules, plus the fixed-series extras."""
+    keywords: list[str] = []
+    for module in IOD_MODULE_MAP[REG_IOD_KEY]:
+        if module["ie"] in INHERITED_ENTITIES:
+            keywords.extend(sorted(module_root_keywords(module["key"])))
+    keywords.extend(INHERITED_FROM_FIXED_SERIES)
+    return tuple(dict.fromkeys(keywords))
+
+
+@lru_cache(maxsize=None)
+def _reg_iod_keywords() -> frozenset[str]:
+    return frozenset().union(*(module_root_keywords(m["key"]) for m in IOD_MODULE_MAP[REG_IOD_KEY]))
+
+
+@lru_cache(maxsize=None)
+def _generated_keywords() -> frozenset[str]:
+    return frozenset().union(*(module_root_keywords(key) for key in GENERATED_MODULES))
+
+
+def inherit_from_fixed(dataset: Dataset, fixed_image: Dataset) -> None:
+    """Copy the patient, study and fixed-series attributes present in `fixed_image` into `dataset`.
+
+    Specific Character Set is copied with them, because the copied text is encoded in it.
+    """
+    if "SpecificCharacterSet" in fixed_image:
+        dataset.SpecificCharacterSet = fixed_image.SpecificCharacterSet
+    for keyword in inherited_keywords():
+        if keyword in fixed_image:
+            dataset[keyword] = copy.deepcopy(fixed_image[keyword])
+
+
+def copy_extra_attributes(dataset: Dataset, source: Dataset, keywords: Iterable[str]) -> None:
+    """Opt-in: copy further attributes from a source image, warning about each.
+
+    Raises
+    ------
+    InvalidRegistrationError
+        For attributes of the modules the writer generates itself (UIDs, equipment, geometry):
+        set those with overrides instead.
+    """
+    for keyword in keywords:
+        if tag_for_keyword(keyword) is None:
+            raise InvalidRegistrationError(f"Cannot copy {keyword!r}: not a DICOM keyword.")
+        if keyword in _generated_keywords() or keyword == "PixelData":
+            raise InvalidRegistrationError(
+                f"{keyword} describes the registration object itself and is never copied from an "
+                "image; set it with an override if you need a specific value."
+            )
+        if keyword not in source:
+            raise InvalidRegistrationError(f"Cannot copy {keyword}: the source image has no such attribute.")
+        where = "a REG module" if keyword in _reg_iod_keywords() else "no module of the REG IOD (validators will flag it)"
+        message = f"Copying {keyword} from the source image on request; it belongs to {where}."
+        warnings.warn(message, stacklevel=2)
+        logger.warning(message)
+        dataset[keyword] = copy.deepcopy(source[keyword])
+
+
+_VALUE_CHECKS = {
+    "UI": problem_uid,
+    "PN": problem_person_name,
+    "DA": problem_date,
+    "TM": problem_time,
+}
+_KEYWORD_CHECKS = {
+    "ContentLabel": problem_content_label,
+    "PatientSex": problem_patient_sex,
+    "SeriesNumber": problem_integer_string,
+    "InstanceNumber": problem_integer_string,
+}
+
+
+def resolve_keyword(key: str) -> str:
+    """A DICOM keyword from a keyword or a tag written ``gggg,eeee`` / ``(gggg,eeee)``."""
+    text = key.strip()
+    if tag_for_keyword(text) is not None:
+        return text
+    digits = text.strip("()").replace(",", "")
+    try:
+        keyword = keyword_for_tag(Tag(int(digits, 16)))
+    except ValueError:
+        keyword = ""
+    if not keyword:
+        raise InvalidRegistrationError(
+            f"Unknown attribute {key!r} in the overrides: use a DICOM keyword (e.g. SeriesDescription) "
+            "or a public tag as gggg,eeee. Private tags belong in a modifier callable."
+        )
+    return keyword
+
+
+def check_override(keyword: str, value: object) -> None:
+    """Raise InvalidRegistrationError if an override value is not valid for its attribute."""
+    if keyword in PROTECTED_KEYWORDS:
+        raise InvalidRegistrationError(
+            f"{keyword} cannot be overridden: it defines what the registration means or references. "
+            "Change the inputs instead."
+        )
+    if value is None or value == "":
+        return
+    vr = dictionary_VR(keyword)
+    check = _KEYWORD_CHECKS.get(keyword) or _VALUE_CHECKS.get(vr)
+    if check is None:
+        return
+    values = value if isinstance(value, (list, tuple)) else [value]
+    for single in values:
+        problem = check(single if check is problem_integer_string else str(single))
+        if problem is not None:
+            raise InvalidRegistrationError(f"Override {keyword}: {problem}.")
+
+
+def apply_overrides(dataset: Dataset, overrides: Mapping[str, object]) -> None:
+    """Set (or, with value ``None``, delete) attributes by keyword or tag, after checking each value."""
+    for key, value in overrides.items():
+        keyword = resolve_keyword(key)
+        check_override(keyword, value)
+        if value is None:
+            if keyword in dataset:
+                del dataset[keyword]
+            continue
+        setattr(dataset, keyword, value)
+        if keyword == "SOPInstanceUID" and getattr(dataset, "file_meta", None) is not None:
+            dataset.file_meta.MediaStorageSOPInstanceUID = value
+
+
+def ensure_character_set(dataset: Dataset) -> None:
+    """Declare UTF-8 (ISO_IR 192) when text needs more than ASCII and no character set is declared."""
+    if "SpecificCharacterSet" in dataset:
+        return
+    text_vrs = {"PN", "LO", "SH", "ST", "LT", "UT", "UC"}
+    for element in dataset.iterall():
+        if element.VR in text_vrs and element.value is not None:
+            if not str(element.value).isascii():
+                dataset.SpecificCharacterSet = "ISO_IR 192"
+                return
