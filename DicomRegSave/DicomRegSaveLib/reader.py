@@ -1,0 +1,309 @@
+"""Read a DICOM Deformable Spatial Registration (REG) object into the model (LPS, mm).
+
+The reader follows PS3.3 A.39.2 / C.20.3 and returns the same :class:`~.model.Registration`
+that the writer consumes, so round trips, ``to-transform`` and validation share one model.
+Vector Grid Data is wrapped with :func:`numpy.frombuffer`: the displacement array is a view of
+the bytes pydicom read, not a second copy of a field that may be hundreds of megabytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
+from pydicom.sr.coding import Code
+from pydicom.uid import UID
+
+from .errors import DicomRegSaveError, InvalidRegistrationError
+from .model import DisplacementGrid, ImageReference, Registration, RegistrationItem, RegistrationMatrix
+
+DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.66.3"
+
+#: SOP classes that users confuse with a deformable REG, with what to tell them.
+_RELATED_SOP_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.66.1": "a rigid Spatial Registration (…66.1), which holds matrices only",
+    "1.2.840.10008.5.1.4.1.1.66.2": "a Spatial Fiducials object (…66.2), which holds landmarks only",
+    "1.2.840.10008.5.1.4.1.1.66.4": "a Segmentation (…66.4)",
+}
+
+_T = TypeVar("_T")
+
+
+def read_registration(source: str | Path | Dataset) -> Registration:
+    """Read a Deformable Spatial Registration file or dataset into a :class:`Registration`.
+
+    Parameters
+    ----------
+    source:
+        Path of a REG file, or a pydicom Dataset already in memory (used as it is, not copied).
+
+    Returns
+    -------
+    Registration
+        Registered frame = the REG's Frame of Reference UID (0020,0052); one
+        :class:`RegistrationItem` per Deformable Registration Sequence (0064,0002) item, with
+        matrices and grid in LPS (mm). A grid's vectors are a read-only float32 view of
+        Vector Grid Data (0064,0009).
+
+    Raises
+    ------
+    InvalidRegistrationError
+        If the file cannot be read, is not a Deformable Spatial Registration, or an attribute
+        the mapping depends on is missing or malformed; the message names the file and the tag.
+    """
+    dataset, name = _load(source)
+    _check_sop_class(dataset, name)
+    registered_frame = _required(dataset, "FrameOfReferenceUID", "(0020,0052)", name)
+    series_and_study = _instance_locations(dataset, name)
+    sequence = _required(dataset, "DeformableRegistrationSequence", "(0064,0002)", name)
+    if len(sequence) == 0:
+        raise InvalidRegistrationError(
+            f"{name}: the Deformable Registration Sequence (0064,0002) is empty; a REG needs at least one item."
+        )
+    items = [
+        _read_item(item, f"{name}: Deformable Registration Sequence (0064,0002) item {number}", series_and_study)
+        for number, item in enumerate(sequence, start=1)
+    ]
+    return _wrap(lambda: Registration(str(registered_frame), items), name)
+
+
+def _load(source: str | Path | Dataset) -> tuple[Dataset, str]:
+    if isinstance(source, Dataset):
+        filename = getattr(source, "filename", None)
+        if isinstance(filename, str) and filename:
+            return source, filename
+        return source, f"REG dataset {source.get('SOPInstanceUID', '(no SOP Instance UID)')}"
+    path = Path(source)
+    if not path.is_file():
+        raise InvalidRegistrationError(f"{path}: no such file; give the path of a DICOM REG file.")
+    try:
+        return pydicom.dcmread(path), str(path)
+    except (InvalidDicomError, OSError, ValueError, EOFError) as exc:
+        raise InvalidRegistrationError(f"{path}: not a readable DICOM file ({exc}).") from exc
+
+
+def _check_sop_class(dataset: Dataset, name: str) -> None:
+    sop_class_uid = dataset.get("SOPClassUID")
+    if sop_class_uid == DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID:
+        return
+    if sop_class_uid is None:
+        what = "an object without SOP Class UID (0008,0016)"
+    elif sop_class_uid in _RELATED_SOP_CLASSES:
+        what = f"this is {_RELATED_SOP_CLASSES[sop_class_uid]}"
+    else:
+        what = f"this is {UID(sop_class_uid).name} ({sop_class_uid})"
+    raise InvalidRegistrationError(
+        f"{name} is not a Deformable Spatial Registration (SOP Class {DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID}): "
+        f"{what}. Choose the deformable REG object."
+    )
+
+
+def _required(dataset: Dataset, keyword: str, tag: str, where: str) -> object:
+    value = dataset.get(keyword)
+    if value is None or (not isinstance(value, (bytes, bytearray)) and value == ""):
+        raise InvalidRegistrationError(f"{where}: {_spaced(keyword)} {tag} is missing or empty.")
+    return value
+
+
+def _spaced(keyword: str) -> str:
+    """'GridDimensions' -> 'Grid Dimensions' for messages."""
+    words = []
+    for character in keyword:
+        if character.isupper() and words and not words[-1].endswith(" ") and not words[-1][-1].isupper():
+            words.append(" ")
+        words.append(character)
+    return "".join(words)
+
+
+def _wrap(build: Callable[[], _T], where: str) -> _T:
+    """Run a model constructor, prefixing its error with where in the file the values came from."""
+    try:
+        return build()
+    except (DicomRegSaveError, ValueError, TypeError) as exc:
+        raise InvalidRegistrationError(f"{where}: {exc}") from exc
+
+
+def _instance_locations(dataset: Dataset, name: str) -> dict[str, tuple[str, str]]:
+    """SOP Instance UID -> (Series Instance UID, Study Instance UID) from Common Instance Reference."""
+    locations: dict[str, tuple[str, str]] = {}
+    own_study = str(_required(dataset, "StudyInstanceUID", "(0020,000D)", name))
+
+    def add_series(series_sequence: object, study_uid: str, where: str) -> None:
+        for number, series in enumerate(series_sequence or (), start=1):
+            series_where = f"{where} item {number}"
+            series_uid = str(_required(series, "SeriesInstanceUID", "(0020,000E)", series_where))
+            for instance in series.get("ReferencedInstanceSequence") or ():
+                sop_instance_uid = instance.get("ReferencedSOPInstanceUID")
+                if sop_instance_uid:
+                    locations.setdefault(str(sop_instance_uid), (series_uid, study_uid))
+
+    add_series(dataset.get("ReferencedSeriesSequence"), own_study, f"{name}: Referenced Series Sequence (0008,1115)")
+    other_where = f"{name}: Studies Containing Other Referenced Instances Sequence (0008,1200)"
+    for number, study in enumerate(dataset.get("StudiesContainingOtherReferencedInstancesSequence") or (), start=1):
+        study_where = f"{other_where} item {number}"
+        study_uid = str(_required(study, "StudyInstanceUID", "(0020,000D)", study_where))
+        add_series(study.get("ReferencedSeriesSequence"), study_uid, f"{study_where} Referenced Series Sequence (0008,1115)")
+    return locations
+
+
+def _read_item(item: Dataset, where: str, locations: dict[str, tuple[str, str]]) -> RegistrationItem:
+    source_frame = str(_required(item, "SourceFrameOfReferenceUID", "(0064,0003)", where))
+    references = [
+        _read_reference(reference, f"{where}: Referenced Image Sequence (0008,1140) item {number}", source_frame, locations)
+        for number, reference in enumerate(item.get("ReferencedImageSequence") or (), start=1)
+    ]
+    grid_item = _single_item(item, "DeformableRegistrationGridSequence", "(0064,0005)", where)
+    pre_item = _single_item(item, "PreDeformationMatrixRegistrationSequence", "(0064,000F)", where)
+    post_item = _single_item(item, "PostDeformationMatrixRegistrationSequence", "(0064,0010)", where)
+    comment = item.get("FrameOfReferenceTransformationComment")
+    return _wrap(
+        lambda: RegistrationItem(
+            source_frame_of_reference_uid=source_frame,
+            referenced_images=references,
+            grid=None if grid_item is None else _read_grid(grid_item, f"{where}: Deformable Registration Grid Sequence (0064,0005)"),
+            pre_deformation_matrix=None if pre_item is None else _read_matrix(
+                pre_item, f"{where}: Pre Deformation Matrix Registration Sequence (0064,000F)"
+            ),
+            post_deformation_matrix=None if post_item is None else _read_matrix(
+                post_item, f"{where}: Post Deformation Matrix Registration Sequence (0064,0010)"
+            ),
+            registration_type=_read_registration_type(item, where),
+            comment=None if comment in (None, "") else str(comment),
+        ),
+        where,
+    )
+
+
+def _single_item(dataset: Dataset, keyword: str, tag: str, where: str) -> Dataset | None:
+    sequence = dataset.get(keyword)
+    if sequence is None or len(sequence) == 0:
+        return None
+    if len(sequence) > 1:
+        raise InvalidRegistrationError(
+            f"{where}: {_spaced(keyword)} {tag} holds {len(sequence)} items; the standard allows exactly one."
+        )
+    return sequence[0]
+
+
+def _read_reference(
+    reference: Dataset, where: str, source_frame: str, locations: dict[str, tuple[str, str]]
+) -> ImageReference:
+    sop_class_uid = str(_required(reference, "ReferencedSOPClassUID", "(0008,1150)", where))
+    sop_instance_uid = str(_required(reference, "ReferencedSOPInstanceUID", "(0008,1155)", where))
+    if sop_instance_uid not in locations:
+        raise InvalidRegistrationError(
+            f"{where}: instance {sop_instance_uid} is not listed in the Common Instance Reference module "
+            "(Referenced Series Sequence (0008,1115) / Studies Containing Other Referenced Instances Sequence "
+            "(0008,1200)), so its series and study are unknown. The file is not conformant; ask its producer to fix it."
+        )
+    series_uid, study_uid = locations[sop_instance_uid]
+    return _wrap(
+        lambda: ImageReference(
+            sop_class_uid=sop_class_uid,
+            sop_instance_uid=sop_instance_uid,
+            series_instance_uid=series_uid,
+            study_instance_uid=study_uid,
+            frame_of_reference_uid=source_frame,
+            frame_numbers=_integers(reference.get("ReferencedFrameNumber")),
+            segment_numbers=_integers(reference.get("ReferencedSegmentNumber")),
+        ),
+        where,
+    )
+
+
+def _integers(value: object) -> tuple[int, ...]:
+    if value is None or value == "":
+        return ()
+    if isinstance(value, (list, tuple, MultiValue)):
+        return tuple(int(v) for v in value)
+    return (int(value),)
+
+
+def _floats(dataset: Dataset, keyword: str, tag: str, count: int, where: str) -> np.ndarray:
+    value = _required(dataset, keyword, tag, where)
+    values = value if isinstance(value, (list, tuple, MultiValue)) else [value]
+    try:
+        numbers = np.array([float(v) for v in values], dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidRegistrationError(f"{where}: {_spaced(keyword)} {tag} is not numeric ({exc}).") from exc
+    if numbers.shape != (count,) or not np.all(np.isfinite(numbers)):
+        raise InvalidRegistrationError(
+            f"{where}: {_spaced(keyword)} {tag} must hold {count} finite numbers; got {numbers.tolist()}."
+        )
+    return numbers
+
+
+def _read_matrix(item: Dataset, where: str) -> RegistrationMatrix:
+    matrix = _floats(item, "FrameOfReferenceTransformationMatrix", "(3006,00C6)", 16, where).reshape(4, 4)
+    matrix_type = item.get("FrameOfReferenceTransformationMatrixType")
+    # A missing type does not change the mapping; the most specific type is detected instead.
+    return _wrap(
+        lambda: RegistrationMatrix(matrix, str(matrix_type) if matrix_type else None),
+        f"{where}: Frame of Reference Transformation Matrix (3006,00C6) / Type (0070,030C)",
+    )
+
+
+def _read_grid(item: Dataset, where: str) -> DisplacementGrid:
+    orientation = _floats(item, "ImageOrientationPatient", "(0020,0037)", 6, where)
+    origin = _floats(item, "ImagePositionPatient", "(0020,0032)", 3, where)
+    spacing = _floats(item, "GridResolution", "(0064,0008)", 3, where)
+    dimensions = _floats(item, "GridDimensions", "(0064,0007)", 3, where)
+    if np.any(dimensions < 1) or np.any(dimensions != np.round(dimensions)):
+        raise InvalidRegistrationError(
+            f"{where}: Grid Dimensions (0064,0007) must be three whole numbers of 1 or more; got {dimensions.tolist()}."
+        )
+    n_i, n_j, n_k = (int(d) for d in dimensions)
+    row, column = orientation[:3], orientation[3:]
+    # Image Orientation (Patient) lists the i (row) then j (column) axis; k is row x column.
+    direction = np.column_stack([row, column, np.cross(row, column)])
+    vectors = _vector_grid_data(item, (n_k, n_j, n_i), where)
+    return _wrap(lambda: DisplacementGrid(origin, direction, spacing, vectors), where)
+
+
+def _vector_grid_data(item: Dataset, shape_kji: tuple[int, int, int], where: str) -> np.ndarray:
+    if "VectorGridData" not in item:
+        raise InvalidRegistrationError(f"{where}: Vector Grid Data (0064,0009) is missing.")
+    data = item["VectorGridData"].value
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise InvalidRegistrationError(
+            f"{where}: Vector Grid Data (0064,0009) holds {type(data).__name__}, not the float32 bytes of VR OF."
+        )
+    expected = 12 * shape_kji[0] * shape_kji[1] * shape_kji[2]
+    if len(data) != expected:
+        n_k, n_j, n_i = shape_kji
+        raise InvalidRegistrationError(
+            f"{where}: Vector Grid Data (0064,0009) has {len(data)} bytes, but Grid Dimensions (0064,0007) "
+            f"{n_i}x{n_j}x{n_k} need exactly 12 x {n_i * n_j * n_k} = {expected} bytes. The file is truncated "
+            "or its grid dimensions are wrong."
+        )
+    # original_encoding is (implicit VR, little endian) as read; (None, None) for an in-memory dataset.
+    if item.original_encoding[1] is False:
+        return np.frombuffer(data, dtype=">f4").astype(np.float32).reshape(*shape_kji, 3)
+    return np.frombuffer(data, dtype="<f4").reshape(*shape_kji, 3)
+
+
+def _read_registration_type(item: Dataset, where: str) -> Code | None:
+    sequence = item.get("RegistrationTypeCodeSequence")
+    if sequence is None or len(sequence) == 0:
+        return None
+    if len(sequence) > 1:
+        raise InvalidRegistrationError(
+            f"{where}: Registration Type Code Sequence (0070,030D) holds {len(sequence)} items; at most one is allowed."
+        )
+    code = sequence[0]
+    value = code.get("CodeValue") or code.get("LongCodeValue") or code.get("URNCodeValue")
+    # Some writers (plastimatch) emit an empty item; it carries no information, like an empty sequence.
+    if not value:
+        return None
+    return Code(
+        str(value),
+        str(code.get("CodingSchemeDesignator", "")),
+        str(code.get("CodeMeaning", "")),
+        scheme_version=code.get("CodingSchemeVersion") or None,
+    )
