@@ -163,7 +163,8 @@ def write_image_series(
         index = plane_index.copy()
         index[..., 2] = k
         points = index @ ijk_to_lps[:3, :3].T + ijk_to_lps[:3, 3]
-        return np.clip(np.rint(function(points)), -1024, 3071).astype(np.int16)
+        values = np.asarray(function(points.reshape(-1, 3)), dtype=np.float64).reshape(n_j, n_i)
+        return np.clip(np.rint(values), -1024, 3071).astype(np.int16)
 
     base = _common_dataset(
         patient_name=patient_name, patient_id=patient_id, patient_birth_date=patient_birth_date,
@@ -369,3 +370,207 @@ def _save(dataset: Dataset, path: Path) -> None:
     dataset.InstanceCreationDate = dataset.ContentDate
     dataset.InstanceCreationTime = dataset.ContentTime
     dataset.save_as(path, enforce_file_format=True)
+
+
+def write_displacement_field_mha(
+    path: str | Path,
+    origin_lps: Sequence[float] | np.ndarray,
+    direction_lps: np.ndarray,
+    spacing_mm: Sequence[float] | np.ndarray,
+    vectors_lps: np.ndarray,
+) -> Path:
+    """Write an ITK displacement field as a single-file MetaImage (``.mha``).
+
+    Parameters
+    ----------
+    path:
+        Output file.
+    origin_lps:
+        Centre of grid point (0, 0, 0), LPS (mm).
+    direction_lps:
+        3x3 matrix whose columns are the unit i, j, k axes in LPS.
+    spacing_mm:
+        Grid spacing along i, j, k (mm).
+    vectors_lps:
+        Displacements (n_k, n_j, n_i, 3), LPS components in mm, in the resampling (fixed -> moving)
+        direction that ITK's DisplacementFieldTransform and Slicer's "from parent" grid use.
+    """
+    direction = geometry.check_direction(direction_lps, "displacement field direction")
+    vectors = np.ascontiguousarray(vectors_lps, dtype="<f4")
+    n_k, n_j, n_i, _ = vectors.shape
+
+    def numbers(values: np.ndarray) -> str:
+        return " ".join(repr(float(v)) for v in np.ravel(values))
+
+    # MetaIO's TransformMatrix lists the axis direction vectors one after the other (i axis first),
+    # which is the direction matrix read column by column.
+    header = (
+        "ObjectType = Image\nNDims = 3\nBinaryData = True\nBinaryDataByteOrderMSB = False\n"
+        "CompressedData = False\n"
+        f"TransformMatrix = {numbers(direction.T)}\n"
+        f"Offset = {numbers(np.asarray(origin_lps, dtype=np.float64))}\n"
+        "CenterOfRotation = 0 0 0\n"
+        f"ElementSpacing = {numbers(np.asarray(spacing_mm, dtype=np.float64))}\n"
+        f"DimSize = {n_i} {n_j} {n_k}\n"
+        "ElementNumberOfChannels = 3\nElementType = MET_FLOAT\nElementDataFile = LOCAL\n"
+    )
+    path = Path(path)
+    with open(path, "wb") as stream:
+        stream.write(header.encode("ascii"))
+        stream.write(memoryview(vectors).cast("B"))
+    return path
+
+
+#: Demo sizes: (dimensions (n_i, n_j, n_k), spacing (mm)); all cover about 192 x 192 x 96 mm.
+DEMO_SIZES: dict[str, tuple[tuple[int, int, int], tuple[float, float, float]]] = {
+    "tiny": ((16, 16, 8), (12.0, 12.0, 12.0)),
+    "small": ((48, 48, 24), (4.0, 4.0, 4.0)),
+    "large": ((128, 128, 64), (1.5, 1.5, 1.5)),
+}
+
+# The demo deformation (fixed -> moving, LPS mm): a translation (the moving scanner's frame differs
+# from the fixed one) plus a Gaussian bump; its largest displacement gradient is about 0.11, so the
+# mapping is smooth and invertible.
+_DEMO_TRANSLATION_LPS = np.array([3.0, -2.0, 1.5])
+_DEMO_BUMP_VECTOR_LPS = np.array([4.0, 3.0, -2.0])
+_DEMO_BUMP_CENTRE_LPS = np.array([20.0, -10.0, 0.0])
+_DEMO_BUMP_SIGMA_MM = 30.0
+# Where the moving series' voxel grid starts relative to the fixed one (mm, LPS).
+_DEMO_MOVING_ORIGIN_SHIFT_LPS = np.array([2.0, -1.0, 4.0])
+
+
+def demo_displacement_lps(points_lps: np.ndarray) -> np.ndarray:
+    """The demo's fixed -> moving displacement D(x) (mm, LPS) at fixed points (..., 3) in LPS."""
+    points = np.asarray(points_lps, dtype=np.float64)
+    squared = np.sum((points - _DEMO_BUMP_CENTRE_LPS) ** 2, axis=-1, keepdims=True)
+    return _DEMO_TRANSLATION_LPS + _DEMO_BUMP_VECTOR_LPS * np.exp(-squared / (2.0 * _DEMO_BUMP_SIGMA_MM**2))
+
+
+@dataclass
+class DemoCase:
+    """A generated registration case: fixed and moving CT series and the known fixed -> moving field.
+
+    Attributes
+    ----------
+    folder, fixed_dir, moving_dir, field_path:
+        Where the case was written; `field_path` is an ITK displacement field (``.mha``, LPS,
+        resampling direction) on the fixed image geometry.
+    fixed_paths, moving_paths:
+        The DICOM files, in slice order.
+    patient_name, patient_id:
+        Shared by both series.
+    fixed_*_uid, moving_*_uid:
+        Study, series and frame of reference UIDs; the moving series is in another study and frame
+        of reference.
+    field_ijk_to_lps, field_dimensions:
+        Geometry of the displacement field grid (index -> LPS mm, (n_i, n_j, n_k)).
+    """
+
+    folder: Path
+    fixed_dir: Path
+    moving_dir: Path
+    field_path: Path
+    fixed_paths: list[Path]
+    moving_paths: list[Path]
+    patient_name: str
+    patient_id: str
+    fixed_study_instance_uid: str
+    fixed_series_instance_uid: str
+    fixed_frame_of_reference_uid: str
+    moving_study_instance_uid: str
+    moving_series_instance_uid: str
+    moving_frame_of_reference_uid: str
+    field_ijk_to_lps: np.ndarray
+    field_dimensions: tuple[int, int, int]
+
+    @staticmethod
+    def displacement_lps(points_lps: np.ndarray) -> np.ndarray:
+        """Fixed -> moving displacement (mm, LPS) at fixed points (..., 3) in LPS."""
+        return demo_displacement_lps(points_lps)
+
+    @staticmethod
+    def mapping_lps(points_lps: np.ndarray) -> np.ndarray:
+        """Map fixed-frame points (..., 3, LPS mm) to the moving frame: ``x + D(x)``."""
+        points = np.asarray(points_lps, dtype=np.float64)
+        return points + demo_displacement_lps(points)
+
+    @staticmethod
+    def inverse_mapping_lps(points_lps: np.ndarray) -> np.ndarray:
+        """Map moving-frame points (..., 3, LPS mm) back to the fixed frame (fixed-point iteration)."""
+        target = np.asarray(points_lps, dtype=np.float64)
+        points = target - _DEMO_TRANSLATION_LPS
+        # The displacement's gradient is below 0.12, so each step shrinks the error at least 8-fold.
+        for _ in range(20):
+            points = target - demo_displacement_lps(points)
+        return points
+
+
+def make_demo_case(
+    folder: str | Path,
+    *,
+    size: str = "small",
+    seed: int = 0,
+    patient_name: str = "Demo^Phantom",
+    patient_id: str = "DRS-DEMO-0001",
+    multiframe: bool = False,
+) -> DemoCase:
+    """Write a demo registration case into `folder` (``fixed/``, ``moving/``, and the field file).
+
+    Parameters
+    ----------
+    folder:
+        Output folder (created if needed; files of an earlier demo there are overwritten).
+    size:
+        One of :data:`DEMO_SIZES` (``"small"``: 48 x 48 x 24 voxels of 4 mm).
+    seed:
+        Determines all UIDs; the same seed gives the same files.
+    patient_name, patient_id:
+        Patient of both series.
+    multiframe:
+        Write both series as Enhanced CT (one multi-frame file each).
+    """
+    if size not in DEMO_SIZES:
+        raise ValueError(f"size must be one of {sorted(DEMO_SIZES)}; got {size!r}")
+    dimensions, spacing = DEMO_SIZES[size]
+    folder = Path(folder)
+
+    def uid(name: str) -> str:
+        return str(generate_uid(entropy_srcs=["DicomRegSave demo", str(seed), name]))
+
+    uids = {name: uid(name) for name in (
+        "fixed study", "fixed series", "fixed frame", "moving study", "moving series", "moving frame"
+    )}
+    fixed_origin = -(np.asarray(spacing) * (np.asarray(dimensions) - 1)) / 2.0
+    common = dict(patient_name=patient_name, patient_id=patient_id, dimensions=dimensions, spacing_mm=spacing,
+                  multiframe=multiframe)
+    fixed_dir, moving_dir = folder / "fixed", folder / "moving"
+    fixed_paths = write_image_series(
+        fixed_dir, **common, origin_lps=fixed_origin,
+        study_instance_uid=uids["fixed study"], series_instance_uid=uids["fixed series"],
+        frame_of_reference_uid=uids["fixed frame"], study_date="20240315", study_time="093000",
+        study_id="FIXED", series_number=2, series_description="Fixed CT", file_prefix="FIXED",
+    )
+    moving_paths = write_image_series(
+        moving_dir, **common, origin_lps=fixed_origin + _DEMO_MOVING_ORIGIN_SHIFT_LPS,
+        study_instance_uid=uids["moving study"], series_instance_uid=uids["moving series"],
+        frame_of_reference_uid=uids["moving frame"], study_date="20240612", study_time="141500",
+        study_id="MOVING", series_number=3, series_description="Moving CT", file_prefix="MOVING",
+        pixel_function=lambda points: phantom_hu(DemoCase.inverse_mapping_lps(points)),
+    )
+    field_ijk_to_lps = geometry.index_to_patient_matrix(fixed_origin, np.eye(3), spacing)
+    n_i, n_j, n_k = dimensions
+    kk, jj, ii = np.meshgrid(np.arange(n_k), np.arange(n_j), np.arange(n_i), indexing="ij")
+    index = np.stack([ii, jj, kk], axis=-1).astype(np.float64)
+    grid_points = index @ field_ijk_to_lps[:3, :3].T + field_ijk_to_lps[:3, 3]
+    field_path = write_displacement_field_mha(
+        folder / "displacement_fixed_to_moving.mha", fixed_origin, np.eye(3), spacing,
+        demo_displacement_lps(grid_points).astype(np.float32),
+    )
+    return DemoCase(
+        folder=folder, fixed_dir=fixed_dir, moving_dir=moving_dir, field_path=field_path,
+        fixed_paths=fixed_paths, moving_paths=moving_paths, patient_name=patient_name, patient_id=patient_id,
+        fixed_study_instance_uid=uids["fixed study"], fixed_series_instance_uid=uids["fixed series"],
+        fixed_frame_of_reference_uid=uids["fixed frame"], moving_study_instance_uid=uids["moving study"],
+        moving_series_instance_uid=uids["moving series"], moving_frame_of_reference_uid=uids["moving frame"],
+        field_ijk_to_lps=field_ijk_to_lps, field_dimensions=(n_i, n_j, n_k),
+    )
