@@ -426,12 +426,14 @@ class _PlaneCollector:
         self.orientations: list[np.ndarray] = []
         self.pixel_spacings: list[np.ndarray] = []
         self.sizes: set[tuple[int, int]] = set()
+        self.instance_uids: dict[int, str] = {}
         self.slice_spacing: float | None = None
 
     def _error(self, message: str) -> DicomInputError:
         return DicomInputError(f"The {self.role} image series {self.series_uid}: {message}")
 
     def add_instance(self, index: int, header: Dataset, frame_numbers: Sequence[int] | None) -> None:
+        self.instance_uids[index] = str(header.SOPInstanceUID)
         self.sizes.add((int(header.Columns), int(header.Rows)))
         n_frames = _number_of_frames(header)
         has_groups = _functional_item(header, 1, "PlanePositionSequence") is not None
@@ -512,6 +514,10 @@ class _PlaneCollector:
         self.orientations.append(orientation)
         self.pixel_spacings.append(pixel_spacing)
 
+    def _describe(self, frame: SliceFrame) -> str:
+        instance = f"instance {self.instance_uids[frame.header_index]}"
+        return f"frame {frame.frame_number} of {instance}" if frame.frame_number is not None else instance
+
     def stack(self) -> tuple[np.ndarray, int, int, list[SliceFrame]]:
         """Sort the slices along the normal and return (ijk_to_lps, n_columns, n_rows, frames)."""
         if len(self.sizes) > 1:
@@ -557,8 +563,8 @@ class _PlaneCollector:
             if np.min(gaps) <= SLICE_POSITION_TOLERANCE_FLOOR_MM:
                 twin = int(np.argmin(gaps))
                 raise self._error(
-                    f"two slices lie at the same position ({_describe_frame(frames[twin])} and "
-                    f"{_describe_frame(frames[twin + 1])}, both at {np.round(positions[twin], 3).tolist()} mm); "
+                    f"two slices lie at the same position ({self._describe(frames[twin])} and "
+                    f"{self._describe(frames[twin + 1])}, both at {np.round(positions[twin], 3).tolist()} mm); "
                     "the series holds more than one stack (e.g. several phases or echoes). Select one stack "
                     "(pass its files, or its frame numbers for a multi-frame image)."
                 )
@@ -570,7 +576,7 @@ class _PlaneCollector:
                 worst = int(np.argmax(deviation))
                 raise self._error(
                     f"the {n_slices} slices are not uniformly spaced: slice gaps range from "
-                    f"{np.min(gaps):.4g} to {np.max(gaps):.4g} mm, and {_describe_frame(frames[worst])} lies "
+                    f"{np.min(gaps):.4g} to {np.max(gaps):.4g} mm, and {self._describe(frames[worst])} lies "
                     f"{deviation[worst]:.3g} mm from its place on a uniform stack (tolerance {tolerance:.3g} mm). "
                     "A stack with missing or irregular slices cannot be described by one voxel grid; "
                     "check for missing files or resample the series to uniform spacing."
@@ -584,8 +590,6 @@ class _PlaneCollector:
         return ijk_to_lps, n_columns, n_rows, frames
 
 
-def _describe_frame(frame: SliceFrame) -> str:
-    return f"frame {frame.frame_number}" if frame.frame_number is not None else "a slice"
 
 
 def _number_of_frames(header: Dataset) -> int:
