@@ -172,12 +172,17 @@ def test_demo_default_output_is_a_new_folder(tmp_path):
     assert any(p.suffix == ".dcm" for p in run_folder.iterdir())
 
 
-def test_exported_series_reference_the_input_files(case, tmp_path):
+def test_references_are_the_moving_input_files_and_a_patient_mismatch_is_reported(case, tmp_path):
     extra = tmp_path / "moving_copy"
     write_image_series(extra, patient_name="Other^Patient", patient_id="X", dimensions=(8, 8, 4),
                        spacing_mm=(2.0, 2.0, 2.0), origin_lps=(0.0, 0.0, 0.0), direction_lps=np.eye(3))
-    assert run("export", "--transform", case.field_path, "--fixed", case.fixed_dir, "--moving", extra,
-               "--output", tmp_path / "reg.dcm").returncode == 0
+    result = run("export", "--transform", case.field_path, "--fixed", case.fixed_dir, "--moving", extra,
+                 "--output", tmp_path / "reg.dcm")
+    assert result.returncode == 0, result.stderr
+    assert "patient ID 'DRS-DEMO-0001'" in result.stdout and "'X'" in result.stdout
+    same = run("export", "--transform", case.field_path, "--fixed", case.fixed_dir, "--moving", case.fixed_dir,
+               "--output", tmp_path / "same.dcm")
+    assert same.returncode == 1 and "same series" in same.stderr
     dataset = pydicom.dcmread(tmp_path / "reg.dcm")
     referenced = {i.ReferencedSOPInstanceUID for i in dataset.DeformableRegistrationSequence[0].ReferencedImageSequence}
     assert referenced == {pydicom.dcmread(p).SOPInstanceUID for p in extra.rglob("*.dcm")}

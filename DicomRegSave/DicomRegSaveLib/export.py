@@ -209,6 +209,11 @@ def export_registration(
         If the output cannot be written (nothing is left behind).
     """
     options = options or ExportOptions()
+    if fixed.series_instance_uid == moving.series_instance_uid:
+        raise InvalidRegistrationError(
+            f"The fixed and the moving image are the same series ({fixed.series_instance_uid}). "
+            "Choose the image the registration was computed from as the moving image."
+        )
     if options.sop_instance_uid is None:
         options = dataclasses.replace(options, sop_instance_uid=hd.UID())
     output_path_for(output, options.sop_instance_uid, force)
@@ -222,6 +227,13 @@ def export_registration(
     )
     dataset = create_dataset(registration, fixed.first_header, options)
     report = check_dataset(dataset)
+    fixed_patient = fixed.first_header.get("PatientID", "")
+    moving_patient = moving.first_header.get("PatientID", "")
+    if fixed_patient != moving_patient:
+        report.warnings.append(
+            f"The fixed image belongs to patient ID {fixed_patient!r} and the moving image to "
+            f"{moving_patient!r}; check that these are the series you meant to register."
+        )
     if not report.ok:
         raise InvalidRegistrationError(
             "The registration object fails the standard's rules, so it was not written:\n" + report.text()
