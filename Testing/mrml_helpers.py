@@ -101,10 +101,22 @@ def linear_node(scene, matrix_ras: np.ndarray, *, from_parent: bool = False, par
     return node
 
 
-def from_world_lps(node, points_lps: np.ndarray) -> np.ndarray:
-    """Map LPS points through the node's from-world transform as VTK evaluates it."""
+def from_world_lps(node, points_lps: np.ndarray, *, trilinear: bool = False) -> np.ndarray:
+    """Map LPS points through the node's from-world transform as VTK evaluates it.
+
+    `trilinear` switches the grids of the chain to linear interpolation first: Slicer reads
+    displacement field files with cubic interpolation, while ITK's meaning of the file (and DICOM
+    receivers) is trilinear.
+    """
     transform = vtk.vtkGeneralTransform()
     node.GetTransformFromWorld(transform)
+    if trilinear:
+        components = vtk.vtkCollection()
+        slicer.vtkMRMLTransformNode.FlattenGeneralTransform(components, transform)
+        for index in range(components.GetNumberOfItems()):
+            component = components.GetItemAsObject(index)
+            if component.IsA("vtkGridTransform"):
+                component.SetInterpolationModeToLinear()
     return apply_vtk_transform_lps(transform, points_lps)
 
 

@@ -119,6 +119,9 @@ def deformation_from_transform_node(
         linear chains (zero grid covering the fixed image + the matrix as post matrix). Everything
         else (B-spline, thin-plate, several grids, inverse i.e. to-parent-stored grids, shearing
         pre-matrices) is resampled with ``vtkSlicerTransformLogic.ConvertToGridTransform``.
+        A grid that Slicer interpolates cubically (Slicer's default for fields read from files) is
+        copied like a linear one: its values are the transform's samples, and DICOM receivers, like
+        ITK, interpolate them trilinearly (a note is added to ``warnings``).
 
     Raises
     ------
@@ -156,8 +159,8 @@ def deformation_from_transform_node(
         reason = f"the transform chain holds {len(grid_positions)} displacement grids"
     elif kinds[grid_positions[0]] == "other_grid":
         reason = (
-            "its displacement grid is stored as a to-parent (modeling) transform or uses non-linear "
-            "interpolation, so the from-parent displacement must be computed"
+            "its displacement grid is stored as a to-parent (modeling) transform, so the from-parent "
+            "displacement must be computed"
         )
     if reason is None:
         position = grid_positions[0]
@@ -176,6 +179,14 @@ def deformation_from_transform_node(
                     reason = "an LPS-axis-aligned grid was requested and the grid is oblique"
                 grid = aligned
             if reason is None:
+                if components[position].GetInterpolationMode() != _VTK_LINEAR_INTERPOLATION:
+                    warnings.append(
+                        f"Slicer evaluates the grid of '{name}' with "
+                        f"{components[position].GetInterpolationModeAsString().lower()} interpolation (its "
+                        "default for fields read from files); the grid values are copied unchanged and, as in "
+                        "ITK, receivers interpolate them trilinearly, so between grid points Slicer's display "
+                        "of this transform may differ slightly from the DICOM registration."
+                    )
                 return Deformation(
                     grid, _registration_matrix(pre_ras), _registration_matrix(post_ras), True, warnings
                 )
@@ -254,9 +265,7 @@ def _kind(component: vtk.vtkAbstractTransform) -> str:
         affine = np.allclose(matrix[3], [0.0, 0.0, 0.0, 1.0], atol=_IDENTITY_TOLERANCE)
         return "linear" if affine and abs(np.linalg.det(matrix[:3, :3])) > 1e-12 else "other"
     if component.IsA("vtkGridTransform"):
-        if component.GetInverseFlag() or component.GetInterpolationMode() != _VTK_LINEAR_INTERPOLATION:
-            return "other_grid"
-        return "grid"
+        return "other_grid" if component.GetInverseFlag() else "grid"
     return "other"
 
 

@@ -1,0 +1,398 @@
+"""Transform files as 3D Slicer reads and writes them: ITK transform files and displacement field images.
+
+An ITK displacement field file (and ITK transform files in general) holds a *resampling* transform,
+fixed -> moving, in LPS: Slicer reads it as the node's from-parent transform, which is the direction
+a DICOM deformable registration stores. NRRD fields may instead say ``displacement field
+type:=modeling`` (to-parent); Slicer then stores them to-parent and they are resampled. Slicer
+evaluates fields read from files with cubic interpolation; ITK (and DICOM receivers) interpolate
+trilinearly, which is the meaning the grid values keep here.
+
+Large raw fields (``.mha``/``.mhd``/``.nrrd``/``.nhdr``, uncompressed, little-endian float32 or
+float64, 3 interleaved components, LPS) are read by a fast path that parses the text header and
+reads the data straight into one float32 array, because slicer-core converts fields to float64
+(twice the memory, plus a float32 copy afterwards). Both paths give the same grid (the tests prove it).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import slicer
+import vtk
+
+from . import mrml
+from .errors import OutputError, TransformInputError
+from .model import DisplacementGrid, Registration, RegistrationItem
+
+logger = logging.getLogger(__name__)
+
+#: Transform file types that can be read, by extension (lower case).
+READABLE_TYPES = {
+    ".h5": "ITK transform (HDF5)",
+    ".hdf5": "ITK transform (HDF5)",
+    ".tfm": "ITK transform (text)",
+    ".txt": "ITK transform (text)",
+    ".mat": "ITK transform (MATLAB)",
+    ".nrrd": "displacement field (NRRD)",
+    ".nhdr": "displacement field (NRRD, detached header)",
+    ".mha": "displacement field (MetaImage)",
+    ".mhd": "displacement field (MetaImage, detached header)",
+    ".nii": "displacement field (NIfTI)",
+    ".nii.gz": "displacement field (NIfTI, compressed)",
+}
+#: ITK transform file types that `write_transform_file` writes as a composite transform.
+TRANSFORM_WRITE_TYPES = (".h5", ".hdf5", ".tfm", ".txt")
+#: Single-file displacement field types that `write_transform_file` writes.
+FIELD_WRITE_TYPES = (".nrrd", ".mha", ".nii", ".nii.gz")
+
+# Elements read per step when float64 data is narrowed to float32 (bounds the temporary copy).
+_CHUNK_ELEMENTS = 1 << 22
+# Slicer's messages repeat ITK exception dumps; the first part says what went wrong.
+_MAX_DETAIL_CHARACTERS = 400
+# Longest text header the fast path parses; real headers are below 2 KiB.
+_MAX_HEADER_BYTES = 1 << 16
+
+
+def extension_of(path: str | Path) -> str:
+    """Lower-case extension, with ``.nii.gz`` as one extension."""
+    name = Path(path).name.lower()
+    return ".nii.gz" if name.endswith(".nii.gz") else Path(name).suffix
+
+
+def _supported_list() -> str:
+    return ", ".join(sorted(READABLE_TYPES))
+
+
+def read_transform_file(path: str | Path, scene: slicer.vtkMRMLScene) -> slicer.vtkMRMLTransformNode:
+    """Read a transform file into `scene` as Slicer does (vtkSlicerTransformLogic.AddTransform).
+
+    ITK displacement fields and ITK transform files become from-parent (resampling) transforms;
+    a NRRD field marked ``displacement field type:=modeling`` becomes a to-parent transform.
+
+    Raises
+    ------
+    TransformInputError
+        If the file does not exist, has an unsupported extension, or cannot be read.
+    """
+    path = Path(path)
+    extension = extension_of(path)
+    if extension not in READABLE_TYPES:
+        raise TransformInputError(
+            f"Transform file {path}: unsupported type {extension or '(no extension)'!r}. "
+            f"Supported: {_supported_list()}."
+        )
+    if not path.is_file():
+        raise TransformInputError(f"Transform file {path} does not exist or is not a file.")
+    logic = slicer.vtkSlicerTransformLogic()
+    logic.SetMRMLScene(scene)
+    messages = slicer.vtkMRMLMessageCollection()
+    node = logic.AddTransform(str(path), scene, messages)
+    if node is None:
+        detail = " ".join(messages.GetAllMessagesAsString().split())[:_MAX_DETAIL_CHARACTERS]
+        raise TransformInputError(
+            f"Transform file {path} could not be read as a {READABLE_TYPES[extension]}"
+            f"{': ' + detail if detail else ''}. Check that it is a valid transform file; supported: "
+            f"{_supported_list()}."
+        )
+    return node
+
+
+def deformation_from_file(
+    path: str | Path,
+    reference_ijk_to_lps: np.ndarray,
+    reference_dimensions: Sequence[int],
+    *,
+    grid_spacing_mm: float | Sequence[float] | None = None,
+    axis_aligned: bool = False,
+) -> mrml.Deformation:
+    """The fixed -> moving deformation stored in a transform file (LPS).
+
+    Raw displacement fields without a spacing request are read by the fast path (one float32
+    copy of the field in memory, vectors and geometry taken as stored: exact). Everything else is
+    read by Slicer and converted by :func:`mrml.deformation_from_transform_node` (see there for
+    the meaning of the keyword arguments and for when the result is resampled).
+
+    Raises
+    ------
+    TransformInputError
+        If the file cannot be read or describes an unusable transform.
+    """
+    if grid_spacing_mm is None:
+        header = raw_field_header(path)
+        if header is not None:
+            grid = header.read_grid()
+            if axis_aligned:
+                grid = mrml.axis_aligned_grid(grid)
+            if grid is not None:
+                return mrml.Deformation(grid)
+    scene = slicer.vtkMRMLScene()
+    node = read_transform_file(path, scene)
+    return mrml.deformation_from_transform_node(
+        node, reference_ijk_to_lps, reference_dimensions, grid_spacing_mm=grid_spacing_mm,
+        axis_aligned=axis_aligned,
+    )
+
+
+@dataclass
+class RawFieldHeader:
+    """Where and how a raw displacement field lies in a file, and its LPS geometry."""
+
+    data_path: Path
+    data_offset: int
+    dtype: np.dtype
+    dimensions: tuple[int, int, int]
+    origin_lps: np.ndarray
+    direction_lps: np.ndarray
+    spacing_mm: np.ndarray
+
+    @property
+    def n_values(self) -> int:
+        n_i, n_j, n_k = self.dimensions
+        return 3 * n_i * n_j * n_k
+
+    def read_grid(self) -> DisplacementGrid:
+        """Read the vectors into one float32 array (float64 data is narrowed chunk by chunk)."""
+        n_bytes = self.n_values * self.dtype.itemsize
+        size = self.data_path.stat().st_size
+        offset = size - n_bytes if self.data_offset < 0 else self.data_offset
+        if offset < 0 or offset + n_bytes > size:
+            raise TransformInputError(
+                f"Displacement field data {self.data_path} is too short: {size} bytes, need {n_bytes} bytes "
+                f"of {self.dtype.name} from byte {max(offset, 0)} for a {'x'.join(map(str, self.dimensions))} "
+                "field of 3-vectors. The file is truncated or its header is wrong."
+            )
+        if self.dtype == np.dtype("<f4"):
+            values = np.fromfile(self.data_path, dtype="<f4", count=self.n_values, offset=offset)
+        else:
+            values = np.empty(self.n_values, dtype=np.float32)
+            with open(self.data_path, "rb") as stream:
+                stream.seek(offset)
+                for start in range(0, self.n_values, _CHUNK_ELEMENTS):
+                    count = min(_CHUNK_ELEMENTS, self.n_values - start)
+                    values[start:start + count] = np.fromfile(stream, dtype=self.dtype, count=count)
+        n_i, n_j, n_k = self.dimensions
+        return DisplacementGrid(self.origin_lps, self.direction_lps, self.spacing_mm, values.reshape(n_k, n_j, n_i, 3))
+
+
+def raw_field_header(path: str | Path) -> RawFieldHeader | None:
+    """Parse a MetaImage or NRRD header if the fast path can read the field exactly, else None.
+
+    None (the caller then reads through Slicer) for compressed or big-endian data, other value
+    types, not exactly 3 interleaved components in 3 dimensions, NRRD fields in RAS space, with a
+    non-identity measurement frame or marked as modeling (to-parent) transforms, multi-file data,
+    and grids whose axes are not orthogonal.
+    """
+    path = Path(path)
+    extension = extension_of(path)
+    if extension not in (".mha", ".mhd", ".nrrd", ".nhdr") or not path.is_file():
+        return None
+    with open(path, "rb") as stream:
+        head = stream.read(_MAX_HEADER_BYTES)
+    try:
+        if extension in (".mha", ".mhd"):
+            header = _metaimage_header(path, head)
+        else:
+            header = _nrrd_header(path, head)
+    except (ValueError, IndexError, UnicodeDecodeError) as error:
+        logger.info("Fast field reader does not take %s (%s); reading it through Slicer.", path, error)
+        return None
+    if header is None:
+        return None
+    direction = header.direction_lps
+    if not np.allclose(direction.T @ direction, np.eye(3), rtol=0.0, atol=mrml.EXACT_DIRECTION_TOLERANCE):
+        return None
+    if np.any(header.spacing_mm <= 0) or min(header.dimensions) < 1:
+        return None
+    return header
+
+
+def _metaimage_header(path: Path, head: bytes) -> RawFieldHeader | None:
+    fields: dict[str, str] = {}
+    end = 0
+    for line in head.splitlines(keepends=True):
+        end += len(line)
+        key, _, value = line.decode("ascii").partition("=")
+        fields[key.strip()] = value.strip()
+        if key.strip() == "ElementDataFile":
+            break
+    else:
+        return None
+
+    def flag(name: str, default: str = "False") -> bool:
+        return fields.get(name, default).lower() in ("true", "1")
+
+    def numbers(name: str, default: str = "") -> list[float]:
+        return [float(v) for v in fields.get(name, default).split()]
+
+    if fields.get("ObjectType", "Image") != "Image" or int(fields.get("NDims", "0")) != 3:
+        return None
+    if int(fields.get("ElementNumberOfChannels", "1")) != 3 or not flag("BinaryData", "True"):
+        return None
+    if flag("CompressedData") or flag("BinaryDataByteOrderMSB") or flag("ElementByteOrderMSB"):
+        return None
+    dtype = {"MET_FLOAT": np.dtype("<f4"), "MET_DOUBLE": np.dtype("<f8")}.get(fields.get("ElementType"))
+    if dtype is None:
+        return None
+    data_file = fields["ElementDataFile"]
+    if data_file == "LOCAL":
+        data_path, offset = path, end
+    elif data_file.upper() == "LIST" or "%" in data_file or " " in data_file:
+        return None
+    else:
+        data_path, offset = path.parent / data_file, 0
+    header_size = int(fields.get("HeaderSize", "0"))
+    offset = -1 if header_size == -1 else offset + header_size
+    dims = tuple(int(v) for v in fields["DimSize"].split())
+    spacing = numbers("ElementSpacing", "1 1 1")
+    origin = numbers(next((k for k in ("Offset", "Position", "Origin") if k in fields), "Offset"), "0 0 0")
+    matrix_key = next((k for k in ("TransformMatrix", "Rotation", "Orientation") if k in fields), None)
+    axes = np.array(numbers(matrix_key) if matrix_key else np.eye(3).ravel(), dtype=np.float64).reshape(3, 3)
+    # MetaImage lists the axis vectors one after the other: row r of `axes` is axis r.
+    return RawFieldHeader(data_path, offset, dtype, (dims[0], dims[1], dims[2]), np.array(origin[:3]), axes.T.copy(),
+                          np.array(spacing[:3]))
+
+
+_NRRD_VECTOR = re.compile(r"\(([^)]*)\)")
+
+
+def _nrrd_header(path: Path, head: bytes) -> RawFieldHeader | None:
+    if not head.startswith(b"NRRD000"):
+        return None
+    fields: dict[str, str] = {}
+    key_values: dict[str, str] = {}
+    end = None
+    position = 0
+    for number, line in enumerate(head.splitlines(keepends=True)):
+        position += len(line)
+        text = line.decode("ascii").rstrip("\r\n")
+        if number == 0 or text.startswith("#"):
+            continue
+        if text == "":
+            end = position
+            break
+        if ":=" in text:
+            key, _, value = text.partition(":=")
+            key_values[key.strip()] = value.strip()
+        else:
+            key, _, value = text.partition(":")
+            fields[key.strip().lower()] = value.strip()
+    if end is None and not any(key in fields for key in ("data file", "datafile")):
+        return None
+    if key_values.get("displacement field type", "resampling").lower() != "resampling":
+        return None
+    dtype = {"float": np.dtype("<f4"), "double": np.dtype("<f8")}.get(fields.get("type", "").lower())
+    if dtype is None or fields.get("encoding", "").lower() != "raw" or fields.get("endian", "").lower() != "little":
+        return None
+    if fields.get("dimension") != "4" or fields.get("space", "").lower() not in ("left-posterior-superior", "lps"):
+        return None
+    sizes = [int(v) for v in fields["sizes"].split()]
+    kinds = fields.get("kinds", "").lower().split()
+    if sizes[0] != 3 or not kinds or kinds[0] not in ("vector", "3-vector", "covariant-vector"):
+        return None
+    if int(fields.get("line skip", fields.get("lineskip", "0"))) != 0:
+        return None
+    if "measurement frame" in fields:
+        frame = np.array([[float(v) for v in vector.split(",")] for vector in _NRRD_VECTOR.findall(fields["measurement frame"])])
+        if not np.allclose(frame, np.eye(3)):
+            return None
+    directions = fields["space directions"].split()
+    if directions[0].lower() != "none":
+        return None
+    axes = np.array([[float(v) for v in vector.split(",")] for vector in _NRRD_VECTOR.findall(fields["space directions"])])
+    origin = np.array([float(v) for v in _NRRD_VECTOR.findall(fields.get("space origin", "(0,0,0)"))[0].split(",")])
+    data_file = fields.get("data file", fields.get("datafile"))
+    byte_skip = int(fields.get("byte skip", fields.get("byteskip", "0")))
+    if data_file is None:
+        data_path, offset = path, end + max(byte_skip, 0)
+        if byte_skip < 0:
+            offset = -1
+    elif data_file.upper().startswith("LIST") or len(data_file.split()) != 1:
+        return None
+    else:
+        data_path = path.parent / data_file
+        offset = -1 if byte_skip < 0 else byte_skip
+    spacing = np.linalg.norm(axes, axis=1)
+    # each NRRD space direction is one axis vector scaled by its spacing
+    return RawFieldHeader(data_path, offset, dtype, (sizes[1], sizes[2], sizes[3]), origin,
+                          (axes / spacing[:, None]).T.copy(), spacing)
+
+
+def write_transform_file(registration: Registration | RegistrationItem, path: str | Path) -> Path:
+    """Write the registration's fixed -> moving mapping as a transform file Slicer and ITK read.
+
+    ``.h5``/``.hdf5``/``.tfm``/``.txt``: an ITK (composite) transform of the pre-matrix, the
+    displacement field and the post-matrix, in the order :func:`mrml.from_parent_components`
+    gives — a resampling transform, as ITK, SimpleITK, ANTs and Slicer expect. ``.nrrd``/``.mha``/
+    ``.nii``/``.nii.gz``: one displacement field on the registration's grid; pre/post matrices are
+    folded into the vectors (total displacement ``M_post(M_pre x + D(x)) - x`` at each grid point),
+    which trilinear interpolation reproduces exactly inside the grid because the mapping is
+    affine in x plus linear in D.
+
+    Raises
+    ------
+    OutputError
+        For another extension (detached ``.mhd``/``.nhdr`` headers are refused: their data file
+        would not follow a rename) or when Slicer fails to write.
+    """
+    path = Path(path)
+    extension = extension_of(path)
+    item = registration.deformable_item if isinstance(registration, Registration) else registration
+    if item.grid is None:
+        raise OutputError("The registration item has no displacement grid; there is no deformation to write.")
+    if extension in TRANSFORM_WRITE_TYPES:
+        components = [transform for _, transform in mrml.from_parent_components(item)]
+        if len(components) == 1:
+            transform = components[0]
+        else:
+            transform = vtk.vtkGeneralTransform()
+            transform.PostMultiply()
+            for component in components:
+                transform.Concatenate(component)
+    elif extension in FIELD_WRITE_TYPES:
+        transform = _total_displacement_transform(item)
+    else:
+        raise OutputError(
+            f"Cannot write a transform to {path}: use one of {', '.join(TRANSFORM_WRITE_TYPES + FIELD_WRITE_TYPES)}."
+        )
+    scene = slicer.vtkMRMLScene()
+    node = scene.AddNewNodeByClass("vtkMRMLTransformNode", path.name)
+    node.SetAndObserveTransformFromParent(transform)
+    storage = slicer.vtkMRMLTransformStorageNode()
+    scene.AddNode(storage)
+    storage.SetFileName(str(path))
+    if not storage.WriteData(node):
+        detail = " ".join(storage.GetUserMessages().GetAllMessagesAsString().split())[:_MAX_DETAIL_CHARACTERS]
+        raise OutputError(f"Slicer could not write the transform to {path}{': ' + detail if detail else ''}.")
+    return path
+
+
+def _total_displacement_transform(item: RegistrationItem) -> vtk.vtkAbstractTransform:
+    """A from-parent grid transform whose vectors are the item's whole mapping minus identity."""
+    grid = item.grid
+    if item.pre_deformation_matrix is None and item.post_deformation_matrix is None:
+        return mrml.from_parent_components(RegistrationItem(item.source_frame_of_reference_uid, grid=grid))[0][1]
+    n_i, n_j, n_k = grid.dimensions
+    j, i = np.meshgrid(np.arange(n_j), np.arange(n_i), indexing="ij")
+    plane_index = np.stack([i.ravel(), j.ravel(), np.zeros(i.size)], axis=1)
+    vectors = np.empty_like(grid.vectors_lps)
+    index_to_lps = grid.index_to_lps
+    pre, post = (
+        np.eye(4) if m is None else m.matrix_lps for m in (item.pre_deformation_matrix, item.post_deformation_matrix)
+    )
+    # plane by plane, with the stored vectors at the grid points themselves (no interpolation)
+    for k in range(n_k):
+        plane_index[:, 2] = k
+        points = plane_index @ index_to_lps[:3, :3].T + index_to_lps[:3, 3]
+        mapped = points @ pre[:3, :3].T + pre[:3, 3] + grid.vectors_lps[k].reshape(-1, 3)
+        mapped = mapped @ post[:3, :3].T + post[:3, 3]
+        vectors[k] = (mapped - points).reshape(n_j, n_i, 3)
+    total = RegistrationItem(
+        item.source_frame_of_reference_uid,
+        grid=DisplacementGrid(grid.origin_lps, grid.direction_lps, grid.spacing_mm, vectors),
+    )
+    return mrml.from_parent_components(total)[0][1]
