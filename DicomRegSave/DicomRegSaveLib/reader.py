@@ -8,6 +8,7 @@ the bytes pydicom read, not a second copy of a field that may be hundreds of meg
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -78,13 +79,15 @@ def read_registration(source: str | Path | Dataset) -> Registration:
     return _wrap(lambda: Registration(str(registered_frame), items), name)
 
 
-def _load(source: str | Path | Dataset) -> tuple[Dataset, str]:
-    if isinstance(source, Dataset):
-        filename = getattr(source, "filename", None)
-        if isinstance(filename, str) and filename:
-            return source, filename
-        return source, f"REG dataset {source.get('SOPInstanceUID', '(no SOP Instance UID)')}"
-    path = Path(source)
+def read_dataset(path: str | Path) -> Dataset:
+    """Read a DICOM file whose Deformable Registration Sequence is decoded without copying Vector Grid Data.
+
+    Raises
+    ------
+    InvalidRegistrationError
+        If the file does not exist or is not readable DICOM.
+    """
+    path = Path(path)
     if not path.is_file():
         raise InvalidRegistrationError(f"{path}: no such file; give the path of a DICOM REG file.")
     try:
@@ -93,7 +96,16 @@ def _load(source: str | Path | Dataset) -> tuple[Dataset, str]:
             _decode_sequences_in_place(dataset, 0x00640002, _encodings(dataset))
     except (InvalidDicomError, OSError, ValueError, EOFError, KeyError) as exc:
         raise InvalidRegistrationError(f"{path}: not a readable DICOM file ({exc}).") from exc
-    return dataset, str(path)
+    return dataset
+
+
+def _load(source: str | Path | Dataset) -> tuple[Dataset, str]:
+    if isinstance(source, Dataset):
+        filename = getattr(source, "filename", None)
+        if isinstance(filename, str) and filename:
+            return source, filename
+        return source, f"REG dataset {source.get('SOPInstanceUID', '(no SOP Instance UID)')}"
+    return read_dataset(source), str(source)
 
 
 #: Reads at least this long become views of the buffer; shorter ones are copied as pydicom expects.
@@ -335,15 +347,19 @@ def _vector_grid_data(item: Dataset, shape_kji: tuple[int, int, int], where: str
     if "VectorGridData" not in item:
         raise InvalidRegistrationError(f"{where}: Vector Grid Data (0064,0009) is missing.")
     data = item["VectorGridData"].value
+    if isinstance(data, io.BufferedIOBase):
+        # A dataset built in memory for writing may hold a stream; reading it is the only way in.
+        data.seek(0)
+        data = data.read()
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise InvalidRegistrationError(
             f"{where}: Vector Grid Data (0064,0009) holds {type(data).__name__}, not the float32 bytes of VR OF."
         )
     expected = 12 * shape_kji[0] * shape_kji[1] * shape_kji[2]
-    if len(data) != expected:
+    if memoryview(data).nbytes != expected:
         n_k, n_j, n_i = shape_kji
         raise InvalidRegistrationError(
-            f"{where}: Vector Grid Data (0064,0009) has {len(data)} bytes, but Grid Dimensions (0064,0007) "
+            f"{where}: Vector Grid Data (0064,0009) has {memoryview(data).nbytes} bytes, but Grid Dimensions (0064,0007) "
             f"{n_i}x{n_j}x{n_k} need exactly 12 x {n_i * n_j * n_k} = {expected} bytes. The file is truncated "
             "or its grid dimensions are wrong."
         )
