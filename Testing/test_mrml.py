@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import slicer
 import vtk
+from vtk.util import numpy_support
 
 from DicomRegSaveLib import geometry
 from DicomRegSaveLib.errors import TransformInputError
@@ -15,6 +16,7 @@ from DicomRegSaveLib.model import DisplacementGrid, Registration, RegistrationIt
 from DicomRegSaveLib.mrml import (
     axis_aligned_grid,
     deformation_from_transform_node,
+    from_parent_components,
     nodes_from_registration,
     resolve_fixed_and_moving,
     volume_geometry,
@@ -35,6 +37,7 @@ from mrml_helpers import (
     random_vectors,
     rotation,
     volume_node,
+    vtk_matrix,
 )
 
 EXACT_MM = 1e-4
@@ -136,7 +139,7 @@ def test_concatenation_inside_one_node_is_flattened():
     """A general node whose from-parent transform is itself [linear, grid, linear]."""
     scene = new_scene()
     first = vtk.vtkTransform()
-    first.SetMatrix(_vtk(homogeneous(rotation([0, 1, 1], -0.3), (1.0, 2.0, 3.0))))
+    first.SetMatrix(vtk_matrix(homogeneous(rotation([0, 1, 1], -0.3), (1.0, 2.0, 3.0))))
     last = vtk.vtkTransform()
     last.Translate(-4.0, 8.0, 1.5)
     last.Scale(1.0, 1.2, 0.9)
@@ -181,12 +184,6 @@ def grid_node_vectors_lps(node) -> np.ndarray:
     return (slicer.util.arrayFromGridTransform(node) * np.array([-1, -1, 1])).astype(np.float32)
 
 
-def _vtk(matrix):
-    from mrml_helpers import vtk_matrix
-
-    return vtk_matrix(matrix)
-
-
 # ------------------------------------------------------------------ resampled chains
 
 
@@ -226,6 +223,30 @@ def test_to_parent_stored_grid_is_resampled_as_from_parent():
     assert_sampled_like_vtk(node, deformation)
 
 
+def test_resampled_grid_under_a_rigid_parent_is_sampled_where_the_grid_lies_in_the_fixed_frame():
+    scene = new_scene()
+    rigid_to_parent = homogeneous(rotation([0, 1, 0], 0.5), (30.0, -10.0, 5.0))
+    root = linear_node(scene, rigid_to_parent)
+    node = grid_node(scene, ORIGIN_RAS, OBLIQUE, SPACING, smooth_grid_vectors(DIMS, SPACING), to_parent=True,
+                     parent=root)
+    deformation = deform(node)
+    node_grid_ras = homogeneous(OBLIQUE * np.array(SPACING), ORIGIN_RAS)
+    np.testing.assert_allclose(deformation.grid.index_to_lps,
+                               np.diag([-1, -1, 1, 1]) @ rigid_to_parent @ node_grid_ras, atol=1e-9)
+    assert_sampled_like_vtk(node, deformation)
+
+
+def test_cubic_grid_is_copied_with_a_note():
+    scene = new_scene()
+    vectors_ras = random_vectors(DIMS)
+    node = grid_node(scene, ORIGIN_RAS, OBLIQUE, SPACING, vectors_ras)
+    node.GetTransformFromParent().SetInterpolationModeToCubic()
+    deformation = deform(node)
+    assert deformation.exact
+    assert np.array_equal(deformation.grid.vectors_lps, vectors_ras * np.array([-1, -1, 1], dtype=np.float32))
+    assert "cubic interpolation" in deformation.warnings[0]
+
+
 def test_shearing_pre_matrix_is_resampled():
     scene = new_scene()
     shear = homogeneous(np.array([[1.0, 0.3, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]))
@@ -259,8 +280,6 @@ def test_bspline_is_resampled():
     coefficients.SetOrigin(-80.0, -80.0, -80.0)
     coefficients.SetSpacing(40.0, 40.0, 40.0)
     coefficients.AllocateScalars(vtk.VTK_DOUBLE, 3)
-    from vtk.util import numpy_support
-
     values = numpy_support.vtk_to_numpy(coefficients.GetPointData().GetScalars())
     values[:] = np.random.default_rng(5).uniform(-3, 3, values.shape)
     bspline.SetCoefficientData(coefficients)
@@ -395,8 +414,6 @@ def test_node_round_trip_is_exact():
 
 
 def test_nodes_from_vtk_composite_are_equivalent_to_vtk_general_transform():
-    from DicomRegSaveLib.mrml import from_parent_components
-
     item = RegistrationItem(UID, grid=grid_lps(OBLIQUE), pre_deformation_matrix=SHEAR_PRE,
                             post_deformation_matrix=AFFINE_POST)
     composite = vtk.vtkGeneralTransform()

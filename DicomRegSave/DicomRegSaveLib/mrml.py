@@ -142,7 +142,7 @@ def deformation_from_transform_node(
 
     if all(kind == "linear" for kind in kinds):
         matrix_ras = _product([_matrix_ras(c) for c in components])
-        geometry_ = reference.axis_aligned_box(None, warnings) if axis_aligned else reference.coarse()
+        geometry_ = (reference.axis_aligned_box(None, warnings) if axis_aligned else reference).coarse()
         grid = DisplacementGrid(
             geometry_.origin_lps, geometry_.direction_lps, geometry_.spacing_mm,
             np.zeros((*geometry_.dimensions[::-1], 3), dtype=np.float32),
@@ -169,8 +169,8 @@ def deformation_from_transform_node(
         grid = _exact_grid(components[position], np.linalg.inv(pre_ras))
         if grid is None:
             reason = (
-                "the linear transform before the grid would shear or skew the grid (only rigid or "
-                "uniformly scaled pre-deformation matrices keep it exact)"
+                "the grid axes are not orthogonal once mapped back through the linear transform before "
+                "the grid (a shear or anisotropic scale; rigid or uniformly scaled ones keep the grid exact)"
             )
         else:
             if axis_aligned and not _is_lps_aligned(grid.direction_lps):
@@ -193,7 +193,10 @@ def deformation_from_transform_node(
 
     single_grid = None
     if grid_spacing_mm is None and len(grid_positions) == 1:
-        single_grid = _grid_sampling_geometry(components[grid_positions[0]])
+        position = grid_positions[0]
+        if all(kind == "linear" for kind in kinds[:position]):
+            pre_ras = _product([_matrix_ras(c) for c in components[:position]])
+            single_grid = _grid_sampling_geometry(components[position], pre_ras)
     if axis_aligned:
         target = reference.axis_aligned_box(
             grid_spacing_mm if single_grid is None else single_grid.spacing_along_patient_axes, warnings,
@@ -361,9 +364,11 @@ def _image_vectors(image: vtk.vtkImageData, dims: tuple[int, int, int]) -> np.nd
     return numpy_support.vtk_to_numpy(scalars).reshape(dims[2], dims[1], dims[0], 3)
 
 
-def _grid_sampling_geometry(component: vtk.vtkGridTransform) -> _SamplingGeometry | None:
+def _grid_sampling_geometry(component: vtk.vtkGridTransform, pre_ras: np.ndarray) -> _SamplingGeometry | None:
+    """The grid's geometry in the world (fixed) frame, mapped back through the linear transform
+    before it; None when that is not an orthogonal grid."""
     index_to_ras, dims = _grid_index_to_ras(component)
-    orthogonal = _orthogonal_geometry(index_to_ras)
+    orthogonal = _orthogonal_geometry(np.linalg.inv(pre_ras) @ index_to_ras)
     if orthogonal is None:
         return None
     origin_ras, direction_ras, spacing = orthogonal
