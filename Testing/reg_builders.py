@@ -322,7 +322,7 @@ def make_case(
         frame_of_reference_uid=fixed[0].FrameOfReferenceUID if same_frame_of_reference else None,
         origin_lps=(-8.0, -9.0, 0.0),
         series_number=2,
-        study_id="S2",
+        study_id="S1" if same_study else "S2",
     )
     if grid is None:
         grid = GridSpec(

@@ -647,10 +647,16 @@ def check_against_images(
             f"{len(missing)} referenced instance(s) were not among the supplied images and could not be checked "
             f"(first: {missing[0]})."
         )
-    unreferenced = [name for uid, (_, name) in headers.items() if uid not in referenced]
+    # Fixed images need not be referenced (only the optional identity item lists them).
+    registered_frame = dataset.get("FrameOfReferenceUID")
+    unreferenced = [
+        name for uid, (header, name) in headers.items()
+        if uid not in referenced and header.get("FrameOfReferenceUID") != registered_frame
+    ]
     if unreferenced:
         report.warning(
-            f"{len(unreferenced)} supplied image(s) are not referenced by the registration (first: {unreferenced[0]})."
+            f"{len(unreferenced)} supplied image(s) outside the registered frame of reference are not referenced "
+            f"by the registration (first: {unreferenced[0]}); were they meant to be the moving images?"
         )
     _check_patient_and_study(dataset, [h for h, _ in headers.values()], report)
     return report
