@@ -46,6 +46,21 @@ def ras_to_lps_matrix(matrix_ras: np.ndarray) -> np.ndarray:
 lps_to_ras_matrix = ras_to_lps_matrix
 
 
+def ras_to_lps_index_matrix(index_to_ras: np.ndarray) -> np.ndarray:
+    """Convert a voxel-index -> patient 4x4 matrix (IJKToRAS) between RAS and LPS; its own inverse.
+
+    Only the output side changes basis (``F4 @ M``): the input is voxel indices, not patient points,
+    so :func:`ras_to_lps_matrix` (``F4 @ M @ F4``) would be wrong here.
+    """
+    matrix = np.asarray(index_to_ras, dtype=np.float64)
+    if matrix.shape != (4, 4):
+        raise ValueError(f"an index-to-patient matrix must be 4x4, got {matrix.shape}")
+    return RAS_LPS_4X4 @ matrix
+
+
+lps_to_ras_index_matrix = ras_to_lps_index_matrix
+
+
 def ras_to_lps_direction(direction_ras: np.ndarray) -> np.ndarray:
     """Convert a 3x3 direction matrix (columns = axes) between RAS and LPS; its own inverse."""
     direction = np.array(direction_ras, dtype=np.float64)

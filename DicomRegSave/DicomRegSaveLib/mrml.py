@@ -288,12 +288,6 @@ def _vtk_matrix(array: np.ndarray) -> vtk.vtkMatrix4x4:
     return matrix
 
 
-def _index_matrix_other_system(index_to_patient: np.ndarray) -> np.ndarray:
-    """IJK->RAS from IJK->LPS or back: only the output side changes basis (``F4 @ M``), unlike a
-    point-to-point transform matrix (``F4 @ M @ F4``, geometry.ras_to_lps_matrix)."""
-    return geometry.RAS_LPS_4X4 @ np.asarray(index_to_patient, dtype=np.float64)
-
-
 def _product(matrices_in_application_order: list[np.ndarray]) -> np.ndarray:
     result = np.eye(4)
     for matrix in matrices_in_application_order:
@@ -472,7 +466,7 @@ def _sample(transform_node: slicer.vtkMRMLTransformNode, target: _SamplingGeomet
     reference_image.SetDimensions(*target.dimensions)
     reference = slicer.vtkMRMLScalarVolumeNode()
     reference.SetAndObserveImageData(reference_image)
-    reference.SetIJKToRASMatrix(_vtk_matrix(_index_matrix_other_system(target.index_to_lps)))
+    reference.SetIJKToRASMatrix(_vtk_matrix(geometry.lps_to_ras_index_matrix(target.index_to_lps)))
     # A private scene receives the output node so the caller's scene is left untouched.
     scratch_scene = slicer.vtkMRMLScene()
     logic = slicer.vtkSlicerTransformLogic()
@@ -587,7 +581,7 @@ def _rotate_vectors(vectors_lps: np.ndarray, linear: np.ndarray) -> np.ndarray:
 
 def _grid_transform(index_to_lps: np.ndarray, vectors_lps: np.ndarray) -> vtk.vtkAbstractTransform:
     """A from-parent vtkOrientedGridTransform (RAS) for a grid given in LPS."""
-    index_to_ras = _index_matrix_other_system(index_to_lps)
+    index_to_ras = geometry.lps_to_ras_index_matrix(index_to_lps)
     origin_ras, direction_ras, spacing = _orthogonal_geometry(index_to_ras) or _raise_skewed(index_to_lps)
     n_k, n_j, n_i, _ = vectors_lps.shape
     vectors_ras = np.array(vectors_lps, dtype=np.float32, order="C").reshape(-1, 3)
@@ -627,7 +621,7 @@ def volume_geometry(volume_node: slicer.vtkMRMLVolumeNode) -> tuple[np.ndarray, 
     matrix = vtk.vtkMatrix4x4()
     volume_node.GetIJKToRASMatrix(matrix)
     dims = tuple(int(n) for n in volume_node.GetImageData().GetDimensions())
-    return _index_matrix_other_system(_array_from_vtk_matrix(matrix)), dims
+    return geometry.ras_to_lps_index_matrix(_array_from_vtk_matrix(matrix)), dims
 
 
 def resolve_fixed_and_moving(
