@@ -469,3 +469,14 @@ def test_validate_file_combines_all_checks(tmp_path):
     junk.write_bytes(b"nothing")
     report = validate_file(junk)
     assert len(report.errors) == 1 and "not a readable DICOM file" in report.errors[0]
+
+
+def test_validate_file_accepts_folders_of_images(tmp_path):
+    case = rb.make_case(identity_item=True)
+    reg_path, _, _ = rb.write_case(case, tmp_path / "all")
+    (tmp_path / "all" / "notes.txt").write_text("not DICOM")
+    report = validate_file(reg_path, [tmp_path / "all"])
+    assert report.errors == [] and report.warnings == [], report.text()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "No DICOM image files were found in" in validate_file(reg_path, [empty]).errors[0]

@@ -749,7 +749,12 @@ def run_dcentvfy(path: str | os.PathLike, image_paths: Sequence[str | os.PathLik
 
 
 def validate_file(path: str | os.PathLike, image_paths: Sequence[str | os.PathLike] = ()) -> ConformanceReport:
-    """All checks of one REG file: :func:`check_dataset`, dciodvfy and, with images, :func:`check_against_images` and dcentvfy."""
+    """All checks of one REG file: :func:`check_dataset`, dciodvfy and, with images,
+    :func:`check_against_images` and dcentvfy.
+
+    `image_paths` may name image files or folders; a folder contributes every DICOM file below it
+    (files with the ``DICM`` prefix), except the REG file itself.
+    """
     report = ConformanceReport()
     try:
         dataset = read_dataset(path)
@@ -759,6 +764,31 @@ def validate_file(path: str | os.PathLike, image_paths: Sequence[str | os.PathLi
     report.extend(check_dataset(dataset))
     report.extend(run_dciodvfy(path))
     if image_paths:
-        report.extend(check_against_images(dataset, image_paths))
-        report.extend(run_dcentvfy(path, image_paths))
+        images = dicom_files(image_paths, exclude=path)
+        if not images:
+            report.error(f"No DICOM image files were found in {', '.join(str(p) for p in image_paths)}.")
+            return report
+        report.extend(check_against_images(dataset, images))
+        report.extend(run_dcentvfy(path, images))
     return report
+
+
+def dicom_files(paths: Iterable[str | os.PathLike], exclude: str | os.PathLike | None = None) -> list[Path]:
+    """Files as given, plus the DICOM Part 10 files found (recursively, sorted) in given folders."""
+    excluded = Path(exclude).resolve() if exclude is not None else None
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            candidates = sorted(p for p in path.rglob("*") if p.is_file() and _has_dicom_prefix(p))
+        else:
+            candidates = [path]
+        files.extend(p for p in candidates if p.resolve() != excluded)
+    return files
+
+
+def _has_dicom_prefix(path: Path) -> bool:
+    try:
+        with open(path, "rb") as stream:
+            return stream.read(132)[128:] == b"DICM"
+    except OSError:
+        return False
