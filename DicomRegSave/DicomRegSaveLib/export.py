@@ -227,7 +227,7 @@ def export_registration(
     )
     dataset = create_dataset(registration, fixed.first_header, options)
     report = check_dataset(dataset)
-    report.warnings.extend(getattr(deformation, "warnings", ()))
+    report.warnings.extend(deformation.warnings)
     fixed_patient = fixed.first_header.get("PatientID", "")
     moving_patient = moving.first_header.get("PatientID", "")
     if fixed_patient != moving_patient:
