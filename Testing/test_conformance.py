@@ -8,7 +8,6 @@ import sys
 import warnings
 
 import numpy as np
-import pydicom
 import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian
@@ -246,7 +245,7 @@ def test_content_label(label, expected):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         case.dataset.ContentLabel = label
-    assert f"Content Label (0070,0080): " in _errors(case.dataset)
+    assert "Content Label (0070,0080): " in _errors(case.dataset)
     assert expected in _errors(case.dataset)
 
 
