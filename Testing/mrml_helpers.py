@@ -154,3 +154,19 @@ def volume_node(scene, ijk_to_ras: np.ndarray, dims_ijk, name: str = "volume") -
     node.SetAndObserveImageData(image)
     node.SetIJKToRASMatrix(vtk_matrix(ijk_to_ras))
     return node
+
+
+def bspline_node(scene, dims_ijk, origin_ras, spacing: float, amplitude: float, seed: int):
+    """A from-parent B-spline transform node with random coefficients (mm) on a regular RAS grid."""
+    bspline = slicer.vtkOrientedBSplineTransform()
+    coefficients = vtk.vtkImageData()
+    coefficients.SetDimensions(*dims_ijk)
+    coefficients.SetOrigin(*origin_ras)
+    coefficients.SetSpacing(spacing, spacing, spacing)
+    coefficients.AllocateScalars(vtk.VTK_DOUBLE, 3)
+    values = numpy_support.vtk_to_numpy(coefficients.GetPointData().GetScalars())
+    values[:] = np.random.default_rng(seed).uniform(-amplitude, amplitude, values.shape)
+    bspline.SetCoefficientData(coefficients)
+    node = scene.AddNewNodeByClass("vtkMRMLBSplineTransformNode")
+    node.SetAndObserveTransformFromParent(bspline)
+    return node

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import slicer
 import vtk
-from vtk.util import numpy_support
 
 from DicomRegSaveLib import geometry
 from DicomRegSaveLib.errors import TransformInputError
@@ -22,6 +21,7 @@ from DicomRegSaveLib.mrml import (
     volume_geometry,
 )
 from mrml_helpers import (
+    bspline_node,
     LEFT_HANDED,
     OBLIQUE,
     UID,
@@ -274,17 +274,7 @@ def test_two_grids_are_resampled_on_the_fixed_image_at_twice_its_spacing():
 
 def test_bspline_is_resampled():
     scene = new_scene()
-    bspline = slicer.vtkOrientedBSplineTransform()
-    coefficients = vtk.vtkImageData()
-    coefficients.SetDimensions(6, 6, 6)
-    coefficients.SetOrigin(-80.0, -80.0, -80.0)
-    coefficients.SetSpacing(40.0, 40.0, 40.0)
-    coefficients.AllocateScalars(vtk.VTK_DOUBLE, 3)
-    values = numpy_support.vtk_to_numpy(coefficients.GetPointData().GetScalars())
-    values[:] = np.random.default_rng(5).uniform(-3, 3, values.shape)
-    bspline.SetCoefficientData(coefficients)
-    node = scene.AddNewNodeByClass("vtkMRMLBSplineTransformNode")
-    node.SetAndObserveTransformFromParent(bspline)
+    node = bspline_node(scene, (6, 6, 6), (-80.0, -80.0, -80.0), 40.0, amplitude=3.0, seed=5)
     deformation = deform(node)
     assert "vtkOrientedBSplineTransform" in deformation.warnings[-1]
     assert_sampled_like_vtk(node, deformation, smooth_tolerance=0.05)

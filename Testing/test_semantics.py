@@ -7,9 +7,6 @@ evaluating the from-world transform a moving volume placed under it gets (VTK, R
 
 import numpy as np
 import pytest
-import slicer
-import vtk
-from vtk.util import numpy_support
 
 from DicomRegSaveLib.cli import run_export
 from DicomRegSaveLib.export import ExportOptions
@@ -17,7 +14,7 @@ from DicomRegSaveLib.model import DisplacementGrid, Registration, RegistrationIt
 from DicomRegSaveLib.reader import read_registration
 from DicomRegSaveLib.sampledata import make_demo_case
 from DicomRegSaveLib.transform_files import read_transform_file, write_transform_file
-from mrml_helpers import OBLIQUE, from_world_lps, homogeneous, new_scene, points_in_box, random_vectors, rotation
+from mrml_helpers import OBLIQUE, bspline_node, from_world_lps, homogeneous, new_scene, points_in_box, random_vectors, rotation
 
 EXACT_MM = 1e-4
 UID = "1.2.826.0.1.3680043.8.498.7"
@@ -79,17 +76,7 @@ def test_composite_transform_file_becomes_pre_grid_post_exactly(case, tmp_path):
 
 def test_bspline_file_is_sampled_on_the_fixed_image_within_a_stated_tolerance(case, tmp_path):
     scene = new_scene()
-    bspline = slicer.vtkOrientedBSplineTransform()
-    coefficients = vtk.vtkImageData()
-    coefficients.SetDimensions(8, 8, 6)
-    coefficients.SetOrigin(-140.0, -140.0, -80.0)
-    coefficients.SetSpacing(40.0, 40.0, 40.0)
-    coefficients.AllocateScalars(vtk.VTK_DOUBLE, 3)
-    values = numpy_support.vtk_to_numpy(coefficients.GetPointData().GetScalars())
-    values[:] = np.random.default_rng(3).uniform(-3, 3, values.shape)
-    bspline.SetCoefficientData(coefficients)
-    node = scene.AddNewNodeByClass("vtkMRMLBSplineTransformNode")
-    node.SetAndObserveTransformFromParent(bspline)
+    node = bspline_node(scene, (8, 8, 6), (-140.0, -140.0, -80.0), 40.0, amplitude=3.0, seed=3)
     storage = node.CreateDefaultStorageNode()
     storage.SetFileName(str(tmp_path / "bspline.h5"))
     assert storage.WriteData(node)

@@ -11,8 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import slicer
-import vtk
-from vtk.util import numpy_support
 
 from DicomRegSaveLib.errors import OutputError, TransformInputError
 from DicomRegSaveLib.model import DisplacementGrid, Registration, RegistrationItem, RegistrationMatrix
@@ -24,6 +22,7 @@ from DicomRegSaveLib.transform_files import (
     write_transform_file,
 )
 from mrml_helpers import (
+    bspline_node,
     LEFT_HANDED,
     apply_vtk_transform_lps,
     OBLIQUE,
@@ -191,17 +190,7 @@ def test_read_errors_name_the_file_and_the_supported_types(tmp_path):
 
 def test_bspline_transform_file_is_resampled(tmp_path):
     scene = new_scene()
-    bspline = slicer.vtkOrientedBSplineTransform()
-    coefficients = vtk.vtkImageData()
-    coefficients.SetDimensions(7, 7, 7)
-    coefficients.SetOrigin(-60.0, -60.0, -60.0)
-    coefficients.SetSpacing(25.0, 25.0, 25.0)
-    coefficients.AllocateScalars(vtk.VTK_DOUBLE, 3)
-    values = numpy_support.vtk_to_numpy(coefficients.GetPointData().GetScalars())
-    values[:] = np.random.default_rng(2).uniform(-2, 2, values.shape)
-    bspline.SetCoefficientData(coefficients)
-    node = scene.AddNewNodeByClass("vtkMRMLBSplineTransformNode")
-    node.SetAndObserveTransformFromParent(bspline)
+    node = bspline_node(scene, (7, 7, 7), (-60.0, -60.0, -60.0), 25.0, amplitude=2.0, seed=2)
     path = slicer_write(node, tmp_path / "bspline.tfm")
     deformation = deformation_from_file(path, FIXED_IJK_TO_LPS, FIXED_DIMS)
     assert not deformation.exact

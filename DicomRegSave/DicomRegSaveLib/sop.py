@@ -9,7 +9,6 @@ import highdicom as hd
 import numpy as np
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
-from pydicom.sr.coding import Code
 from pydicom.uid import ExplicitVRLittleEndian
 from pydicom.valuerep import format_number_as_ds
 
