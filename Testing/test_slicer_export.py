@@ -1,0 +1,430 @@
+"""slicer_export.py: the Slicer plugin's and panel's decisions on a real slicer-core subject hierarchy,
+the node-level export end to end (file read back and compared with VTK's from-world mapping) and import.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+import slicer
+import vtk
+
+from DicomRegSaveLib import geometry, sampledata, slicer_export
+from DicomRegSaveLib.dicom_input import header_lookup_from_folder, read_image_series
+from DicomRegSaveLib.errors import DicomInputError, InvalidRegistrationError, OutputError
+from DicomRegSaveLib.export import ExportOptions
+from DicomRegSaveLib.reader import read_registration
+from mrml_helpers import from_world_lps, grid_node, homogeneous, linear_node, points_in_box, rotation, vtk_matrix
+
+EXACT_MM = 1e-4
+N_POINTS = 1000
+FIXED_DIMS = (20, 18, 10)
+FIXED_SPACING = (5.0, 5.0, 6.0)
+PATIENT_ID = "DRS-SLICER-1"
+
+
+# Builders --------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def dicom_case(tmp_path_factory):
+    """A fixed and a moving CT series of one patient in two studies and frames, and a folder lookup."""
+    folder = tmp_path_factory.mktemp("slicer_export_case")
+    common = dict(patient_name="Müller^Anna", patient_id=PATIENT_ID, spacing_mm=FIXED_SPACING)
+    fixed_paths = sampledata.write_image_series(
+        folder / "fixed", **common, dimensions=FIXED_DIMS, study_id="F1", series_description="Fixed CT",
+        file_prefix="FIXED",
+    )
+    moving_paths = sampledata.write_image_series(
+        folder / "moving", **common, dimensions=(16, 16, 8), origin_lps=(-35.0, -30.0, -20.0),
+        study_id="M1", study_date="20240601", series_description="Moving CT", file_prefix="MOVING",
+    )
+    return {
+        "folder": folder,
+        "fixed": read_image_series(fixed_paths, "fixed"),
+        "moving": read_image_series(moving_paths, "moving"),
+        "lookup": header_lookup_from_folder(folder),
+    }
+
+
+class Scene:
+    """A slicer-core scene with a subject hierarchy: patient > study > volumes and a transform."""
+
+    def __init__(self, case):
+        self.scene = slicer.vtkMRMLScene()
+        slicer.mrmlScene = self.scene
+        self.sh = self.scene.GetSubjectHierarchyNode()
+        self.case = case
+        constants = slicer.vtkMRMLSubjectHierarchyConstants
+        fixed_header = case["fixed"].first_header
+        self.patient = self.sh.CreateSubjectItem(self.sh.GetSceneItemID(), "Patient")
+        self.sh.SetItemUID(self.patient, constants.GetDICOMUIDName(), PATIENT_ID)
+        self.sh.SetItemAttribute(self.patient, constants.GetDICOMPatientNameAttributeName(), str(fixed_header.PatientName))
+        self.sh.SetItemAttribute(self.patient, constants.GetDICOMPatientIDAttributeName(), PATIENT_ID)
+        self.study = self.sh.CreateStudyItem(self.patient, "Study")
+        self.sh.SetItemUID(self.study, constants.GetDICOMUIDName(), case["fixed"].study_instance_uid)
+        self.sh.SetItemAttribute(self.study, constants.GetDICOMStudyDateAttributeName(), str(fixed_header.StudyDate))
+        self.fixed = self.volume(case["fixed"], "Fixed CT")
+        self.moving = self.volume(case["moving"], "Moving CT")
+
+    def volume(self, series, name, dicom=True, shift_mm=0.0):
+        node = self.scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
+        image = vtk.vtkImageData()
+        image.SetDimensions(*series.dimensions)
+        image.AllocateScalars(vtk.VTK_SHORT, 1)
+        node.SetAndObserveImageData(image)
+        ijk_to_ras = geometry.lps_to_ras_index_matrix(series.ijk_to_lps)
+        ijk_to_ras[0, 3] += shift_mm
+        node.SetIJKToRASMatrix(vtk_matrix(ijk_to_ras))
+        if dicom:
+            node.SetAttribute("DICOM.instanceUIDs", " ".join(str(h.SOPInstanceUID) for h in series.headers))
+        self.sh.CreateItem(self.study, node)
+        return node
+
+    def item(self, node):
+        item = self.sh.GetItemByDataNode(node)
+        return item if item else self.sh.CreateItem(self.study, node)
+
+    def registration_transform(self, *, linear_parent=True, references=True, amplitude=2.0):
+        """A from-parent grid covering the fixed image (and beyond), under a rigid linear parent."""
+        parent = None
+        if linear_parent:
+            matrix = homogeneous(rotation([1.0, -2.0, 0.5], 0.05), (2.0, -3.0, 1.5))
+            parent = linear_node(self.scene, matrix)
+        fixed = self.case["fixed"]
+        box_ras = geometry.lps_to_ras_points(
+            np.array([fixed.ijk_to_lps[:3, 3], fixed.ijk_to_lps[:3, :3] @ (np.array(fixed.dimensions) - 1) + fixed.ijk_to_lps[:3, 3]])
+        )
+        low, high = box_ras.min(axis=0) - 20.0, box_ras.max(axis=0) + 20.0
+        spacing = np.array([8.0, 9.0, 10.0])
+        dims = tuple(int(n) for n in np.ceil((high - low) / spacing) + 1)
+        rng = np.random.default_rng(7)
+        vectors = rng.uniform(-amplitude, amplitude, (dims[2], dims[1], dims[0], 3)).astype(np.float32)
+        node = grid_node(self.scene, low, np.eye(3), spacing, vectors, parent=parent)
+        node.SetName("Registration result")
+        if references:
+            node.SetNodeReferenceID(node.GetFixedNodeReferenceRole(), self.fixed.GetID())
+            node.SetNodeReferenceID(node.GetMovingNodeReferenceRole(), self.moving.GetID())
+        self.item(node)
+        return node
+
+
+@pytest.fixture
+def world(dicom_case):
+    return Scene(dicom_case)
+
+
+def fixed_points(case, n=N_POINTS):
+    return points_in_box(case["fixed"].ijk_to_lps, case["fixed"].dimensions, n=n, seed=3)
+
+
+def max_error(actual, expected):
+    assert np.all(np.isfinite(actual)), "test points must map inside the grid"
+    return float(np.max(np.linalg.norm(actual - expected, axis=1)))
+
+
+# Which items are offered, and why not ---------------------------------------------------------------
+
+def test_grid_transform_with_dicom_volumes_is_offered_with_series_tags(world, dicom_case):
+    transform = world.registration_transform()
+    decision = slicer_export.examine_transform_item(world.sh, world.item(transform), dicom_case["lookup"])
+    assert decision.offer, decision.reason
+    assert decision.confidence == slicer_export.DEFORMABLE_CONFIDENCE == 1.0
+    assert decision.fixed_node is world.fixed and decision.moving_node is world.moving
+    assert tuple(decision.series_tags) == slicer_export.SERIES_TAG_KEYWORDS
+    defaults = ExportOptions()
+    assert decision.series_tags["SeriesNumber"] == str(defaults.series_number)
+    assert decision.series_tags["ContentLabel"] == defaults.content_label
+    assert decision.series_tags["SoftwareVersions"].split("\\") == list(defaults.software_versions)
+    assert decision.series_tags["ContentDescription"] == "Moving CT to Fixed CT by Registration result"
+    assert slicer_export.field_problems(decision.series_tags) == {}
+
+
+def test_linear_transform_is_offered_below_specialised_exporters(world, dicom_case):
+    transform = linear_node(world.scene, homogeneous(np.eye(3), (1.0, 2.0, 3.0)))
+    transform.SetNodeReferenceID(transform.GetFixedNodeReferenceRole(), world.fixed.GetID())
+    transform.SetNodeReferenceID(transform.GetMovingNodeReferenceRole(), world.moving.GetID())
+    decision = slicer_export.examine_transform_item(world.sh, world.item(transform))
+    assert decision.offer
+    assert decision.confidence == slicer_export.LINEAR_CONFIDENCE < slicer_export.DEFORMABLE_CONFIDENCE
+    assert "linear" in decision.reason
+
+
+def test_moving_volume_placed_under_the_transform_is_found(world):
+    transform = world.registration_transform(references=False)
+    transform.SetNodeReferenceID(transform.GetFixedNodeReferenceRole(), world.fixed.GetID())
+    world.moving.SetAndObserveTransformNodeID(transform.GetID())
+    decision = slicer_export.examine_transform_item(world.sh, world.item(transform))
+    assert decision.offer and decision.moving_node is world.moving
+
+
+def test_volume_item_is_not_offered(world):
+    decision = slicer_export.examine_transform_item(world.sh, world.item(world.fixed))
+    assert not decision.offer
+    assert "'Fixed CT' is not a transform" in decision.reason
+
+
+def test_transform_without_known_volumes_is_not_offered(world):
+    transform = world.registration_transform(references=False)
+    decision = slicer_export.examine_transform_item(world.sh, world.item(transform))
+    assert not decision.offer
+    assert "fixed volume" in decision.reason and "Choose the fixed volume" in decision.reason
+
+
+def test_volume_without_dicom_origin_is_not_offered_and_the_way_forward_is_named(world, dicom_case):
+    transform = world.registration_transform(references=False)
+    plain = world.volume(dicom_case["fixed"], "Resampled fixed", dicom=False)
+    transform.SetNodeReferenceID(transform.GetFixedNodeReferenceRole(), plain.GetID())
+    transform.SetNodeReferenceID(transform.GetMovingNodeReferenceRole(), world.moving.GetID())
+    decision = slicer_export.examine_transform_item(world.sh, world.item(transform))
+    assert not decision.offer
+    assert "fixed volume 'Resampled fixed' was not loaded from DICOM" in decision.reason
+    assert "DICOM file or folder" in decision.reason and "Export to DICOM" in decision.reason
+
+
+def test_instances_missing_from_the_database_are_reported(world):
+    transform = world.registration_transform()
+    decision = slicer_export.examine_transform_item(world.sh, world.item(transform), lambda uid: "")
+    assert not decision.offer
+    assert f"{dicom_count(world.case['fixed'])} of the {dicom_count(world.case['fixed'])} DICOM instances of the fixed" in decision.reason
+    assert "Import the fixed image series into the DICOM database" in decision.reason
+
+
+def dicom_count(series):
+    return len(series.headers)
+
+
+# Tag values ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("keyword", "value", "expected"),
+    [
+        ("ContentLabel", "my label", "capital letters"),
+        ("ContentLabel", "A" * 17, "the limit is 16"),
+        ("SeriesNumber", "twelve", "not a whole number"),
+        ("SeriesNumber", "", "must not be empty"),
+        ("Manufacturer", "  ", "must not be empty"),
+        ("SeriesDescription", "x" * 65, "limit for LO is 64"),
+        ("StudyID", "S" * 17, "limit for SH is 16"),
+        ("StudyDate", "2024-06-01", "YYYYMMDD"),
+        ("PatientSex", "X", "M, F, O"),
+        ("StudyInstanceUID", "1.2.03", "leading zeros"),
+        ("SeriesDescription", "two\nlines", "control characters"),
+        ("NoSuchKeyword", "x", "not a DICOM keyword"),
+    ],
+)
+def test_tag_problems_say_what_is_wrong(keyword, value, expected):
+    problem = slicer_export.tag_problem(keyword, value)
+    assert problem is not None and expected in problem
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value"),
+    [("ContentLabel", "DIR 2_A"), ("SeriesNumber", "42"), ("SeriesDescription", ""), ("StudyDate", "20240601"),
+     ("SoftwareVersions", "A 1\\B 2"), ("PatientName", "Müller^Anna"), ("ContentDescription", "x" * 64)],
+)
+def test_valid_tag_values_pass(keyword, value):
+    assert slicer_export.tag_problem(keyword, value) is None
+
+
+def test_options_from_tags_sets_fields_and_overrides_only_what_changed():
+    inherited = {"PatientName": "Müller^Anna", "StudyID": "F1"}
+    options = slicer_export.options_from_tags(
+        {"SeriesNumber": "77", "SeriesDescription": "DIR to planning CT", "SoftwareVersions": "Tool 1\\Lib 2",
+         "ContentDescription": "", "PatientName": "Müller^Anna", "StudyID": "F2", "AccessionNumber": "A\\B"},
+        inherited,
+    )
+    assert options.series_number == 77
+    assert options.series_description == "DIR to planning CT"
+    assert options.software_versions == ["Tool 1", "Lib 2"]
+    assert options.content_description is None
+    assert options.overrides == {"StudyID": "F2", "AccessionNumber": ["A", "B"]}
+
+
+def test_options_from_tags_lists_every_problem_with_its_tag():
+    with pytest.raises(InvalidRegistrationError) as raised:
+        slicer_export.options_from_tags({"SeriesNumber": "x", "ContentLabel": "lower", "Manufacturer": ""})
+    message = str(raised.value)
+    assert "Series Number (0020,0011)" in message
+    assert "Content Label (0070,0080)" in message
+    assert "Manufacturer (0008,0070): must not be empty" in message
+
+
+def test_panel_fields_inherit_patient_and_study_from_the_fixed_image(dicom_case):
+    header = dicom_case["fixed"].first_header
+    fields = slicer_export.panel_fields(header)
+    assert list(fields) == ["Patient", "Study", "Series", "Equipment", "Content"]
+    assert fields["Patient"]["PatientName"] == "Müller^Anna"
+    assert fields["Patient"]["PatientID"] == PATIENT_ID
+    assert fields["Study"]["StudyInstanceUID"] == dicom_case["fixed"].study_instance_uid
+    assert fields["Study"]["StudyID"] == "F1"
+    assert fields["Series"]["SeriesNumber"] == str(ExportOptions().series_number)
+    every = {k: v for group in fields.values() for k, v in group.items()}
+    assert slicer_export.field_problems(every) == {}
+    options = slicer_export.options_from_tags(every, slicer_export.inherited_values(header))
+    assert options.overrides == {}
+
+
+def test_patient_and_study_shown_by_slicer_are_read_from_the_hierarchy_and_compared(world, dicom_case):
+    transform = world.registration_transform()
+    shown = slicer_export.patient_study_tags_from_sh(world.sh, world.item(transform))
+    assert shown == {
+        "PatientName": "Müller^Anna", "PatientID": PATIENT_ID,
+        "StudyDate": "20240315", "StudyInstanceUID": dicom_case["fixed"].study_instance_uid,
+    }
+    header = dicom_case["fixed"].first_header
+    assert slicer_export.patient_study_differences(shown, header) == []
+    moved = dict(shown, StudyInstanceUID=dicom_case["moving"].study_instance_uid, PatientID="OTHER")
+    messages = slicer_export.patient_study_differences(moved, header)
+    assert len(messages) == 2
+    assert any("Patient ID (0010,0020) is 'OTHER'" in m for m in messages)
+    assert all("fixed image's value" in m for m in messages)
+
+
+# Node-level export end to end ------------------------------------------------------------------------
+
+def test_export_from_nodes_writes_the_from_world_mapping_of_a_grid_under_a_linear_parent(world, dicom_case, tmp_path):
+    transform = world.registration_transform()
+    options = slicer_export.options_from_tags({"SeriesNumber": "501", "ContentLabel": "DIR"})
+    result = slicer_export.export_from_nodes(
+        transform, None, None, dicom_case["lookup"], tmp_path, options
+    )
+    assert result.path.parent == tmp_path and result.path.name == f"{result.dataset.SOPInstanceUID}.dcm"
+    registration = read_registration(result.path)
+    item = registration.deformable_item
+    assert registration.frame_of_reference_uid == dicom_case["fixed"].frame_of_reference_uid
+    assert item.source_frame_of_reference_uid == dicom_case["moving"].frame_of_reference_uid
+    assert {r.sop_instance_uid for r in item.referenced_images} == {
+        str(h.SOPInstanceUID) for h in dicom_case["moving"].headers
+    }
+    assert item.pre_deformation_matrix is not None and item.pre_deformation_matrix.matrix_type == "RIGID"
+    points = fixed_points(dicom_case)
+    assert max_error(registration.map_points(points), from_world_lps(transform, points)) <= EXACT_MM
+    dataset = pydicom.dcmread(result.path, stop_before_pixels=True)
+    assert dataset.SeriesNumber == 501 and dataset.ContentLabel == "DIR"
+    assert dataset.StudyInstanceUID == dicom_case["fixed"].study_instance_uid
+    assert str(dataset.PatientName) == "Müller^Anna"
+    assert result.report.ok
+
+
+def test_validation_runs_every_check_and_leaves_nothing_behind(world, dicom_case, tmp_path):
+    transform = world.registration_transform()
+    dataset, report = slicer_export.validate_from_nodes(transform, world.fixed, world.moving, dicom_case["lookup"])
+    assert report.ok, report.text()
+    assert not any("dciodvfy was not run" in w for w in report.warnings), "dciodvfy must be installed for this test"
+    assert not any("dcentvfy was not run" in w for w in report.warnings)
+    preview = slicer_export.dump_preview(dataset, r"ContentLabel|GridDimensions")
+    assert preview.splitlines() and all(("ContentLabel" in line) or ("GridDimensions" in line) for line in preview.splitlines())
+    assert "not a valid regular expression" in slicer_export.dump_preview(dataset, "([")
+
+
+def test_volume_without_dicom_origin_exports_with_chosen_files(world, dicom_case, tmp_path):
+    plain_fixed = world.volume(dicom_case["fixed"], "Fixed (no DICOM)", dicom=False)
+    transform = world.registration_transform(linear_parent=False, references=False)
+    with pytest.raises(DicomInputError) as raised:
+        slicer_export.export_from_nodes(transform, plain_fixed, world.moving, dicom_case["lookup"], tmp_path)
+    assert "Export to DICOM" in str(raised.value)
+    assert list(tmp_path.iterdir()) == []
+    result = slicer_export.export_from_nodes(
+        transform, plain_fixed, world.moving, dicom_case["lookup"], tmp_path / "reg.dcm",
+        fixed_files=dicom_case["folder"] / "fixed",
+    )
+    points = fixed_points(dicom_case)
+    assert max_error(read_registration(result.path).map_points(points), from_world_lps(transform, points)) <= EXACT_MM
+
+
+def test_fixed_volume_that_was_moved_is_refused(world, dicom_case, tmp_path):
+    shifted = world.volume(dicom_case["fixed"], "Shifted fixed", shift_mm=1.0)
+    transform = world.registration_transform(references=False)
+    with pytest.raises(DicomInputError) as raised:
+        slicer_export.export_from_nodes(transform, shifted, world.moving, dicom_case["lookup"], tmp_path)
+    assert "differ by up to 1 mm" in str(raised.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_moving_volume_under_another_transform_is_reported(world, dicom_case, tmp_path):
+    transform = world.registration_transform()
+    other = linear_node(world.scene, np.eye(4))
+    other.SetName("Manual nudge")
+    world.moving.SetAndObserveTransformNodeID(other.GetID())
+    result = slicer_export.export_from_nodes(transform, None, None, dicom_case["lookup"], tmp_path)
+    assert any("under transform 'Manual nudge'" in w for w in result.report.warnings)
+
+
+def test_cancel_and_existing_file_write_nothing(world, dicom_case, tmp_path):
+    transform = world.registration_transform()
+    steps = []
+
+    def cancel_at_grid(text, percent):
+        steps.append(percent)
+        return text.startswith("Computing")
+
+    with pytest.raises(slicer_export.ExportCancelled):
+        slicer_export.export_from_nodes(
+            transform, None, None, dicom_case["lookup"], tmp_path, progress=cancel_at_grid
+        )
+    assert steps == [5, 20, 35] and list(tmp_path.iterdir()) == []
+    target = tmp_path / "reg.dcm"
+    target.write_bytes(b"keep")
+    with pytest.raises(OutputError):
+        slicer_export.export_from_nodes(transform, None, None, dicom_case["lookup"], target)
+    assert target.read_bytes() == b"keep"
+
+
+# Import ---------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def exported(world, dicom_case, tmp_path):
+    transform = world.registration_transform()
+    result = slicer_export.export_from_nodes(
+        transform, None, None, dicom_case["lookup"], tmp_path,
+        slicer_export.options_from_tags({"SeriesDescription": "DIR result"}),
+    )
+    return transform, result
+
+
+def test_describe_registration_file_for_the_browser(exported, dicom_case):
+    _, result = exported
+    info = slicer_export.describe_registration_file(result.path)
+    assert info.name == "1000: DIR result"
+    assert info.sop_instance_uid == result.dataset.SOPInstanceUID
+    assert info.study_instance_uid == dicom_case["fixed"].study_instance_uid
+    assert sorted(info.referenced_instance_uids) == sorted(str(h.SOPInstanceUID) for h in dicom_case["moving"].headers)
+    assert slicer_export.describe_registration_file(dicom_case["fixed"].paths[0]) is None
+
+
+def test_import_round_trip_recreates_the_mapping_and_applies_it_to_the_moving_volume(exported, dicom_case):
+    transform, result = exported
+    scene = Scene(dicom_case)
+    imported = slicer_export.import_registration(result.path, scene.scene, dicom_case["lookup"])
+    leaf = imported.leaf
+    points = fixed_points(dicom_case)
+    assert max_error(from_world_lps(leaf, points), from_world_lps(transform, points)) <= EXACT_MM
+    assert imported.fixed_node is scene.fixed and imported.moving_node is scene.moving
+    assert scene.moving.GetParentTransformNode() is leaf
+    assert leaf.GetNodeReference(leaf.GetFixedNodeReferenceRole()) is scene.fixed
+    assert leaf.GetNodeReference(leaf.GetMovingNodeReferenceRole()) is scene.moving
+    assert leaf.GetAttribute("DICOM.instanceUIDs") == result.dataset.SOPInstanceUID
+    assert all(node.GetName().startswith("DIR result") for node in imported.nodes)
+    assert imported.messages == []
+    items = slicer_export.place_in_subject_hierarchy(scene.sh, imported.nodes, scene.study)
+    assert [scene.sh.GetItemParent(i) for i in items] == [scene.study] * len(imported.nodes)
+    assert [scene.sh.GetItemDataNode(i) for i in items] == imported.nodes
+
+
+def test_import_without_the_images_loaded_says_so(exported, dicom_case):
+    _, result = exported
+    scene = slicer.vtkMRMLScene()
+    imported = slicer_export.import_registration(result.path, scene)
+    assert imported.fixed_node is None and imported.moving_node is None
+    assert len(imported.messages) == 2
+    assert "moving image of the registration is not loaded" in imported.messages[0]
+
+
+def test_import_of_a_file_that_is_not_a_registration_names_the_file(dicom_case):
+    path = Path(dicom_case["fixed"].paths[0])
+    with pytest.raises(InvalidRegistrationError) as raised:
+        slicer_export.import_registration(path, slicer.vtkMRMLScene())
+    assert str(path) in str(raised.value)
