@@ -1,7 +1,7 @@
 """Which attributes a REG inherits from the fixed image, user overrides, and what is never copied.
 
 The module tables of the Deformable Spatial Registration IOD come from highdicom's copy of the
-standard (``highdicom._iods`` / ``highdicom._modules``), so no keyword list is retyped here except
+standard (see :func:`standard_tables`), so no keyword list is retyped here except
 the few series/frame-of-reference attributes that are deliberately taken from the fixed image.
 """
 
@@ -13,8 +13,6 @@ import warnings
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 
-from highdicom._iods import IOD_MODULE_MAP
-from highdicom._modules import MODULE_ATTRIBUTE_MAP
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
@@ -69,10 +67,31 @@ PROTECTED_KEYWORDS = frozenset(
 
 
 @lru_cache(maxsize=None)
+def standard_tables() -> tuple[dict[str, list], dict[str, list]]:
+    """highdicom's copy of the standard: (IOD key -> modules, module key -> attributes).
+
+    highdicom 0.27 (bundled with 3D Slicer) has them as Python modules, 0.28 and later as JSON
+    behind ``_standard_utils``; both are private, so this is the one place that knows.
+    """
+    try:
+        from highdicom._standard_utils import get_iod_module_map, get_module_attribute_map
+    except ImportError:
+        from highdicom._iods import IOD_MODULE_MAP
+        from highdicom._modules import MODULE_ATTRIBUTE_MAP
+
+        return IOD_MODULE_MAP, MODULE_ATTRIBUTE_MAP
+    return get_iod_module_map(), get_module_attribute_map()
+
+
+def _reg_modules() -> list[dict]:
+    return standard_tables()[0][REG_IOD_KEY]
+
+
+@lru_cache(maxsize=None)
 def module_root_keywords(module_key: str) -> frozenset[str]:
     """Keywords at the root level of one module of the standard (e.g. ``"general-study"``)."""
     return frozenset(
-        str(entry["keyword"]) for entry in MODULE_ATTRIBUTE_MAP[module_key] if not entry["path"]
+        str(entry["keyword"]) for entry in standard_tables()[1][module_key] if not entry["path"]
     )
 
 
@@ -80,7 +99,7 @@ def module_root_keywords(module_key: str) -> frozenset[str]:
 def inherited_keywords() -> tuple[str, ...]:
     """Root keywords of the REG IOD's Patient and Study modules, plus the fixed-series extras."""
     keywords: list[str] = []
-    for module in IOD_MODULE_MAP[REG_IOD_KEY]:
+    for module in _reg_modules():
         if module["ie"] in INHERITED_ENTITIES:
             keywords.extend(sorted(module_root_keywords(module["key"])))
     keywords.extend(INHERITED_FROM_FIXED_SERIES)
@@ -89,7 +108,7 @@ def inherited_keywords() -> tuple[str, ...]:
 
 @lru_cache(maxsize=None)
 def _reg_iod_keywords() -> frozenset[str]:
-    return frozenset().union(*(module_root_keywords(m["key"]) for m in IOD_MODULE_MAP[REG_IOD_KEY]))
+    return frozenset().union(*(module_root_keywords(m["key"]) for m in _reg_modules()))
 
 
 @lru_cache(maxsize=None)
