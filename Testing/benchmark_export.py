@@ -379,6 +379,8 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> int:
           f" ({plastimatch})")
     print(f"dicomregsave: {Path(sys.executable).parent / 'dicomregsave'}; work folder {workdir}")
     print(f"peak memory: {memory_method()}; time: perf_counter around the launch")
+    print("durability: dicomregsave and the floor fsync their output; plastimatch 1.10 calls no fsync (strace), "
+          "its write-back happens in the untimed os.sync() after each run")
     case = write_case(workdir)
     bench = Bench(workdir, case, plastimatch)
     failed = False
