@@ -17,7 +17,7 @@ from DicomRegSaveLib.conformance import check_dataset, run_dcentvfy, run_dciodvf
 from DicomRegSaveLib.dicom_input import read_image_series
 from DicomRegSaveLib.export import ExportOptions, export_registration
 from DicomRegSaveLib.model import DisplacementGrid, RegistrationMatrix
-from DicomRegSaveLib.mrml import Deformation
+from DicomRegSaveLib.model import Deformation
 from DicomRegSaveLib.reader import read_registration
 from DicomRegSaveLib.sampledata import write_image_series
 

@@ -22,13 +22,18 @@ from . import __version__, tags
 from .conformance import ConformanceReport, check_dataset
 from .errors import InvalidRegistrationError
 from .output import atomic_output, check_output_path
-from .model import FRAME_OF_REFERENCE_IDENTITY, IMAGE_CONTENT_BASED_ALIGNMENT, Registration, RegistrationItem
+from .model import (
+    FRAME_OF_REFERENCE_IDENTITY,
+    IMAGE_CONTENT_BASED_ALIGNMENT,
+    Deformation,
+    Registration,
+    RegistrationItem,
+)
 from .sop import DeformableSpatialRegistration
 from .vector_buffer import large_buffered_reads
 
 if TYPE_CHECKING:
     from .dicom_input import ImageSeries
-    from .mrml import Deformation
 
 #: Attributes that the SOP class constructor sets, so overrides of them are passed to it.
 _CONSTRUCTOR_OVERRIDES = {

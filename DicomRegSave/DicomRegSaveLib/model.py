@@ -341,3 +341,70 @@ class Registration:
             for reference in item.referenced_images:
                 seen.setdefault(reference.sop_instance_uid, reference)
         return list(seen.values())
+
+
+@dataclass
+class Deformation:
+    """What a transform contributes to one registration item, in LPS (mm).
+
+    Parameters
+    ----------
+    grid:
+        Displacement grid in the registered (fixed) frame, indexed at the registered point.
+    pre_deformation_matrix, post_deformation_matrix:
+        Linear parts before / after the displacement; ``None`` means identity.
+    exact:
+        ``True`` when the grid and matrices reproduce the transform exactly (vectors copied, at most
+        converted from float64 to float32); ``False`` when the transform was resampled onto a grid,
+        so that between grid points the sampling error of trilinear interpolation applies.
+    warnings:
+        Sentences for the user about choices made (clamped spacing, resampling and why).
+    """
+
+    grid: DisplacementGrid
+    pre_deformation_matrix: RegistrationMatrix | None = None
+    post_deformation_matrix: RegistrationMatrix | None = None
+    exact: bool = True
+    warnings: list[str] = field(default_factory=list)
+
+    def item(self, source_frame_of_reference_uid: str, **kwargs: object) -> RegistrationItem:
+        """A :class:`RegistrationItem` carrying this deformation (further item fields as keywords)."""
+        return RegistrationItem(
+            source_frame_of_reference_uid,
+            grid=self.grid,
+            pre_deformation_matrix=self.pre_deformation_matrix,
+            post_deformation_matrix=self.post_deformation_matrix,
+            **kwargs,
+        )
+
+
+def axis_aligned_grid(grid: DisplacementGrid) -> DisplacementGrid | None:
+    """The same grid re-indexed so that its axes are +L, +P, +S, or ``None`` if it is oblique.
+
+    Only reorders and reverses grid axes (vectors are along patient axes and stay as they are), so
+    the result is exact. Returns a new contiguous vector array unless nothing needs to change.
+    """
+    direction = grid.direction_lps
+    rounded = np.round(direction)
+    if not np.allclose(direction, rounded, atol=geometry.EXACT_DIRECTION_TOLERANCE) or not np.allclose(
+        np.abs(rounded).sum(axis=0), 1.0
+    ) or not np.allclose(np.abs(rounded).sum(axis=1), 1.0):
+        return None
+    if np.array_equal(rounded, np.eye(3)):
+        return grid
+    # source grid axis (0=i, 1=j, 2=k) along each LPS axis, and its sign
+    source_axis = np.argmax(np.abs(rounded), axis=1)
+    sign = rounded[np.arange(3), source_axis]
+    dims = np.array(grid.dimensions)
+    vectors = grid.vectors_lps.transpose(2 - source_axis[2], 2 - source_axis[1], 2 - source_axis[0], 3)
+    reverse = tuple(2 - axis for axis in range(3) if sign[axis] < 0)
+    if reverse:
+        vectors = np.flip(vectors, axis=reverse)
+    spacing = grid.spacing_mm[source_axis]
+    origin = grid.origin_lps.copy()
+    origin += np.where(sign < 0, -(dims[source_axis] - 1) * spacing, 0.0)
+    return DisplacementGrid(origin, np.eye(3), spacing, np.ascontiguousarray(vectors))
+
+
+def _is_lps_aligned(direction_lps: np.ndarray) -> bool:
+    return bool(np.allclose(direction_lps, np.eye(3), atol=geometry.EXACT_DIRECTION_TOLERANCE))

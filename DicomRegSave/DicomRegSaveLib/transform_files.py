@@ -21,13 +21,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import slicer
-import vtk
+from typing import TYPE_CHECKING
 
-from . import mrml
+import numpy as np
+
+from . import geometry
 from .errors import OutputError, TransformInputError
-from .model import DisplacementGrid, Registration, RegistrationItem
+from .model import Deformation, DisplacementGrid, Registration, RegistrationItem, axis_aligned_grid
+
+if TYPE_CHECKING:
+    import slicer
+    import vtk
+
+# slicer/vtk (and mrml, which needs them) are imported where used: the fast path for raw fields
+# must not pay their ~200 MiB and ~1 s of start-up.
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +95,8 @@ def read_transform_file(path: str | Path, scene: slicer.vtkMRMLScene) -> slicer.
         )
     if not path.is_file():
         raise TransformInputError(f"Transform file {path} does not exist or is not a file.")
+    import slicer
+
     logic = slicer.vtkSlicerTransformLogic()
     logic.SetMRMLScene(scene)
     messages = slicer.vtkMRMLMessageCollection()
@@ -109,7 +118,7 @@ def deformation_from_file(
     *,
     grid_spacing_mm: float | Sequence[float] | None = None,
     axis_aligned: bool = False,
-) -> mrml.Deformation:
+) -> Deformation:
     """The fixed -> moving deformation stored in a transform file (LPS).
 
     Raw displacement fields without a spacing request are read by the fast path (one float32
@@ -127,9 +136,13 @@ def deformation_from_file(
         if header is not None:
             grid = header.read_grid()
             if axis_aligned:
-                grid = mrml.axis_aligned_grid(grid)
+                grid = axis_aligned_grid(grid)
             if grid is not None:
-                return mrml.Deformation(grid)
+                return Deformation(grid)
+    import slicer
+
+    from . import mrml
+
     scene = slicer.vtkMRMLScene()
     node = read_transform_file(path, scene)
     return mrml.deformation_from_transform_node(
@@ -204,7 +217,7 @@ def raw_field_header(path: str | Path) -> RawFieldHeader | None:
     if header is None:
         return None
     direction = header.direction_lps
-    if not np.allclose(direction.T @ direction, np.eye(3), rtol=0.0, atol=mrml.EXACT_DIRECTION_TOLERANCE):
+    if not np.allclose(direction.T @ direction, np.eye(3), rtol=0.0, atol=geometry.EXACT_DIRECTION_TOLERANCE):
         return None
     if np.any(header.spacing_mm <= 0) or min(header.dimensions) < 1:
         return None
@@ -339,6 +352,11 @@ def write_transform_file(registration: Registration | RegistrationItem, path: st
         For another extension (detached ``.mhd``/``.nhdr`` headers are refused: their data file
         would not follow a rename) or when Slicer fails to write.
     """
+    import slicer
+    import vtk
+
+    from . import mrml
+
     path = Path(path)
     extension = extension_of(path)
     item = registration.deformable_item if isinstance(registration, Registration) else registration
@@ -373,6 +391,8 @@ def write_transform_file(registration: Registration | RegistrationItem, path: st
 
 def _total_displacement_transform(item: RegistrationItem) -> vtk.vtkAbstractTransform:
     """A from-parent grid transform whose vectors are the item's whole mapping minus identity."""
+    from . import mrml
+
     grid = item.grid
     if item.pre_deformation_matrix is None and item.post_deformation_matrix is None:
         return mrml.from_parent_components(RegistrationItem(item.source_frame_of_reference_uid, grid=grid))[0][1]
