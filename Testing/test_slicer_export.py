@@ -4,6 +4,8 @@ the node-level export end to end (file read back and compared with VTK's from-wo
 
 from __future__ import annotations
 
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -160,6 +162,16 @@ def test_moving_volume_placed_under_the_transform_is_found(world):
     assert decision.offer and decision.moving_node is world.moving
 
 
+def test_suggested_volumes_follow_references_then_the_volume_under_the_transform(world):
+    transform = world.registration_transform()
+    assert slicer_export.suggested_volumes(transform) == (world.fixed, world.moving)
+    bare = world.registration_transform(references=False)
+    assert slicer_export.suggested_volumes(bare) == (None, None)
+    world.moving.SetAndObserveTransformNodeID(bare.GetID())
+    assert slicer_export.suggested_volumes(bare) == (None, world.moving)
+    assert slicer_export.suggested_volumes(None) == (None, None)
+
+
 def test_volume_item_is_not_offered(world):
     decision = slicer_export.examine_transform_item(world.sh, world.item(world.fixed))
     assert not decision.offer
@@ -241,6 +253,13 @@ def test_options_from_tags_sets_fields_and_overrides_only_what_changed():
     assert options.software_versions == ["Tool 1", "Lib 2"]
     assert options.content_description is None
     assert options.overrides == {"StudyID": "F2", "AccessionNumber": ["A", "B"]}
+
+
+def test_empty_fields_blank_an_attribute_only_against_a_known_inherited_value():
+    untouched = slicer_export.options_from_tags({"PatientName": "", "StudyID": "", "AccessionNumber": ""})
+    assert untouched.overrides == {}
+    cleared = slicer_export.options_from_tags({"AccessionNumber": "", "StudyID": ""}, {"AccessionNumber": "ACC1"})
+    assert cleared.overrides == {"AccessionNumber": ""}
 
 
 def test_options_from_tags_lists_every_problem_with_its_tag():
@@ -428,3 +447,110 @@ def test_import_of_a_file_that_is_not_a_registration_names_the_file(dicom_case):
     with pytest.raises(InvalidRegistrationError) as raised:
         slicer_export.import_registration(path, slicer.vtkMRMLScene())
     assert str(path) in str(raised.value)
+
+
+# The DICOM plugin's glue, run against stand-ins for the application-only parts ----------------------
+# DICOMLib, qSlicerDICOMExportable and the DICOM database exist only in the Slicer application; these
+# minimal stand-ins let the plugin's own code run on a real slicer-core scene, so that its calls into
+# the engine (names, arguments, results) are exercised end to end.
+
+class _StandInDICOMPlugin:
+    def __init__(self):
+        self.tags = {}
+
+    def getCachedLoadables(self, files):
+        return None
+
+    def cacheLoadables(self, files, loadables):
+        pass
+
+    def addSeriesInSubjectHierarchy(self, loadable, node):
+        sh = slicer.mrmlScene.GetSubjectHierarchyNode()
+        study = sh.CreateStudyItem(sh.GetSceneItemID(), "REG study")
+        sh.CreateItem(study, node)
+
+
+class _StandInExportable:
+    def __init__(self):
+        self._tags = {}
+        self.directory = ""
+
+    def setTag(self, name, value):
+        self._tags[name] = value
+
+    def tag(self, name):
+        return self._tags.get(name, "")
+
+
+class _StandInDatabase:
+    isOpen = True
+
+    def __init__(self, lookup):
+        self.lookup = lookup
+
+    def fileForInstance(self, uid):
+        path = self.lookup.path(uid)
+        return "" if path is None else str(path)
+
+    def fileValue(self, path, tag):
+        group, element = (int(part, 16) for part in tag.split(","))
+        value = pydicom.dcmread(path, stop_before_pixels=True).get((group, element))
+        return "" if value is None else str(value.value)
+
+
+@pytest.fixture
+def plugin_module(monkeypatch, dicom_case):
+    dicomlib = types.ModuleType("DICOMLib")
+    dicomlib.DICOMPlugin = _StandInDICOMPlugin
+    dicomlib.DICOMLoadable = type("DICOMLoadable", (), {})
+    monkeypatch.setitem(sys.modules, "DICOMLib", dicomlib)
+    monkeypatch.setattr(slicer, "qSlicerDICOMExportable", _StandInExportable, raising=False)
+    monkeypatch.setattr(slicer, "dicomDatabase", _StandInDatabase(dicom_case["lookup"]), raising=False)
+    monkeypatch.setattr(slicer, "modules", types.SimpleNamespace(), raising=False)
+    monkeypatch.syspath_prepend(str(Path(slicer_export.__file__).parents[1]))
+    monkeypatch.delitem(sys.modules, "DicomRegSavePlugin", raising=False)
+    import DicomRegSavePlugin
+
+    yield DicomRegSavePlugin
+    sys.modules.pop("DicomRegSavePlugin", None)
+
+
+def test_dicom_plugin_exports_and_loads_back_through_its_own_methods(plugin_module, world, dicom_case, tmp_path, caplog):
+    plugin_module.DicomRegSavePlugin(types.SimpleNamespace())
+    assert slicer.modules.dicomPlugins["DicomRegSavePlugin"] is plugin_module.DicomRegSavePluginClass
+    plugin = plugin_module.DicomRegSavePluginClass()
+    transform = world.registration_transform()
+    assert plugin.examineForExport(world.item(world.fixed)) == []
+    exportables = plugin.examineForExport(world.item(transform))
+    assert len(exportables) == 1
+    exportable = exportables[0]
+    assert exportable.pluginClass == "DicomRegSavePlugin" and exportable.confidence == 1.0
+    assert exportable.tag("Modality") == "REG" and exportable.tag("ContentLabel") == "REGISTRATION"
+    exportable.setTag("SeriesDescription", "Edited in the dialog")
+    exportable.setTag("PatientID", "SHOWN-ELSEWHERE")
+    exportable.directory = str(tmp_path)
+    assert plugin.export(exportables) == ""
+    [path] = list(tmp_path.glob("*.dcm"))
+    assert pydicom.dcmread(path, stop_before_pixels=True).SeriesDescription == "Edited in the dialog"
+    assert pydicom.dcmread(path, stop_before_pixels=True).PatientID == PATIENT_ID
+    assert any("Patient ID (0010,0020) is 'SHOWN-ELSEWHERE'" in r.getMessage() for r in caplog.records)
+
+    bad = plugin.examineForExport(world.item(transform))
+    bad[0].setTag("ContentLabel", "lower case")
+    bad[0].directory = str(tmp_path)
+    assert "Content Label (0070,0080)" in plugin.export(bad)
+    assert len(list(tmp_path.glob("*.dcm"))) == 1
+
+    loadables = plugin.examineForImport([[str(path)], [str(p) for p in dicom_case["fixed"].paths]])
+    assert len(loadables) == 1 and loadables[0].confidence == plugin_module.LOAD_CONFIDENCE == 0.95
+    assert loadables[0].name == "1000: Edited in the dialog"
+    assert plugin.load(loadables[0])
+    leaf = world.moving.GetParentTransformNode()
+    assert leaf is not None and leaf is not transform
+    points = fixed_points(dicom_case)
+    assert max_error(from_world_lps(leaf, points), from_world_lps(transform, points)) <= EXACT_MM
+    sh = world.sh
+    study = sh.GetItemParent(sh.GetItemByDataNode(leaf))
+    assert sh.GetItemName(study) == "REG study"
+    pre = leaf.GetParentTransformNode()
+    assert pre is not None and sh.GetItemParent(sh.GetItemByDataNode(pre)) == study

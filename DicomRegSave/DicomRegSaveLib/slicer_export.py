@@ -186,6 +186,27 @@ def examine_transform_item(
     )
 
 
+def suggested_volumes(
+    transform_node: slicer.vtkMRMLTransformNode | None,
+) -> tuple[slicer.vtkMRMLVolumeNode | None, slicer.vtkMRMLVolumeNode | None]:
+    """The fixed and moving volumes to pre-select for a transform; ``None`` where none is known.
+
+    Uses the registration references, and for the moving volume the one volume under the transform.
+    """
+    if transform_node is None:
+        return None, None
+    fixed = transform_node.GetNodeReference(transform_node.GetFixedNodeReferenceRole())
+    moving = transform_node.GetNodeReference(transform_node.GetMovingNodeReferenceRole())
+    if moving is None and transform_node.GetScene() is not None:
+        under = [
+            volume for volume in _volumes(transform_node.GetScene())
+            if volume.GetParentTransformNode() is not None
+            and volume.GetParentTransformNode().GetID() == transform_node.GetID()
+        ]
+        moving = under[0] if len(under) == 1 else None
+    return fixed, moving
+
+
 def is_linear_chain(transform_node: slicer.vtkMRMLTransformNode) -> bool:
     """True if the node and all its parent transforms are linear."""
     node = transform_node
@@ -300,8 +321,10 @@ def options_from_tags(
     """ExportOptions from edited tag values (keyword -> text).
 
     Attributes that ExportOptions carries (series description/number, content, equipment) set
-    those fields; any other attribute becomes an override, unless `inherited` holds the same text
-    for it (an unchanged value inherited from the fixed image is not an override).
+    those fields; any other attribute becomes an override when its text differs from the value in
+    `inherited` (what the REG inherits from the fixed image). An empty field never blanks an
+    attribute unless `inherited` shows a different value for it: fields that were never filled
+    leave the inherited values alone.
 
     Raises
     ------
@@ -320,10 +343,16 @@ def options_from_tags(
         text = "" if value is None else str(value)
         if keyword in _OPTION_FIELDS:
             setattr(options, _OPTION_FIELDS[keyword], _option_value(keyword, text))
-        elif inherited is None or str(inherited.get(keyword, "")) != text:
+        elif _changes_inherited(keyword, text, inherited):
             overrides[keyword] = text.split("\\") if "\\" in text and dictionary_VR(keyword) != "LT" else text
     options.overrides = overrides
     return options
+
+
+def _changes_inherited(keyword: str, text: str, inherited: Mapping[str, str] | None) -> bool:
+    if inherited is None or keyword not in inherited:
+        return bool(text)
+    return str(inherited[keyword]) != text
 
 
 def _option_value(keyword: str, text: str) -> object:
