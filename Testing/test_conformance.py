@@ -13,7 +13,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian
 
 import reg_builders as rb
-from DicomRegSaveLib import conformance
+from DicomRegSaveLib import vector_buffer
 from DicomRegSaveLib.conformance import (
     ConformanceReport,
     check_against_images,
@@ -102,7 +102,7 @@ def test_byte_length_against_grid_dimensions():
 
 def test_buffered_vector_grid_data_is_checked_in_chunks(monkeypatch):
     """The writer hands check_dataset a stream (not bytes); chunk boundaries must not hide a bad vector."""
-    monkeypatch.setattr(conformance, "_CHUNK_TRIPLES", 7)
+    monkeypatch.setattr(vector_buffer, "_CHUNK_TRIPLES", 7)
     vectors = rb.smooth_vectors((5, 4, 3))
     vectors[2, 1, 3, 1] = np.inf
     vectors[2, 3, 4, 2] = np.nan
@@ -114,6 +114,9 @@ def test_buffered_vector_grid_data_is_checked_in_chunks(monkeypatch):
     text = _errors(case.dataset)
     assert "1 partly-NaN and 1 infinite vector(s), the first at grid point (i=3, j=1, k=2)" in text
     assert stream.tell() == 5  # the writer's stream position is left as it was
+    grid["VectorGridData"].value = vector_buffer.VectorGridBuffer(vectors[::-1])
+    flipped = _errors(case.dataset)
+    assert "the first at grid point (i=3, j=1, k=0)" in flipped  # k = (3 - 1) - 2 in the reversed view
 
 
 def test_no_item_with_a_grid():

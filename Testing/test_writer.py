@@ -15,7 +15,7 @@ from DicomRegSaveLib.export import ExportOptions, create_dataset, write_dataset
 from DicomRegSaveLib.model import DisplacementGrid, ImageReference, Registration, RegistrationItem, RegistrationMatrix
 from DicomRegSaveLib.references import common_instance_reference
 from DicomRegSaveLib.sop import DeformableSpatialRegistration
-from DicomRegSaveLib.vector_buffer import VectorGridBuffer, large_buffered_reads
+from DicomRegSaveLib.vector_buffer import VectorGridBuffer
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 
@@ -249,17 +249,33 @@ def test_a_failing_write_leaves_no_partial_file(tmp_path, monkeypatch):
     def disk_full(self, *args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(VectorGridBuffer, "read", disk_full)
+    monkeypatch.setattr(VectorGridBuffer, "write_to", disk_full)
     with pytest.raises(OutputError, match="No space left"):
         write_dataset(dataset, tmp_path / "reg.dcm")
     assert list(tmp_path.iterdir()) == []
 
 
-def test_large_buffered_reads_restores_pydicom_setting():
-    before = pydicom.config.settings.buffered_read_size
-    with large_buffered_reads():
-        assert pydicom.config.settings.buffered_read_size > before
-    assert pydicom.config.settings.buffered_read_size == before
+def test_streamed_file_holds_the_dataset_and_leaves_it_unchanged(tmp_path):
+    fixed = fixed_header()
+    registration = registration_for(fixed)
+    registration.items.append(RegistrationItem(registration.items[0].source_frame_of_reference_uid,
+                                               grid=registration.items[0].grid.right_handed()))
+    dataset = create_dataset(registration, fixed, ExportOptions())
+    before = [i.DeformableRegistrationGridSequence[0]["VectorGridData"].value for i in dataset.DeformableRegistrationSequence]
+    path = write_dataset(dataset, tmp_path / "reg.dcm")
+    after = [i.DeformableRegistrationGridSequence[0]["VectorGridData"].value for i in dataset.DeformableRegistrationSequence]
+    assert all(a is b for a, b in zip(before, after))
+    assert not dataset["DeformableRegistrationSequence"].is_undefined_length
+    read = pydicom.dcmread(path)
+    assert read["DeformableRegistrationSequence"].is_undefined_length
+    for item in read.DeformableRegistrationSequence:
+        vectors = np.frombuffer(item.DeformableRegistrationGridSequence[0].VectorGridData, "<f4").reshape(3, 4, 5, 3)
+        assert np.array_equal(vectors, registration.items[0].grid.vectors_lps)
+    assert read.PatientName == fixed.PatientName and read.SOPInstanceUID == dataset.SOPInstanceUID
+    reference = tmp_path / "plain.dcm"
+    dataset.save_as(reference, enforce_file_format=True)
+    plain = pydicom.dcmread(reference)
+    assert [e.keyword for e in plain.iterall()] == [e.keyword for e in read.iterall()]
 
 
 def test_sop_class_validates_its_arguments():

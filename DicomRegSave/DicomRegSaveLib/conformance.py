@@ -31,6 +31,7 @@ from . import geometry
 from .errors import DicomRegSaveError, InvalidRegistrationError
 from .reader import DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID, read_dataset
 from .values import problem_content_label, problem_uid
+from .vector_buffer import vector_chunks
 
 SOURCE = "[dicomregsave]"
 DCIODVFY = "[dciodvfy]"
@@ -41,8 +42,6 @@ IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
 DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1.99"
 EXPLICIT_VR_BIG_ENDIAN = "1.2.840.10008.1.2.2"
 
-#: Triples examined at a time by the finiteness check: bounds its temporaries (about 24 MB of data).
-_CHUNK_TRIPLES = 1 << 21
 
 #: Sequences whose items reference objects that are not composite instances of a series
 #: (procedure steps, studies, patients, visits): they do not belong in Common Instance Reference.
@@ -293,33 +292,13 @@ def _value_length(value: object) -> int:
     return memoryview(value).nbytes
 
 
-def _vector_chunks(value: object, big_endian: bool) -> Iterator[tuple[int, np.ndarray]]:
-    """(first triple index, float32 triples) chunks of Vector Grid Data, without copying bytes values."""
-    dtype = ">f4" if big_endian else "<f4"
-    if isinstance(value, io.IOBase):
-        position = value.tell()
-        value.seek(0)
-        try:
-            start = 0
-            while chunk := value.read(12 * _CHUNK_TRIPLES):
-                triples = np.frombuffer(chunk, dtype=dtype).reshape(-1, 3)
-                yield start, triples
-                start += len(triples)
-        finally:
-            value.seek(position)
-        return
-    triples = np.frombuffer(value, dtype=dtype).reshape(-1, 3)
-    for start in range(0, len(triples), _CHUNK_TRIPLES):
-        yield start, triples[start:start + _CHUNK_TRIPLES]
-
-
 def _check_vector_values(
     value: object, dimensions_ij: tuple[int, int], big_endian: bool, where: str, report: ConformanceReport
 ) -> None:
     n_i, n_j = dimensions_ij
     partial = infinite = undefined = total = 0
     first_bad: tuple[int, list[float]] | None = None
-    for start, triples in _vector_chunks(value, big_endian):
+    for start, triples in vector_chunks(value, big_endian):
         total += len(triples)
         if np.isfinite(triples).all():
             continue

@@ -11,32 +11,26 @@ from collections.abc import Iterator
 import numpy as np
 from pydicom.dataset import Dataset
 
-from .vector_buffer import VectorGridBuffer
-
-VECTOR_GRID_DATA_TAG = 0x00640009
+from .vector_buffer import VECTOR_GRID_DATA_TAG, vector_chunks
 
 
-def vector_grid_array(element_value: object) -> np.ndarray:
-    """Vector Grid Data as a flat float32 (N, 3) array, whether bytes or a VectorGridBuffer."""
-    if isinstance(element_value, VectorGridBuffer):
-        return element_value.array.reshape(-1, 3)
-    return np.frombuffer(element_value, dtype="<f4").reshape(-1, 3)
-
-
-def summarize_vectors(vectors: np.ndarray, dimensions: object | None = None) -> str:
-    """'<n> vectors [dims], |d| min/max/mean mm, NaN points' for one Vector Grid Data value."""
-    count = vectors.shape[0]
-    defined = vectors[~np.isnan(vectors).any(axis=1)]
+def summarize_vectors(value: object, dimensions: object | None = None) -> str:
+    """'<n> vectors on grid <dims>; |d| min/max/mean mm; NaN points' for one Vector Grid Data value."""
+    count = undefined = 0
+    smallest, largest, total = np.inf, 0.0, 0.0
+    for _, triples in vector_chunks(value):
+        count += len(triples)
+        defined = triples[~np.isnan(triples).any(axis=1)]
+        undefined += len(triples) - len(defined)
+        if len(defined):
+            magnitude = np.sqrt(np.einsum("ij,ij->i", defined, defined, dtype=np.float64))
+            smallest, largest = min(smallest, magnitude.min()), max(largest, magnitude.max())
+            total += magnitude.sum()
     text = f"{count} vectors"
     if dimensions is not None:
         text += " on grid " + "x".join(str(int(d)) for d in dimensions)
-    if defined.size:
-        magnitude = np.sqrt(np.einsum("ij,ij->i", defined, defined, dtype=np.float64))
-        text += (
-            f"; |d| min {magnitude.min():.4g} mm, max {magnitude.max():.4g} mm, "
-            f"mean {magnitude.mean():.4g} mm"
-        )
-    undefined = count - defined.shape[0]
+    if count > undefined:
+        text += f"; |d| min {smallest:.4g} mm, max {largest:.4g} mm, mean {total / (count - undefined):.4g} mm"
     if undefined:
         text += f"; {undefined} undefined (NaN) points"
     return text
@@ -44,7 +38,7 @@ def summarize_vectors(vectors: np.ndarray, dimensions: object | None = None) -> 
 
 def _value_text(element, parent: Dataset, max_chars: int) -> str:
     if element.tag == VECTOR_GRID_DATA_TAG:
-        return summarize_vectors(vector_grid_array(element.value), parent.get("GridDimensions"))
+        return summarize_vectors(element.value, parent.get("GridDimensions"))
     if element.VR in ("OB", "OW", "OF", "OD", "OL", "OV", "UN"):
         return f"<{element.VR} data>"
     text = "\\".join(str(v) for v in element.value) if element.VM > 1 else str(element.value)

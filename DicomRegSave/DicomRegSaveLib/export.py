@@ -30,7 +30,7 @@ from .model import (
     RegistrationItem,
 )
 from .sop import DeformableSpatialRegistration
-from .vector_buffer import large_buffered_reads
+from .vector_buffer import write_dataset_streaming
 
 if TYPE_CHECKING:
     from .dicom_input import ImageSeries
@@ -188,9 +188,9 @@ def output_path_for(output: str | os.PathLike, sop_instance_uid: str, force: boo
 def write_dataset(dataset: Dataset, output: str | os.PathLike, force: bool = False) -> Path:
     """Write `dataset` atomically (temporary file in the same folder, then rename); return the path."""
     path = output_path_for(output, dataset.SOPInstanceUID, force)
-    with atomic_output(path, force) as temporary, large_buffered_reads():
+    with atomic_output(path, force) as temporary:
         with open(temporary, "wb") as stream:
-            dataset.save_as(stream, enforce_file_format=True)
+            write_dataset_streaming(dataset, stream)
             stream.flush()
             os.fsync(stream.fileno())
     return path

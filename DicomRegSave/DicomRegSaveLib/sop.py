@@ -17,10 +17,9 @@ from .errors import InvalidRegistrationError
 from .model import DisplacementGrid, Registration, RegistrationItem, RegistrationMatrix
 from .references import common_instance_reference, referenced_image_item
 from .values import problem_content_label, problem_person_name, problem_uid, require
-from .vector_buffer import VectorGridBuffer
+from .vector_buffer import VECTOR_GRID_DATA_TAG, VectorGridBuffer
 
 DEFORMABLE_SPATIAL_REGISTRATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.3"
-VECTOR_GRID_DATA_TAG = 0x00640009
 
 
 def _ds(values: Sequence[float] | np.ndarray) -> list[str]:

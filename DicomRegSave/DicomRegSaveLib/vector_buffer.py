@@ -1,22 +1,31 @@
-"""A read-only, seekable byte stream over a (k, j, i, 3) float32 array, for pydicom's buffered OF values.
+"""Vector Grid Data from a numpy array to disk without copies of the field.
 
-pydicom 3 writes an OF element whose value is a ``BufferedIOBase`` in chunks, so the displacement
-field goes from the numpy array to disk without a ``tobytes()`` copy. Planes are served one at a
-time, which also covers the k-reversed view that :meth:`DisplacementGrid.right_handed` returns.
+A dataset holds each Vector Grid Data value as a :class:`VectorGridBuffer` over the grid's float32
+(k, j, i, 3) array: pydicom 3 accepts such buffered OF values, so ``save_as`` works as usual.
+pydicom still encodes every sequence into memory before writing it, and Vector Grid Data sits two
+sequences deep, which would hold the field in memory twice more; :func:`write_dataset_streaming`
+avoids that by writing the dataset with small placeholders in undefined-length sequences and
+splicing each field in, plane by plane, straight from its array.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import secrets
+import struct
+from typing import BinaryIO
+
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import numpy as np
-from pydicom import config
+from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
 
-# pydicom reads buffered values 8 KiB at a time by default; fewer, larger reads are much faster.
-WRITE_CHUNK_BYTES = 16 << 20
+VECTOR_GRID_DATA_TAG = 0x00640009
+
+# Triples per chunk when Vector Grid Data is read from bytes or a stream (bounds temporaries).
+_CHUNK_TRIPLES = 1 << 20
 
 
 class VectorGridBuffer(io.BufferedIOBase):
@@ -73,12 +82,92 @@ class VectorGridBuffer(io.BufferedIOBase):
         return self.read(size)
 
 
-@contextmanager
-def large_buffered_reads() -> Iterator[None]:
-    """Temporarily raise pydicom's buffered read size so large OF values are written in big chunks."""
-    previous = config.settings.buffered_read_size
-    config.settings.buffered_read_size = WRITE_CHUNK_BYTES
+    def write_to(self, stream: BinaryIO) -> None:
+        """Write the bytes to `stream` plane by plane, without joining them."""
+        for k in range(self.array.shape[0]):
+            stream.write(self._plane(k))
+
+
+def vector_chunks(value: object, big_endian: bool = False) -> Iterator[tuple[int, np.ndarray]]:
+    """Vector Grid Data as ``(index of the first triple, float32 (N, 3) triples)`` chunks, no copies.
+
+    `value` is a :class:`VectorGridBuffer` (served from its array, plane by plane), another
+    readable stream (read in chunks, position restored) or bytes-like (viewed in place).
+    """
+    if isinstance(value, VectorGridBuffer):
+        start = 0
+        for plane in value.array:
+            triples = plane.reshape(-1, 3)
+            yield start, triples
+            start += len(triples)
+        return
+    dtype = ">f4" if big_endian else "<f4"
+    if isinstance(value, io.IOBase):
+        position = value.tell()
+        value.seek(0)
+        try:
+            start = 0
+            while chunk := value.read(12 * _CHUNK_TRIPLES):
+                triples = np.frombuffer(chunk, dtype=dtype).reshape(-1, 3)
+                yield start, triples
+                start += len(triples)
+        finally:
+            value.seek(position)
+        return
+    triples = np.frombuffer(value, dtype=dtype).reshape(-1, 3)
+    for start in range(0, len(triples), _CHUNK_TRIPLES):
+        yield start, triples[start:start + _CHUNK_TRIPLES]
+
+
+def _streamed_elements(dataset: Dataset) -> list[tuple[Dataset, Dataset, object]]:
+    """(registration item, grid item, VectorGridBuffer) for every buffered Vector Grid Data value."""
+    found = []
+    for item in dataset.get("DeformableRegistrationSequence", []):
+        for grid_item in item.get("DeformableRegistrationGridSequence", []):
+            element = grid_item.get(VECTOR_GRID_DATA_TAG)
+            if element is not None and isinstance(element.value, VectorGridBuffer):
+                found.append((item, grid_item, element.value))
+    return found
+
+
+def write_dataset_streaming(dataset: Dataset, stream: BinaryIO) -> None:
+    """Write `dataset` in DICOM file format to `stream`, streaming Vector Grid Data from its arrays.
+
+    The Deformable Registration Sequence and Grid Sequence (and their items) are written with
+    undefined length, so that their encoded size does not depend on the field. The dataset is
+    left as it was.
+    """
+    streamed = _streamed_elements(dataset)
+    placeholders = [secrets.token_bytes(16) for _ in streamed]
+    registration_sequence = dataset["DeformableRegistrationSequence"] if streamed else None
+    saved_flags = []
     try:
-        yield
+        for (item, grid_item, buffer), placeholder in zip(streamed, placeholders):
+            grid_item[VECTOR_GRID_DATA_TAG].value = placeholder
+            for element in (registration_sequence, item["DeformableRegistrationGridSequence"]):
+                saved_flags.append((element, "is_undefined_length", element.is_undefined_length))
+                element.is_undefined_length = True
+            for sequence_item in (item, grid_item):
+                saved_flags.append(
+                    (sequence_item, "is_undefined_length_sequence_item",
+                     getattr(sequence_item, "is_undefined_length_sequence_item", False))
+                )
+                sequence_item.is_undefined_length_sequence_item = True
+        encoded = DicomBytesIO()
+        dataset.save_as(encoded, enforce_file_format=True)
     finally:
-        config.settings.buffered_read_size = previous
+        for target, name, value in reversed(saved_flags):
+            setattr(target, name, value)
+        for (_, grid_item, buffer), _placeholder in zip(streamed, placeholders):
+            grid_item[VECTOR_GRID_DATA_TAG].value = buffer
+    encoded_bytes = encoded.getvalue()
+    data = memoryview(encoded_bytes)
+    position = 0
+    for (_, _, buffer), placeholder in zip(streamed, placeholders):
+        offset = encoded_bytes.find(placeholder, position)
+        # the OF value's 4-byte length field precedes the value itself
+        stream.write(data[position:offset - 4])
+        stream.write(struct.pack("<I", len(buffer)))
+        buffer.write_to(stream)
+        position = offset + len(placeholder)
+    stream.write(data[position:])
