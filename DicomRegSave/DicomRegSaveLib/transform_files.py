@@ -169,7 +169,8 @@ class RawFieldHeader:
         return 3 * n_i * n_j * n_k
 
     def read_grid(self) -> DisplacementGrid:
-        """Read the vectors into one float32 array (float64 data is narrowed chunk by chunk)."""
+        """The field as a float32 grid: float32 data is memory-mapped read-only (the page cache is the
+        only copy), float64 data is narrowed chunk by chunk into one float32 array."""
         n_bytes = self.n_values * self.dtype.itemsize
         size = self.data_path.stat().st_size
         offset = size - n_bytes if self.data_offset < 0 else self.data_offset
@@ -180,7 +181,7 @@ class RawFieldHeader:
                 "field of 3-vectors. The file is truncated or its header is wrong."
             )
         if self.dtype == np.dtype("<f4"):
-            values = np.fromfile(self.data_path, dtype="<f4", count=self.n_values, offset=offset)
+            values = np.memmap(self.data_path, dtype="<f4", mode="r", offset=offset, shape=(self.n_values,))
         else:
             values = np.empty(self.n_values, dtype=np.float32)
             with open(self.data_path, "rb") as stream:
