@@ -8,8 +8,7 @@ import logging
 
 import slicer
 from DICOMLib import DICOMLoadable, DICOMPlugin
-
-DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.66.3"
+from DicomRegSaveLib.model import DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID
 
 #: Above SlicerRT's REG loader (0.9), which applies the vectors in the opposite direction.
 LOAD_CONFIDENCE = 0.95

@@ -29,7 +29,8 @@ from pydicom.tag import Tag
 
 from . import geometry
 from .errors import DicomRegSaveError, InvalidRegistrationError
-from .reader import DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID, read_dataset
+from .model import DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID
+from .reader import read_dataset
 from .values import problem_content_label, problem_uid
 from .vector_buffer import vector_chunks
 

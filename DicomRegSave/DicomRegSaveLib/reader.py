@@ -27,9 +27,15 @@ from pydicom.sr.coding import Code
 from pydicom.uid import UID
 
 from .errors import DicomRegSaveError, InvalidRegistrationError
-from .model import DisplacementGrid, ImageReference, Registration, RegistrationItem, RegistrationMatrix
+from .model import (
+    DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID,
+    DisplacementGrid,
+    ImageReference,
+    Registration,
+    RegistrationItem,
+    RegistrationMatrix,
+)
 
-DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.66.3"
 
 #: SOP classes that users confuse with a deformable REG, with what to tell them.
 _RELATED_SOP_CLASSES = {

@@ -34,7 +34,8 @@ from .dicom_input import HeaderLookup, ImageSeries, read_image_series, series_fr
 from .errors import DicomInputError, DicomRegSaveError, InvalidRegistrationError, TransformInputError
 from .export import ExportOptions, ExportResult, export_registration
 from .model import Registration
-from .reader import DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID, read_dataset, read_registration
+from .model import DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID
+from .reader import read_dataset, read_registration
 
 #: Volume node attribute that Slicer's DICOM loaders fill with the SOP Instance UIDs, in slice order.
 INSTANCE_UIDS_ATTRIBUTE = "DICOM.instanceUIDs"

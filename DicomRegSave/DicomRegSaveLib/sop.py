@@ -14,12 +14,11 @@ from pydicom.valuerep import format_number_as_ds
 
 from . import tags
 from .errors import InvalidRegistrationError
-from .model import DisplacementGrid, Registration, RegistrationItem, RegistrationMatrix
+from .model import DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID, DisplacementGrid, Registration, RegistrationItem, RegistrationMatrix
 from .references import common_instance_reference, referenced_image_item
 from .values import problem_content_label, problem_person_name, problem_uid, require
 from .vector_buffer import VECTOR_GRID_DATA_TAG, VectorGridBuffer
 
-DEFORMABLE_SPATIAL_REGISTRATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.3"
 
 
 def _ds(values: Sequence[float] | np.ndarray) -> list[str]:
@@ -169,7 +168,7 @@ class DeformableSpatialRegistration(hd.SOPClass):
             series_instance_uid=series_instance_uid,
             series_number=series_number,
             sop_instance_uid=sop_instance_uid,
-            sop_class_uid=DEFORMABLE_SPATIAL_REGISTRATION_STORAGE,
+            sop_class_uid=DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID,
             instance_number=instance_number,
             modality="REG",
             manufacturer=manufacturer,
