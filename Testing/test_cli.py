@@ -162,7 +162,10 @@ def test_demo_runs_and_validates(tmp_path):
     regs = [p for p in (tmp_path / "demo").iterdir() if p.suffix == ".dcm"]
     assert len(regs) == 1 and pydicom.dcmread(regs[0]).Modality == "REG"
     occupied = run("demo", "--output", tmp_path / "demo")
-    assert occupied.returncode == 1 and "not empty" in occupied.stderr
+    assert occupied.returncode == 1 and "already holds a demo" in occupied.stderr
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "demo.log").write_text("a log written before the demo starts")
+    assert run("demo", "--output", tmp_path / "other").returncode == 0
 
 
 def test_demo_default_output_is_a_new_folder(tmp_path):

@@ -147,12 +147,16 @@ def command_validate(args: argparse.Namespace) -> int:
 
 
 def _demo_folder(output: Path | None) -> Path:
+    """The demo's folder: new under ./dicomregsave-demo, or `output` unless a demo already ran there."""
     if output is None:
         folder = Path("dicomregsave-demo") / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     else:
         folder = output
-        if folder.exists() and any(folder.iterdir()):
-            raise OutputError(f"The demo folder {folder} is not empty. Choose an empty or new folder.")
+        if (folder / "input").exists():
+            raise OutputError(
+                f"The demo folder {folder} already holds a demo (its input/ folder exists). "
+                "Choose another folder, or remove that one."
+            )
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

@@ -35,14 +35,10 @@ from .vector_buffer import write_dataset_streaming
 if TYPE_CHECKING:
     from .dicom_input import ImageSeries
 
-#: Attributes that the SOP class constructor sets, so overrides of them are passed to it.
-_CONSTRUCTOR_OVERRIDES = {
-    "StudyInstanceUID": "study_instance_uid",
-    "SeriesInstanceUID": "series_instance_uid",
-    "SOPInstanceUID": "sop_instance_uid",
-    "SeriesNumber": "series_number",
-    "InstanceNumber": "instance_number",
+#: DICOM keyword -> ExportOptions field, for the attributes ExportOptions carries itself.
+OPTION_FIELDS = {
     "SeriesDescription": "series_description",
+    "SeriesNumber": "series_number",
     "ContentLabel": "content_label",
     "ContentDescription": "content_description",
     "ContentCreatorName": "content_creator_name",
@@ -50,6 +46,15 @@ _CONSTRUCTOR_OVERRIDES = {
     "ManufacturerModelName": "manufacturer_model_name",
     "DeviceSerialNumber": "device_serial_number",
     "SoftwareVersions": "software_versions",
+}
+
+#: Attributes that the SOP class constructor sets, so overrides of them are passed to it.
+_CONSTRUCTOR_OVERRIDES = {
+    **OPTION_FIELDS,
+    "StudyInstanceUID": "study_instance_uid",
+    "SeriesInstanceUID": "series_instance_uid",
+    "SOPInstanceUID": "sop_instance_uid",
+    "InstanceNumber": "instance_number",
 }
 
 

@@ -32,7 +32,7 @@ from . import dump, mrml, tags
 from .conformance import ConformanceReport, validate_file
 from .dicom_input import HeaderLookup, ImageSeries, read_image_series, series_from_instance_uids
 from .errors import DicomInputError, DicomRegSaveError, InvalidRegistrationError, TransformInputError
-from .export import ExportOptions, ExportResult, export_registration
+from .export import OPTION_FIELDS, ExportOptions, ExportResult, export_registration
 from .model import Registration
 from .model import DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID
 from .reader import read_dataset, read_registration
@@ -73,19 +73,6 @@ LINEAR_CONFIDENCE = 0.5
 #: Largest distance (mm) between the voxel-grid corners of a volume node and of the DICOM series it
 #: claims to come from, beyond which the node is not where the DICOM images are.
 GEOMETRY_TOLERANCE_MM = 0.01
-
-#: Attribute -> ExportOptions field for the tags that ExportOptions carries itself.
-_OPTION_FIELDS = {
-    "SeriesDescription": "series_description",
-    "SeriesNumber": "series_number",
-    "ContentLabel": "content_label",
-    "ContentDescription": "content_description",
-    "ContentCreatorName": "content_creator_name",
-    "Manufacturer": "manufacturer",
-    "ManufacturerModelName": "manufacturer_model_name",
-    "DeviceSerialNumber": "device_serial_number",
-    "SoftwareVersions": "software_versions",
-}
 
 #: Type 1 attributes among the editable ones: an empty value cannot be written.
 _REQUIRED_KEYWORDS = frozenset(
@@ -342,8 +329,8 @@ def options_from_tags(
     overrides = dict(options.overrides)
     for keyword, value in tag_values.items():
         text = "" if value is None else str(value)
-        if keyword in _OPTION_FIELDS:
-            setattr(options, _OPTION_FIELDS[keyword], _option_value(keyword, text))
+        if keyword in OPTION_FIELDS:
+            setattr(options, OPTION_FIELDS[keyword], _option_value(keyword, text))
         elif _changes_inherited(keyword, text, inherited):
             overrides[keyword] = text.split("\\") if "\\" in text and dictionary_VR(keyword) != "LT" else text
     options.overrides = overrides
