@@ -189,3 +189,40 @@ def test_references_are_the_moving_input_files_and_a_patient_mismatch_is_reporte
     dataset = pydicom.dcmread(tmp_path / "reg.dcm")
     referenced = {i.ReferencedSOPInstanceUID for i in dataset.DeformableRegistrationSequence[0].ReferencedImageSequence}
     assert referenced == {pydicom.dcmread(p).SOPInstanceUID for p in extra.rglob("*.dcm")}
+
+
+def bad_field(case, path, change):
+    """The demo field with one thing broken: the vectors, or a header line."""
+    from DicomRegSaveLib.sampledata import write_displacement_field_mha
+
+    vectors = np.zeros((case.field_dimensions[2], case.field_dimensions[1], case.field_dimensions[0], 3), np.float32)
+    index_to_lps = case.field_ijk_to_lps
+    spacing = np.linalg.norm(index_to_lps[:3, :3], axis=0)
+    write_displacement_field_mha(path, index_to_lps[:3, 3], index_to_lps[:3, :3] / spacing, spacing, vectors)
+    if callable(change):
+        change(vectors)
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) - vectors.nbytes] + vectors.astype("<f4").tobytes())
+    else:
+        old, new = change
+        path.write_bytes(path.read_bytes().replace(old, new, 1))
+    return path
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda v: v.__setitem__((3, 4, 5, 1), np.nan), "(i=5, j=4, k=3)"),
+        (lambda v: v.__setitem__((0, 0, 2, 0), np.inf), "must be finite"),
+        ((b"ElementSpacing = 4.0", b"ElementSpacing = 0.0"), "positive"),
+    ],
+)
+def test_bad_field_values_fail_with_a_message_and_leave_nothing(case, tmp_path, change, message):
+    field = bad_field(case, tmp_path / "bad.mha", change)
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run("export", "--transform", field, "--fixed", case.fixed_dir, "--moving", case.moving_dir,
+                 "--output", out)
+    assert result.returncode == 1, result.stdout
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert listing(out) == []

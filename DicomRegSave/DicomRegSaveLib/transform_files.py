@@ -200,6 +200,11 @@ def raw_field_header(path: str | Path) -> RawFieldHeader | None:
     types, not exactly 3 interleaved components in 3 dimensions, NRRD fields in RAS space, with a
     non-identity measurement frame or marked as modeling (to-parent) transforms, multi-file data,
     and grids whose axes are not orthogonal.
+
+    Raises
+    ------
+    TransformInputError
+        If the header declares a non-positive spacing or an empty dimension.
     """
     path = Path(path)
     extension = extension_of(path)
@@ -221,7 +226,12 @@ def raw_field_header(path: str | Path) -> RawFieldHeader | None:
     if not np.allclose(direction.T @ direction, np.eye(3), rtol=0.0, atol=geometry.EXACT_DIRECTION_TOLERANCE):
         return None
     if np.any(header.spacing_mm <= 0) or min(header.dimensions) < 1:
-        return None
+        # Slicer cannot read such a field either; its own message would not say why.
+        raise TransformInputError(
+            f"The displacement field {path} declares a grid of {'x'.join(map(str, header.dimensions))} points "
+            f"at a spacing of {np.round(header.spacing_mm, 6).tolist()} mm: the spacing must be positive and "
+            "every dimension at least 1. The file's header is wrong; re-export the field."
+        )
     return header
 
 
