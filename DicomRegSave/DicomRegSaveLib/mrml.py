@@ -139,8 +139,8 @@ def deformation_from_transform_node(
         grid = _exact_grid(components[position], np.linalg.inv(pre_ras))
         if grid is None:
             reason = (
-                "the grid axes are not orthogonal once mapped back through the linear transform before "
-                "the grid (a shear or anisotropic scale; rigid or uniformly scaled ones keep the grid exact)"
+                "the grid axes are not orthogonal in the fixed frame: the grid itself is sheared, or a linear "
+                "transform before it shears or scales it unevenly (rigid or uniformly scaled ones keep it exact)"
             )
         else:
             if axis_aligned and not _is_lps_aligned(grid.direction_lps):
