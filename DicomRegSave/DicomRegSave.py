@@ -188,10 +188,15 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._parameterNode is None or node is None:
             return
         fixed, moving = engine().suggested_volumes(node)
-        if fixed is not None:
-            self._parameterNode.fixedVolume = fixed
-        if moving is not None:
-            self._parameterNode.movingVolume = moving
+        # This slot runs before the wrapper's own connector slot on the same signal; any parameter write
+        # makes the wrapper push every parameter back to its widget, so the new transform must be stored
+        # first or the selector is reset to the previous one.
+        with slicer.util.NodeModify(self._parameterNode):
+            self._parameterNode.transform = node
+            if fixed is not None:
+                self._parameterNode.fixedVolume = fixed
+            if moving is not None:
+                self._parameterNode.movingVolume = moving
 
     # DICOM attribute fields
 
