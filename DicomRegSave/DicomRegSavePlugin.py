@@ -145,6 +145,13 @@ class DicomRegSavePluginClass(DICOMPlugin):
             except DicomRegSaveError as exc:
                 errors.append(f"'{decision.transform_node.GetName()}': {exc}")
                 continue
+            except Exception as exc:  # the dialog would only say "Error occurred in exporter"
+                logging.exception("DicomRegSave export failed")
+                errors.append(
+                    f"'{decision.transform_node.GetName()}': unexpected error {type(exc).__name__}: {exc}. "
+                    "This is a bug in DicomRegSave; the Python console shows the details."
+                )
+                continue
             shown = {keyword: exportable.tag(keyword) for keyword in shownKeywords if exportable.tag(keyword)}
             for message in slicer_export.patient_study_differences(shown, result.dataset) + result.report.warnings:
                 logging.warning(message)
