@@ -39,6 +39,21 @@ def ras_to_lps_points(points_ras: np.ndarray) -> np.ndarray:
 lps_to_ras_points = ras_to_lps_points
 
 
+def ras_to_lps_vectors_in_place(vectors: np.ndarray) -> np.ndarray:
+    """Convert a displacement field (..., 3) between RAS and LPS in place and return it.
+
+    In place because fields are large float32 arrays that must not be copied (or widened to
+    float64 as :func:`ras_to_lps_points` does); the conversion is its own inverse.
+    """
+    if vectors.shape[-1] != 3:
+        raise ValueError(f"vectors must have shape (..., 3), got {vectors.shape}")
+    vectors[..., :2] *= -1.0
+    return vectors
+
+
+lps_to_ras_vectors_in_place = ras_to_lps_vectors_in_place
+
+
 def ras_to_lps_matrix(matrix_ras: np.ndarray) -> np.ndarray:
     """Convert a 4x4 homogeneous matrix between RAS and LPS (``F4 @ M @ F4``); its own inverse."""
     matrix = np.asarray(matrix_ras, dtype=np.float64)

@@ -178,8 +178,7 @@ class DisplacementGrid:
         vectors_ras: np.ndarray,
     ) -> DisplacementGrid:
         """Build a grid from RAS geometry and RAS displacement vectors (3D Slicer's convention)."""
-        vectors_lps = np.array(vectors_ras, dtype=np.float32)
-        vectors_lps[..., :2] *= -1.0
+        vectors_lps = geometry.ras_to_lps_vectors_in_place(np.array(vectors_ras, dtype=np.float32))
         return cls(
             geometry.ras_to_lps_points(origin_ras),
             geometry.ras_to_lps_direction(direction_ras),

@@ -417,8 +417,8 @@ def _sample(transform_node: slicer.vtkMRMLTransformNode, target: _SamplingGeomet
         )
     grid_transform = output.GetTransformFromParent()
     vectors = _image_vectors(grid_transform.GetDisplacementGrid(), target.dimensions)
-    # The sampled array is ours alone: convert RAS -> LPS in place instead of copying.
-    vectors[..., :2] *= -1.0
+    # The sampled array is ours alone, so it is converted without a copy.
+    geometry.ras_to_lps_vectors_in_place(vectors)
     return DisplacementGrid(target.origin_lps, target.direction_lps, target.spacing_mm, vectors)
 
 
@@ -522,8 +522,7 @@ def _grid_transform(index_to_lps: np.ndarray, vectors_lps: np.ndarray) -> vtk.vt
     index_to_ras = geometry.lps_to_ras_index_matrix(index_to_lps)
     origin_ras, direction_ras, spacing = _orthogonal_geometry(index_to_ras) or _raise_skewed(index_to_lps)
     n_k, n_j, n_i, _ = vectors_lps.shape
-    vectors_ras = np.array(vectors_lps, dtype=np.float32, order="C").reshape(-1, 3)
-    vectors_ras[:, :2] *= -1.0
+    vectors_ras = geometry.lps_to_ras_vectors_in_place(np.array(vectors_lps, dtype=np.float32, order="C").reshape(-1, 3))
     image = vtk.vtkImageData()
     image.SetDimensions(n_i, n_j, n_k)
     image.SetOrigin(*origin_ras)
