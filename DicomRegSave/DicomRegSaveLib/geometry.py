@@ -115,6 +115,11 @@ def check_direction(direction: np.ndarray, what: str = "grid direction") -> np.n
     return direction
 
 
+def is_lps_aligned(direction_lps: np.ndarray) -> bool:
+    """True if the grid axes are +L, +P, +S (Image Orientation ``1\\0\\0\\0\\1\\0``)."""
+    return bool(np.allclose(direction_lps, np.eye(3), atol=EXACT_DIRECTION_TOLERANCE))
+
+
 def is_right_handed(direction: np.ndarray) -> bool:
     """True if the third axis equals the cross product of the first two (det > 0)."""
     return bool(np.linalg.det(np.asarray(direction, dtype=np.float64)) > 0)

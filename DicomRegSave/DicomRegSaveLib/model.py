@@ -406,7 +406,3 @@ def axis_aligned_grid(grid: DisplacementGrid) -> DisplacementGrid | None:
     origin = grid.origin_lps.copy()
     origin += np.where(sign < 0, -(dims[source_axis] - 1) * spacing, 0.0)
     return DisplacementGrid(origin, np.eye(3), spacing, np.ascontiguousarray(vectors))
-
-
-def _is_lps_aligned(direction_lps: np.ndarray) -> bool:
-    return bool(np.allclose(direction_lps, np.eye(3), atol=geometry.EXACT_DIRECTION_TOLERANCE))

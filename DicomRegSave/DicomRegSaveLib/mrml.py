@@ -36,7 +36,6 @@ from .model import (  # Deformation and axis_aligned_grid are re-exported: calle
     Registration,
     RegistrationItem,
     RegistrationMatrix,
-    _is_lps_aligned,
     axis_aligned_grid,
 )
 
@@ -143,7 +142,7 @@ def deformation_from_transform_node(
                 "transform before it shears or scales it unevenly (rigid or uniformly scaled ones keep it exact)"
             )
         else:
-            if axis_aligned and not _is_lps_aligned(grid.direction_lps):
+            if axis_aligned and not geometry.is_lps_aligned(grid.direction_lps):
                 aligned = axis_aligned_grid(grid)
                 if aligned is None:
                     reason = "an LPS-axis-aligned grid was requested and the grid is oblique"
