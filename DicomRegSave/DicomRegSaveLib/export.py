@@ -184,15 +184,17 @@ def output_path_for(output: str | os.PathLike, sop_instance_uid: str, force: boo
     OutputError
         If the folder does not exist, or the file exists and `force` is false.
     """
+    return check_output_path(_output_file(output, sop_instance_uid), force)
+
+
+def _output_file(output: str | os.PathLike, sop_instance_uid: str) -> Path:
     path = Path(output)
-    if path.is_dir():
-        path = path / f"{sop_instance_uid}.dcm"
-    return check_output_path(path, force)
+    return path / f"{sop_instance_uid}.dcm" if path.is_dir() else path
 
 
 def write_dataset(dataset: Dataset, output: str | os.PathLike, force: bool = False) -> Path:
     """Write `dataset` atomically (temporary file in the same folder, then rename); return the path."""
-    path = output_path_for(output, dataset.SOPInstanceUID, force)
+    path = _output_file(output, dataset.SOPInstanceUID)
     with atomic_output(path, force) as temporary:
         with open(temporary, "wb") as stream:
             write_dataset_streaming(dataset, stream)
