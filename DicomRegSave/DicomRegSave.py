@@ -110,23 +110,23 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.filterLineEdit.connect("textChanged(QString)", lambda text: self.renderPreview())
 
         try:
-            self.buildTagFields(engine())
+            self.buildTagFields(engine("slicer_fields"))
         except ImportError as exc:
             self.setStatus(str(exc), error=True)
             for button in (self.ui.inheritButton, self.ui.validateButton, self.ui.saveButton):
                 button.enabled = False
         self.initializeParameterNode()
 
-    def buildTagFields(self, slicer_export):
-        """One line edit per attribute of slicer_export.PANEL_FIELDS, grouped like the standard's modules."""
+    def buildTagFields(self, slicer_fields):
+        """One line edit per attribute of slicer_fields.PANEL_FIELDS, grouped like the standard's modules."""
         layout = qt.QVBoxLayout(self.ui.tagFieldsWidget)
         layout.setContentsMargins(0, 0, 0, 0)
-        for group, keywords in slicer_export.PANEL_FIELDS.items():
+        for group, keywords in slicer_fields.PANEL_FIELDS.items():
             box = qt.QGroupBox(group)
             form = qt.QFormLayout(box)
             for keyword in keywords:
                 edit = qt.QLineEdit()
-                edit.toolTip = slicer_export.describe_keyword(keyword)
+                edit.toolTip = slicer_fields.describe_keyword(keyword)
                 problem = qt.QLabel()
                 problem.wordWrap = True
                 problem.setStyleSheet("color: #c0392b")
@@ -187,7 +187,7 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onTransformChanged(self, node):
         if self._parameterNode is None or node is None:
             return
-        fixed, moving = engine().suggested_volumes(node)
+        fixed, moving = engine("slicer_offer").suggested_volumes(node)
         # This slot runs before the wrapper's own connector slot on the same signal; any parameter write
         # makes the wrapper push every parameter back to its widget, so the new transform must be stored
         # first or the selector is reset to the previous one.
@@ -204,7 +204,7 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         return json.loads(self._parameterNode.tagValuesJson) if self._parameterNode else {}
 
     def tagProblems(self):
-        return engine().field_problems(self.tagValues()) if self._tagEdits else {}
+        return engine("slicer_fields").field_problems(self.tagValues()) if self._tagEdits else {}
 
     def showTagValues(self):
         values = self.tagValues()
@@ -213,7 +213,7 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.showTagProblem(keyword, edit.text)
 
     def showTagProblem(self, keyword, text):
-        problem = engine().tag_problem(keyword, text)
+        problem = engine("slicer_fields").tag_problem(keyword, text)
         label = self._tagProblemLabels[keyword]
         label.text = problem or ""
         label.visible = problem is not None
@@ -226,15 +226,15 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onInheritButton(self):
         p = self._parameterNode
-        slicer_export = engine()
+        slicer_fields = engine("slicer_fields")
         try:
             header = self.logic.fixedImageHeader(p.fixedVolume, self.dicomFiles("fixed"))
         except Exception as exc:
             self.setStatus(str(exc), error=True)
             return
-        fields = slicer_export.panel_fields(header)
+        fields = slicer_fields.panel_fields(header)
         values = {keyword: text for group in fields.values() for keyword, text in group.items()}
-        p.inheritedTagsJson = json.dumps(slicer_export.inherited_values(header))
+        p.inheritedTagsJson = json.dumps(slicer_fields.inherited_values(header))
         p.tagValuesJson = json.dumps(values)
         self.showTagValues()
         self.setStatus("Patient and study attributes taken from the fixed image.")
@@ -319,7 +319,7 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def renderPreview(self):
         if self._previewDataset is None:
             return
-        self.ui.previewTextEdit.plainText = engine().dump_preview(self._previewDataset, self.ui.filterLineEdit.text)
+        self.ui.previewTextEdit.plainText = engine("slicer_export").dump_preview(self._previewDataset, self.ui.filterLineEdit.text)
 
     def reportFailure(self, exc):
         from DicomRegSaveLib.errors import DicomRegSaveError
@@ -377,7 +377,7 @@ class DicomRegSaveLogic(ScriptedLoadableModuleLogic):
         """
         if not outputPath:
             raise ValueError("outputPath is required: the REG file path or an existing folder.")
-        slicer_export = engine()
+        slicer_export = engine("slicer_export")
         arguments = self.engineArguments(options)
         exportOptions, force = arguments.pop("options"), arguments.pop("force")
         return slicer_export.export_from_nodes(
@@ -387,7 +387,7 @@ class DicomRegSaveLogic(ScriptedLoadableModuleLogic):
 
     def validateRegistration(self, transformNode, fixedVolumeNode=None, movingVolumeNode=None, **options):
         """Build the REG without keeping it and run every check; returns (pydicom Dataset, ConformanceReport)."""
-        slicer_export = engine()
+        slicer_export = engine("slicer_export")
         arguments = self.engineArguments(options)
         exportOptions = arguments.pop("options")
         arguments.pop("force")
@@ -396,14 +396,14 @@ class DicomRegSaveLogic(ScriptedLoadableModuleLogic):
         )
 
     def importRegistration(self, path, applyToMoving=True):
-        """Load a REG file as transform nodes (fixed -> moving); returns slicer_export.ImportResult."""
-        return engine().import_registration(path, slicer.mrmlScene, databaseHeaderLookup(), applyToMoving)
+        """Load a REG file as transform nodes (fixed -> moving); returns slicer_import.ImportResult."""
+        return engine("slicer_import").import_registration(path, slicer.mrmlScene, databaseHeaderLookup(), applyToMoving)
 
     def fixedImageHeader(self, fixedVolumeNode, dicomFiles=None):
         """The first DICOM header of the fixed image (database, or the given file/folder)."""
         if fixedVolumeNode is None and not dicomFiles:
             raise ValueError("Choose the fixed volume (or its DICOM files) first.")
-        series = engine().image_series_for_volume(fixedVolumeNode, "fixed", databaseHeaderLookup(), dicomFiles)
+        series = engine("slicer_provenance").image_series_for_volume(fixedVolumeNode, "fixed", databaseHeaderLookup(), dicomFiles)
         return series.first_header
 
     @staticmethod
@@ -416,7 +416,7 @@ class DicomRegSaveLogic(ScriptedLoadableModuleLogic):
 
         base = ExportOptions(identity_item=bool(options.get("identityItem", False)))
         return {
-            "options": engine().options_from_tags(options.get("tags") or {}, options.get("inheritedTags"), base),
+            "options": engine("slicer_fields").options_from_tags(options.get("tags") or {}, options.get("inheritedTags"), base),
             "force": bool(options.get("force", False)),
             "grid_spacing_mm": options.get("gridSpacingMm") or None,
             "axis_aligned": bool(options.get("axisAligned", False)),

@@ -1,9 +1,10 @@
 """DICOM browser plugin: export a registration transform as a DICOM Deformable Spatial Registration
 (REG) from Slicer's "Export to DICOM..." dialog, and load REG files as transform nodes.
 
-Thin glue: every decision is made in DicomRegSaveLib.slicer_export (tested headless).
+Thin glue: every decision is made in DicomRegSaveLib's slicer_* modules (tested headless).
 """
 
+import importlib
 import logging
 
 import slicer
@@ -14,16 +15,15 @@ from DicomRegSaveLib.model import DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID
 LOAD_CONFIDENCE = 0.95
 
 
-def engine():
-    """The engine module; pydicom and highdicom (bundled with Slicer 5) are imported on first use."""
+def engine(name):
+    """The engine module DicomRegSaveLib.`name`; pydicom and highdicom are imported on first use."""
     try:
-        from DicomRegSaveLib import slicer_export
+        return importlib.import_module(f"DicomRegSaveLib.{name}")
     except ImportError as exc:
         raise ImportError(
             f"DicomRegSave needs pydicom and highdicom, which could not be imported ({exc}). Install them in "
             "Slicer's Python console with slicer.util.pip_install('highdicom') and restart Slicer."
         ) from exc
-    return slicer_export
 
 
 def databaseHeaderLookup():
@@ -35,7 +35,7 @@ def databaseHeaderLookup():
 
 
 class DicomRegSavePluginClass(DICOMPlugin):
-    """Exports transforms as DICOM REG and loads DICOM REG as transforms (see DicomRegSaveLib.slicer_export)."""
+    """Exports transforms as DICOM REG and loads DICOM REG as transforms (see DicomRegSaveLib's slicer_* modules)."""
 
     def __init__(self):
         super().__init__()
@@ -62,7 +62,7 @@ class DicomRegSavePluginClass(DICOMPlugin):
             if slicer.dicomDatabase.fileValue(path, self.tags["sopClassUID"]) != DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID:
                 continue
             try:
-                info = engine().describe_registration_file(path)
+                info = engine("slicer_import").describe_registration_file(path)
             except ImportError as exc:
                 logging.error(str(exc))
                 return []
@@ -79,18 +79,18 @@ class DicomRegSavePluginClass(DICOMPlugin):
         return loadables
 
     def load(self, loadable):
-        slicer_export = engine()
+        slicer_import = engine("slicer_import")
         from DicomRegSaveLib.errors import DicomRegSaveError
 
         try:
-            result = slicer_export.import_registration(loadable.files[0], slicer.mrmlScene, databaseHeaderLookup())
+            result = slicer_import.import_registration(loadable.files[0], slicer.mrmlScene, databaseHeaderLookup())
         except DicomRegSaveError as exc:
             logging.error(f"Could not load {loadable.files[0]} as a deformable registration: {exc}")
             return False
         self.addSeriesInSubjectHierarchy(loadable, result.leaf)
         shNode = slicer.mrmlScene.GetSubjectHierarchyNode()
         studyItemID = shNode.GetItemParent(shNode.GetItemByDataNode(result.leaf))
-        slicer_export.place_in_subject_hierarchy(shNode, result.nodes[:-1], studyItemID)
+        engine("slicer_hierarchy").place_in_subject_hierarchy(shNode, result.nodes[:-1], studyItemID)
         for message in result.messages:
             logging.warning(message)
         return True
@@ -99,12 +99,12 @@ class DicomRegSavePluginClass(DICOMPlugin):
 
     def examineForExport(self, subjectHierarchyItemID):
         try:
-            slicer_export = engine()
+            slicer_offer = engine("slicer_offer")
         except ImportError as exc:
             logging.warning(str(exc))
             return []
         shNode = slicer.mrmlScene.GetSubjectHierarchyNode()
-        decision = slicer_export.examine_transform_item(shNode, subjectHierarchyItemID, databaseHeaderLookup())
+        decision = slicer_offer.examine_transform_item(shNode, subjectHierarchyItemID, databaseHeaderLookup())
         if not decision.offer:
             log = logging.info if decision.transform_node is not None else logging.debug
             log(f"DicomRegSave does not offer DICOM REG export of '{shNode.GetItemName(subjectHierarchyItemID)}': {decision.reason}")
@@ -121,7 +121,9 @@ class DicomRegSavePluginClass(DICOMPlugin):
         return [exportable]
 
     def export(self, exportables):
-        slicer_export = engine()
+        slicer_offer, slicer_fields, slicer_export = (
+            engine("slicer_offer"), engine("slicer_fields"), engine("slicer_export")
+        )
         from DicomRegSaveLib.errors import DicomRegSaveError
 
         shNode = slicer.mrmlScene.GetSubjectHierarchyNode()
@@ -130,13 +132,13 @@ class DicomRegSavePluginClass(DICOMPlugin):
         shownKeywords = list(constants.GetDICOMPatientTagNames()) + list(constants.GetDICOMStudyTagNames())
         errors = []
         for exportable in exportables:
-            decision = slicer_export.examine_transform_item(shNode, exportable.subjectHierarchyItemID, lookup)
+            decision = slicer_offer.examine_transform_item(shNode, exportable.subjectHierarchyItemID, lookup)
             if not decision.offer:
                 errors.append(decision.reason)
                 continue
             try:
-                options = slicer_export.options_from_tags(
-                    {keyword: exportable.tag(keyword) for keyword in slicer_export.SERIES_TAG_KEYWORDS}
+                options = slicer_fields.options_from_tags(
+                    {keyword: exportable.tag(keyword) for keyword in slicer_offer.SERIES_TAG_KEYWORDS}
                 )
                 result = slicer_export.export_from_nodes(
                     decision.transform_node, decision.fixed_node, decision.moving_node, lookup,
@@ -153,7 +155,7 @@ class DicomRegSavePluginClass(DICOMPlugin):
                 )
                 continue
             shown = {keyword: exportable.tag(keyword) for keyword in shownKeywords if exportable.tag(keyword)}
-            for message in slicer_export.patient_study_differences(shown, result.dataset) + result.report.warnings:
+            for message in engine("slicer_hierarchy").patient_study_differences(shown, result.dataset) + result.report.warnings:
                 logging.warning(message)
             logging.info(f"Wrote DICOM registration {result.path}")
         return "\n".join(errors)

@@ -1,4 +1,4 @@
-"""slicer_export.py: the Slicer plugin's and panel's decisions on a real slicer-core subject hierarchy,
+"""slicer_*.py: the Slicer plugin's and panel's decisions on a real slicer-core subject hierarchy,
 the node-level export end to end (file read back and compared with VTK's from-world mapping) and import.
 """
 
@@ -14,7 +14,9 @@ import pytest
 import slicer
 import vtk
 
-from DicomRegSaveLib import geometry, sampledata, slicer_export
+from DicomRegSaveLib import (
+    geometry, sampledata, slicer_export, slicer_fields, slicer_hierarchy, slicer_import, slicer_offer,
+)
 from DicomRegSaveLib.dicom_input import header_lookup_from_folder, read_image_series
 from DicomRegSaveLib.errors import DicomInputError, InvalidRegistrationError, OutputError
 from DicomRegSaveLib.export import ExportOptions
@@ -131,26 +133,26 @@ def max_error(actual, expected):
 
 def test_grid_transform_with_dicom_volumes_is_offered_with_series_tags(world, dicom_case):
     transform = world.registration_transform()
-    decision = slicer_export.examine_transform_item(world.sh, world.item(transform), dicom_case["lookup"])
+    decision = slicer_offer.examine_transform_item(world.sh, world.item(transform), dicom_case["lookup"])
     assert decision.offer, decision.reason
-    assert decision.confidence == slicer_export.DEFORMABLE_CONFIDENCE == 1.0
+    assert decision.confidence == slicer_offer.DEFORMABLE_CONFIDENCE == 1.0
     assert decision.fixed_node is world.fixed and decision.moving_node is world.moving
-    assert tuple(decision.series_tags) == slicer_export.SERIES_TAG_KEYWORDS
+    assert tuple(decision.series_tags) == slicer_offer.SERIES_TAG_KEYWORDS
     defaults = ExportOptions()
     assert decision.series_tags["SeriesNumber"] == str(defaults.series_number)
     assert decision.series_tags["ContentLabel"] == defaults.content_label
     assert decision.series_tags["SoftwareVersions"].split("\\") == list(defaults.software_versions)
     assert decision.series_tags["ContentDescription"] == "Moving CT to Fixed CT by Registration result"
-    assert slicer_export.field_problems(decision.series_tags) == {}
+    assert slicer_fields.field_problems(decision.series_tags) == {}
 
 
 def test_linear_transform_is_offered_below_specialised_exporters(world, dicom_case):
     transform = linear_node(world.scene, homogeneous(np.eye(3), (1.0, 2.0, 3.0)))
     transform.SetNodeReferenceID(transform.GetFixedNodeReferenceRole(), world.fixed.GetID())
     transform.SetNodeReferenceID(transform.GetMovingNodeReferenceRole(), world.moving.GetID())
-    decision = slicer_export.examine_transform_item(world.sh, world.item(transform))
+    decision = slicer_offer.examine_transform_item(world.sh, world.item(transform))
     assert decision.offer
-    assert decision.confidence == slicer_export.LINEAR_CONFIDENCE < slicer_export.DEFORMABLE_CONFIDENCE
+    assert decision.confidence == slicer_offer.LINEAR_CONFIDENCE < slicer_offer.DEFORMABLE_CONFIDENCE
     assert "linear" in decision.reason
 
 
@@ -158,29 +160,29 @@ def test_moving_volume_placed_under_the_transform_is_found(world):
     transform = world.registration_transform(references=False)
     transform.SetNodeReferenceID(transform.GetFixedNodeReferenceRole(), world.fixed.GetID())
     world.moving.SetAndObserveTransformNodeID(transform.GetID())
-    decision = slicer_export.examine_transform_item(world.sh, world.item(transform))
+    decision = slicer_offer.examine_transform_item(world.sh, world.item(transform))
     assert decision.offer and decision.moving_node is world.moving
 
 
 def test_suggested_volumes_follow_references_then_the_volume_under_the_transform(world):
     transform = world.registration_transform()
-    assert slicer_export.suggested_volumes(transform) == (world.fixed, world.moving)
+    assert slicer_offer.suggested_volumes(transform) == (world.fixed, world.moving)
     bare = world.registration_transform(references=False)
-    assert slicer_export.suggested_volumes(bare) == (None, None)
+    assert slicer_offer.suggested_volumes(bare) == (None, None)
     world.moving.SetAndObserveTransformNodeID(bare.GetID())
-    assert slicer_export.suggested_volumes(bare) == (None, world.moving)
-    assert slicer_export.suggested_volumes(None) == (None, None)
+    assert slicer_offer.suggested_volumes(bare) == (None, world.moving)
+    assert slicer_offer.suggested_volumes(None) == (None, None)
 
 
 def test_volume_item_is_not_offered(world):
-    decision = slicer_export.examine_transform_item(world.sh, world.item(world.fixed))
+    decision = slicer_offer.examine_transform_item(world.sh, world.item(world.fixed))
     assert not decision.offer
     assert "'Fixed CT' is not a transform" in decision.reason
 
 
 def test_transform_without_known_volumes_is_not_offered(world):
     transform = world.registration_transform(references=False)
-    decision = slicer_export.examine_transform_item(world.sh, world.item(transform))
+    decision = slicer_offer.examine_transform_item(world.sh, world.item(transform))
     assert not decision.offer
     assert "fixed volume" in decision.reason and "Choose the fixed volume" in decision.reason
 
@@ -190,7 +192,7 @@ def test_volume_without_dicom_origin_is_not_offered_and_the_way_forward_is_named
     plain = world.volume(dicom_case["fixed"], "Resampled fixed", dicom=False)
     transform.SetNodeReferenceID(transform.GetFixedNodeReferenceRole(), plain.GetID())
     transform.SetNodeReferenceID(transform.GetMovingNodeReferenceRole(), world.moving.GetID())
-    decision = slicer_export.examine_transform_item(world.sh, world.item(transform))
+    decision = slicer_offer.examine_transform_item(world.sh, world.item(transform))
     assert not decision.offer
     assert "fixed volume 'Resampled fixed' was not loaded from DICOM" in decision.reason
     assert "DICOM file or folder" in decision.reason and "Export to DICOM" in decision.reason
@@ -198,7 +200,7 @@ def test_volume_without_dicom_origin_is_not_offered_and_the_way_forward_is_named
 
 def test_instances_missing_from_the_database_are_reported(world):
     transform = world.registration_transform()
-    decision = slicer_export.examine_transform_item(world.sh, world.item(transform), lambda uid: "")
+    decision = slicer_offer.examine_transform_item(world.sh, world.item(transform), lambda uid: "")
     assert not decision.offer
     assert f"{dicom_count(world.case['fixed'])} of the {dicom_count(world.case['fixed'])} DICOM instances of the fixed" in decision.reason
     assert "Import the fixed image series into the DICOM database" in decision.reason
@@ -228,7 +230,7 @@ def dicom_count(series):
     ],
 )
 def test_tag_problems_say_what_is_wrong(keyword, value, expected):
-    problem = slicer_export.tag_problem(keyword, value)
+    problem = slicer_fields.tag_problem(keyword, value)
     assert problem is not None and expected in problem
 
 
@@ -238,12 +240,12 @@ def test_tag_problems_say_what_is_wrong(keyword, value, expected):
      ("SoftwareVersions", "A 1\\B 2"), ("PatientName", "Müller^Anna"), ("ContentDescription", "x" * 64)],
 )
 def test_valid_tag_values_pass(keyword, value):
-    assert slicer_export.tag_problem(keyword, value) is None
+    assert slicer_fields.tag_problem(keyword, value) is None
 
 
 def test_options_from_tags_sets_fields_and_overrides_only_what_changed():
     inherited = {"PatientName": "Müller^Anna", "StudyID": "F1"}
-    options = slicer_export.options_from_tags(
+    options = slicer_fields.options_from_tags(
         {"SeriesNumber": "77", "SeriesDescription": "DIR to planning CT", "SoftwareVersions": "Tool 1\\Lib 2",
          "ContentDescription": "", "PatientName": "Müller^Anna", "StudyID": "F2", "AccessionNumber": "A\\B"},
         inherited,
@@ -256,15 +258,15 @@ def test_options_from_tags_sets_fields_and_overrides_only_what_changed():
 
 
 def test_empty_fields_blank_an_attribute_only_against_a_known_inherited_value():
-    untouched = slicer_export.options_from_tags({"PatientName": "", "StudyID": "", "AccessionNumber": ""})
+    untouched = slicer_fields.options_from_tags({"PatientName": "", "StudyID": "", "AccessionNumber": ""})
     assert untouched.overrides == {}
-    cleared = slicer_export.options_from_tags({"AccessionNumber": "", "StudyID": ""}, {"AccessionNumber": "ACC1"})
+    cleared = slicer_fields.options_from_tags({"AccessionNumber": "", "StudyID": ""}, {"AccessionNumber": "ACC1"})
     assert cleared.overrides == {"AccessionNumber": ""}
 
 
 def test_options_from_tags_lists_every_problem_with_its_tag():
     with pytest.raises(InvalidRegistrationError) as raised:
-        slicer_export.options_from_tags({"SeriesNumber": "x", "ContentLabel": "lower", "Manufacturer": ""})
+        slicer_fields.options_from_tags({"SeriesNumber": "x", "ContentLabel": "lower", "Manufacturer": ""})
     message = str(raised.value)
     assert "Series Number (0020,0011)" in message
     assert "Content Label (0070,0080)" in message
@@ -273,7 +275,7 @@ def test_options_from_tags_lists_every_problem_with_its_tag():
 
 def test_panel_fields_inherit_patient_and_study_from_the_fixed_image(dicom_case):
     header = dicom_case["fixed"].first_header
-    fields = slicer_export.panel_fields(header)
+    fields = slicer_fields.panel_fields(header)
     assert list(fields) == ["Patient", "Study", "Series", "Equipment", "Content"]
     assert fields["Patient"]["PatientName"] == "Müller^Anna"
     assert fields["Patient"]["PatientID"] == PATIENT_ID
@@ -281,22 +283,22 @@ def test_panel_fields_inherit_patient_and_study_from_the_fixed_image(dicom_case)
     assert fields["Study"]["StudyID"] == "F1"
     assert fields["Series"]["SeriesNumber"] == str(ExportOptions().series_number)
     every = {k: v for group in fields.values() for k, v in group.items()}
-    assert slicer_export.field_problems(every) == {}
-    options = slicer_export.options_from_tags(every, slicer_export.inherited_values(header))
+    assert slicer_fields.field_problems(every) == {}
+    options = slicer_fields.options_from_tags(every, slicer_fields.inherited_values(header))
     assert options.overrides == {}
 
 
 def test_patient_and_study_shown_by_slicer_are_read_from_the_hierarchy_and_compared(world, dicom_case):
     transform = world.registration_transform()
-    shown = slicer_export.patient_study_tags_from_sh(world.sh, world.item(transform))
+    shown = slicer_hierarchy.patient_study_tags_from_sh(world.sh, world.item(transform))
     assert shown == {
         "PatientName": "Müller^Anna", "PatientID": PATIENT_ID,
         "StudyDate": "20240315", "StudyInstanceUID": dicom_case["fixed"].study_instance_uid,
     }
     header = dicom_case["fixed"].first_header
-    assert slicer_export.patient_study_differences(shown, header) == []
+    assert slicer_hierarchy.patient_study_differences(shown, header) == []
     moved = dict(shown, StudyInstanceUID=dicom_case["moving"].study_instance_uid, PatientID="OTHER")
-    messages = slicer_export.patient_study_differences(moved, header)
+    messages = slicer_hierarchy.patient_study_differences(moved, header)
     assert len(messages) == 2
     assert any("Patient ID (0010,0020) is 'OTHER'" in m for m in messages)
     assert all("fixed image's value" in m for m in messages)
@@ -306,7 +308,7 @@ def test_patient_and_study_shown_by_slicer_are_read_from_the_hierarchy_and_compa
 
 def test_export_from_nodes_writes_the_from_world_mapping_of_a_grid_under_a_linear_parent(world, dicom_case, tmp_path):
     transform = world.registration_transform()
-    options = slicer_export.options_from_tags({"SeriesNumber": "501", "ContentLabel": "DIR"})
+    options = slicer_fields.options_from_tags({"SeriesNumber": "501", "ContentLabel": "DIR"})
     result = slicer_export.export_from_nodes(
         transform, None, None, dicom_case["lookup"], tmp_path, options
     )
@@ -399,25 +401,25 @@ def exported(world, dicom_case, tmp_path):
     transform = world.registration_transform()
     result = slicer_export.export_from_nodes(
         transform, None, None, dicom_case["lookup"], tmp_path,
-        slicer_export.options_from_tags({"SeriesDescription": "DIR result"}),
+        slicer_fields.options_from_tags({"SeriesDescription": "DIR result"}),
     )
     return transform, result
 
 
 def test_describe_registration_file_for_the_browser(exported, dicom_case):
     _, result = exported
-    info = slicer_export.describe_registration_file(result.path)
+    info = slicer_import.describe_registration_file(result.path)
     assert info.name == "1000: DIR result"
     assert info.sop_instance_uid == result.dataset.SOPInstanceUID
     assert info.study_instance_uid == dicom_case["fixed"].study_instance_uid
     assert sorted(info.referenced_instance_uids) == sorted(str(h.SOPInstanceUID) for h in dicom_case["moving"].headers)
-    assert slicer_export.describe_registration_file(dicom_case["fixed"].paths[0]) is None
+    assert slicer_import.describe_registration_file(dicom_case["fixed"].paths[0]) is None
 
 
 def test_import_round_trip_recreates_the_mapping_and_applies_it_to_the_moving_volume(exported, dicom_case):
     transform, result = exported
     scene = Scene(dicom_case)
-    imported = slicer_export.import_registration(result.path, scene.scene, dicom_case["lookup"])
+    imported = slicer_import.import_registration(result.path, scene.scene, dicom_case["lookup"])
     leaf = imported.leaf
     points = fixed_points(dicom_case)
     assert max_error(from_world_lps(leaf, points), from_world_lps(transform, points)) <= EXACT_MM
@@ -428,7 +430,7 @@ def test_import_round_trip_recreates_the_mapping_and_applies_it_to_the_moving_vo
     assert leaf.GetAttribute("DICOM.instanceUIDs") == result.dataset.SOPInstanceUID
     assert all(node.GetName().startswith("DIR result") for node in imported.nodes)
     assert imported.messages == []
-    items = slicer_export.place_in_subject_hierarchy(scene.sh, imported.nodes, scene.study)
+    items = slicer_hierarchy.place_in_subject_hierarchy(scene.sh, imported.nodes, scene.study)
     assert [scene.sh.GetItemParent(i) for i in items] == [scene.study] * len(imported.nodes)
     assert [scene.sh.GetItemDataNode(i) for i in items] == imported.nodes
 
@@ -436,7 +438,7 @@ def test_import_round_trip_recreates_the_mapping_and_applies_it_to_the_moving_vo
 def test_import_without_the_images_loaded_says_so(exported, dicom_case):
     _, result = exported
     scene = slicer.vtkMRMLScene()
-    imported = slicer_export.import_registration(result.path, scene)
+    imported = slicer_import.import_registration(result.path, scene)
     assert imported.fixed_node is None and imported.moving_node is None
     assert len(imported.messages) == 2
     assert "moving image of the registration is not loaded" in imported.messages[0]
@@ -445,7 +447,7 @@ def test_import_without_the_images_loaded_says_so(exported, dicom_case):
 def test_import_of_a_file_that_is_not_a_registration_names_the_file(dicom_case):
     path = Path(dicom_case["fixed"].paths[0])
     with pytest.raises(InvalidRegistrationError) as raised:
-        slicer_export.import_registration(path, slicer.vtkMRMLScene())
+        slicer_import.import_registration(path, slicer.vtkMRMLScene())
     assert str(path) in str(raised.value)
 
 
