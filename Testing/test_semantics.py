@@ -1,6 +1,6 @@
 """The written file means what the transform file means in 3D Slicer.
 
-Whole pipeline: transform file -> ``dicomregsave export`` work (cli.run_export) -> REG on disk ->
+Whole pipeline: transform file -> ``dicomregsave export`` work (export_request.run_export_request) -> REG on disk ->
 reader -> the standard's equation, compared with slicer-core reading the same transform file and
 evaluating the from-world transform a moving volume placed under it gets (VTK, RAS converted to LPS).
 """
@@ -8,8 +8,7 @@ evaluating the from-world transform a moving volume placed under it gets (VTK, R
 import numpy as np
 import pytest
 
-from DicomRegSaveLib.cli import run_export
-from DicomRegSaveLib.export import ExportOptions
+from DicomRegSaveLib.export_request import ExportRequest, run_export_request
 from DicomRegSaveLib.model import DisplacementGrid, Registration, RegistrationItem, RegistrationMatrix
 from DicomRegSaveLib.reader import read_registration
 from DicomRegSaveLib.sampledata import make_demo_case
@@ -26,9 +25,10 @@ def case(tmp_path_factory):
 
 
 def export_and_read(case, transform_path, tmp_path, **kwargs):
-    result, _, _ = run_export(transform_path, [case.fixed_dir], [case.moving_dir], tmp_path / "reg.dcm",
-                              ExportOptions(), **kwargs)
-    return result, read_registration(result.path)
+    outcome = run_export_request(
+        ExportRequest(transform_path, [case.fixed_dir], [case.moving_dir], tmp_path / "reg.dcm", **kwargs)
+    )
+    return outcome.result, read_registration(outcome.result.path)
 
 
 def slicer_mapping(transform_path, points_lps, *, trilinear=True):

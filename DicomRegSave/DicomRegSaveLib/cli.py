@@ -1,6 +1,9 @@
-"""The ``dicomregsave`` command: export, to-transform, inspect, validate, demo.
+"""The ``dicomregsave`` command: export, send, batch, to-transform, inspect, validate, conformance, demo.
 
+The command line parses arguments and prints; the work is done by the engine's modules
+(:mod:`export_request`, :mod:`network`, :mod:`batch`, :mod:`reports`, ...).
 Exit status: 0 success, 1 an error explained in one paragraph on stderr, 2 wrong usage.
+With ``--json -`` the JSON report goes to stdout and the text lines to stderr.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ def _grid_spacing(values: Sequence[float] | None) -> tuple[float, float, float] 
 
 def _export_options(args: argparse.Namespace):
     from .export import ExportOptions
+    from .export_request import registration_type_code
 
     options = ExportOptions()
     chosen = {
@@ -42,6 +46,9 @@ def _export_options(args: argparse.Namespace):
         "manufacturer_model_name": args.model,
         "device_serial_number": args.device_serial_number,
         "software_versions": [args.software_versions] if args.software_versions else None,
+        "comment": args.comment,
+        "uid_root": args.uid_root,
+        "registration_type": registration_type_code(args.registration_type) if args.registration_type else None,
     }
     for name, value in chosen.items():
         if value is not None:
@@ -50,35 +57,31 @@ def _export_options(args: argparse.Namespace):
     return options
 
 
-def run_export(
-    transform: Path,
-    fixed_paths: Sequence[Path],
-    moving_paths: Sequence[Path],
-    output: Path,
-    options,
-    *,
-    grid_spacing_mm: tuple[float, float, float] | None = None,
-    force: bool = False,
-):
-    """Read the inputs and export; the command's work, shared with ``demo``."""
-    import highdicom as hd
+def _export_request(args: argparse.Namespace):
+    from .export_request import ExportRequest
 
-    from .dicom_input import read_image_series
-    from .export import export_registration, output_path_for
-    from .transform_files import deformation_from_file
-
-    if options.sop_instance_uid is None:
-        options.sop_instance_uid = hd.UID()
-    output_path_for(output, options.sop_instance_uid, force)
-    fixed = read_image_series(fixed_paths, "fixed")
-    moving = read_image_series(moving_paths, "moving")
-    deformation = deformation_from_file(
-        transform, fixed.ijk_to_lps, fixed.dimensions, grid_spacing_mm=grid_spacing_mm
+    return ExportRequest(
+        args.transform,
+        args.fixed,
+        args.moving,
+        args.output,
+        _export_options(args),
+        grid_spacing_mm=_grid_spacing(args.grid_spacing),
+        axis_aligned=args.axis_aligned,
+        fixed_series_uid=args.fixed_series,
+        moving_series_uid=args.moving_series,
+        force=args.force,
     )
-    return export_registration(deformation, fixed, moving, output, options, force), fixed, moving
 
 
-def _describe_export(result, fixed, moving) -> str:
+def _text_stream(args: argparse.Namespace):
+    """Where the text lines go: stderr when the JSON report takes stdout."""
+    return sys.stderr if getattr(args, "json", None) == "-" else sys.stdout
+
+
+def _describe_export(outcome) -> str:
+    result, fixed = outcome.result, outcome.fixed
+    moving = outcome.moving
     item = result.registration.deformable_item
     grid = item.grid
     same_study = fixed.study_instance_uid == moving.study_instance_uid
@@ -97,18 +100,42 @@ def _describe_export(result, fixed, moving) -> str:
     return "\n".join(lines)
 
 
-def command_export(args: argparse.Namespace) -> int:
-    result, fixed, moving = run_export(
-        args.transform,
-        args.fixed,
-        args.moving,
-        args.output,
-        _export_options(args),
-        grid_spacing_mm=_grid_spacing(args.grid_spacing),
-        force=args.force,
+def _send(paths, peer_text: str, args: argparse.Namespace, stream):
+    """Send files and print one line per file; the report."""
+    from .network import Peer, send_files
+
+    peer = Peer.parse(peer_text)
+    print(f"Sending to {peer} as {args.calling_aet}", file=stream)
+    report = send_files(
+        paths, peer, calling_ae_title=args.calling_aet, timeout_s=args.timeout,
+        on_file=lambda outcome: print(f"  {outcome.path}: {outcome.message}", file=stream, flush=True),
     )
-    print(_describe_export(result, fixed, moving))
-    return EXIT_OK
+    stored = sum(outcome.ok for outcome in report.files)
+    print(f"{stored} of {len(report.files)} file(s) stored by {peer}" + (f"; {report.error}" if report.error else ""),
+          file=stream)
+    return report
+
+
+def command_export(args: argparse.Namespace) -> int:
+    from .export_request import run_export_request
+    from .reports import export_report, write_report
+
+    stream = _text_stream(args)
+    outcome = run_export_request(_export_request(args))
+    print(_describe_export(outcome), file=stream)
+    sent = _send([outcome.result.path], args.send, args, stream) if args.send else None
+    if args.json:
+        write_report(export_report(outcome, sent), args.json)
+    return EXIT_OK if sent is None or sent.ok else EXIT_ERROR
+
+
+def command_send(args: argparse.Namespace) -> int:
+    from .reports import send_command_report, write_report
+
+    report = _send(args.paths, args.to, args, _text_stream(args))
+    if args.json:
+        write_report(send_command_report(report), args.json)
+    return EXIT_OK if report.ok else EXIT_ERROR
 
 
 def command_to_transform(args: argparse.Namespace) -> int:
@@ -116,10 +143,14 @@ def command_to_transform(args: argparse.Namespace) -> int:
     from .reader import read_registration
     from .transform_files import write_transform_file
 
+    from .reports import to_transform_report, write_report
+
     registration = read_registration(args.reg)
     with atomic_output(args.output, args.force) as temporary:
         write_transform_file(registration, temporary)
-    print(f"Wrote {args.output}: the fixed -> moving transform of {args.reg}")
+    print(f"Wrote {args.output}: the fixed -> moving transform of {args.reg}", file=_text_stream(args))
+    if args.json:
+        write_report(to_transform_report(args.reg, args.output, registration), args.json)
     return EXIT_OK
 
 
@@ -140,10 +171,70 @@ def command_inspect(args: argparse.Namespace) -> int:
 def command_validate(args: argparse.Namespace) -> int:
     from .conformance import validate_file
 
+    from .reports import validate_report, write_report
+
+    stream = _text_stream(args)
     report = validate_file(args.reg, args.images or ())
-    print(report.text() or "No findings.")
-    print(f"{args.reg}: {len(report.errors)} error(s), {len(report.warnings)} warning(s)")
+    print(report.text() or "No findings.", file=stream)
+    print(f"{args.reg}: {len(report.errors)} error(s), {len(report.warnings)} warning(s)", file=stream)
+    if args.json:
+        write_report(validate_report(args.reg, report), args.json)
     return EXIT_OK if report.ok else EXIT_ERROR
+
+
+def _manifest_options(export_parser: argparse.ArgumentParser) -> dict:
+    """Manifest column -> how it maps to an export option, read from the export command's parser."""
+    from .batch import OptionSpec
+
+    options = {}
+    for action in export_parser._actions:
+        flag = next((o for o in action.option_strings if o.startswith("--")), None)
+        if flag is None or action.dest == "help":
+            continue
+        if action.nargs == 0:
+            kind = "switch"
+        elif isinstance(action, argparse._AppendAction):
+            kind = "repeat"
+        elif action.nargs in ("+", "*"):
+            kind = "values"
+        else:
+            kind = "value"
+        options[flag[2:].replace("-", "_")] = OptionSpec(flag, kind)
+    return options
+
+
+def command_batch(args: argparse.Namespace) -> int:
+    from .batch import read_manifest, run_batch
+    from .errors import OutputError
+    from .reports import batch_report, write_report
+
+    stream = _text_stream(args)
+    if not args.output.is_dir():
+        raise OutputError(f"The batch output folder {args.output} does not exist. Create it first.")
+    rows = read_manifest(args.manifest, args.output, _manifest_options(args.export_parser))
+    print(f"{len(rows)} row(s) from {args.manifest}, {args.jobs} at a time", file=stream)
+
+    def line(outcome) -> None:
+        text = {"written": f"wrote {outcome.output}", "skipped": f"skipped: {outcome.output} exists and validates"}
+        detail = text.get(outcome.status, f"{outcome.status}: {outcome.error}")
+        print(f"row {outcome.row}: {detail}", file=stream, flush=True)
+
+    result = run_batch(rows, jobs=args.jobs, on_outcome=line)
+    counts = {s: sum(o.status == s for o in result.outcomes) for s in ("written", "skipped", "failed", "interrupted")}
+    print(", ".join(f"{n} {s}" for s, n in counts.items()) + f" ({len(rows)} row(s))", file=stream)
+    if args.json:
+        write_report(batch_report(args.manifest, args.output, [o.as_dict() for o in result.outcomes]), args.json)
+    if result.interrupted:
+        print("dicomregsave batch: interrupted; finished files are complete, no partial file was left. "
+              "Run the same command again to do the remaining rows.", file=sys.stderr)
+    return EXIT_OK if result.ok else EXIT_ERROR
+
+
+def command_conformance(args: argparse.Namespace) -> int:
+    from .conformance_statement import conformance_statement
+
+    print(conformance_statement(), end="")
+    return EXIT_OK
 
 
 def _demo_folder(output: Path | None) -> Path:
@@ -164,6 +255,7 @@ def _demo_folder(output: Path | None) -> Path:
 def command_demo(args: argparse.Namespace) -> int:
     from .conformance import validate_file
     from .export import ExportOptions
+    from .export_request import ExportRequest, run_export_request
     from .reader import read_registration
     from .sampledata import make_demo_case
 
@@ -173,12 +265,13 @@ def command_demo(args: argparse.Namespace) -> int:
     print(f"Phantom fixed series: {case.fixed_dir}")
     print(f"Phantom moving series (another study and frame of reference): {case.moving_dir}")
     print(f"Known deformation as an ITK displacement field: {case.field_path}")
-    result, fixed, moving = run_export(
+    outcome = run_export_request(ExportRequest(
         case.field_path, [case.fixed_dir], [case.moving_dir], folder, ExportOptions(
             content_description="DicomRegSave demo: phantom deformation"
         )
-    )
-    print(_describe_export(result, fixed, moving))
+    ))
+    result, fixed, moving = outcome.result, outcome.fixed, outcome.moving
+    print(_describe_export(outcome))
 
     registration = read_registration(result.path)
     grid = registration.deformable_item.grid
@@ -195,6 +288,37 @@ def command_demo(args: argparse.Namespace) -> int:
     print(f"Validation: {len(report.errors)} error(s), {len(report.warnings)} warning(s); "
           f"done in {time.perf_counter() - started:.1f} s")
     return EXIT_OK if report.ok else EXIT_ERROR
+
+
+def _tag_assignment(text: str) -> tuple[str, str]:
+    keyword, separator, value = text.partition("=")
+    if not separator or not keyword.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEYWORD=VALUE (e.g. InstitutionName=Clinic)")
+    return keyword.strip(), value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return value
+
+
+def _add_network_arguments(parser: argparse.ArgumentParser) -> None:
+    from .network import DEFAULT_CALLING_AE_TITLE, DEFAULT_TIMEOUT_S
+
+    parser.add_argument("--calling-aet", default=DEFAULT_CALLING_AE_TITLE, metavar="AET",
+                        help=f"our AE title (default {DEFAULT_CALLING_AE_TITLE})")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
+                        help=f"seconds to wait for the peer at each step (default {DEFAULT_TIMEOUT_S:g})")
+
+
+def _add_json_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", metavar="PATH",
+                        help="also write a JSON report to PATH (- for stdout; the text then goes to stderr)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -231,8 +355,49 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--software-versions", metavar="T")
     export.add_argument("--identity-item", action="store_true",
                         help="add a leading identity item for the fixed frame (referencing the fixed images)")
+    export.add_argument("--tag", action="append", type=_tag_assignment, metavar="KEYWORD=VALUE",
+                        help="set an attribute of the REG (repeatable; several values separated by \\); "
+                        "patient name/ID and study UID must match the fixed image")
+    export.add_argument("--axis-aligned", action="store_true",
+                        help="write the grid along the patient axes (exact for an axis-aligned grid, else resampled)")
+    export.add_argument("--uid-root", metavar="PREFIX",
+                        help="make the new Series and SOP Instance UIDs under this UID root (at most 44 characters)")
+    export.add_argument("--fixed-series", metavar="UID", help="the fixed series' Series Instance UID, "
+                        "when --fixed holds several series")
+    export.add_argument("--moving-series", metavar="UID", help="the moving series' Series Instance UID, "
+                        "when --moving holds several series")
+    export.add_argument("--registration-type", metavar="CODE",
+                        help="Registration Type Code (CID 7100): a code value such as 125025 or a meaning such as "
+                        "'Visual Alignment' (default: 125024 Image Content-based Alignment)")
+    export.add_argument("--comment", metavar="T", help="Frame of Reference Transformation Comment of the registration item")
+    export.add_argument("--send", metavar="AET@HOST:PORT", help="send the REG to this DICOM peer after writing it")
+    _add_network_arguments(export)
+    _add_json_argument(export)
     export.add_argument("--force", action="store_true", help="replace an existing output file")
     export.set_defaults(run=command_export)
+
+    send = commands.add_parser(
+        "send", help="send DICOM files to a PACS or planning system (C-ECHO, then C-STORE)",
+        description="Send DICOM files (folders searched recursively) to a DICOM peer: C-ECHO, then one C-STORE "
+        "per file, proposing exactly the SOP classes present. Exit 0 only when every file was stored.",
+    )
+    send.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="DICOM files or folders")
+    send.add_argument("--to", required=True, metavar="AET@HOST:PORT", help="the peer's AE title, host and port")
+    _add_network_arguments(send)
+    _add_json_argument(send)
+    send.set_defaults(run=command_send)
+
+    batch = commands.add_parser(
+        "batch", help="export many registrations listed in a CSV manifest, in parallel",
+        description="Run one export per manifest row (columns transform,fixed,moving[,output] and any export "
+        "option with - written _), in parallel worker processes. Rows whose output exists and validates are "
+        "skipped, so an interrupted batch is resumed by running it again.",
+    )
+    batch.add_argument("manifest", type=Path, metavar="MANIFEST.csv")
+    batch.add_argument("--output", type=Path, required=True, metavar="DIR", help="existing folder for the REG files")
+    batch.add_argument("--jobs", type=_positive_int, default=1, metavar="N", help="rows exported at a time (default 1)")
+    _add_json_argument(batch)
+    batch.set_defaults(run=command_batch, export_parser=export)
 
     to_transform = commands.add_parser(
         "to-transform", help="write a REG's mapping as an ITK transform or displacement field file")
@@ -240,6 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     to_transform.add_argument("output", type=Path, metavar="OUTPUT",
                               help=".h5 .tfm .txt (ITK transform) or .nrrd .mha .nii.gz (displacement field)")
     to_transform.add_argument("--force", action="store_true", help="replace an existing output file")
+    _add_json_argument(to_transform)
     to_transform.set_defaults(run=command_to_transform)
 
     inspect = commands.add_parser("inspect", help="print a REG file as a tag dump (vector data summarised)")
@@ -253,13 +419,29 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("reg", type=Path, metavar="REG.dcm")
     validate.add_argument("--images", type=Path, nargs="+", metavar="PATH",
                           help="the fixed and moving image files or folders, to check references across files")
+    _add_json_argument(validate)
     validate.set_defaults(run=command_validate)
+
+    conformance = commands.add_parser(
+        "conformance", help="print the DICOM conformance statement (Markdown)")
+    conformance.set_defaults(run=command_conformance)
 
     demo = commands.add_parser("demo", help="export, read back and validate a REG for built-in phantom data")
     demo.add_argument("--output", type=Path, metavar="DIR",
                       help="an empty or new folder (default: a new folder under ./dicomregsave-demo)")
     demo.set_defaults(run=command_demo)
     return parser
+
+
+def _failure_report(args: argparse.Namespace, message: str) -> None:
+    """With --json, the report of a command that failed, so that scripts always get one."""
+    if getattr(args, "json", None):
+        from .reports import failure_report, write_report
+
+        try:
+            write_report(failure_report(args.command, message), args.json)
+        except DicomRegSaveError as error:
+            print(f"dicomregsave {args.command}: the JSON report was not written either: {error}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -271,16 +453,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(error))
     except DicomRegSaveError as error:
         print(f"dicomregsave {args.command}: error: {error}", file=sys.stderr)
+        _failure_report(args, str(error))
         return EXIT_ERROR
     except KeyboardInterrupt:
         print(f"dicomregsave {args.command}: interrupted; no output was left behind.", file=sys.stderr)
+        _failure_report(args, "Interrupted; no output was left behind.")
         return EXIT_ERROR
     except Exception as error:  # the last resort: a message, not only a traceback
-        print(
-            f"dicomregsave {args.command}: unexpected error {type(error).__name__}: {error}. "
-            "This is a bug in dicomregsave; please report it with the command line you used.",
-            file=sys.stderr,
+        message = (
+            f"unexpected error {type(error).__name__}: {error}. "
+            "This is a bug in dicomregsave; please report it with the command line you used."
         )
+        print(f"dicomregsave {args.command}: {message}", file=sys.stderr)
+        _failure_report(args, message)
         return EXIT_ERROR
 
 

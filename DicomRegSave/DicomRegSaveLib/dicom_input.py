@@ -170,7 +170,11 @@ class ImageSeries:
 
 
 def read_image_series(
-    paths: str | Path | Sequence[str | Path], role: str, *, frame_numbers: FrameSelection = None
+    paths: str | Path | Sequence[str | Path],
+    role: str,
+    *,
+    frame_numbers: FrameSelection = None,
+    series_instance_uid: str | None = None,
 ) -> ImageSeries:
     """Read the one image series found in DICOM files and folders.
 
@@ -184,12 +188,15 @@ def read_image_series(
         ``"fixed"`` or ``"moving"``, used in messages.
     frame_numbers:
         Optional frame subset of multi-frame instances (see :meth:`ImageSeries.subset`).
+    series_instance_uid:
+        Pick this image series when the paths hold several.
 
     Raises
     ------
     DicomInputError
         If a path does not exist, a DICOM-looking file cannot be read, there is no DICOM file,
-        no image series, more than one image series, or the series geometry is inconsistent.
+        no image series, more than one image series (and none chosen), the chosen series is not
+        there, or the series geometry is inconsistent.
     """
     path_list = _as_path_list(paths)
     found = _scan(path_list, role)
@@ -209,13 +216,18 @@ def read_image_series(
     by_series: dict[str, list[tuple[Path, Dataset]]] = {}
     for path, header in images:
         by_series.setdefault(str(header.get("SeriesInstanceUID", "")), []).append((path, header))
+    if series_instance_uid is not None:
+        if series_instance_uid not in by_series:
+            raise DicomInputError(
+                f"{where} holds no image series with Series Instance UID {series_instance_uid} for the "
+                f"{role} image; it holds:\n{_series_listing(by_series)}\nChoose one of these."
+            )
+        by_series = {series_instance_uid: by_series[series_instance_uid]}
     if len(by_series) > 1:
-        listing = "\n".join(
-            "  - " + _series_summary([h for _, h in members]) for members in by_series.values()
-        )
         raise DicomInputError(
-            f"{where} holds {len(by_series)} image series; the {role} image must be exactly one:\n{listing}\n"
-            f"Pass one series' folder or files as the {role} image."
+            f"{where} holds {len(by_series)} image series; the {role} image must be exactly one:\n"
+            f"{_series_listing(by_series)}\nPass one series' folder or files as the {role} image, "
+            "or choose one by its Series Instance UID."
         )
     members = next(iter(by_series.values()))
     return series_from_headers(
@@ -722,6 +734,10 @@ def _series_summary(headers: Sequence[Dataset]) -> str:
         f"Series Instance UID {first.get('SeriesInstanceUID', '?')}, modality {first.get('Modality', '?')}, "
         f"'{description}', {count} instance(s)"
     )
+
+
+def _series_listing(by_series: Mapping[str, Sequence[tuple[Path, Dataset]]]) -> str:
+    return "\n".join("  - " + _series_summary([h for _, h in members]) for members in by_series.values())
 
 
 def _describe_found(found: list[tuple[Path, Dataset]]) -> str:

@@ -18,10 +18,11 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.sr.coding import Code
 
-from . import __version__, tags
+from . import IMPLEMENTATION_VERSION_NAME, __version__, tags
 from .conformance import ConformanceReport, check_dataset
 from .errors import InvalidRegistrationError
 from .output import atomic_output, check_output_path
+from .values import problem_uid
 from .model import (
     FRAME_OF_REFERENCE_IDENTITY,
     IMAGE_CONTENT_BASED_ALIGNMENT,
@@ -58,6 +59,33 @@ _CONSTRUCTOR_OVERRIDES = {
 }
 
 
+#: Longest UID root for new UIDs: what is left of the 64 characters must keep them unique.
+MAX_UID_ROOT_LENGTH = 44
+
+
+def new_uid(root: str | None = None) -> str:
+    """A new UID: under `root` (an organisation's UID root) or else highdicom's.
+
+    Raises
+    ------
+    InvalidRegistrationError
+        If `root` is not a valid UID or longer than :data:`MAX_UID_ROOT_LENGTH` characters (the
+        generated UIDs have at most 64; at least 20 digits remain to make them unique).
+    """
+    if root is None:
+        return hd.UID()
+    root = root.rstrip(".")
+    problem = problem_uid(root)
+    if problem is not None:
+        raise InvalidRegistrationError(f"The UID root {root!r} is not valid: {problem}.")
+    if len(root) > MAX_UID_ROOT_LENGTH:
+        raise InvalidRegistrationError(
+            f"The UID root {root!r} has {len(root)} characters; at most {MAX_UID_ROOT_LENGTH} leave room for "
+            "the 20 unique digits of a UID of at most 64 characters. Use a shorter root."
+        )
+    return pydicom.uid.generate_uid(prefix=root + ".")
+
+
 def default_software_versions() -> list[str]:
     return [f"DicomRegSave {__version__}", f"pydicom {pydicom.__version__}", f"highdicom {hd.__version__}"]
 
@@ -87,6 +115,7 @@ class ExportOptions:
     comment: str | None = None
     series_instance_uid: str | None = None
     sop_instance_uid: str | None = None
+    uid_root: str | None = None
     overrides: Mapping[str, object] = field(default_factory=dict)
     copy_source_keywords: Sequence[str] = ()
     modifier: Callable[[Dataset], None] | None = None
@@ -146,8 +175,8 @@ def create_dataset(registration: Registration, fixed_image: Dataset, options: Ex
     """The REG dataset for `registration`, with options, overrides and the modifier applied."""
     arguments = {
         "study_instance_uid": None,
-        "series_instance_uid": options.series_instance_uid or hd.UID(),
-        "sop_instance_uid": options.sop_instance_uid or hd.UID(),
+        "series_instance_uid": options.series_instance_uid or new_uid(options.uid_root),
+        "sop_instance_uid": options.sop_instance_uid or new_uid(options.uid_root),
         "series_number": options.series_number,
         "instance_number": options.instance_number,
         "series_description": options.series_description,
@@ -171,6 +200,7 @@ def create_dataset(registration: Registration, fixed_image: Dataset, options: Ex
     tags.copy_extra_attributes(dataset, fixed_image, options.copy_source_keywords)
     tags.apply_overrides(dataset, remaining)
     tags.ensure_character_set(dataset)
+    dataset.file_meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
     if options.modifier is not None:
         options.modifier(dataset)
     return dataset
@@ -227,7 +257,7 @@ def export_registration(
             "Choose the image the registration was computed from as the moving image."
         )
     if options.sop_instance_uid is None:
-        options = dataclasses.replace(options, sop_instance_uid=hd.UID())
+        options = dataclasses.replace(options, sop_instance_uid=new_uid(options.uid_root))
     output_path_for(output, options.sop_instance_uid, force)
     registration = build_registration(
         fixed,

@@ -1,0 +1,273 @@
+"""Batch runs: many exports from a CSV manifest, in parallel worker processes.
+
+Each manifest row becomes one ``dicomregsave export`` in a process of its own, so a row that fails
+(or crashes) never affects the others. A row whose output exists and validates is skipped, which
+makes an interrupted batch resumable. On Ctrl-C the running exports are interrupted (each removes
+its temporary file; a file is either complete or absent) and no further row is started.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import DicomRegSaveError
+
+#: Columns every manifest must have.
+REQUIRED_COLUMNS = ("transform", "fixed", "moving")
+#: Columns whose paths are taken relative to the manifest's folder.
+INPUT_PATH_COLUMNS = REQUIRED_COLUMNS
+#: Export options a manifest may not set: the batch decides where reports go and never replaces files.
+REFUSED_COLUMNS = ("json", "force")
+#: Column values that switch a flag option on / off.
+TRUE_WORDS = frozenset({"1", "true", "yes", "y", "x", "on"})
+FALSE_WORDS = frozenset({"", "0", "false", "no", "n", "off"})
+#: Seconds between checks of the running workers.
+_POLL_S = 0.05
+
+
+class ManifestError(DicomRegSaveError):
+    """The manifest cannot be read or has a column or value the export does not take."""
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """How a manifest column maps to an ``export`` option.
+
+    Parameters
+    ----------
+    flag:
+        The option as written on the command line, e.g. ``--series-description``.
+    kind:
+        ``"value"`` (one value), ``"values"`` (several, separated by spaces in the cell),
+        ``"repeat"`` (repeatable option, values separated by ``;`` in the cell) or ``"switch"``
+        (a flag: yes/no in the cell).
+    """
+
+    flag: str
+    kind: str
+
+
+@dataclass
+class BatchRow:
+    """One manifest row as the export it asks for."""
+
+    number: int
+    output: Path
+    arguments: list[str]
+
+
+@dataclass
+class RowOutcome:
+    """What happened to one row: ``status`` is written, skipped, failed or interrupted."""
+
+    row: int
+    output: Path
+    status: str
+    error: str | None = None
+    report: dict[str, Any] | None = None
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "row": self.row,
+            "output": str(self.output),
+            "status": self.status,
+            "error": self.error,
+            "seconds": round(self.seconds, 3),
+            "export": self.report,
+        }
+
+
+@dataclass
+class BatchResult:
+    outcomes: list[RowOutcome] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.interrupted and all(o.status in ("written", "skipped") for o in self.outcomes)
+
+
+def read_manifest(path: str | os.PathLike, output_dir: str | os.PathLike, options: Mapping[str, OptionSpec]) -> list[BatchRow]:
+    """The rows of a CSV manifest (with a header) as export arguments.
+
+    Columns: ``transform``, ``fixed``, ``moving`` (required; paths relative to the manifest's
+    folder), ``output`` (optional; relative to `output_dir`; default ``row-N.dcm``) and any export
+    option named by its long form with ``-`` written ``_`` (`options` maps those names).
+
+    Raises
+    ------
+    ManifestError
+        If the file cannot be read, a required column is missing, a column is unknown or refused,
+        a required cell is empty, a switch holds something other than yes/no, or two rows write
+        the same output.
+    """
+    manifest = Path(path)
+    output_dir = Path(output_dir)
+    try:
+        with open(manifest, newline="", encoding="utf-8-sig") as stream:
+            reader = csv.DictReader(stream)
+            header = [name.strip() for name in (reader.fieldnames or [])]
+            records = [(reader.line_num, record) for record in reader]
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise ManifestError(f"Cannot read the manifest {manifest}: {error}.") from error
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise ManifestError(
+            f"The manifest {manifest} lacks the column(s) {', '.join(missing)}; its first line must name "
+            f"the columns, at least {','.join(REQUIRED_COLUMNS)}."
+        )
+    unknown = [c for c in header if c not in (*REQUIRED_COLUMNS, "output") and (c not in options or c in REFUSED_COLUMNS)]
+    if unknown:
+        raise ManifestError(
+            f"The manifest {manifest} has column(s) that are not export options: {', '.join(unknown)}. "
+            "Columns are transform, fixed, moving, output and the long export options with - written _ "
+            f"(e.g. series_description); {' and '.join(REFUSED_COLUMNS)} are decided by the batch."
+        )
+    rows: list[BatchRow] = []
+    outputs: dict[Path, int] = {}
+    for number, (line, record) in enumerate(records, start=1):
+        cells = {key.strip(): (value or "").strip() for key, value in record.items() if key is not None}
+        where = f"Row {number} (line {line}) of {manifest}"
+        arguments: list[str] = []
+        for column in REQUIRED_COLUMNS:
+            if not cells.get(column):
+                raise ManifestError(f"{where} has no {column}.")
+            arguments += [f"--{column}", str(manifest.parent / cells[column])]
+        for column in header:
+            if column in (*REQUIRED_COLUMNS, "output"):
+                continue
+            arguments += _option_arguments(options[column], cells.get(column, ""), where, column)
+        output = output_dir / (cells.get("output") or f"row-{number}.dcm")
+        if output.resolve() in outputs:
+            raise ManifestError(
+                f"{where} writes {output}, as row {outputs[output.resolve()]} does; give each row its own output."
+            )
+        outputs[output.resolve()] = number
+        rows.append(BatchRow(number, output, arguments))
+    if not rows:
+        raise ManifestError(f"The manifest {manifest} has a header but no rows.")
+    return rows
+
+
+def _option_arguments(spec: OptionSpec, cell: str, where: str, column: str) -> list[str]:
+    if spec.kind == "switch":
+        word = cell.lower()
+        if word not in TRUE_WORDS | FALSE_WORDS:
+            raise ManifestError(f"{where}: the column {column} takes yes or no, not {cell!r}.")
+        return [spec.flag] if word in TRUE_WORDS else []
+    if not cell:
+        return []
+    if spec.kind == "values":
+        return [spec.flag, *cell.split()]
+    if spec.kind == "repeat":
+        return [part for value in cell.split(";") if value.strip() for part in (spec.flag, value.strip())]
+    return [spec.flag, cell]
+
+
+def run_batch(
+    rows: Sequence[BatchRow],
+    *,
+    jobs: int = 1,
+    on_outcome: Callable[[RowOutcome], None] | None = None,
+) -> BatchResult:
+    """Run the rows' exports, at most `jobs` at a time, each in its own worker process.
+
+    Rows whose output exists and validates are skipped; a row whose output exists but does not
+    validate fails without touching the file. A KeyboardInterrupt (Ctrl-C) interrupts the running
+    exports, starts no further row and returns with ``interrupted`` set.
+    """
+    from .conformance import validate_file
+
+    result = BatchResult()
+    waiting = list(rows)
+    running: list[_Worker] = []
+
+    def finish(outcome: RowOutcome) -> None:
+        result.outcomes.append(outcome)
+        if on_outcome is not None:
+            on_outcome(outcome)
+
+    try:
+        while waiting or running:
+            while waiting and len(running) < max(1, jobs):
+                row = waiting.pop(0)
+                if row.output.exists():
+                    finish(_existing(row, validate_file(row.output)))
+                    continue
+                running.append(_Worker(row))
+            for worker in [w for w in running if w.process.poll() is not None]:
+                running.remove(worker)
+                finish(worker.outcome())
+            time.sleep(_POLL_S)
+    except KeyboardInterrupt:
+        result.interrupted = True
+        for worker in running:
+            worker.process.send_signal(signal.SIGINT)
+        for worker in running:
+            worker.process.wait()
+            finish(worker.outcome(interrupted=True))
+        for row in waiting:
+            finish(RowOutcome(row.number, row.output, "interrupted", "not started: the batch was interrupted"))
+    result.outcomes.sort(key=lambda o: o.row)
+    return result
+
+
+def _existing(row: BatchRow, report) -> RowOutcome:
+    if report.ok:
+        return RowOutcome(row.number, row.output, "skipped")
+    return RowOutcome(
+        row.number, row.output, "failed",
+        f"{row.output} exists but does not validate ({len(report.errors)} error(s), first: {report.errors[0]}); "
+        "it was left as it is. Remove it to export this row again.",
+    )
+
+
+class _Worker:
+    """One ``dicomregsave export`` subprocess, in a session of its own so that only the batch
+    forwards Ctrl-C to it (exactly once, while it is running)."""
+
+    def __init__(self, row: BatchRow) -> None:
+        self.row = row
+        self.started = time.perf_counter()
+        self.stdout = tempfile.TemporaryFile()
+        self.stderr = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "DicomRegSaveLib.cli", "export", *row.arguments,
+             "--output", str(row.output), "--json", "-"],
+            stdin=subprocess.DEVNULL, stdout=self.stdout, stderr=self.stderr, start_new_session=True,
+        )
+
+    def outcome(self, interrupted: bool = False) -> RowOutcome:
+        seconds = time.perf_counter() - self.started
+        self.stdout.seek(0)
+        self.stderr.seek(0)
+        out = self.stdout.read().decode("utf-8", "replace")
+        err = self.stderr.read().decode("utf-8", "replace").strip()
+        self.stdout.close()
+        self.stderr.close()
+        try:
+            report = json.loads(out)
+        except json.JSONDecodeError:
+            report = None
+        code = self.process.returncode
+        if code == 0 and report is not None and report.get("ok"):
+            return RowOutcome(self.row.number, self.row.output, "written", None, report, seconds)
+        if report is not None and report.get("errors"):
+            error = " ".join(e["message"] for e in report["errors"])
+        else:
+            error = err.splitlines()[-1] if err else f"the export exited with status {code}"
+        status = "interrupted" if interrupted else "failed"
+        export = report if report is not None and report.get("path") else None
+        return RowOutcome(self.row.number, self.row.output, status, error, export, seconds)
