@@ -294,11 +294,14 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             windowTitle="DICOM Registration Export", labelText="Exporting the registration...", maximum=100
         )
 
-        def onProgress(text, percent):
-            progress.labelText = text
-            progress.value = percent
+        def onProgress(fraction, message):
+            from DicomRegSaveLib.progress import OperationCancelled
+
+            progress.labelText = message
+            progress.value = round(100 * fraction)
             slicer.app.processEvents()
-            return progress.wasCanceled
+            if progress.wasCanceled:
+                raise OperationCancelled("The export was cancelled; nothing was written.")
 
         try:
             result = self.logic.exportRegistration(
@@ -323,9 +326,9 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def reportFailure(self, exc):
         from DicomRegSaveLib.errors import DicomRegSaveError
-        from DicomRegSaveLib.slicer_export import ExportCancelled
+        from DicomRegSaveLib.progress import OperationCancelled
 
-        if isinstance(exc, ExportCancelled):
+        if isinstance(exc, OperationCancelled):
             self.setStatus(str(exc))
             return
         self.setStatus(str(exc), error=True)
@@ -370,7 +373,7 @@ class DicomRegSaveLogic(ScriptedLoadableModuleLogic):
         {"SeriesDescription": "DIR", "ContentLabel": "DIR1"}), inheritedTags (the fixed image's values,
         so unchanged ones are not overrides), identityItem, gridSpacingMm (0/None = automatic),
         axisAligned, fixedDicom / movingDicom (DICOM file or folder instead of the database),
-        progressCallback(text, percent) -> True to cancel.
+        progressCallback(fraction, message), raising DicomRegSaveLib.progress.OperationCancelled to cancel.
 
         Returns DicomRegSaveLib.export.ExportResult (path, dataset, registration, report).
         Raises DicomRegSaveLib.errors.DicomRegSaveError subclasses with messages to act on.

@@ -14,6 +14,7 @@ from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian
 
 import reg_builders as rb
 from DicomRegSaveLib import vector_buffer
+from DicomRegSaveLib.errors import InvalidRegistrationError
 from DicomRegSaveLib.conformance import (
     ConformanceReport,
     check_against_images,
@@ -114,9 +115,19 @@ def test_buffered_vector_grid_data_is_checked_in_chunks(monkeypatch):
     text = _errors(case.dataset)
     assert "1 partly-NaN and 1 infinite vector(s), the first at grid point (i=3, j=1, k=2)" in text
     assert stream.tell() == 5  # the writer's stream position is left as it was
-    grid["VectorGridData"].value = vector_buffer.VectorGridBuffer(vectors[::-1])
-    flipped = _errors(case.dataset)
-    assert "the first at grid point (i=3, j=1, k=0)" in flipped  # k = (3 - 1) - 2 in the reversed view
+
+
+def test_vector_grid_buffers_are_checked_as_they_are_written():
+    """A field about to be written is not read twice: check_dataset leaves its values to the writer."""
+    vectors = rb.smooth_vectors((5, 4, 3))
+    vectors[2, 1, 3, 1] = np.inf
+    case = rb.make_case(grid=rb.GridSpec((0.0, 0.0, 0.0), vectors))
+    grid = case.item.DeformableRegistrationGridSequence[0]
+    buffer = vector_buffer.VectorGridBuffer(vectors[::-1])
+    grid["VectorGridData"].value = buffer
+    assert check_dataset(case.dataset).errors == []
+    with pytest.raises(InvalidRegistrationError, match=r"\(i=3, j=1, k=0\)"):  # k = (3 - 1) - 2 reversed
+        buffer.write_to(io.BytesIO())
 
 
 def test_no_item_with_a_grid():

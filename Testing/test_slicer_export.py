@@ -20,6 +20,7 @@ from DicomRegSaveLib import (
 from DicomRegSaveLib.dicom_input import header_lookup_from_folder, read_image_series
 from DicomRegSaveLib.errors import DicomInputError, InvalidRegistrationError, OutputError
 from DicomRegSaveLib.export import ExportOptions
+from DicomRegSaveLib.progress import OperationCancelled
 from DicomRegSaveLib.reader import read_registration
 from mrml_helpers import from_world_lps, grid_node, homogeneous, linear_node, points_in_box, rotation, vtk_matrix
 
@@ -378,15 +379,28 @@ def test_cancel_and_existing_file_write_nothing(world, dicom_case, tmp_path):
     transform = world.registration_transform()
     steps = []
 
-    def cancel_at_grid(text, percent):
-        steps.append(percent)
-        return text.startswith("Computing")
+    def cancel_at_grid(fraction, message):
+        steps.append(fraction)
+        if message.startswith("Computing"):
+            raise OperationCancelled("cancelled")
 
-    with pytest.raises(slicer_export.ExportCancelled):
+    with pytest.raises(OperationCancelled):
         slicer_export.export_from_nodes(
             transform, None, None, dicom_case["lookup"], tmp_path, progress=cancel_at_grid
         )
-    assert steps == [5, 20, 35] and list(tmp_path.iterdir()) == []
+    assert steps == [0.05, 0.2, 0.35] and list(tmp_path.iterdir()) == []
+
+    def cancel_while_writing(fraction, message):
+        steps.append(fraction)
+        if message == "Writing Vector Grid Data" and fraction > 0.8:
+            raise OperationCancelled("cancelled")
+
+    steps.clear()
+    with pytest.raises(OperationCancelled):
+        slicer_export.export_from_nodes(
+            transform, None, None, dicom_case["lookup"], tmp_path, progress=cancel_while_writing
+        )
+    assert steps == sorted(steps) and 0.7 < steps[-1] < 1.0 and list(tmp_path.iterdir()) == []
     target = tmp_path / "reg.dcm"
     target.write_bytes(b"keep")
     with pytest.raises(OutputError):

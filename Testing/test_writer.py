@@ -13,6 +13,7 @@ from DicomRegSaveLib import tags
 from DicomRegSaveLib.errors import InvalidRegistrationError, OutputError
 from DicomRegSaveLib.export import ExportOptions, create_dataset, write_dataset
 from DicomRegSaveLib.model import DisplacementGrid, ImageReference, Registration, RegistrationItem, RegistrationMatrix
+from DicomRegSaveLib.progress import OperationCancelled
 from DicomRegSaveLib.references import common_instance_reference
 from DicomRegSaveLib.sop import DeformableSpatialRegistration
 from DicomRegSaveLib.vector_buffer import VectorGridBuffer
@@ -253,6 +254,43 @@ def test_a_failing_write_leaves_no_partial_file(tmp_path, monkeypatch):
     with pytest.raises(OutputError, match="No space left"):
         write_dataset(dataset, tmp_path / "reg.dcm")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_unchecked_vectors_are_checked_while_written_and_nothing_is_left(tmp_path):
+    fixed = fixed_header()
+    registration = registration_for(fixed)
+    grid = registration.items[0].grid
+    vectors = np.array(grid.vectors_lps)
+    vectors[2, 1, 3, 1] = np.inf
+    unchecked = DisplacementGrid(grid.origin_lps, grid.direction_lps, grid.spacing_mm, vectors, check_vectors=False)
+    assert not unchecked.vectors_checked
+    registration.items[0].grid = unchecked
+    dataset = create_dataset(registration, fixed, ExportOptions())
+    with pytest.raises(InvalidRegistrationError, match=r"grid point \(i=3, j=1, k=2\)"):
+        write_dataset(dataset, tmp_path / "reg.dcm")
+    assert list(tmp_path.iterdir()) == []
+    vectors[2, 1, 3, 1] = 0.0
+    path = write_dataset(dataset, tmp_path / "reg.dcm")
+    stored = pydicom.dcmread(path).DeformableRegistrationSequence[0].DeformableRegistrationGridSequence[0]
+    assert stored.VectorGridData == vectors.tobytes()
+
+
+def test_write_progress_rises_to_one_and_a_raising_callback_cancels(tmp_path):
+    fixed = fixed_header()
+    dataset = create_dataset(registration_for(fixed), fixed, ExportOptions())
+    seen = []
+    write_dataset(dataset, tmp_path / "reg.dcm", progress=lambda fraction, message: seen.append((fraction, message)))
+    fractions = [fraction for fraction, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(fractions) == 3  # one per k plane
+    assert all(message == "Writing Vector Grid Data" for _, message in seen)
+
+    def cancel(fraction, message):
+        if fraction > 0.5:
+            raise OperationCancelled("stop")
+
+    with pytest.raises(OperationCancelled):
+        write_dataset(dataset, tmp_path / "other.dcm", progress=cancel)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reg.dcm"]
 
 
 def test_streamed_file_holds_the_dataset_and_leaves_it_unchanged(tmp_path):

@@ -32,7 +32,7 @@ from .errors import DicomRegSaveError, InvalidRegistrationError
 from .model import DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID
 from .reader import read_dataset
 from .values import problem_content_label, problem_uid
-from .vector_buffer import vector_chunks
+from .vector_buffer import VectorGridBuffer, vector_chunks
 
 SOURCE = "[dicomregsave]"
 DCIODVFY = "[dciodvfy]"
@@ -277,6 +277,10 @@ def _check_grid(grid: Dataset, where: str, report: ConformanceReport) -> None:
             f"{where}: Vector Grid Data (0064,0009) has {length} bytes, but Grid Dimensions (0064,0007) "
             f"{n_i}x{n_j}x{n_k} require exactly 12 x {n_i * n_j * n_k} = {expected} bytes."
         )
+        return
+    if isinstance(element.value, VectorGridBuffer):
+        # A field about to be written is checked plane by plane as it is written
+        # (VectorGridBuffer.write_to), so that it is read once, not once here and once there.
         return
     big_endian = grid.original_encoding[1] is False
     _check_vector_values(element.value, (n_i, n_j), big_endian, where, report)

@@ -22,6 +22,7 @@ from . import IMPLEMENTATION_VERSION_NAME, __version__, tags
 from .conformance import ConformanceReport, check_dataset
 from .errors import InvalidRegistrationError
 from .output import atomic_output, check_output_path
+from .progress import Progress
 from .values import problem_uid
 from .model import (
     FRAME_OF_REFERENCE_IDENTITY,
@@ -222,12 +223,18 @@ def _output_file(output: str | os.PathLike, sop_instance_uid: str) -> Path:
     return path / f"{sop_instance_uid}.dcm" if path.is_dir() else path
 
 
-def write_dataset(dataset: Dataset, output: str | os.PathLike, force: bool = False) -> Path:
-    """Write `dataset` atomically (temporary file in the same folder, then rename); return the path."""
+def write_dataset(
+    dataset: Dataset, output: str | os.PathLike, force: bool = False, progress: Progress | None = None
+) -> Path:
+    """Write `dataset` atomically (temporary file in the same folder, then rename); return the path.
+
+    Vector values not yet checked are checked as they are written; on an invalid value, an error
+    or a cancel raised by `progress`, nothing is left behind.
+    """
     path = _output_file(output, dataset.SOPInstanceUID)
     with atomic_output(path, force) as temporary:
         with open(temporary, "wb") as stream:
-            write_dataset_streaming(dataset, stream)
+            write_dataset_streaming(dataset, stream, progress)
             stream.flush()
             os.fsync(stream.fileno())
     return path
@@ -240,8 +247,12 @@ def export_registration(
     output: str | os.PathLike,
     options: ExportOptions | None = None,
     force: bool = False,
+    progress: Progress | None = None,
 ) -> ExportResult:
     """Build, check and write the REG of `moving` registered to `fixed` by `deformation`.
+
+    `progress` (see :mod:`.progress`) follows the writing of the vectors, which is nearly all of
+    the time; raising from it cancels the export and leaves no file.
 
     Raises
     ------
@@ -281,5 +292,5 @@ def export_registration(
         raise InvalidRegistrationError(
             "The registration object fails the standard's rules, so it was not written:\n" + report.text()
         )
-    path = write_dataset(dataset, output, force)
+    path = write_dataset(dataset, output, force, progress)
     return ExportResult(path, dataset, registration, report)

@@ -11,7 +11,7 @@ where ``D`` is the displacement grid, indexed at the registered point ``x`` itse
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -124,6 +124,11 @@ class DisplacementGrid:
     vectors_lps:
         Displacements of shape (n_k, n_j, n_i, 3), LPS components in mm, converted to float32 if
         needed (no copy when it already is float32). A whole-NaN triple means "undefined here".
+    check_vectors:
+        Check the vector values (no infinity, no partly NaN triple) here, which reads the whole
+        field. ``False`` defers the check to the one pass that consumes the field: every writer of
+        the engine (Vector Grid Data, field files, transform nodes) checks planes it has not seen
+        checked as it writes them (:meth:`checked_planes`), so a field is read once.
 
     Raises
     ------
@@ -138,6 +143,8 @@ class DisplacementGrid:
         direction_lps: np.ndarray,
         spacing_mm: Sequence[float] | np.ndarray,
         vectors_lps: np.ndarray,
+        *,
+        check_vectors: bool = True,
     ) -> None:
         origin = np.array(origin_lps, dtype=np.float64).reshape(-1)
         spacing = np.array(spacing_mm, dtype=np.float64).reshape(-1)
@@ -163,11 +170,14 @@ class DisplacementGrid:
         vectors = np.asarray(vectors_lps)
         if vectors.dtype != np.float32:
             vectors = vectors.astype(np.float32)
-        _check_vectors(vectors)
+        if check_vectors:
+            check_vector_values(vectors.reshape(-1, 3), 0, vectors.shape[2], vectors.shape[1])
         self.origin_lps = origin
         self.direction_lps = direction
         self.spacing_mm = spacing
         self.vectors_lps = vectors
+        #: False until the vector values have been checked; see `check_vectors` above.
+        self.vectors_checked = check_vectors
 
     @classmethod
     def from_ras(
@@ -177,13 +187,18 @@ class DisplacementGrid:
         spacing_mm: Sequence[float] | np.ndarray,
         vectors_ras: np.ndarray,
     ) -> DisplacementGrid:
-        """Build a grid from RAS geometry and RAS displacement vectors (3D Slicer's convention)."""
+        """Build a grid from RAS geometry and RAS displacement vectors (3D Slicer's convention).
+
+        The vectors are copied (converted to LPS float32); their values are checked where the grid
+        is written (``check_vectors=False``), in the same pass as the writing.
+        """
         vectors_lps = geometry.ras_to_lps_vectors_in_place(np.array(vectors_ras, dtype=np.float32))
         return cls(
             geometry.ras_to_lps_points(origin_ras),
             geometry.ras_to_lps_direction(direction_ras),
             spacing_mm,
             vectors_lps,
+            check_vectors=False,
         )
 
     @property
@@ -205,6 +220,8 @@ class DisplacementGrid:
         """This grid if right-handed, else the same grid described with the k axis reversed."""
         if self.is_right_handed:
             return self
+        # Checked before flipping, so that a message names the grid point as the caller indexes it.
+        self.check_vectors()
         origin, direction, vectors = geometry.flip_k_axis(
             self.origin_lps, self.direction_lps, self.spacing_mm, self.vectors_lps
         )
@@ -212,32 +229,67 @@ class DisplacementGrid:
         grid.origin_lps, grid.direction_lps, grid.spacing_mm, grid.vectors_lps = (
             origin, direction, self.spacing_mm.copy(), vectors
         )
+        grid.vectors_checked = True
         return grid
+
+    def checked_planes(self) -> Iterator[np.ndarray]:
+        """The k planes of `vectors_lps` (n_j, n_i, 3) in order, each checked before it is yielded
+        unless the whole field has been checked already (then `vectors_checked` becomes true).
+
+        Raises
+        ------
+        InvalidRegistrationError
+            At the first plane holding an infinite value or a partly NaN triple.
+        """
+        n_k, n_j, n_i, _ = self.vectors_lps.shape
+        for k in range(n_k):
+            plane = self.vectors_lps[k]
+            if not self.vectors_checked:
+                check_vector_values(plane.reshape(-1, 3), k * n_j * n_i, n_i, n_j)
+            yield plane
+        self.vectors_checked = True
+
+    def check_vectors(self) -> None:
+        """Check the vector values now, if that has not been done (see `check_vectors` above)."""
+        for _ in self.checked_planes():
+            pass
 
     def displacement_at(self, points_lps: np.ndarray) -> np.ndarray:
         """Trilinear displacement (mm, LPS) at points (N, 3) in LPS; NaN outside the grid."""
+        self.check_vectors()
         points = np.asarray(points_lps, dtype=np.float64).reshape(-1, 3)
         lps_to_index = np.linalg.inv(self.index_to_lps)
         index = points @ lps_to_index[:3, :3].T + lps_to_index[:3, 3]
         return geometry.trilinear_sample(self.vectors_lps, index)
 
 
-def _check_vectors(vectors: np.ndarray) -> None:
-    """Reject inf and partly NaN triples, chunk by chunk so temporaries stay small."""
-    flat = vectors.reshape(-1, 3)
+def check_vector_values(triples: np.ndarray, first_index: int, n_i: int, n_j: int) -> None:
+    """Reject infinite values and partly NaN triples in (N, 3) `triples`, chunk by chunk so that
+    temporaries stay small.
+
+    Parameters
+    ----------
+    triples:
+        Consecutive vectors of a grid, i fastest; `first_index` is the grid point index of the
+        first (``i + n_i * (j + n_j * k)``), so that the message can name the grid point.
+
+    Raises
+    ------
+    InvalidRegistrationError
+        Naming the first offending grid point.
+    """
     step = max(1, _CHECK_CHUNK_ELEMENTS // 3)
-    n_i, n_j = vectors.shape[2], vectors.shape[1]
-    for start in range(0, flat.shape[0], step):
-        chunk = flat[start:start + step]
+    for start in range(0, triples.shape[0], step):
+        chunk = triples[start:start + step]
         if np.isfinite(chunk).all():
             continue
         nan_count = np.isnan(chunk).sum(axis=1)
         bad = np.flatnonzero(((nan_count > 0) & (nan_count < 3)) | np.isinf(chunk).any(axis=1))
         if bad.size:
-            voxel = start + int(bad[0])
+            voxel = first_index + start + int(bad[0])
             i, j, k = voxel % n_i, (voxel // n_i) % n_j, voxel // (n_i * n_j)
             raise InvalidRegistrationError(
-                f"The displacement at grid point (i={i}, j={j}, k={k}) is {flat[voxel].tolist()}: vectors "
+                f"The displacement at grid point (i={i}, j={j}, k={k}) is {chunk[bad[0]].tolist()}: vectors "
                 "must be finite, or all three components NaN to mark the point as undefined "
                 f"({bad.size} such point(s) in this part of the grid). Fix or mask the transform."
             )

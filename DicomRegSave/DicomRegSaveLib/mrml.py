@@ -30,6 +30,7 @@ from vtk.util import numpy_support
 
 from . import geometry
 from .errors import InvalidRegistrationError, TransformInputError
+from .progress import Progress, ignore_progress
 from .model import (  # Deformation and axis_aligned_grid are re-exported: callers know them from here
     Deformation,
     DisplacementGrid,
@@ -59,6 +60,7 @@ def deformation_from_transform_node(
     *,
     grid_spacing_mm: float | Sequence[float] | None = None,
     axis_aligned: bool = False,
+    progress: Progress | None = None,
 ) -> Deformation:
     """Encode the from-world transform of `transform_node` (incl. its parents) as a Deformation.
 
@@ -79,6 +81,8 @@ def deformation_from_transform_node(
         Produce a grid whose axes are the LPS axes (Image Orientation ``1\\0\\0\\0\\1\\0``), for
         receivers that cannot read oblique grids: a grid along the patient axes is re-indexed
         exactly, anything else is resampled on a box covering the fixed image.
+    progress:
+        Called before and after the sampling (Slicer samples in one call); see :mod:`.progress`.
 
     Returns
     -------
@@ -182,7 +186,11 @@ def deformation_from_transform_node(
     )
     logger.info(message)
     warnings.append(message)
-    return Deformation(_sample(transform_node, target), None, None, False, warnings)
+    report = progress or ignore_progress
+    report(0.0, "Sampling the transform on the grid")
+    sampled = _sample(transform_node, target)
+    report(1.0, "Sampling the transform on the grid")
+    return Deformation(sampled, None, None, False, warnings)
 
 
 def _from_world_components(transform_node: slicer.vtkMRMLTransformNode) -> list[vtk.vtkAbstractTransform]:
@@ -418,7 +426,7 @@ def _sample(transform_node: slicer.vtkMRMLTransformNode, target: _SamplingGeomet
     vectors = _image_vectors(grid_transform.GetDisplacementGrid(), target.dimensions)
     # The sampled array is ours alone, so it is converted without a copy.
     geometry.ras_to_lps_vectors_in_place(vectors)
-    return DisplacementGrid(target.origin_lps, target.direction_lps, target.spacing_mm, vectors)
+    return DisplacementGrid(target.origin_lps, target.direction_lps, target.spacing_mm, vectors, check_vectors=False)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -427,6 +435,7 @@ def _sample(transform_node: slicer.vtkMRMLTransformNode, target: _SamplingGeomet
 
 def from_parent_components(
     registration_or_item: Registration | RegistrationItem,
+    progress: Progress | None = None,
 ) -> list[tuple[str, vtk.vtkAbstractTransform]]:
     """VTK transforms (RAS) that, applied in list order, perform the item's registered -> source mapping.
 
@@ -439,6 +448,14 @@ def from_parent_components(
     and the vectors unchanged; otherwise (anisotropic scale, shear) the order is
     ``G'', A, post`` with G'' on the original geometry and vectors ``inv(A_3x3) @ D`` — since
     ``A(x + inv(A_3x3) D(x)) = A x + D(x)`` this is exact up to float32 rounding of the vectors.
+
+    The grid's vectors are copied once (float32, RAS), plane by plane, and checked in the same
+    pass if they were not yet; `progress` follows the planes (see :mod:`.progress`).
+
+    Raises
+    ------
+    InvalidRegistrationError
+        If a vector is infinite or partly NaN.
     """
     item = registration_or_item.deformable_item if isinstance(registration_or_item, Registration) else registration_or_item
     pre = _matrix_or_none(item.pre_deformation_matrix)
@@ -451,13 +468,13 @@ def from_parent_components(
         grid = item.grid
         moved = None if pre is None else _orthogonal_geometry(pre @ grid.index_to_lps)
         if pre is None:
-            components.append(("grid", _grid_transform(grid.index_to_lps, grid.vectors_lps)))
+            components.append(("grid", _grid_transform(grid.index_to_lps, grid, progress=progress)))
         elif moved is not None:
             components.append(("pre", _linear_transform(pre)))
-            components.append(("grid", _grid_transform(pre @ grid.index_to_lps, grid.vectors_lps)))
+            components.append(("grid", _grid_transform(pre @ grid.index_to_lps, grid, progress=progress)))
         else:
-            vectors = _rotate_vectors(grid.vectors_lps, np.linalg.inv(pre[:3, :3]))
-            components.append(("grid", _grid_transform(grid.index_to_lps, vectors)))
+            linear = np.linalg.inv(pre[:3, :3])
+            components.append(("grid", _grid_transform(grid.index_to_lps, grid, linear, progress)))
             components.append(("pre", _linear_transform(pre)))
     if post is not None:
         components.append(("post", _linear_transform(post)))
@@ -468,6 +485,7 @@ def nodes_from_registration(
     registration_or_item: Registration | RegistrationItem,
     scene: slicer.vtkMRMLScene,
     name: str = "Deformable registration",
+    progress: Progress | None = None,
 ) -> list[slicer.vtkMRMLTransformNode]:
     """Create transform nodes in `scene` that reproduce the registration's fixed -> moving mapping.
 
@@ -477,13 +495,15 @@ def nodes_from_registration(
     :class:`vtkMRMLGridTransformNode` in RAS. Place the moving volume under the **last** node of
     the returned list: its from-world transform is then ``M_post(M_pre x + D(x))``.
 
+    `progress` follows the copying of the grid's vectors (see :func:`from_parent_components`).
+
     Returns
     -------
     list of vtkMRMLTransformNode
         Root first, leaf (the node for the moving volume) last.
     """
     nodes: list[slicer.vtkMRMLTransformNode] = []
-    for role, transform in from_parent_components(registration_or_item):
+    for role, transform in from_parent_components(registration_or_item, progress):
         node_class = "vtkMRMLGridTransformNode" if role == "grid" else "vtkMRMLLinearTransformNode"
         node = scene.AddNewNodeByClass(node_class, scene.GenerateUniqueName(f"{name} {role}"))
         if role == "grid":
@@ -508,20 +528,25 @@ def _linear_transform(matrix_lps: np.ndarray) -> vtk.vtkTransform:
     return transform
 
 
-def _rotate_vectors(vectors_lps: np.ndarray, linear: np.ndarray) -> np.ndarray:
-    """``linear @ v`` for every vector, float32, plane by plane so temporaries stay small."""
-    result = np.empty_like(vectors_lps, dtype=np.float32)
-    for k in range(vectors_lps.shape[0]):
-        result[k] = vectors_lps[k].astype(np.float64) @ linear.T
-    return result
-
-
-def _grid_transform(index_to_lps: np.ndarray, vectors_lps: np.ndarray) -> vtk.vtkAbstractTransform:
-    """A from-parent vtkOrientedGridTransform (RAS) for a grid given in LPS."""
+def _grid_transform(
+    index_to_lps: np.ndarray, grid: DisplacementGrid, linear: np.ndarray | None = None,
+    progress: Progress | None = None,
+) -> vtk.vtkAbstractTransform:
+    """A from-parent vtkOrientedGridTransform (RAS) on `index_to_lps` holding the grid's vectors
+    (times `linear`, if given), copied plane by plane: float64 exists for one plane at most."""
     index_to_ras = geometry.lps_to_ras_index_matrix(index_to_lps)
     origin_ras, direction_ras, spacing = _orthogonal_geometry(index_to_ras) or _raise_skewed(index_to_lps)
-    n_k, n_j, n_i, _ = vectors_lps.shape
-    vectors_ras = geometry.lps_to_ras_vectors_in_place(np.array(vectors_lps, dtype=np.float32, order="C").reshape(-1, 3))
+    n_k, n_j, n_i, _ = grid.vectors_lps.shape
+    report = progress or ignore_progress
+    vectors_ras = np.empty((n_k, n_j, n_i, 3), dtype=np.float32)
+    for k, plane in enumerate(grid.checked_planes()):
+        if linear is None:
+            vectors_ras[k] = plane
+        else:
+            vectors_ras[k] = plane.astype(np.float64) @ linear.T
+        geometry.lps_to_ras_vectors_in_place(vectors_ras[k])
+        report((k + 1) / n_k, "Building the grid transform")
+    vectors_ras = vectors_ras.reshape(-1, 3)
     image = vtk.vtkImageData()
     image.SetDimensions(n_i, n_j, n_k)
     image.SetOrigin(*origin_ras)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import slicer
 from pydicom.dataset import Dataset
@@ -19,15 +19,11 @@ from pydicom.dataset import Dataset
 from . import dump, mrml
 from .conformance import ConformanceReport, validate_file
 from .dicom_input import HeaderLookup, ImageSeries
-from .errors import DicomInputError, DicomRegSaveError
+from .errors import DicomInputError
 from .export import ExportOptions, ExportResult, export_registration
+from .progress import Progress, ignore_progress, part
 from .slicer_provenance import GEOMETRY_TOLERANCE_MM, geometry_mismatch_mm, image_series_for_volume
 
-ProgressCallback = Callable[[str, int], bool]
-
-
-class ExportCancelled(DicomRegSaveError):
-    """The user cancelled the export before the file was written (nothing was written)."""
 
 
 def export_from_nodes(
@@ -43,7 +39,7 @@ def export_from_nodes(
     axis_aligned: bool = False,
     fixed_files: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
     moving_files: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
-    progress: ProgressCallback | None = None,
+    progress: Progress | None = None,
 ) -> ExportResult:
     """Export the registration that `transform_node` performs from the fixed to the moving volume.
 
@@ -59,7 +55,8 @@ def export_from_nodes(
     grid_spacing_mm, axis_aligned:
         Passed to :func:`mrml.deformation_from_transform_node`.
     progress:
-        Called with (step description, percent) before each step; returning ``True`` cancels.
+        ``progress(fraction, message)`` between steps and between chunks of the long ones (see
+        :mod:`.progress`); raising from it (e.g. :class:`~.progress.OperationCancelled`) cancels.
 
     Returns
     -------
@@ -71,8 +68,8 @@ def export_from_nodes(
     ------
     TransformInputError, DicomInputError, InvalidRegistrationError, OutputError
         With what is wrong and what to do; nothing is written.
-    ExportCancelled
-        If `progress` asked to cancel (nothing is written).
+    OperationCancelled
+        Or whatever `progress` raised to cancel (nothing is written).
     """
     result, _, _ = _export(
         transform_node, fixed_node, moving_node, header_lookup, output, options, force,
@@ -86,14 +83,11 @@ def _export(
     transform_node, fixed_node, moving_node, header_lookup, output, options, force, *,
     grid_spacing_mm, axis_aligned, fixed_files, moving_files, progress,
 ) -> tuple[ExportResult, ImageSeries, ImageSeries]:
-    def step(text: str, percent: int) -> None:
-        if progress is not None and progress(text, percent):
-            raise ExportCancelled("The export was cancelled; nothing was written.")
-
+    step = progress or ignore_progress
     fixed_node, moving_node = mrml.resolve_fixed_and_moving(transform_node, fixed_node, moving_node)
-    step("Reading the fixed image's DICOM headers", 5)
+    step(0.05, "Reading the fixed image's DICOM headers")
     fixed = image_series_for_volume(fixed_node, "fixed", header_lookup, fixed_files)
-    step("Reading the moving image's DICOM headers", 20)
+    step(0.2, "Reading the moving image's DICOM headers")
     moving = image_series_for_volume(moving_node, "moving", header_lookup, moving_files)
     mismatch = geometry_mismatch_mm(fixed_node, fixed)
     if mismatch > GEOMETRY_TOLERANCE_MM:
@@ -119,14 +113,15 @@ def _export(
             f"'{transform_node.GetName()}'; the file holds the mapping of '{transform_node.GetName()}' (with its "
             "parents) only."
         )
-    step("Computing the displacement grid", 35)
+    step(0.35, "Computing the displacement grid")
     deformation = mrml.deformation_from_transform_node(
-        transform_node, fixed.ijk_to_lps, fixed.dimensions, grid_spacing_mm=grid_spacing_mm, axis_aligned=axis_aligned
+        transform_node, fixed.ijk_to_lps, fixed.dimensions, grid_spacing_mm=grid_spacing_mm, axis_aligned=axis_aligned,
+        progress=part(progress, 0.35, 0.7),
     )
-    step("Building, checking and writing the registration object", 70)
-    result = export_registration(deformation, fixed, moving, output, options, force)
+    step(0.7, "Building, checking and writing the registration object")
+    result = export_registration(deformation, fixed, moving, output, options, force, part(progress, 0.7, 1.0))
     result.report.warnings.extend(deformation.warnings + notes)
-    step("Done", 100)
+    step(1.0, "Done")
     return result, fixed, moving
 
 
@@ -141,7 +136,7 @@ def validate_from_nodes(
     axis_aligned: bool = False,
     fixed_files: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
     moving_files: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
-    progress: ProgressCallback | None = None,
+    progress: Progress | None = None,
 ) -> tuple[Dataset, ConformanceReport]:
     """Build the REG as :func:`export_from_nodes` would and run every check on it; nothing stays on disk.
 

@@ -190,7 +190,10 @@ class RawFieldHeader:
                     count = min(_CHUNK_ELEMENTS, self.n_values - start)
                     values[start:start + count] = np.fromfile(stream, dtype=self.dtype, count=count)
         n_i, n_j, n_k = self.dimensions
-        return DisplacementGrid(self.origin_lps, self.direction_lps, self.spacing_mm, values.reshape(n_k, n_j, n_i, 3))
+        # The values are checked by the writer, in the pass that copies them to the output.
+        return DisplacementGrid(
+            self.origin_lps, self.direction_lps, self.spacing_mm, values.reshape(n_k, n_j, n_i, 3), check_vectors=False
+        )
 
 
 def raw_field_header(path: str | Path) -> RawFieldHeader | None:

@@ -22,6 +22,9 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 
+from .model import check_vector_values
+from .progress import Progress, ignore_progress, part
+
 VECTOR_GRID_DATA_TAG = 0x00640009
 
 # Triples per chunk when Vector Grid Data is read from bytes or a stream (bounds temporaries).
@@ -36,13 +39,17 @@ class VectorGridBuffer(io.BufferedIOBase):
     vectors_kji:
         Array of shape (n_k, n_j, n_i, 3); each k plane must be C-contiguous little-endian float32
         (a plane that is not is converted, one plane at a time).
+    checked:
+        Whether the values are known to be valid. If not, :meth:`write_to` checks each plane
+        (no infinity, no partly NaN triple) just before writing it, while it is in the CPU's cache.
     """
 
-    def __init__(self, vectors_kji: np.ndarray) -> None:
+    def __init__(self, vectors_kji: np.ndarray, checked: bool = False) -> None:
         super().__init__()
         if vectors_kji.ndim != 4 or vectors_kji.shape[3] != 3:
             raise ValueError(f"expected shape (n_k, n_j, n_i, 3), got {vectors_kji.shape}")
         self.array = vectors_kji
+        self.checked = checked
         self._plane_bytes = 12 * vectors_kji.shape[1] * vectors_kji.shape[2]
         self._length = self._plane_bytes * vectors_kji.shape[0]
         self._position = 0
@@ -81,11 +88,25 @@ class VectorGridBuffer(io.BufferedIOBase):
     def read1(self, size: int = -1) -> bytes:
         return self.read(size)
 
+    def write_to(self, stream: BinaryIO, progress: Progress | None = None) -> None:
+        """Write the bytes to `stream` plane by plane, without joining them, checking each plane
+        first unless the values are `checked`; `progress` is called after each plane.
 
-    def write_to(self, stream: BinaryIO) -> None:
-        """Write the bytes to `stream` plane by plane, without joining them."""
-        for k in range(self.array.shape[0]):
-            stream.write(self._plane(k))
+        Raises
+        ------
+        InvalidRegistrationError
+            At the first plane with an infinite value or a partly NaN triple (the bytes written
+            so far are incomplete: the caller discards the file).
+        """
+        progress = progress or ignore_progress
+        n_k, n_j, n_i, _ = self.array.shape
+        for k in range(n_k):
+            plane = self._plane(k)
+            if not self.checked:
+                check_vector_values(np.frombuffer(plane, dtype="<f4").reshape(-1, 3), k * n_j * n_i, n_i, n_j)
+            stream.write(plane)
+            progress((k + 1) / n_k, "Writing Vector Grid Data")
+        self.checked = True
 
 
 def vector_chunks(value: object, big_endian: bool = False) -> Iterator[tuple[int, np.ndarray]]:
@@ -130,12 +151,13 @@ def _streamed_elements(dataset: Dataset) -> list[tuple[Dataset, Dataset, object]
     return found
 
 
-def write_dataset_streaming(dataset: Dataset, stream: BinaryIO) -> None:
+def write_dataset_streaming(dataset: Dataset, stream: BinaryIO, progress: Progress | None = None) -> None:
     """Write `dataset` in DICOM file format to `stream`, streaming Vector Grid Data from its arrays.
 
     The Deformable Registration Sequence and Grid Sequence (and their items) are written with
     undefined length, so that their encoded size does not depend on the field. The dataset is
-    left as it was.
+    left as it was. Vector values not yet checked are checked as they are written
+    (:meth:`VectorGridBuffer.write_to`); `progress` follows the fields' planes.
     """
     streamed = _streamed_elements(dataset)
     placeholders = [secrets.token_bytes(16) for _ in streamed]
@@ -163,11 +185,14 @@ def write_dataset_streaming(dataset: Dataset, stream: BinaryIO) -> None:
     encoded_bytes = encoded.getvalue()
     data = memoryview(encoded_bytes)
     position = 0
+    total_bytes = sum(len(buffer) for _, _, buffer in streamed)
+    done_bytes = 0
     for (_, _, buffer), placeholder in zip(streamed, placeholders):
         offset = encoded_bytes.find(placeholder, position)
         # the OF value's 4-byte length field precedes the value itself
         stream.write(data[position:offset - 4])
         stream.write(struct.pack("<I", len(buffer)))
-        buffer.write_to(stream)
+        buffer.write_to(stream, part(progress, done_bytes / total_bytes, (done_bytes + len(buffer)) / total_bytes))
+        done_bytes += len(buffer)
         position = offset + len(placeholder)
     stream.write(data[position:])
