@@ -155,16 +155,13 @@ def command_to_transform(args: argparse.Namespace) -> int:
 
 
 def command_inspect(args: argparse.Namespace) -> int:
-    import pydicom
-
+    from .dicom_file import open_dicom_file
     from .dump import dump
-    from .errors import DicomInputError
 
-    try:
-        dataset = pydicom.dcmread(args.reg)
-    except (OSError, pydicom.errors.InvalidDicomError) as error:
-        raise DicomInputError(f"Cannot read {args.reg} as DICOM: {error}.") from error
+    dataset, problems = open_dicom_file(args.reg)
     print(dump(dataset, args.filter, args.max_chars))
+    for problem in problems:
+        print(f"<cannot read further: {problem}>")
     return EXIT_OK
 
 

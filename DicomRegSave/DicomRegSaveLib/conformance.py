@@ -30,6 +30,7 @@ from pydicom.tag import Tag
 from . import geometry
 from .errors import DicomRegSaveError, InvalidRegistrationError
 from .model import DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID
+from .dicom_file import read_dicom_file
 from .reader import read_dataset
 from .values import problem_content_label, problem_uid
 from .vector_buffer import VectorGridBuffer, vector_chunks
@@ -582,9 +583,9 @@ def check_against_images(
         else:
             name = str(image)
             try:
-                header = pydicom.dcmread(image, stop_before_pixels=True)
-            except (OSError, pydicom.errors.InvalidDicomError) as exc:
-                report.error(f"Image {name} cannot be read as DICOM ({exc}).")
+                header = read_dicom_file(image, stop_before_pixels=True)
+            except DicomRegSaveError as exc:
+                report.error(f"Image {exc}")
                 continue
         uid = header.get("SOPInstanceUID")
         if uid:

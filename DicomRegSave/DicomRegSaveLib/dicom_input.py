@@ -2,7 +2,7 @@
 
 The registration writer needs, for the fixed and the moving image, the instances to reference and
 the voxel grid (``ijk_to_lps``) they form. Headers are read without pixel data
-(``pydicom.dcmread(..., stop_before_pixels=True)``).
+(:func:`dicom_file.read_dicom_file`, ``stop_before_pixels=True``).
 
 Conventions
 -----------
@@ -26,10 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pydicom
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 
+from .dicom_file import MalformedDicomError, NotDicomError, read_dicom_file
 from .errors import DicomInputError
 from .model import ImageReference
 from .values import problem_uid
@@ -400,11 +399,10 @@ def series_from_instance_uids(uids: str | Sequence[str], lookup: HeaderLookup, r
             continue
         path = Path(found)
         try:
-            headers.append(pydicom.dcmread(path, stop_before_pixels=True))
-        except (OSError, InvalidDicomError, ValueError) as exc:
+            headers.append(read_dicom_file(path, stop_before_pixels=True))
+        except MalformedDicomError as exc:
             raise DicomInputError(
-                f"The {role} image instance {uid} file {path} cannot be read: {exc}. "
-                "Check that the file exists and is a DICOM file."
+                f"The {role} image instance {uid}: {exc} Check that the file exists and is a DICOM file."
             ) from exc
         paths.append(path)
     if missing:
@@ -678,7 +676,7 @@ def _scan(paths: Iterable[Path], role: str) -> list[tuple[Path, Dataset]]:
     for file in dict.fromkeys(files):
         header, problem = _read_header(file)
         if problem is not None:
-            unreadable.append(f"{file} ({problem})")
+            unreadable.append(problem)
         elif header is not None:
             found.append((file, header))
     if unreadable:
@@ -693,36 +691,33 @@ def _scan(paths: Iterable[Path], role: str) -> list[tuple[Path, Dataset]]:
 def _read_header(path: Path) -> tuple[Dataset | None, str | None]:
     """(header, None) for a DICOM instance, (None, None) for a non-DICOM file, (None, problem) if damaged."""
     try:
-        header = pydicom.dcmread(path, stop_before_pixels=True)
-    except InvalidDicomError:
+        header = read_dicom_file(path, stop_before_pixels=True)
+    except NotDicomError:
         header = _read_without_preamble(path)
         if header is None:
-            return None, ("not a DICOM file" if path.suffix.lower() == ".dcm" else None)
-    except Exception as exc:  # noqa: BLE001 - any parser failure means a damaged file to report
-        return None, f"{type(exc).__name__}: {exc}"
+            return None, (f"{path}: not a DICOM file" if path.suffix.lower() == ".dcm" else None)
+    except MalformedDicomError as exc:
+        return None, str(exc)
     meta = getattr(header, "file_meta", None)
     if meta is not None and str(meta.get("MediaStorageSOPClassUID", "")) == MEDIA_STORAGE_DIRECTORY_SOP_CLASS_UID:
         return None, None
-    try:
-        uid = str(header.get("SOPInstanceUID", ""))
-        sop_class = str(header.get("SOPClassUID", ""))
-    except Exception as exc:  # noqa: BLE001 - deferred parsing errors surface on access
-        return None, f"{type(exc).__name__}: {exc}"
+    uid = str(header.get("SOPInstanceUID", ""))
+    sop_class = str(header.get("SOPClassUID", ""))
     if problem_uid(uid) is not None or problem_uid(sop_class) is not None:
-        return None, "no valid SOP Class/Instance UID"
+        return None, f"{path}: no valid SOP Class/Instance UID"
     return header, None
 
 
 def _read_without_preamble(path: Path) -> Dataset | None:
     """Files written without the 128-byte preamble and DICM prefix; ``None`` if it is no DICOM."""
     try:
-        header = pydicom.dcmread(path, stop_before_pixels=True, force=True)
-        if problem_uid(str(header.get("SOPClassUID", ""))) is None and problem_uid(
-            str(header.get("SOPInstanceUID", ""))
-        ) is None:
-            return header
-    except Exception:  # noqa: BLE001 - a forced read of a non-DICOM file may fail in any way
+        header = read_dicom_file(path, stop_before_pixels=True, force=True)
+    except MalformedDicomError:
         return None
+    if problem_uid(str(header.get("SOPClassUID", ""))) is None and problem_uid(
+        str(header.get("SOPInstanceUID", ""))
+    ) is None:
+        return header
     return None
 
 

@@ -9,23 +9,18 @@ the bytes pydicom read, not a second copy of a field that may be hundreds of meg
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
-import pydicom
-from pydicom.charset import convert_encodings, default_encoding
-from pydicom.datadict import dictionary_VR
-from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
-from pydicom.filereader import read_sequence
 from pydicom.multival import MultiValue
-from pydicom.sequence import Sequence as DicomSequence
 from pydicom.sr.coding import Code
 from pydicom.uid import UID
 
+from .dicom_file import read_dicom_file
 from .errors import DicomRegSaveError, InvalidRegistrationError
 from .model import (
     DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID,
@@ -86,23 +81,15 @@ def read_registration(source: str | Path | Dataset) -> Registration:
 
 
 def read_dataset(path: str | Path) -> Dataset:
-    """Read a DICOM file whose Deformable Registration Sequence is decoded without copying Vector Grid Data.
+    """Read a DICOM file, every element decoded (Vector Grid Data without a copy).
 
     Raises
     ------
     InvalidRegistrationError
-        If the file does not exist or is not readable DICOM.
+        If the file does not exist, is not DICOM, or an element cannot be decoded
+        (:class:`~.dicom_file.MalformedDicomError`, naming the file and the element).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InvalidRegistrationError(f"{path}: no such file; give the path of a DICOM REG file.")
-    try:
-        dataset = pydicom.dcmread(path)
-        if "DeformableRegistrationSequence" in dataset:
-            _decode_sequences_in_place(dataset, 0x00640002, _encodings(dataset))
-    except (InvalidDicomError, OSError, ValueError, EOFError, KeyError) as exc:
-        raise InvalidRegistrationError(f"{path}: not a readable DICOM file ({exc}).") from exc
-    return dataset
+    return read_dicom_file(path)
 
 
 def _load(source: str | Path | Dataset) -> tuple[Dataset, str]:
@@ -111,64 +98,9 @@ def _load(source: str | Path | Dataset) -> tuple[Dataset, str]:
         if isinstance(filename, str) and filename:
             return source, filename
         return source, f"REG dataset {source.get('SOPInstanceUID', '(no SOP Instance UID)')}"
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(f"source must be a path or a pydicom Dataset, not {type(source).__name__}")
     return read_dataset(source), str(source)
-
-
-#: Reads at least this long become views of the buffer; shorter ones are copied as pydicom expects.
-_VIEW_THRESHOLD_BYTES = 1 << 20
-
-
-class _BufferReader:
-    """A read-only file object over bytes whose long reads return memoryviews instead of copies."""
-
-    def __init__(self, buffer: bytes | memoryview) -> None:
-        self._view = memoryview(buffer).toreadonly()
-        self._position = 0
-
-    def read(self, size: int = -1) -> bytes | memoryview:
-        end = len(self._view) if size < 0 else min(self._position + size, len(self._view))
-        chunk = self._view[self._position:end]
-        self._position = end
-        return chunk if len(chunk) >= _VIEW_THRESHOLD_BYTES else chunk.tobytes()
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        base = (0, self._position, len(self._view))[whence]
-        self._position = base + offset
-        return self._position
-
-
-def _encodings(dataset: Dataset) -> list[str]:
-    raw = dataset.get_item(0x00080005)
-    if raw is None or not raw.value:
-        return [default_encoding]
-    return convert_encodings(dataset.SpecificCharacterSet)
-
-
-def _decode_sequences_in_place(container: Dataset, tag: int, encodings: list[str]) -> None:
-    """Decode a sequence (and the sequences nested in it) without copying its large values.
-
-    pydicom keeps a defined-length sequence as raw bytes and decodes it on first access through
-    a BytesIO, which copies every value: Vector Grid Data would exist twice at that moment.
-    Decoding from memoryviews of the bytes already read keeps one copy of the field.
-    """
-    element = container.get_item(tag)
-    if isinstance(element, RawDataElement):
-        if element.value is None or (element.VR or dictionary_VR(tag)) != "SQ":
-            return
-        items = read_sequence(
-            _BufferReader(element.value), element.is_implicit_VR, element.is_little_endian,
-            len(element.value), encodings,
-        )
-        element = DataElement(tag, "SQ", DicomSequence(items))
-        container[tag] = element
-    elif element is None or element.VR != "SQ":
-        return
-    for item in element.value:
-        for nested_tag in list(item.keys()):
-            _decode_sequences_in_place(item, nested_tag, encodings)
 
 
 def _check_sop_class(dataset: Dataset, name: str) -> None:

@@ -8,13 +8,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pydicom
 import slicer
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 
 from . import mrml
+from .dicom_file import read_dicom_file
 from .dicom_input import HeaderLookup
+from .errors import DicomRegSaveError
 from .model import DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID, Registration
 from .reader import read_dataset, read_registration
 from .slicer_provenance import INSTANCE_UIDS_ATTRIBUTE, found, instance_uids, scalar_volumes
@@ -47,8 +47,8 @@ def describe_registration_file(path: str | os.PathLike) -> RegistrationFileInfo 
     """
     path = Path(path)
     try:
-        header = pydicom.dcmread(path, specific_tags=list(_DESCRIBE_KEYWORDS))
-    except (InvalidDicomError, OSError, ValueError, EOFError):
+        header = read_dicom_file(path, specific_tags=list(_DESCRIBE_KEYWORDS))
+    except DicomRegSaveError:
         return None
     if str(header.get("SOPClassUID", "")) != DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID:
         return None
@@ -189,8 +189,8 @@ def _frame_of_reference(header_lookup: HeaderLookup, uid: str) -> str | None:
         return None
     if not isinstance(header, Dataset):
         try:
-            header = pydicom.dcmread(header, stop_before_pixels=True, specific_tags=["FrameOfReferenceUID"])
-        except (InvalidDicomError, OSError, ValueError):
+            header = read_dicom_file(header, stop_before_pixels=True, specific_tags=["FrameOfReferenceUID"])
+        except DicomRegSaveError:
             return None
     value = header.get("FrameOfReferenceUID")
     return None if value is None else str(value)
