@@ -1,29 +1,58 @@
 """DICOM browser plugin: export a registration transform as a DICOM Deformable Spatial Registration
-(REG) from Slicer's "Export to DICOM..." dialog, and load REG files as transform nodes.
+(REG) from Slicer's "Export to DICOM..." dialog, and load REG files as transforms.
 
 Thin glue: every decision is made in DicomRegSaveLib's slicer_* modules (tested headless).
 """
 
+import functools
 import importlib
 import logging
+import pathlib
 
 import slicer
 from DICOMLib import DICOMLoadable, DICOMPlugin
-from DicomRegSaveLib.model import DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID
+
+#: Oldest 3D Slicer that bundles the pydicom and highdicom DicomRegSave needs (Resources/requirements.txt).
+MINIMUM_SLICER_VERSION = "5.12"
+REQUIREMENTS_FILE = pathlib.Path(__file__).parent / "Resources" / "requirements.txt"
 
 #: Above SlicerRT's REG loader (0.9), which applies the vectors in the opposite direction.
 LOAD_CONFIDENCE = 0.95
 
 
+
+class EngineUnavailable(ImportError):
+    """This Slicer lacks the Python packages DicomRegSave needs; the message says which Slicer to use."""
+
+
+@functools.lru_cache(maxsize=None)
+def engineProblem():
+    """None if DicomRegSave can run in this Slicer, else the one message saying which Slicer is needed.
+
+    Checked once per session from Resources/requirements.txt (package metadata only), and logged once.
+    """
+    from DicomRegSaveLib.requirements import unmet_requirements
+
+    unmet = unmet_requirements(REQUIREMENTS_FILE)
+    if not unmet:
+        return None
+    version = getattr(getattr(slicer, "app", None), "applicationVersion", "") or "of unknown version"
+    problem = (
+        f"DicomRegSave needs 3D Slicer {MINIMUM_SLICER_VERSION} or later, which bundles the Python packages "
+        f"it uses; this Slicer ({version}) has {', '.join(unmet)}. Install Slicer {MINIMUM_SLICER_VERSION} or "
+        "later. Do not pip-install these packages into this Slicer: that would replace the pydicom that "
+        "Slicer's own DICOM module relies on."
+    )
+    logging.error(problem)
+    return problem
+
+
 def engine(name):
-    """The engine module DicomRegSaveLib.`name`; pydicom and highdicom are imported on first use."""
-    try:
-        return importlib.import_module(f"DicomRegSaveLib.{name}")
-    except ImportError as exc:
-        raise ImportError(
-            f"DicomRegSave needs pydicom and highdicom, which could not be imported ({exc}). Install them in "
-            "Slicer's Python console with slicer.util.pip_install('highdicom') and restart Slicer."
-        ) from exc
+    """The engine module DicomRegSaveLib.`name`; raises EngineUnavailable (with engineProblem()) on an old Slicer."""
+    problem = engineProblem()
+    if problem:
+        raise EngineUnavailable(problem)
+    return importlib.import_module(f"DicomRegSaveLib.{name}")
 
 
 def databaseHeaderLookup():
@@ -32,6 +61,24 @@ def databaseHeaderLookup():
     if database is None or not database.isOpen:
         return None
     return database.fileForInstance
+
+
+def notifyUser(message):
+    """Show `message` to the user once the current DICOM browser action has finished, and log it."""
+    logging.warning(message)
+    import qt
+
+    qt.QTimer.singleShot(0, lambda: slicer.util.warningDisplay(message, windowTitle="DICOM registration"))
+
+
+@functools.lru_cache(maxsize=None)
+def registrationWatcher():
+    """The one watcher that applies loaded registrations to volumes as they arrive in slicer.mrmlScene.
+
+    slicer.mrmlScene lives as long as the application, so one watcher per session; it is started by
+    the first REG loaded.
+    """
+    return engine("slicer_linking").RegistrationWatcher(slicer.mrmlScene, databaseHeaderLookup, notifyUser)
 
 
 class DicomRegSavePluginClass(DICOMPlugin):
@@ -47,6 +94,9 @@ class DicomRegSavePluginClass(DICOMPlugin):
     # Import
 
     def examineForImport(self, fileLists):
+        if engineProblem():
+            return []
+        slicer_import = engine("slicer_import")
         loadables = []
         for files in fileLists:
             cached = self.getCachedLoadables(files)
@@ -54,18 +104,21 @@ class DicomRegSavePluginClass(DICOMPlugin):
                 cached = self.examineFiles(files)
                 self.cacheLoadables(files, cached)
             loadables += cached
+        # What is loaded changes between examinations, the cached file descriptions do not.
+        for loadable in loadables:
+            loadable.warning = slicer_import.examine_warning(loadable.info, slicer.mrmlScene, databaseHeaderLookup())
         return loadables
 
     def examineFiles(self, files):
+        if engineProblem():
+            return []
+        slicer_import = engine("slicer_import")
+        sopClassUIDs = slicer_import.LOADABLE_SOP_CLASS_UIDS
         loadables = []
         for path in files:
-            if slicer.dicomDatabase.fileValue(path, self.tags["sopClassUID"]) != DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID:
+            if slicer.dicomDatabase.fileValue(path, self.tags["sopClassUID"]) not in sopClassUIDs:
                 continue
-            try:
-                info = engine("slicer_import").describe_registration_file(path)
-            except ImportError as exc:
-                logging.error(str(exc))
-                return []
+            info = slicer_import.describe_registration_file(path)
             if info is None:
                 continue
             loadable = DICOMLoadable()
@@ -75,6 +128,7 @@ class DicomRegSavePluginClass(DICOMPlugin):
             loadable.selected = True
             loadable.confidence = LOAD_CONFIDENCE
             loadable.referencedInstanceUIDs = info.referenced_instance_uids
+            loadable.info = info
             loadables.append(loadable)
         return loadables
 
@@ -83,79 +137,106 @@ class DicomRegSavePluginClass(DICOMPlugin):
         from DicomRegSaveLib.errors import DicomRegSaveError
 
         try:
-            result = slicer_import.import_registration(loadable.files[0], slicer.mrmlScene, databaseHeaderLookup())
+            result = slicer_import.import_registration(
+                loadable.files[0], slicer.mrmlScene, databaseHeaderLookup(), name=loadable.name
+            )
         except DicomRegSaveError as exc:
-            logging.error(f"Could not load {loadable.files[0]} as a deformable registration: {exc}")
+            logging.error(f"Could not load {loadable.files[0]} as a registration: {exc}")
             return False
         self.addSeriesInSubjectHierarchy(loadable, result.leaf)
         shNode = slicer.mrmlScene.GetSubjectHierarchyNode()
         studyItemID = shNode.GetItemParent(shNode.GetItemByDataNode(result.leaf))
-        engine("slicer_hierarchy").place_in_subject_hierarchy(shNode, result.nodes[:-1], studyItemID)
-        for message in result.messages:
-            logging.warning(message)
+        others = [node for node in result.nodes if node is not result.leaf]
+        engine("slicer_hierarchy").place_in_subject_hierarchy(shNode, others, studyItemID)
+        registrationWatcher().start()
+        for message in result.pending:
+            logging.info(message)
+        if result.messages:
+            notifyUser("\n".join(result.messages))
         return True
 
     # Export
 
     def examineForExport(self, subjectHierarchyItemID):
-        try:
-            slicer_offer = engine("slicer_offer")
-        except ImportError as exc:
-            logging.warning(str(exc))
-            return []
         shNode = slicer.mrmlScene.GetSubjectHierarchyNode()
-        decision = slicer_offer.examine_transform_item(shNode, subjectHierarchyItemID, databaseHeaderLookup())
-        if not decision.offer:
-            log = logging.info if decision.transform_node is not None else logging.debug
-            log(f"DicomRegSave does not offer DICOM REG export of '{shNode.GetItemName(subjectHierarchyItemID)}': {decision.reason}")
+        node = shNode.GetItemDataNode(subjectHierarchyItemID)
+        if node is None or not node.IsA("vtkMRMLTransformNode"):
             return []
+        problem = engineProblem()
+        if problem:
+            return [self.exportable(subjectHierarchyItemID, 0.0, problem, {})]
+        slicer_offer = engine("slicer_offer")
+        decision = slicer_offer.examine_transform_item(shNode, subjectHierarchyItemID, databaseHeaderLookup())
+        if decision.offer and decision.fixed_header is not None:
+            # The dialog reads the patient and study rows from the item's parents after this call.
+            engine("slicer_hierarchy").place_in_fixed_study(shNode, subjectHierarchyItemID, decision.fixed_header)
+        return [self.exportable(subjectHierarchyItemID, decision.confidence, decision.reason, decision.series_tags)]
+
+    def exportable(self, subjectHierarchyItemID, confidence, tooltip, seriesTags):
         exportable = slicer.qSlicerDICOMExportable()
-        exportable.name = self.loadType
-        exportable.tooltip = decision.reason
+        exportable.name = self.loadType if seriesTags else f"{self.loadType}: cannot export yet, see the tooltip"
+        exportable.tooltip = tooltip
         exportable.subjectHierarchyItemID = subjectHierarchyItemID
         exportable.pluginClass = self.__module__
-        exportable.confidence = decision.confidence
+        exportable.confidence = confidence
         exportable.setTag("Modality", "REG")
-        for keyword, value in decision.series_tags.items():
+        for keyword, value in seriesTags.items():
             exportable.setTag(keyword, value)
-        return [exportable]
+        return exportable
 
     def export(self, exportables):
-        slicer_offer, slicer_fields, slicer_export = (
-            engine("slicer_offer"), engine("slicer_fields"), engine("slicer_export")
+        problem = engineProblem()
+        if problem:
+            return problem
+        slicer_offer, slicer_fields, slicer_hierarchy, slicer_export = (
+            engine("slicer_offer"), engine("slicer_fields"), engine("slicer_hierarchy"), engine("slicer_export")
         )
         from DicomRegSaveLib.errors import DicomRegSaveError
 
         shNode = slicer.mrmlScene.GetSubjectHierarchyNode()
         lookup = databaseHeaderLookup()
-        constants = slicer.vtkMRMLSubjectHierarchyConstants
-        shownKeywords = list(constants.GetDICOMPatientTagNames()) + list(constants.GetDICOMStudyTagNames())
         errors = []
         for exportable in exportables:
             decision = slicer_offer.examine_transform_item(shNode, exportable.subjectHierarchyItemID, lookup)
             if not decision.offer:
                 errors.append(decision.reason)
                 continue
+            name = decision.transform_node.GetName()
+            if (exportable.tag("Modality") or "REG") != "REG":
+                errors.append(f"'{name}': Modality must stay REG for a registration (it was changed to "
+                              f"{exportable.tag('Modality')!r}); nothing was written.")
+                continue
+            if decision.fixed_header is None:
+                errors.append(f"'{name}': the fixed image's DICOM header was not found in the DICOM database; "
+                              "nothing was written.")
+                continue
+            edits, refusals = slicer_hierarchy.dialog_patient_study_edits(
+                {keyword: exportable.tag(keyword) for keyword in slicer_hierarchy.dialog_tag_names()},
+                decision.fixed_header,
+            )
+            if refusals:
+                errors.append(f"'{name}': " + " ".join(refusals))
+                continue
             try:
+                values = {keyword: exportable.tag(keyword) for keyword in slicer_offer.SERIES_TAG_KEYWORDS}
                 options = slicer_fields.options_from_tags(
-                    {keyword: exportable.tag(keyword) for keyword in slicer_offer.SERIES_TAG_KEYWORDS}
+                    {**values, **edits}, slicer_fields.inherited_values(decision.fixed_header)
                 )
                 result = slicer_export.export_from_nodes(
                     decision.transform_node, decision.fixed_node, decision.moving_node, lookup,
                     exportable.directory, options,
                 )
             except DicomRegSaveError as exc:
-                errors.append(f"'{decision.transform_node.GetName()}': {exc}")
+                errors.append(f"'{name}': {exc}")
                 continue
             except Exception as exc:  # the dialog would only say "Error occurred in exporter"
                 logging.exception("DicomRegSave export failed")
                 errors.append(
-                    f"'{decision.transform_node.GetName()}': unexpected error {type(exc).__name__}: {exc}. "
+                    f"'{name}': unexpected error {type(exc).__name__}: {exc}. "
                     "This is a bug in DicomRegSave; the Python console shows the details."
                 )
                 continue
-            shown = {keyword: exportable.tag(keyword) for keyword in shownKeywords if exportable.tag(keyword)}
-            for message in engine("slicer_hierarchy").patient_study_differences(shown, result.dataset) + result.report.warnings:
+            for message in result.report.warnings:
                 logging.warning(message)
             logging.info(f"Wrote DICOM registration {result.path}")
         return "\n".join(errors)
@@ -167,11 +248,12 @@ class DicomRegSavePlugin:
     def __init__(self, parent):
         parent.title = "DICOM Deformable Registration Plugin"
         parent.categories = ["Developer Tools.DICOM Plugins"]
-        parent.contributors = ["DicomRegSave contributors"]
+        parent.contributors = ["DicomRegSave contributors (https://github.com/dicomregsave/DicomRegSave)"]
         parent.helpText = """
 Plugin of the DICOM module: exports registration transforms as DICOM Deformable Spatial Registration
-objects ("Export to DICOM..." in the Data module) and loads them as transforms. No interface of its own;
-see the DICOM Registration Export module.
+objects ("Export to DICOM..." in the Data module) and loads them as transforms, applied to the moving
+volume whenever that series is loaded. No interface of its own; see the DICOM Registration Export module
+and the <a href="https://github.com/dicomregsave/DicomRegSave#readme">README</a>.
 """
         parent.acknowledgementText = """
 Built on 3D Slicer's DICOM plugin architecture, pydicom and highdicom.

@@ -4,8 +4,6 @@ the node-level export end to end (file read back and compared with VTK's from-wo
 
 from __future__ import annotations
 
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -136,7 +134,8 @@ def test_grid_transform_with_dicom_volumes_is_offered_with_series_tags(world, di
     transform = world.registration_transform()
     decision = slicer_offer.examine_transform_item(world.sh, world.item(transform), dicom_case["lookup"])
     assert decision.offer, decision.reason
-    assert decision.confidence == slicer_offer.DEFORMABLE_CONFIDENCE == 1.0
+    assert decision.confidence == slicer_offer.DEFORMABLE_CONFIDENCE == slicer_offer.PRESELECTED_CONFIDENCE
+    assert decision.fixed_header.SOPInstanceUID == dicom_case["fixed"].headers[0].SOPInstanceUID
     assert decision.fixed_node is world.fixed and decision.moving_node is world.moving
     assert tuple(decision.series_tags) == slicer_offer.SERIES_TAG_KEYWORDS
     defaults = ExportOptions()
@@ -184,8 +183,10 @@ def test_volume_item_is_not_offered(world):
 def test_transform_without_known_volumes_is_not_offered(world):
     transform = world.registration_transform(references=False)
     decision = slicer_offer.examine_transform_item(world.sh, world.item(transform))
-    assert not decision.offer
-    assert "fixed volume" in decision.reason and "Choose the fixed volume" in decision.reason
+    assert not decision.offer and decision.transform_node is transform
+    assert decision.confidence == slicer_offer.BLOCKED_CONFIDENCE
+    assert "fixed volume" in decision.reason and "DICOM Registration Export module" in decision.reason
+    assert "GetFixedNodeReferenceRole" in decision.reason
 
 
 def test_volume_without_dicom_origin_is_not_offered_and_the_way_forward_is_named(world, dicom_case):
@@ -289,20 +290,37 @@ def test_panel_fields_inherit_patient_and_study_from_the_fixed_image(dicom_case)
     assert options.overrides == {}
 
 
-def test_patient_and_study_shown_by_slicer_are_read_from_the_hierarchy_and_compared(world, dicom_case):
+def test_patient_and_study_shown_by_slicer_are_read_from_the_hierarchy(world, dicom_case):
     transform = world.registration_transform()
     shown = slicer_hierarchy.patient_study_tags_from_sh(world.sh, world.item(transform))
     assert shown == {
         "PatientName": "Müller^Anna", "PatientID": PATIENT_ID,
         "StudyDate": "20240315", "StudyInstanceUID": dicom_case["fixed"].study_instance_uid,
     }
+
+
+def test_dialog_edits_of_identity_are_refused_and_other_edits_kept(dicom_case):
     header = dicom_case["fixed"].first_header
-    assert slicer_hierarchy.patient_study_differences(shown, header) == []
-    moved = dict(shown, StudyInstanceUID=dicom_case["moving"].study_instance_uid, PatientID="OTHER")
-    messages = slicer_hierarchy.patient_study_differences(moved, header)
-    assert len(messages) == 2
-    assert any("Patient ID (0010,0020) is 'OTHER'" in m for m in messages)
-    assert all("fixed image's value" in m for m in messages)
+    shown = {name: slicer_hierarchy.slicer_shown_value(name, header) for name in slicer_hierarchy.dialog_tag_names()}
+    assert slicer_hierarchy.dialog_patient_study_edits(shown, header) == ({}, [])
+    edits, refusals = slicer_hierarchy.dialog_patient_study_edits(
+        dict(shown, PatientName="Other^Name", StudyInstanceUID=dicom_case["moving"].study_instance_uid, StudyID="X7"),
+        header,
+    )
+    assert edits == {"StudyID": "X7"}
+    assert len(refusals) == 2
+    assert "Patient's Name (0010,0010) was changed to 'Other^Name'" in refusals[0]
+    assert "fixed image's study" in refusals[1] and "Nothing was written" in refusals[1]
+    assert slicer_hierarchy.dialog_patient_study_edits({}, header) == ({}, [])
+
+
+def test_placeholders_of_slicer_are_the_fixed_image_s_empty_values(dicom_case):
+    header = dicom_case["fixed"].first_header.copy()
+    header.PatientName = ""
+    del header.StudyDescription
+    assert slicer_hierarchy.slicer_shown_value("PatientName", header) == "No name"
+    assert slicer_hierarchy.slicer_shown_value("StudyDescription", header) == "No study description"
+    assert slicer_hierarchy.slicer_shown_value("StudyID", header) == "F1"
 
 
 # Node-level export end to end ------------------------------------------------------------------------
@@ -442,7 +460,7 @@ def test_import_round_trip_recreates_the_mapping_and_applies_it_to_the_moving_vo
     assert leaf.GetNodeReference(leaf.GetFixedNodeReferenceRole()) is scene.fixed
     assert leaf.GetNodeReference(leaf.GetMovingNodeReferenceRole()) is scene.moving
     assert leaf.GetAttribute("DICOM.instanceUIDs") == result.dataset.SOPInstanceUID
-    assert all(node.GetName().startswith("DIR result") for node in imported.nodes)
+    assert all(node.GetName().startswith("1000: DIR result") for node in imported.nodes)
     assert imported.messages == []
     items = slicer_hierarchy.place_in_subject_hierarchy(scene.sh, imported.nodes, scene.study)
     assert [scene.sh.GetItemParent(i) for i in items] == [scene.study] * len(imported.nodes)
@@ -454,8 +472,8 @@ def test_import_without_the_images_loaded_says_so(exported, dicom_case):
     scene = slicer.vtkMRMLScene()
     imported = slicer_import.import_registration(result.path, scene)
     assert imported.fixed_node is None and imported.moving_node is None
-    assert len(imported.messages) == 2
-    assert "moving image of the registration is not loaded" in imported.messages[0]
+    assert imported.messages == [] and len(imported.pending) == 2
+    assert "moving image of registration '1000: DIR result grid' is not loaded yet" in imported.pending[0]
 
 
 def test_import_of_a_file_that_is_not_a_registration_names_the_file(dicom_case):
@@ -463,110 +481,3 @@ def test_import_of_a_file_that_is_not_a_registration_names_the_file(dicom_case):
     with pytest.raises(InvalidRegistrationError) as raised:
         slicer_import.import_registration(path, slicer.vtkMRMLScene())
     assert str(path) in str(raised.value)
-
-
-# The DICOM plugin's glue, run against stand-ins for the application-only parts ----------------------
-# DICOMLib, qSlicerDICOMExportable and the DICOM database exist only in the Slicer application; these
-# minimal stand-ins let the plugin's own code run on a real slicer-core scene, so that its calls into
-# the engine (names, arguments, results) are exercised end to end.
-
-class _StandInDICOMPlugin:
-    def __init__(self):
-        self.tags = {}
-
-    def getCachedLoadables(self, files):
-        return None
-
-    def cacheLoadables(self, files, loadables):
-        pass
-
-    def addSeriesInSubjectHierarchy(self, loadable, node):
-        sh = slicer.mrmlScene.GetSubjectHierarchyNode()
-        study = sh.CreateStudyItem(sh.GetSceneItemID(), "REG study")
-        sh.CreateItem(study, node)
-
-
-class _StandInExportable:
-    def __init__(self):
-        self._tags = {}
-        self.directory = ""
-
-    def setTag(self, name, value):
-        self._tags[name] = value
-
-    def tag(self, name):
-        return self._tags.get(name, "")
-
-
-class _StandInDatabase:
-    isOpen = True
-
-    def __init__(self, lookup):
-        self.lookup = lookup
-
-    def fileForInstance(self, uid):
-        path = self.lookup.path(uid)
-        return "" if path is None else str(path)
-
-    def fileValue(self, path, tag):
-        group, element = (int(part, 16) for part in tag.split(","))
-        value = pydicom.dcmread(path, stop_before_pixels=True).get((group, element))
-        return "" if value is None else str(value.value)
-
-
-@pytest.fixture
-def plugin_module(monkeypatch, dicom_case):
-    dicomlib = types.ModuleType("DICOMLib")
-    dicomlib.DICOMPlugin = _StandInDICOMPlugin
-    dicomlib.DICOMLoadable = type("DICOMLoadable", (), {})
-    monkeypatch.setitem(sys.modules, "DICOMLib", dicomlib)
-    monkeypatch.setattr(slicer, "qSlicerDICOMExportable", _StandInExportable, raising=False)
-    monkeypatch.setattr(slicer, "dicomDatabase", _StandInDatabase(dicom_case["lookup"]), raising=False)
-    monkeypatch.setattr(slicer, "modules", types.SimpleNamespace(), raising=False)
-    monkeypatch.syspath_prepend(str(Path(slicer_export.__file__).parents[1]))
-    monkeypatch.delitem(sys.modules, "DicomRegSavePlugin", raising=False)
-    import DicomRegSavePlugin
-
-    yield DicomRegSavePlugin
-    sys.modules.pop("DicomRegSavePlugin", None)
-
-
-def test_dicom_plugin_exports_and_loads_back_through_its_own_methods(plugin_module, world, dicom_case, tmp_path, caplog):
-    plugin_module.DicomRegSavePlugin(types.SimpleNamespace())
-    assert slicer.modules.dicomPlugins["DicomRegSavePlugin"] is plugin_module.DicomRegSavePluginClass
-    plugin = plugin_module.DicomRegSavePluginClass()
-    transform = world.registration_transform()
-    assert plugin.examineForExport(world.item(world.fixed)) == []
-    exportables = plugin.examineForExport(world.item(transform))
-    assert len(exportables) == 1
-    exportable = exportables[0]
-    assert exportable.pluginClass == "DicomRegSavePlugin" and exportable.confidence == 1.0
-    assert exportable.tag("Modality") == "REG" and exportable.tag("ContentLabel") == "REGISTRATION"
-    exportable.setTag("SeriesDescription", "Edited in the dialog")
-    exportable.setTag("PatientID", "SHOWN-ELSEWHERE")
-    exportable.directory = str(tmp_path)
-    assert plugin.export(exportables) == ""
-    [path] = list(tmp_path.glob("*.dcm"))
-    assert pydicom.dcmread(path, stop_before_pixels=True).SeriesDescription == "Edited in the dialog"
-    assert pydicom.dcmread(path, stop_before_pixels=True).PatientID == PATIENT_ID
-    assert any("Patient ID (0010,0020) is 'SHOWN-ELSEWHERE'" in r.getMessage() for r in caplog.records)
-
-    bad = plugin.examineForExport(world.item(transform))
-    bad[0].setTag("ContentLabel", "lower case")
-    bad[0].directory = str(tmp_path)
-    assert "Content Label (0070,0080)" in plugin.export(bad)
-    assert len(list(tmp_path.glob("*.dcm"))) == 1
-
-    loadables = plugin.examineForImport([[str(path)], [str(p) for p in dicom_case["fixed"].paths]])
-    assert len(loadables) == 1 and loadables[0].confidence == plugin_module.LOAD_CONFIDENCE == 0.95
-    assert loadables[0].name == "1000: Edited in the dialog"
-    assert plugin.load(loadables[0])
-    leaf = world.moving.GetParentTransformNode()
-    assert leaf is not None and leaf is not transform
-    points = fixed_points(dicom_case)
-    assert max_error(from_world_lps(leaf, points), from_world_lps(transform, points)) <= EXACT_MM
-    sh = world.sh
-    study = sh.GetItemParent(sh.GetItemByDataNode(leaf))
-    assert sh.GetItemName(study) == "REG study"
-    pre = leaf.GetParentTransformNode()
-    assert pre is not None and sh.GetItemParent(sh.GetItemByDataNode(pre)) == study

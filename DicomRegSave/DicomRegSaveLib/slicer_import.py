@@ -15,9 +15,13 @@ from . import mrml
 from .dicom_file import read_dicom_file
 from .dicom_input import HeaderLookup
 from .errors import DicomRegSaveError
-from .model import DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID, Registration
+from .model import DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID, Registration, RegistrationItem
 from .reader import read_dataset, read_registration
-from .slicer_provenance import INSTANCE_UIDS_ATTRIBUTE, found, instance_uids, scalar_volumes
+from .slicer_linking import RegistrationLink, link_registrations
+from .slicer_provenance import INSTANCE_UIDS_ATTRIBUTE, instance_header, instance_uids, scalar_volumes
+
+#: SOP Classes the DICOM browser offers to load as registrations.
+LOADABLE_SOP_CLASS_UIDS = frozenset({DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID})
 
 @dataclass
 class RegistrationFileInfo:
@@ -27,6 +31,7 @@ class RegistrationFileInfo:
     sop_instance_uid: str
     series_instance_uid: str
     study_instance_uid: str
+    frame_of_reference_uid: str
     name: str
     tooltip: str
     referenced_instance_uids: list[str]
@@ -50,7 +55,7 @@ def describe_registration_file(path: str | os.PathLike) -> RegistrationFileInfo 
         header = read_dicom_file(path, specific_tags=list(_DESCRIBE_KEYWORDS))
     except DicomRegSaveError:
         return None
-    if str(header.get("SOPClassUID", "")) != DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID:
+    if str(header.get("SOPClassUID", "")) not in LOADABLE_SOP_CLASS_UIDS:
         return None
     referenced: list[str] = []
     series_items = list(header.get("ReferencedSeriesSequence") or [])
@@ -60,9 +65,7 @@ def describe_registration_file(path: str | os.PathLike) -> RegistrationFileInfo 
         for instance in series.get("ReferencedInstanceSequence") or []:
             referenced.append(str(instance.ReferencedSOPInstanceUID))
     label = str(header.get("ContentLabel", "") or "")
-    description = str(header.get("SeriesDescription", "") or "") or label or "Deformable registration"
-    number = header.get("SeriesNumber")
-    name = f"{number}: {description}" if number not in (None, "") else description
+    name = _series_name(header)
     tooltip = (
         f"DICOM Deformable Spatial Registration ({label}): {header.get('ContentDescription', '') or 'no description'}; "
         f"references {len(referenced)} image instance(s). Loaded as transform nodes that map the fixed image to "
@@ -70,34 +73,120 @@ def describe_registration_file(path: str | os.PathLike) -> RegistrationFileInfo 
     )
     return RegistrationFileInfo(
         path, str(header.get("SOPInstanceUID", "")), str(header.get("SeriesInstanceUID", "")),
-        str(header.get("StudyInstanceUID", "")), name, tooltip, referenced,
+        str(header.get("StudyInstanceUID", "")), str(header.get("FrameOfReferenceUID", "")), name, tooltip, referenced,
     )
 
 
+def examine_warning(
+    info: RegistrationFileInfo, scene: slicer.vtkMRMLScene, header_lookup: HeaderLookup | None = None
+) -> str:
+    """What the DICOM browser should warn about before loading `info` into `scene` (``""`` if nothing).
+
+    Slicer's browser shows ``loadable.warning`` and asks before loading (DICOMBrowser.py,
+    ``warnUserIfLoadableWarningsAndProceed``): a moving series loaded several times (the registration
+    goes to the most recently loaded copy), or the same REG already loaded.
+    """
+    warnings = []
+    referenced = set(info.referenced_instance_uids)
+    copies: dict[str, list[str]] = {}
+    for volume in scalar_volumes(scene):
+        uids = instance_uids(volume)
+        if not uids or not set(uids) <= referenced:
+            continue
+        header = instance_header(header_lookup, uids[0], ["FrameOfReferenceUID", "SeriesInstanceUID"])
+        if header is None or str(header.get("FrameOfReferenceUID", "")) == info.frame_of_reference_uid:
+            continue
+        copies.setdefault(str(header.get("SeriesInstanceUID", "")), []).append(volume.GetName())
+    for names in copies.values():
+        if len(names) > 1:
+            warnings.append(
+                f"The registration's moving series is loaded {len(names)} times ({', '.join(map(repr, names))}); "
+                f"it will be applied to the most recently loaded one, '{names[-1]}'."
+            )
+    collection = scene.GetNodesByClass("vtkMRMLTransformNode")
+    for index in range(collection.GetNumberOfItems()):
+        node = collection.GetItemAsObject(index)
+        if node.GetAttribute(INSTANCE_UIDS_ATTRIBUTE) == info.sop_instance_uid:
+            warnings.append(
+                f"This registration is already loaded as '{node.GetName()}'; loading it again moves the moving "
+                "volume under the new copy."
+            )
+            break
+    return " ".join(warnings)
+
+
 @dataclass
-class ImportResult:
-    """What :func:`import_registration` created and found.
+class LoadedItem:
+    """The transform chain made from one registration item.
 
     Attributes
     ----------
+    item:
+        The registration item (registered -> source mapping).
     nodes:
-        Transform nodes, root first; place the moving volume under the last one (``leaf``).
-    fixed_node, moving_node:
-        Loaded volumes recognised as the registration's fixed and moving images, or ``None``.
-    messages:
-        Sentences for the user (volumes not found, ambiguous, moved under the transform).
+        Transform nodes, root first; the moving volume goes under the last one (``leaf``).
     """
 
+    item: RegistrationItem
     nodes: list[slicer.vtkMRMLTransformNode]
-    registration: Registration
-    dataset: Dataset
-    fixed_node: slicer.vtkMRMLVolumeNode | None = None
-    moving_node: slicer.vtkMRMLVolumeNode | None = None
-    messages: list[str] = field(default_factory=list)
 
     @property
     def leaf(self) -> slicer.vtkMRMLTransformNode:
         return self.nodes[-1]
+
+
+@dataclass
+class ImportResult:
+    """What :func:`import_registration` created.
+
+    Attributes
+    ----------
+    items:
+        One transform chain per registration item that moves anything (identity items make none).
+    messages:
+        Warnings for the user: several copies of a series, a volume taken from under another transform.
+    pending:
+        Which images are not loaded yet (the registration is applied when they are).
+    """
+
+    items: list[LoadedItem]
+    registration: Registration
+    dataset: Dataset
+    messages: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
+
+    @property
+    def nodes(self) -> list[slicer.vtkMRMLTransformNode]:
+        """Every created transform node, item by item, root first."""
+        return [node for loaded in self.items for node in loaded.nodes]
+
+    @property
+    def leaf(self) -> slicer.vtkMRMLTransformNode:
+        """The leaf of the first item's chain (the node Slicer's DICOM browser puts in the REG's series item)."""
+        return self.items[0].leaf
+
+    @property
+    def fixed_node(self) -> slicer.vtkMRMLVolumeNode | None:
+        return self.leaf.GetNodeReference(self.leaf.GetFixedNodeReferenceRole())
+
+    @property
+    def moving_node(self) -> slicer.vtkMRMLVolumeNode | None:
+        return self.leaf.GetNodeReference(self.leaf.GetMovingNodeReferenceRole())
+
+
+def moving_items(registration: Registration) -> list[RegistrationItem]:
+    """The items that move anything: all but identity items (source frame = registered frame, no grid,
+    no matrix other than identity)."""
+    return [item for item in registration.items if not _is_identity(item, registration.frame_of_reference_uid)]
+
+
+def _is_identity(item: RegistrationItem, registered_frame_of_reference_uid: str) -> bool:
+    matrices = (item.pre_deformation_matrix, item.post_deformation_matrix)
+    return (
+        item.source_frame_of_reference_uid == registered_frame_of_reference_uid
+        and item.grid is None
+        and all(matrix is None or matrix.is_identity for matrix in matrices)
+    )
 
 
 def import_registration(
@@ -105,92 +194,64 @@ def import_registration(
     scene: slicer.vtkMRMLScene,
     header_lookup: HeaderLookup | None = None,
     apply_to_moving: bool = True,
+    name: str | None = None,
 ) -> ImportResult:
-    """Load a REG file as transform nodes that map the fixed image onto the moving image.
+    """Load a REG file as transform chains that map the fixed image onto each moving image.
 
-    The leaf node gets the REG's SOP Instance UID as ``DICOM.instanceUIDs`` and, when the volumes
-    are recognised among the loaded ones, the ``spatialRegistrationFixed`` / ``Moving`` references;
-    with `apply_to_moving` the moving volume is placed under the leaf node.
+    One chain per item that moves anything, named `name` (default: as the DICOM browser names the
+    series, :func:`describe_registration_file`), followed by the source series' description when
+    there are several. Each leaf gets the REG's SOP Instance UID as ``DICOM.instanceUIDs`` and the
+    instances it applies to (:class:`slicer_linking.RegistrationLink`); volumes already loaded are
+    linked at once, later ones by :func:`slicer_linking.link_registrations` (the plugin's watcher).
 
     Raises
     ------
     InvalidRegistrationError
-        If the file is not a readable, valid Deformable Spatial Registration.
+        If the file is not a readable, valid registration.
     """
     dataset = read_dataset(path)
     registration = read_registration(dataset)
-    name = str(dataset.get("SeriesDescription", "") or "") or str(dataset.get("ContentLabel", "") or "") or "Deformable registration"
-    nodes = mrml.nodes_from_registration(registration, scene, name=name)
-    leaf = nodes[-1]
-    leaf.SetAttribute(INSTANCE_UIDS_ATTRIBUTE, str(dataset.SOPInstanceUID))
-    fixed, moving, messages = find_registered_volumes(scene, registration, header_lookup)
-    if fixed is not None:
-        leaf.SetNodeReferenceID(leaf.GetFixedNodeReferenceRole(), fixed.GetID())
-    if moving is not None:
-        leaf.SetNodeReferenceID(leaf.GetMovingNodeReferenceRole(), moving.GetID())
-        if apply_to_moving:
-            previous = moving.GetParentTransformNode()
-            if previous is not None:
-                messages.append(
-                    f"The moving volume '{moving.GetName()}' was under transform '{previous.GetName()}'; it is now "
-                    f"under '{leaf.GetName()}' from the registration file."
+    if name is None:
+        name = _series_name(dataset)
+    fixed_uids = frozenset(
+        reference.sop_instance_uid for item in registration.items if item not in moving_items(registration)
+        for reference in item.referenced_images
+    )
+    items = moving_items(registration)
+    loaded = []
+    for item in items:
+        item_name = name if len(items) == 1 else f"{name} - {_source_series_name(item, header_lookup)}"
+        nodes = mrml.nodes_from_registration(item, scene, name=item_name)
+        leaf = nodes[-1]
+        leaf.SetAttribute(INSTANCE_UIDS_ATTRIBUTE, str(dataset.SOPInstanceUID))
+        RegistrationLink(
+            frozenset(reference.sop_instance_uid for reference in item.referenced_images), fixed_uids,
+            registration.frame_of_reference_uid, apply_to_moving,
+        ).store(leaf)
+        loaded.append(LoadedItem(item, nodes))
+    messages = link_registrations(scene, header_lookup)
+    pending = []
+    for chain in loaded:
+        for role in ("moving", "fixed"):
+            reference_role = chain.leaf.GetMovingNodeReferenceRole() if role == "moving" else chain.leaf.GetFixedNodeReferenceRole()
+            if chain.leaf.GetNodeReference(reference_role) is None:
+                pending.append(
+                    f"The {role} image of registration '{chain.leaf.GetName()}' is not loaded yet; it is "
+                    + ("placed under the registration when it is loaded." if role == "moving" else "recognised when it is loaded.")
                 )
-            moving.SetAndObserveTransformNodeID(leaf.GetID())
-    return ImportResult(nodes, registration, dataset, fixed, moving, messages)
+    return ImportResult(loaded, registration, dataset, messages, pending)
 
 
-def find_registered_volumes(
-    scene: slicer.vtkMRMLScene,
-    registration: Registration,
-    header_lookup: HeaderLookup | None = None,
-) -> tuple[slicer.vtkMRMLVolumeNode | None, slicer.vtkMRMLVolumeNode | None, list[str]]:
-    """The loaded fixed and moving volumes of a registration, and messages about what was not found.
-
-    Moving: the volume loaded from the deformable item's referenced instances (all of its
-    ``DICOM.instanceUIDs`` referenced). Fixed: the volume loaded from the identity item's instances,
-    else (with `header_lookup`) the one volume whose images are in the registered frame of reference.
-    """
-    volumes = [v for v in scalar_volumes(scene) if instance_uids(v)]
-    item = registration.deformable_item
-    moving_uids = {r.sop_instance_uid for r in item.referenced_images}
-    moving_candidates = [v for v in volumes if set(instance_uids(v)) <= moving_uids]
-    messages: list[str] = []
-    moving = _single(moving_candidates, "moving", messages)
-    fixed_uids = {
-        r.sop_instance_uid for other in registration.items if other is not item for r in other.referenced_images
-        if other.source_frame_of_reference_uid == registration.frame_of_reference_uid
-    }
-    fixed_candidates = [v for v in volumes if v is not moving and fixed_uids and set(instance_uids(v)) <= fixed_uids]
-    if not fixed_candidates and header_lookup is not None:
-        fixed_candidates = [
-            v for v in volumes if v is not moving
-            and _frame_of_reference(header_lookup, instance_uids(v)[0]) == registration.frame_of_reference_uid
-        ]
-    fixed = _single(fixed_candidates, "fixed", messages)
-    return fixed, moving, messages
+def _series_name(header: Dataset) -> str:
+    label = str(header.get("ContentLabel", "") or "")
+    description = str(header.get("SeriesDescription", "") or "") or label or "Registration"
+    number = header.get("SeriesNumber")
+    return f"{number}: {description}" if number not in (None, "") else description
 
 
-def _single(candidates: list, role: str, messages: list[str]):
-    if len(candidates) == 1:
-        return candidates[0]
-    if not candidates:
-        messages.append(f"The {role} image of the registration is not loaded; load it to see the registration applied.")
-    else:
-        messages.append(
-            f"Several loaded volumes ({', '.join(v.GetName() for v in candidates)}) match the {role} image; none was "
-            "chosen. Set the transform's fixed/moving volumes yourself."
-        )
-    return None
-
-
-def _frame_of_reference(header_lookup: HeaderLookup, uid: str) -> str | None:
-    header = header_lookup(uid)
-    if not found(header):
-        return None
-    if not isinstance(header, Dataset):
-        try:
-            header = read_dicom_file(header, stop_before_pixels=True, specific_tags=["FrameOfReferenceUID"])
-        except DicomRegSaveError:
-            return None
-    value = header.get("FrameOfReferenceUID")
-    return None if value is None else str(value)
+def _source_series_name(item: RegistrationItem, header_lookup: HeaderLookup | None) -> str:
+    for reference in item.referenced_images[:1]:
+        header = instance_header(header_lookup, reference.sop_instance_uid, ["SeriesDescription", "SeriesNumber"])
+        if header is not None and header.get("SeriesDescription"):
+            return _series_name(header)
+    return f"frame of reference {item.source_frame_of_reference_uid}"

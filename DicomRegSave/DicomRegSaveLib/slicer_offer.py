@@ -9,12 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import slicer
+from pydicom.dataset import Dataset
 
 from . import mrml
 from .dicom_input import HeaderLookup
 from .errors import TransformInputError
 from .export import ExportOptions
-from .slicer_provenance import found, instance_uids, no_dicom_origin_message, scalar_volumes
+from .slicer_provenance import found, instance_header, instance_uids, no_dicom_origin_message, scalar_volumes
 
 #: Series-level tags offered for editing in Slicer's DICOM export dialog (``exportable.setTag``).
 SERIES_TAG_KEYWORDS = (
@@ -27,11 +28,32 @@ SERIES_TAG_KEYWORDS = (
     "SoftwareVersions",
 )
 
-#: Confidence of the export offer for a transform with a non-linear part (the dialog ranks offers by it).
-DEFORMABLE_CONFIDENCE = 1.0
+#: Confidence that makes Slicer's export dialog preselect DicomRegSave. The dialog
+#: (Modules/Scripted/DICOMLib/Widgets/qSlicerDICOMExportDialog.cxx, examineSelectedItem) groups the
+#: exportables by pluginClass in a QMultiMap<QString, ...> (so plugins are visited in pluginClass order),
+#: inserts each group into a QMultiMap<double, ...> keyed by 1 - mean confidence, lists the groups key by
+#: key with values(key) — most recently inserted first — and preselects row 0 (setCurrentRow(0)).
+#: SlicerRT's DicomSroImportExportPlugin answers 1.0 for any transform with fixed and moving references
+#: and is inserted after "DicomRegSavePlugin", so at a tie it is listed first and preselected; only a
+#: mean above 1.0 sorts before it. 1.001 is still shown as "100%" (the row text formats
+#: (1 - key) * 100 with no decimals).
+PRESELECTED_CONFIDENCE = 1.001
+#: Confidence of the export offer for a transform with a non-linear part.
+DEFORMABLE_CONFIDENCE = PRESELECTED_CONFIDENCE
 #: A purely linear transform is better written as a (rigid) Spatial Registration, so other exporters
 #: that do that are ranked first; it is still offered (zero grid + post-deformation matrix).
 LINEAR_CONFIDENCE = 0.5
+#: A transform that cannot be exported yet is still listed, last, with what to do in its tooltip, so
+#: the REG option never disappears without a word; its export writes nothing and returns the reason.
+BLOCKED_CONFIDENCE = 0.05
+
+#: How a user sets the volumes of a registration transform, appended to the reasons the export dialog shows.
+SET_VOLUMES_HINT = (
+    " To export it, use the DICOM Registration Export module (choose the fixed and moving volumes there and "
+    "save), or set the transform's registration references in the Python console: "
+    "transformNode.SetNodeReferenceID(transformNode.GetFixedNodeReferenceRole(), fixedVolume.GetID()) "
+    "(and GetMovingNodeReferenceRole() for the moving volume), then open Export to DICOM again."
+)
 
 
 @dataclass
@@ -45,10 +67,15 @@ class ExportDecision:
     reason:
         When not offered: why, in a sentence saying what to do. When offered: a short description
         for the export dialog's tooltip.
+    transform_node:
+        The item's transform, ``None`` when the item is no transform (then nothing is listed).
     confidence:
-        0..1, how clearly this is the right exporter for the item.
+        How clearly this is the right exporter for the item (:data:`PRESELECTED_CONFIDENCE`,
+        :data:`LINEAR_CONFIDENCE`, or :data:`BLOCKED_CONFIDENCE` for a transform not offered).
     series_tags:
         Keyword -> proposed value of the series-level tags (:data:`SERIES_TAG_KEYWORDS`).
+    fixed_header:
+        The fixed image's first DICOM header (patient and study of the REG), when a lookup found it.
     """
 
     offer: bool
@@ -56,8 +83,9 @@ class ExportDecision:
     transform_node: slicer.vtkMRMLTransformNode | None = None
     fixed_node: slicer.vtkMRMLVolumeNode | None = None
     moving_node: slicer.vtkMRMLVolumeNode | None = None
-    confidence: float = 0.0
+    confidence: float = BLOCKED_CONFIDENCE
     series_tags: dict[str, str] = field(default_factory=dict)
+    fixed_header: Dataset | None = None
 
 
 def examine_transform_item(
@@ -84,7 +112,7 @@ def examine_transform_item(
     try:
         fixed, moving = mrml.resolve_fixed_and_moving(node)
     except TransformInputError as exc:
-        return ExportDecision(False, str(exc), node)
+        return ExportDecision(False, str(exc) + SET_VOLUMES_HINT, node)
     for role, volume in (("fixed", fixed), ("moving", moving)):
         uids = instance_uids(volume)
         if not uids:
@@ -99,6 +127,7 @@ def examine_transform_item(
                     "the DICOM database, or export from the DicomRegSave module choosing its DICOM folder.",
                     node, fixed, moving,
                 )
+    fixed_header = instance_header(header_lookup, instance_uids(fixed)[0])
     linear = is_linear_chain(node)
     description = (
         f"DICOM Deformable Spatial Registration of '{moving.GetName()}' to '{fixed.GetName()}'"
@@ -107,7 +136,7 @@ def examine_transform_item(
     return ExportDecision(
         True, description, node, fixed, moving,
         LINEAR_CONFIDENCE if linear else DEFORMABLE_CONFIDENCE,
-        series_tags_defaults(node, fixed, moving),
+        series_tags_defaults(node, fixed, moving), fixed_header,
     )
 
 

@@ -12,10 +12,12 @@ from collections.abc import Sequence
 
 import numpy as np
 import slicer
+from pydicom.dataset import Dataset
 
 from . import mrml
+from .dicom_file import read_dicom_file
 from .dicom_input import HeaderLookup, ImageSeries, read_image_series, series_from_instance_uids
-from .errors import DicomInputError
+from .errors import DicomInputError, DicomRegSaveError
 
 #: Volume node attribute that Slicer's DICOM loaders fill with the SOP Instance UIDs, in slice order.
 INSTANCE_UIDS_ATTRIBUTE = "DICOM.instanceUIDs"
@@ -50,6 +52,22 @@ def scalar_volumes(scene: slicer.vtkMRMLScene) -> list[slicer.vtkMRMLVolumeNode]
 def found(value: object) -> bool:
     """True if a header lookup answered with something (not ``None`` and not an empty path)."""
     return value is not None and not (isinstance(value, str) and not value.strip())
+
+
+def instance_header(header_lookup: HeaderLookup | None, uid: str, keywords: Sequence[str] | None = None) -> Dataset | None:
+    """The header of instance `uid` found by `header_lookup` (only `keywords` when it is read from a file).
+
+    ``None`` when there is no lookup, the instance is unknown or its file cannot be read as DICOM.
+    """
+    header = None if header_lookup is None else header_lookup(uid)
+    if not found(header):
+        return None
+    if isinstance(header, Dataset):
+        return header
+    try:
+        return read_dicom_file(header, stop_before_pixels=True, specific_tags=list(keywords) if keywords else None)
+    except DicomRegSaveError:
+        return None
 
 
 def image_series_for_volume(

@@ -1,0 +1,320 @@
+"""The real DicomRegSavePlugin.py driven through the methods Slicer calls (examineForImport, load,
+examineForExport, export) on a slicer-core scene, with stand-ins that do what Slicer's DICOM browser,
+scalar volume loader and export dialog do, in Slicer's order (slicer_app_standins.py).
+
+Every load asserts the mapping of 1000 fixed-image points through the moving volume's transform
+against the transform that was exported; every refused export asserts the message and that no file
+was written.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pydicom
+import pytest
+import slicer
+
+from DicomRegSaveLib import slicer_export, slicer_fields, slicer_offer
+from DicomRegSaveLib.reader import read_registration
+from mrml_helpers import from_world_lps
+from slicer_app_standins import Application, Database, ExportDialog, SlicerRtRegPlugin, load_loadables
+from test_slicer_export import PATIENT_ID, Scene, dicom_case, fixed_points, max_error  # noqa: F401 (fixture)
+
+MAPPING_MM = 1e-3
+
+
+@pytest.fixture(scope="module")
+def reg_case(dicom_case, tmp_path_factory):  # noqa: F811 (pytest fixture)
+    """dicom_case plus a REG of a grid-under-rigid transform exported from another scene, and its oracle."""
+    world = Scene(dicom_case)
+    transform = world.registration_transform()
+    folder = tmp_path_factory.mktemp("reg")
+    result = slicer_export.export_from_nodes(
+        transform, None, None, dicom_case["lookup"], folder,
+        slicer_fields.options_from_tags({"SeriesDescription": "DIR result"}),
+    )
+    points = fixed_points(dicom_case)
+    return dict(dicom_case, reg=result.path, points=points, expected=from_world_lps(transform, points))
+
+
+@pytest.fixture
+def app(monkeypatch, reg_case):
+    application = Application(monkeypatch, Database([reg_case["folder"], reg_case["reg"].parent]))
+    yield application
+    application.close()
+
+
+def series_paths(case, role):
+    return case[role].paths
+
+
+def assert_applied(case, moving, leaf=None):
+    """The moving volume's transform maps the fixed points like the exported transform (and is `leaf`)."""
+    parent = moving.GetParentTransformNode()
+    assert parent is not None, f"'{moving.GetName()}' is not under a transform"
+    if leaf is not None:
+        assert parent is leaf
+    assert max_error(from_world_lps(parent, case["points"]), case["expected"]) <= MAPPING_MM
+    return parent
+
+
+def only_leaf(scene):
+    leaves = [node for node in nodes(scene, "vtkMRMLTransformNode") if node.GetAttribute("DICOM.instanceUIDs")]
+    assert len(leaves) == 1
+    return leaves[0]
+
+
+def nodes(scene, class_name):
+    collection = scene.GetNodesByClass(class_name)
+    return [collection.GetItemAsObject(i) for i in range(collection.GetNumberOfItems())]
+
+
+# Loading in any order ------------------------------------------------------------------------------
+
+def test_reg_loaded_before_its_moving_series_is_applied_when_the_series_arrives(app, reg_case):
+    loadable = app.load_reg(reg_case["reg"])
+    leaf = only_leaf(app.scene)
+    assert leaf.GetName().startswith(loadable.name)
+    assert leaf.GetNodeReference(leaf.GetMovingNodeReferenceRole()) is None
+    fixed = app.load_series(series_paths(reg_case, "fixed"))
+    assert leaf.GetNodeReference(leaf.GetFixedNodeReferenceRole()) is fixed
+    moving = app.load_series(series_paths(reg_case, "moving"))
+    assert leaf.GetNodeReference(leaf.GetMovingNodeReferenceRole()) is moving
+    assert_applied(reg_case, moving, leaf)
+    assert fixed.GetParentTransformNode() is None
+    assert app.popups == []
+
+
+def test_reg_loaded_after_its_series_is_applied_at_once(app, reg_case):
+    fixed = app.load_series(series_paths(reg_case, "fixed"))
+    moving = app.load_series(series_paths(reg_case, "moving"))
+    app.load_reg(reg_case["reg"])
+    leaf = only_leaf(app.scene)
+    assert_applied(reg_case, moving, leaf)
+    assert leaf.GetNodeReference(leaf.GetFixedNodeReferenceRole()) is fixed
+    sh = app.scene.GetSubjectHierarchyNode()
+    study = sh.GetItemParent(sh.GetItemByDataNode(leaf))
+    assert study == sh.GetItemParent(sh.GetItemByDataNode(fixed)), "the REG joins the fixed image's study"
+    assert all(sh.GetItemParent(sh.GetItemByDataNode(node)) == study for node in nodes(app.scene, "vtkMRMLTransformNode"))
+
+
+@pytest.mark.parametrize("reg_plugin_first", [False, True])
+def test_reg_and_series_in_one_browser_batch_in_either_plugin_order(app, reg_case, reg_plugin_first):
+    plugin = app.plugin
+    reg_loadables = plugin.examineForImport([[str(reg_case["reg"])]])
+    series_loadables = [app.scalar.examineFiles([str(p) for p in series_paths(reg_case, role)])[0] for role in ("moving", "fixed")]
+    batch = {plugin: reg_loadables, app.scalar: series_loadables}
+    if not reg_plugin_first:
+        batch = {app.scalar: series_loadables, plugin: reg_loadables}
+    assert all(load_loadables(batch))
+    [moving, fixed] = [v for v in nodes(app.scene, "vtkMRMLScalarVolumeNode")]
+    leaf = only_leaf(app.scene)
+    assert_applied(reg_case, moving, leaf)
+    assert leaf.GetNodeReference(leaf.GetFixedNodeReferenceRole()) is fixed
+    assert moving.GetName() == series_loadables[0].name
+
+
+def test_moving_series_loaded_twice_goes_to_the_newest_copy_and_the_user_is_told(app, reg_case):
+    app.load_series(series_paths(reg_case, "fixed"))
+    first = app.load_series(series_paths(reg_case, "moving"))
+    app.load_reg(reg_case["reg"])
+    leaf = only_leaf(app.scene)
+    assert_applied(reg_case, first, leaf)
+    second = app.load_series(series_paths(reg_case, "moving"))
+    assert_applied(reg_case, second, leaf)
+    assert first.GetParentTransformNode() is None
+    assert leaf.GetNodeReference(leaf.GetMovingNodeReferenceRole()) is second
+    assert len(app.popups) == 1
+    assert "loaded 2 times" in app.popups[0] and f"'{second.GetName()}'" in app.popups[0]
+    assert f"'{first.GetName()}' is no longer under" in app.popups[0]
+    [again] = app.plugin.examineForImport([[str(reg_case["reg"])]])
+    assert "loaded 2 times" in again.warning and f"most recently loaded one, '{second.GetName()}'" in again.warning
+    assert "already loaded" in again.warning
+
+
+def test_nothing_is_applied_twice_when_more_volumes_arrive(app, reg_case):
+    app.load_reg(reg_case["reg"])
+    moving = app.load_series(series_paths(reg_case, "moving"))
+    leaf = assert_applied(reg_case, moving)
+    app.load_series(series_paths(reg_case, "fixed"))
+    assert moving.GetParentTransformNode() is leaf and leaf.GetParentTransformNode() is not leaf
+    assert len([n for n in nodes(app.scene, "vtkMRMLTransformNode") if n.GetParentTransformNode() is leaf]) == 0
+    assert_applied(reg_case, moving, leaf)
+
+
+# Export through the dialog ----------------------------------------------------------------------------
+
+def loaded_registration(app, case):
+    """Fixed and moving series loaded from the database, and a registration result at the scene's top level."""
+    fixed = app.load_series(series_paths(case, "fixed"))
+    moving = app.load_series(series_paths(case, "moving"))
+    world = Scene.__new__(Scene)
+    world.scene, world.sh, world.case, world.fixed, world.moving = app.scene, app.scene.GetSubjectHierarchyNode(), case, fixed, moving
+    world.item = lambda node: world.sh.GetItemByDataNode(node)
+    transform = world.registration_transform()
+    return fixed, moving, transform
+
+
+def exported_files(folder):
+    return sorted(folder.glob("*.dcm"))
+
+
+def assert_written(case, folder, transform, fixed_header):
+    [path] = exported_files(folder)
+    registration = read_registration(path)
+    points = case["points"]
+    assert max_error(registration.map_points(points), from_world_lps(transform, points)) <= MAPPING_MM
+    dataset = pydicom.dcmread(path, stop_before_pixels=True)
+    assert dataset.StudyInstanceUID == fixed_header.StudyInstanceUID
+    assert dataset.PatientID == fixed_header.PatientID
+    return dataset
+
+
+def test_transform_at_the_top_level_is_exported_into_the_fixed_study(app, reg_case, tmp_path):
+    fixed, _, transform = loaded_registration(app, reg_case)
+    sh = app.scene.GetSubjectHierarchyNode()
+    item = sh.GetItemByDataNode(transform)
+    assert sh.GetItemParent(item) == sh.GetSceneItemID()
+    dialog = ExportDialog()
+    rows = dialog.examine(item)
+    assert rows[0][0].pluginClass == "DicomRegSavePlugin"
+    assert dialog.select(0) == ""
+    assert sh.GetItemParent(item) == sh.GetItemParent(sh.GetItemByDataNode(fixed))
+    header = reg_case["fixed"].first_header
+    assert dialog.shown["StudyInstanceUID"] == header.StudyInstanceUID and dialog.shown["PatientID"] == PATIENT_ID
+    assert dialog.export(tmp_path, {"SeriesDescription": "Edited in the dialog"}) == ""
+    dataset = assert_written(reg_case, tmp_path, transform, header)
+    assert dataset.SeriesDescription == "Edited in the dialog"
+
+
+def test_transform_under_the_moving_study_is_moved_into_the_fixed_study(app, reg_case, tmp_path):
+    fixed, moving, transform = loaded_registration(app, reg_case)
+    sh = app.scene.GetSubjectHierarchyNode()
+    item = sh.GetItemByDataNode(transform)
+    moving_study = sh.GetItemParent(sh.GetItemByDataNode(moving))
+    fixed_study = sh.GetItemParent(sh.GetItemByDataNode(fixed))
+    assert moving_study != fixed_study
+    sh.SetItemParent(item, moving_study)
+    dialog = ExportDialog()
+    dialog.examine(item)
+    assert dialog.select(0) == ""
+    assert sh.GetItemParent(item) == fixed_study
+    assert dialog.shown["StudyInstanceUID"] == reg_case["fixed"].study_instance_uid
+    assert dialog.export(tmp_path) == ""
+    assert_written(reg_case, tmp_path, transform, reg_case["fixed"].first_header)
+
+
+def test_fixed_study_missing_from_the_hierarchy_is_created_with_the_fixed_image_s_patient_and_study(app, reg_case, tmp_path):
+    fixed, moving, transform = loaded_registration(app, reg_case)
+    sh = app.scene.GetSubjectHierarchyNode()
+    fixed_study = sh.GetItemParent(sh.GetItemByDataNode(fixed))
+    sh.SetItemParent(sh.GetItemByDataNode(fixed), sh.GetItemParent(sh.GetItemByDataNode(moving)))
+    sh.RemoveItem(fixed_study)
+    dialog = ExportDialog()
+    dialog.examine(sh.GetItemByDataNode(transform))
+    assert dialog.select(0) == ""
+    assert dialog.shown["StudyInstanceUID"] == reg_case["fixed"].study_instance_uid
+    assert dialog.shown["PatientName"] == "Müller^Anna" and dialog.shown["StudyDate"] == "20240315"
+    assert dialog.export(tmp_path) == ""
+    assert_written(reg_case, tmp_path, transform, reg_case["fixed"].first_header)
+
+
+def test_patient_name_edited_in_the_dialog_is_refused_and_nothing_is_written(app, reg_case, tmp_path):
+    _, _, transform = loaded_registration(app, reg_case)
+    dialog = ExportDialog()
+    dialog.examine(app.scene.GetSubjectHierarchyNode().GetItemByDataNode(transform))
+    dialog.select(0)
+    message = dialog.export(tmp_path, {"PatientName": "Someone^Else"})
+    assert "Patient's Name (0010,0010) was changed to 'Someone^Else'" in message
+    assert "Nothing was written" in message
+    assert exported_files(tmp_path) == []
+
+
+def test_study_edits_are_applied_and_bad_values_refused(app, reg_case, tmp_path):
+    _, _, transform = loaded_registration(app, reg_case)
+    item = app.scene.GetSubjectHierarchyNode().GetItemByDataNode(transform)
+    dialog = ExportDialog()
+    dialog.examine(item)
+    dialog.select(0)
+    assert "Content Label (0070,0080)" in dialog.export(tmp_path, {"ContentLabel": "lower case"})
+    assert "Study Date (0008,0020)" in dialog.export(tmp_path, {"ContentLabel": "DIR", "StudyDate": "2024-06-01"})
+    assert exported_files(tmp_path) == []
+    assert dialog.export(tmp_path, {"StudyDate": "20240316", "StudyDescription": "Planning"}) == ""
+    dataset = assert_written(reg_case, tmp_path, transform, reg_case["fixed"].first_header)
+    assert dataset.StudyDate == "20240316" and dataset.StudyDescription == "Planning"
+
+
+def test_transform_without_a_fixed_reference_is_listed_with_what_to_do_and_writes_nothing(app, reg_case, tmp_path):
+    _, _, transform = loaded_registration(app, reg_case)
+    transform.RemoveNodeReferenceIDs(transform.GetFixedNodeReferenceRole())
+    dialog = ExportDialog()
+    rows = dialog.examine(app.scene.GetSubjectHierarchyNode().GetItemByDataNode(transform))
+    [[exportable]] = rows
+    assert exportable.confidence == slicer_offer.BLOCKED_CONFIDENCE
+    assert "fixed volume" in exportable.tooltip and "DICOM Registration Export module" in exportable.tooltip
+    dialog.select(0)
+    assert dialog.export(tmp_path) == exportable.tooltip
+    assert exported_files(tmp_path) == []
+
+
+def test_dicomregsave_is_preselected_over_slicerrt_for_a_deformable_transform(app, reg_case):
+    slicer.modules.dicomPlugins["DicomSroImportExportPlugin"] = SlicerRtRegPlugin
+    _, _, transform = loaded_registration(app, reg_case)
+    rows = ExportDialog().examine(app.scene.GetSubjectHierarchyNode().GetItemByDataNode(transform))
+    assert [row[0].pluginClass for row in rows] == ["DicomRegSavePlugin", "DicomSroImportExportPlugin"]
+    # The same dialog rule at a tie lists SlicerRT first: why 1.0 is not enough.
+    rows[0][0].confidence = 1.0
+    by_key = {}
+    for group in sorted(rows, key=lambda g: g[0].pluginClass):
+        by_key.setdefault(1.0 - group[0].confidence, []).insert(0, group)
+    assert [group[0].pluginClass for group in by_key[0.0]] == ["DicomSroImportExportPlugin", "DicomRegSavePlugin"]
+
+
+# An older Slicer -------------------------------------------------------------------------------------
+
+def test_old_slicer_gets_one_message_and_no_traceback(app, reg_case, tmp_path, caplog, monkeypatch):
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("pydicom>=99.0\nhighdicom-not-installed-anywhere>=0.27\n")
+    monkeypatch.setattr(app.plugin_module, "REQUIREMENTS_FILE", requirements)
+    app.plugin_module.engineProblem.cache_clear()
+    caplog.set_level(logging.ERROR)
+    plugin = app.plugin
+    assert plugin.examineForImport([[str(reg_case["reg"])]]) == []
+    _, _, transform = loaded_registration(app, reg_case)
+    item = app.scene.GetSubjectHierarchyNode().GetItemByDataNode(transform)
+    [exportable] = plugin.examineForExport(item)
+    assert "needs 3D Slicer 5.12 or later" in exportable.tooltip
+    assert f"pydicom {pydicom.__version__} (needs >= 99.0)" in exportable.tooltip
+    assert "highdicom-not-installed-anywhere (not installed" in exportable.tooltip
+    exportable.directory = str(tmp_path / "out")
+    assert plugin.export([exportable]) == exportable.tooltip
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "needs 3D Slicer 5.12" in errors[0].getMessage()
+    assert not (tmp_path / "out").exists()
+
+
+def test_requirements_file_of_the_module_is_met_here():
+    from DicomRegSaveLib.requirements import read_requirements, unmet_requirements
+    from slicer_app_standins import PLUGIN_FOLDER
+
+    path = PLUGIN_FOLDER / "Resources" / "requirements.txt"
+    assert dict(read_requirements(path))["pydicom"] == "3.0.2"
+    assert unmet_requirements(path) == []
+
+
+def test_requirements_file_with_other_syntax_is_refused(tmp_path):
+    from DicomRegSaveLib.requirements import read_requirements
+
+    path = tmp_path / "requirements.txt"
+    path.write_text("# comment\n-c constraints.txt\npydicom~=3.0\n")
+    with pytest.raises(ValueError, match="line 3"):
+        read_requirements(path)
+
+
+def test_nothing_maps_differently_from_numpy_oracle(reg_case):
+    """The oracle itself: the exported transform moves the points by a few millimetres, so a wrong
+    direction or a missing part would fail the 1e-3 mm checks above by far."""
+    shift = np.linalg.norm(reg_case["expected"] - reg_case["points"], axis=1)
+    assert shift.min() > 0.5 and len(reg_case["points"]) >= 500
