@@ -26,7 +26,7 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 from vtk.util import numpy_support
 
-from DicomRegSavePlugin import databaseHeaderLookup, engine
+from DicomRegSavePlugin import databaseHeaderLookup, engine, engineProblem, registrationWatcher
 
 DICOM_SOURCES = ["database", "file", "folder"]
 
@@ -37,11 +37,14 @@ class DicomRegSave(ScriptedLoadableModule):
         self.parent.title = "DICOM Registration Export"
         self.parent.categories = ["Registration"]
         self.parent.dependencies = []
-        self.parent.contributors = ["DicomRegSave contributors"]
+        self.parent.contributors = ["DicomRegSave contributors (https://github.com/dicomregsave/DicomRegSave)"]
         self.parent.helpText = """
 Writes a registration transform (for example the output of a registration module) as a DICOM
 Deformable Spatial Registration object that references the original fixed and moving DICOM images,
-and loads such objects back as transforms.<br><br>
+and loads such objects back as transforms (applied to the moving volume whenever its series is loaded).
+Needs 3D Slicer 5.12 or later. See the
+<a href="https://github.com/dicomregsave/DicomRegSave#readme">README</a> for the command line, the
+direction convention and the checks.<br><br>
 <b>Direction.</b> The file stores the mapping from the fixed (registered) image to the moving (source)
 image: for a fixed point x, moving point = x + D(x) (plus optional matrices). That is the transform a
 moving volume is placed under in Slicer (its "from parent" transform), the ITK displacement-field
@@ -77,6 +80,7 @@ class DicomRegSaveParameterNode:
     filterPattern: str = ""
     outputFolder: pathlib.Path
     overwrite: bool = False
+    addToDatabase: bool = True
     tagValuesJson: str = "{}"
     inheritedTagsJson: str = "{}"
 
@@ -91,6 +95,7 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._previewDataset = None
         self._tagEdits = {}
         self._tagProblemLabels = {}
+        self.engineProblem = None
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
@@ -109,12 +114,15 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.saveButton.connect("clicked(bool)", self.onSaveButton)
         self.ui.filterLineEdit.connect("textChanged(QString)", lambda text: self.renderPreview())
 
-        try:
-            self.buildTagFields(engine("slicer_fields"))
-        except ImportError as exc:
-            self.setStatus(str(exc), error=True)
+        # On a Slicer without the packages DicomRegSave needs, the panel shows that one message and every
+        # slot below returns early, instead of failing on each selection change.
+        self.engineProblem = engineProblem()
+        if self.engineProblem:
+            self.setStatus(self.engineProblem, error=True)
             for button in (self.ui.inheritButton, self.ui.validateButton, self.ui.saveButton):
                 button.enabled = False
+        else:
+            self.buildTagFields(engine("slicer_fields"))
         self.initializeParameterNode()
 
     def buildTagFields(self, slicer_fields):
@@ -180,12 +188,13 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         for source, pathEdit in ((p.fixedSource, self.ui.fixedPathLineEdit), (p.movingSource, self.ui.movingPathLineEdit)):
             pathEdit.enabled = source != "database"
             pathEdit.filters = ctk.ctkPathLineEdit.Dirs if source == "folder" else ctk.ctkPathLineEdit.Files
-        ready = p.transform is not None and not self.tagProblems()
+        self.ui.addToDatabaseCheckBox.enabled = databaseHeaderLookup() is not None
+        ready = p.transform is not None and not self.engineProblem and not self.tagProblems()
         self.ui.validateButton.enabled = ready
         self.ui.saveButton.enabled = ready and self.outputFolder() is not None
 
     def onTransformChanged(self, node):
-        if self._parameterNode is None or node is None:
+        if self._parameterNode is None or node is None or self.engineProblem:
             return
         fixed, moving = engine("slicer_offer").suggested_volumes(node)
         # This slot runs before the wrapper's own connector slot on the same signal; any parameter write
@@ -204,7 +213,9 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         return json.loads(self._parameterNode.tagValuesJson) if self._parameterNode else {}
 
     def tagProblems(self):
-        return engine("slicer_fields").field_problems(self.tagValues()) if self._tagEdits else {}
+        if self.engineProblem or not self._tagEdits:
+            return {}
+        return engine("slicer_fields").field_problems(self.tagValues())
 
     def showTagValues(self):
         values = self.tagValues()
@@ -225,6 +236,8 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.showTagProblem(keyword, text)
 
     def onInheritButton(self):
+        if self.engineProblem:
+            return
         p = self._parameterNode
         slicer_fields = engine("slicer_fields")
         try:
@@ -317,10 +330,14 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.renderPreview()
         self.ui.reportTextEdit.plainText = result.report.text() or "No findings."
         warnings = f" ({len(result.report.warnings)} warning(s), see the report)" if result.report.warnings else ""
-        self.setStatus(f"Wrote {result.path}{warnings}")
+        added = ""
+        if p.addToDatabase and databaseHeaderLookup() is not None:
+            self.logic.addToDatabase(result.path)
+            added = "; added to the DICOM database"
+        self.setStatus(f"Wrote {result.path}{added}{warnings}")
 
     def renderPreview(self):
-        if self._previewDataset is None:
+        if self._previewDataset is None or self.engineProblem:
             return
         self.ui.previewTextEdit.plainText = engine("slicer_export").dump_preview(self._previewDataset, self.ui.filterLineEdit.text)
 
@@ -399,8 +416,24 @@ class DicomRegSaveLogic(ScriptedLoadableModuleLogic):
         )
 
     def importRegistration(self, path, applyToMoving=True):
-        """Load a REG file as transform nodes (fixed -> moving); returns slicer_import.ImportResult."""
-        return engine("slicer_import").import_registration(path, slicer.mrmlScene, databaseHeaderLookup(), applyToMoving)
+        """Load a REG file as transform nodes (fixed -> moving); returns slicer_import.ImportResult.
+
+        Volumes of the registration loaded later in the session get their references (and the moving
+        volume its transform) when they are loaded.
+        """
+        result = engine("slicer_import").import_registration(path, slicer.mrmlScene, databaseHeaderLookup(), applyToMoving)
+        registrationWatcher().start()
+        return result
+
+    def addToDatabase(self, path):
+        """Add a written file to Slicer's DICOM database (copied into it), so the DICOM browser can load or send it.
+
+        As Slicer's DICOM listener stores received files (DICOMLib/DICOMProcesses.py: indexer.addFile with copy).
+        """
+        indexer = ctk.ctkDICOMIndexer()
+        indexer.addFile(slicer.dicomDatabase, str(path), True)
+        if hasattr(indexer, "waitForImportFinished"):
+            indexer.waitForImportFinished()
 
     def fixedImageHeader(self, fixedVolumeNode, dicomFiles=None):
         """The first DICOM header of the fixed image (database, or the given file/folder)."""
@@ -439,6 +472,8 @@ class DicomRegSaveTest(ScriptedLoadableModuleTest):
         self.setUp()
         self.test_ExportAndLoadThroughDICOMPlugin()
         self.setUp()
+        self.test_LoadRegistrationBeforeItsMovingSeries()
+        self.setUp()
         self.test_ConsoleApiRefusesVolumeWithoutDicomOrigin()
 
     def test_ExportAndLoadThroughDICOMPlugin(self):
@@ -468,7 +503,7 @@ class DicomRegSaveTest(ScriptedLoadableModuleTest):
                 exportables = plugin.examineForExport(shNode.GetItemByDataNode(transform))
                 self.assertEqual(len(exportables), 1)
                 self.assertEqual(exportables[0].pluginClass, "DicomRegSavePlugin")
-                self.assertEqual(exportables[0].confidence, 1.0)
+                self.assertEqual(exportables[0].confidence, engine("slicer_offer").PRESELECTED_CONFIDENCE)
                 self.assertEqual(exportables[0].tag("Modality"), "REG")
                 exportables[0].directory = str(output)
                 self.assertEqual(plugin.export(exportables), "")
@@ -488,6 +523,49 @@ class DicomRegSaveTest(ScriptedLoadableModuleTest):
 
                 error = self.maxMappingDifference(transform, leaf, fixed, count=500)
                 self.assertLess(error, 1e-3, f"loaded transform differs by {error} mm")
+        self.delayDisplay("Test passed")
+
+    def test_LoadRegistrationBeforeItsMovingSeries(self):
+        """A REG loaded from the DICOM browser before its moving series is applied once that series is loaded."""
+        from DICOMLib import DICOMUtils
+        from DicomRegSaveLib import sampledata
+
+        with tempfile.TemporaryDirectory() as folder:
+            folder = pathlib.Path(folder)
+            case = sampledata.make_demo_case(folder / "case")
+            output = folder / "export"
+            output.mkdir()
+            with DICOMUtils.TemporaryDICOMDatabase(str(folder / "database")) as database:
+                DICOMUtils.importDicom(str(case.fixed_dir), database)
+                DICOMUtils.importDicom(str(case.moving_dir), database)
+                fixed = self.loadVolume(DICOMUtils, case.fixed_series_instance_uid)
+                moving = self.loadVolume(DICOMUtils, case.moving_series_instance_uid)
+                transform = self.gridWithLinearParent(fixed)
+                transform.SetNodeReferenceID(transform.GetFixedNodeReferenceRole(), fixed.GetID())
+                transform.SetNodeReferenceID(transform.GetMovingNodeReferenceRole(), moving.GetID())
+                points, expected = self.fromWorldMapping(transform, fixed, count=500)
+                plugin = slicer.modules.dicomPlugins["DicomRegSavePlugin"]()
+                exportables = plugin.examineForExport(slicer.mrmlScene.GetSubjectHierarchyNode().GetItemByDataNode(transform))
+                exportables[0].directory = str(output)
+                self.assertEqual(plugin.export(exportables), "")
+                DICOMUtils.importDicom(str(output), database)
+
+                self.delayDisplay("Loading the REG alone, then the moving series")
+                slicer.mrmlScene.Clear()
+                [regFile] = sorted(output.glob("*.dcm"))
+                [loadable] = plugin.examineForImport([[str(regFile)]])
+                self.assertTrue(plugin.load(loadable))
+                moving = self.loadVolume(DICOMUtils, case.moving_series_instance_uid)
+                leaf = moving.GetParentTransformNode()
+                self.assertIsNotNone(leaf, "the moving volume loaded after the REG was not placed under it")
+                self.assertIs(leaf.GetNodeReference(leaf.GetMovingNodeReferenceRole()), moving)
+                actual = vtk.vtkGeneralTransform()
+                leaf.GetTransformFromWorld(actual)
+                error = max(float(np.linalg.norm(np.subtract(actual.TransformPoint(p), e))) for p, e in zip(points, expected))
+                self.assertLess(error, 1e-3, f"loaded transform differs by {error} mm")
+                fixed = self.loadVolume(DICOMUtils, case.fixed_series_instance_uid)
+                self.assertIs(leaf.GetNodeReference(leaf.GetFixedNodeReferenceRole()), fixed)
+                self.assertIsNone(fixed.GetParentTransformNode())
         self.delayDisplay("Test passed")
 
     def test_ConsoleApiRefusesVolumeWithoutDicomOrigin(self):
@@ -544,6 +622,18 @@ class DicomRegSaveTest(ScriptedLoadableModuleTest):
         node.SetAndObserveTransformFromParent(grid)
         node.SetAndObserveTransformNodeID(parent.GetID())
         return node
+
+    @staticmethod
+    def fromWorldMapping(node, fixed, count):
+        """`count` random RAS points of the fixed volume and where the node's from-world transform maps them."""
+        rng = np.random.default_rng(1)
+        ijkToRas = vtk.vtkMatrix4x4()
+        fixed.GetIJKToRASMatrix(ijkToRas)
+        dims = np.array(fixed.GetImageData().GetDimensions()) - 1
+        transform = vtk.vtkGeneralTransform()
+        node.GetTransformFromWorld(transform)
+        points = [ijkToRas.MultiplyPoint([*index, 1.0])[:3] for index in rng.uniform(0.0, 1.0, (count, 3)) * dims]
+        return points, [transform.TransformPoint(point) for point in points]
 
     @staticmethod
     def maxMappingDifference(expectedNode, actualNode, fixed, count):
