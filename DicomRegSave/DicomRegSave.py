@@ -4,6 +4,7 @@ Registration (REG) that references the original fixed and moving DICOM images, a
 Thin Slicer/Qt glue around DicomRegSaveLib (the engine, tested headless); every decision is made there.
 """
 
+import contextlib
 import json
 import logging
 import pathlib
@@ -476,7 +477,12 @@ class DicomRegSaveTest(ScriptedLoadableModuleTest):
         self.setUp()
         self.test_ConsoleApiRefusesVolumeWithoutDicomOrigin()
 
-    def test_ExportAndLoadThroughDICOMPlugin(self):
+    @contextlib.contextmanager
+    def registrationInDatabase(self):
+        """Fixed and moving demo series in a temporary DICOM database, loaded, with a registration transform.
+
+        Yields (DICOMUtils, database, case, output folder, fixed, moving, transform).
+        """
         from DICOMLib import DICOMUtils
         from DicomRegSaveLib import sampledata
 
@@ -494,78 +500,66 @@ class DicomRegSaveTest(ScriptedLoadableModuleTest):
                 transform = self.gridWithLinearParent(fixed)
                 transform.SetNodeReferenceID(transform.GetFixedNodeReferenceRole(), fixed.GetID())
                 transform.SetNodeReferenceID(transform.GetMovingNodeReferenceRole(), moving.GetID())
+                yield DICOMUtils, database, case, output, fixed, moving, transform
 
-                self.delayDisplay("Exporting through the DICOM plugin")
-                self.assertIn("DicomRegSavePlugin", slicer.modules.dicomPlugins)
-                plugin = slicer.modules.dicomPlugins["DicomRegSavePlugin"]()
-                shNode = slicer.mrmlScene.GetSubjectHierarchyNode()
-                self.assertEqual(plugin.examineForExport(shNode.GetItemByDataNode(fixed)), [])
-                exportables = plugin.examineForExport(shNode.GetItemByDataNode(transform))
-                self.assertEqual(len(exportables), 1)
-                self.assertEqual(exportables[0].pluginClass, "DicomRegSavePlugin")
-                self.assertEqual(exportables[0].confidence, engine("slicer_offer").PRESELECTED_CONFIDENCE)
-                self.assertEqual(exportables[0].tag("Modality"), "REG")
-                exportables[0].directory = str(output)
-                self.assertEqual(plugin.export(exportables), "")
-                files = sorted(output.glob("*.dcm"))
-                self.assertEqual(len(files), 1)
+    def test_ExportAndLoadThroughDICOMPlugin(self):
+        with self.registrationInDatabase() as (DICOMUtils, database, case, output, fixed, moving, transform):
+            self.delayDisplay("Exporting through the DICOM plugin")
+            self.assertIn("DicomRegSavePlugin", slicer.modules.dicomPlugins)
+            plugin = slicer.modules.dicomPlugins["DicomRegSavePlugin"]()
+            shNode = slicer.mrmlScene.GetSubjectHierarchyNode()
+            self.assertEqual(plugin.examineForExport(shNode.GetItemByDataNode(fixed)), [])
+            exportables = plugin.examineForExport(shNode.GetItemByDataNode(transform))
+            self.assertEqual(len(exportables), 1)
+            self.assertEqual(exportables[0].pluginClass, "DicomRegSavePlugin")
+            self.assertEqual(exportables[0].confidence, engine("slicer_offer").PRESELECTED_CONFIDENCE)
+            self.assertEqual(exportables[0].tag("Modality"), "REG")
+            exportables[0].directory = str(output)
+            self.assertEqual(plugin.export(exportables), "")
+            files = sorted(output.glob("*.dcm"))
+            self.assertEqual(len(files), 1)
 
-                self.delayDisplay("Loading the REG back through the DICOM plugin")
-                DICOMUtils.importDicom(str(output), database)
-                loadables = plugin.examineFiles([str(files[0])])
-                self.assertEqual(len(loadables), 1)
-                self.assertEqual(loadables[0].confidence, 0.95)
-                self.assertTrue(plugin.load(loadables[0]))
-                leaf = moving.GetParentTransformNode()
-                self.assertIsNotNone(leaf)
-                self.assertIs(leaf.GetNodeReference(leaf.GetMovingNodeReferenceRole()), moving)
-                self.assertIs(leaf.GetNodeReference(leaf.GetFixedNodeReferenceRole()), fixed)
+            self.delayDisplay("Loading the REG back through the DICOM plugin")
+            DICOMUtils.importDicom(str(output), database)
+            loadables = plugin.examineFiles([str(files[0])])
+            self.assertEqual(len(loadables), 1)
+            self.assertEqual(loadables[0].confidence, 0.95)
+            self.assertTrue(plugin.load(loadables[0]))
+            leaf = moving.GetParentTransformNode()
+            self.assertIsNotNone(leaf)
+            self.assertIs(leaf.GetNodeReference(leaf.GetMovingNodeReferenceRole()), moving)
+            self.assertIs(leaf.GetNodeReference(leaf.GetFixedNodeReferenceRole()), fixed)
 
-                error = self.maxMappingDifference(transform, leaf, fixed, count=500)
-                self.assertLess(error, 1e-3, f"loaded transform differs by {error} mm")
+            error = self.maxMappingDifference(transform, leaf, fixed, count=500)
+            self.assertLess(error, 1e-3, f"loaded transform differs by {error} mm")
         self.delayDisplay("Test passed")
 
     def test_LoadRegistrationBeforeItsMovingSeries(self):
         """A REG loaded from the DICOM browser before its moving series is applied once that series is loaded."""
-        from DICOMLib import DICOMUtils
-        from DicomRegSaveLib import sampledata
+        with self.registrationInDatabase() as (DICOMUtils, database, case, output, fixed, moving, transform):
+            points, expected = self.fromWorldMapping(transform, fixed, count=500)
+            plugin = slicer.modules.dicomPlugins["DicomRegSavePlugin"]()
+            exportables = plugin.examineForExport(slicer.mrmlScene.GetSubjectHierarchyNode().GetItemByDataNode(transform))
+            exportables[0].directory = str(output)
+            self.assertEqual(plugin.export(exportables), "")
+            DICOMUtils.importDicom(str(output), database)
 
-        with tempfile.TemporaryDirectory() as folder:
-            folder = pathlib.Path(folder)
-            case = sampledata.make_demo_case(folder / "case")
-            output = folder / "export"
-            output.mkdir()
-            with DICOMUtils.TemporaryDICOMDatabase(str(folder / "database")) as database:
-                DICOMUtils.importDicom(str(case.fixed_dir), database)
-                DICOMUtils.importDicom(str(case.moving_dir), database)
-                fixed = self.loadVolume(DICOMUtils, case.fixed_series_instance_uid)
-                moving = self.loadVolume(DICOMUtils, case.moving_series_instance_uid)
-                transform = self.gridWithLinearParent(fixed)
-                transform.SetNodeReferenceID(transform.GetFixedNodeReferenceRole(), fixed.GetID())
-                transform.SetNodeReferenceID(transform.GetMovingNodeReferenceRole(), moving.GetID())
-                points, expected = self.fromWorldMapping(transform, fixed, count=500)
-                plugin = slicer.modules.dicomPlugins["DicomRegSavePlugin"]()
-                exportables = plugin.examineForExport(slicer.mrmlScene.GetSubjectHierarchyNode().GetItemByDataNode(transform))
-                exportables[0].directory = str(output)
-                self.assertEqual(plugin.export(exportables), "")
-                DICOMUtils.importDicom(str(output), database)
-
-                self.delayDisplay("Loading the REG alone, then the moving series")
-                slicer.mrmlScene.Clear()
-                [regFile] = sorted(output.glob("*.dcm"))
-                [loadable] = plugin.examineForImport([[str(regFile)]])
-                self.assertTrue(plugin.load(loadable))
-                moving = self.loadVolume(DICOMUtils, case.moving_series_instance_uid)
-                leaf = moving.GetParentTransformNode()
-                self.assertIsNotNone(leaf, "the moving volume loaded after the REG was not placed under it")
-                self.assertIs(leaf.GetNodeReference(leaf.GetMovingNodeReferenceRole()), moving)
-                actual = vtk.vtkGeneralTransform()
-                leaf.GetTransformFromWorld(actual)
-                error = max(float(np.linalg.norm(np.subtract(actual.TransformPoint(p), e))) for p, e in zip(points, expected))
-                self.assertLess(error, 1e-3, f"loaded transform differs by {error} mm")
-                fixed = self.loadVolume(DICOMUtils, case.fixed_series_instance_uid)
-                self.assertIs(leaf.GetNodeReference(leaf.GetFixedNodeReferenceRole()), fixed)
-                self.assertIsNone(fixed.GetParentTransformNode())
+            self.delayDisplay("Loading the REG alone, then the moving series")
+            slicer.mrmlScene.Clear()
+            [regFile] = sorted(output.glob("*.dcm"))
+            [loadable] = plugin.examineForImport([[str(regFile)]])
+            self.assertTrue(plugin.load(loadable))
+            moving = self.loadVolume(DICOMUtils, case.moving_series_instance_uid)
+            leaf = moving.GetParentTransformNode()
+            self.assertIsNotNone(leaf, "the moving volume loaded after the REG was not placed under it")
+            self.assertIs(leaf.GetNodeReference(leaf.GetMovingNodeReferenceRole()), moving)
+            actual = vtk.vtkGeneralTransform()
+            leaf.GetTransformFromWorld(actual)
+            error = max(float(np.linalg.norm(np.subtract(actual.TransformPoint(p), e))) for p, e in zip(points, expected))
+            self.assertLess(error, 1e-3, f"loaded transform differs by {error} mm")
+            fixed = self.loadVolume(DICOMUtils, case.fixed_series_instance_uid)
+            self.assertIs(leaf.GetNodeReference(leaf.GetFixedNodeReferenceRole()), fixed)
+            self.assertIsNone(fixed.GetParentTransformNode())
         self.delayDisplay("Test passed")
 
     def test_ConsoleApiRefusesVolumeWithoutDicomOrigin(self):
