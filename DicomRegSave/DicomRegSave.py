@@ -286,9 +286,9 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         p = self._parameterNode
         self.setStatus("Validating...")
         try:
-            with slicer.util.WaitCursor():
+            with self.progressDialog("Building and checking the registration...") as onProgress:
                 dataset, report = self.logic.validateRegistration(
-                    p.transform, p.fixedVolume, p.movingVolume, **self.exportArguments()
+                    p.transform, p.fixedVolume, p.movingVolume, **self.exportArguments(progressCallback=onProgress)
                 )
         except Exception as exc:
             self.reportFailure(exc)
@@ -302,31 +302,36 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         else:
             self.setStatus(f"{len(report.errors)} error(s), {len(report.warnings)} warning(s); see the report.", error=True)
 
-    def onSaveButton(self):
-        p = self._parameterNode
-        progress = slicer.util.createProgressDialog(
-            windowTitle="DICOM Registration Export", labelText="Exporting the registration...", maximum=100
-        )
+    @contextlib.contextmanager
+    def progressDialog(self, labelText):
+        """A progress dialog and the engine callback that updates it and raises OperationCancelled on Cancel."""
+        from DicomRegSaveLib.progress import OperationCancelled
+
+        progress = slicer.util.createProgressDialog(windowTitle="DICOM Registration Export", labelText=labelText, maximum=100)
 
         def onProgress(fraction, message):
-            from DicomRegSaveLib.progress import OperationCancelled
-
             progress.labelText = message
             progress.value = round(100 * fraction)
             slicer.app.processEvents()
             if progress.wasCanceled:
-                raise OperationCancelled("The export was cancelled; nothing was written.")
+                raise OperationCancelled("Cancelled; nothing was written.")
 
         try:
-            result = self.logic.exportRegistration(
-                p.transform, p.fixedVolume, p.movingVolume, self.outputFolder(),
-                **self.exportArguments(force=p.overwrite, progressCallback=onProgress),
-            )
+            yield onProgress
+        finally:
+            progress.close()
+
+    def onSaveButton(self):
+        p = self._parameterNode
+        try:
+            with self.progressDialog("Exporting the registration...") as onProgress:
+                result = self.logic.exportRegistration(
+                    p.transform, p.fixedVolume, p.movingVolume, self.outputFolder(),
+                    **self.exportArguments(force=p.overwrite, progressCallback=onProgress),
+                )
         except Exception as exc:
             self.reportFailure(exc)
             return
-        finally:
-            progress.close()
         self._previewDataset = result.dataset
         self.renderPreview()
         self.ui.reportTextEdit.plainText = result.report.text() or "No findings."
