@@ -146,7 +146,7 @@ def command_to_transform(args: argparse.Namespace) -> int:
     from .reports import to_transform_report, write_report
 
     registration = read_registration(args.reg)
-    with atomic_output(args.output, args.force) as temporary:
+    with atomic_output(args.output, args.force, inputs=[args.reg]) as temporary:
         write_transform_file(registration, temporary)
     print(f"Wrote {args.output}: the fixed -> moving transform of {args.reg}", file=_text_stream(args))
     if args.json:

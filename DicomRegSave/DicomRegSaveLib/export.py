@@ -21,7 +21,7 @@ from pydicom.sr.coding import Code
 from . import IMPLEMENTATION_VERSION_NAME, __version__, tags
 from .conformance import ConformanceReport, check_dataset
 from .errors import InvalidRegistrationError
-from .output import atomic_output, check_output_path
+from .output import atomic_stream, check_output_path
 from .progress import Progress
 from .values import problem_uid
 from .model import (
@@ -207,15 +207,20 @@ def create_dataset(registration: Registration, fixed_image: Dataset, options: Ex
     return dataset
 
 
-def output_path_for(output: str | os.PathLike, sop_instance_uid: str, force: bool = False) -> Path:
+def output_path_for(
+    output: str | os.PathLike,
+    sop_instance_uid: str,
+    force: bool = False,
+    inputs: Sequence[str | os.PathLike] = (),
+) -> Path:
     """Where the REG goes: `output` itself, or ``<SOP Instance UID>.dcm`` inside an existing folder.
 
     Raises
     ------
     OutputError
-        If the folder does not exist, or the file exists and `force` is false.
+        If the folder does not exist, the file is one of `inputs`, or it exists and `force` is false.
     """
-    return check_output_path(_output_file(output, sop_instance_uid), force)
+    return check_output_path(_output_file(output, sop_instance_uid), force, inputs)
 
 
 def _output_file(output: str | os.PathLike, sop_instance_uid: str) -> Path:
@@ -224,19 +229,22 @@ def _output_file(output: str | os.PathLike, sop_instance_uid: str) -> Path:
 
 
 def write_dataset(
-    dataset: Dataset, output: str | os.PathLike, force: bool = False, progress: Progress | None = None
+    dataset: Dataset,
+    output: str | os.PathLike,
+    force: bool = False,
+    progress: Progress | None = None,
+    inputs: Sequence[str | os.PathLike] = (),
 ) -> Path:
-    """Write `dataset` atomically (temporary file in the same folder, then rename); return the path.
+    """Write `dataset` atomically (:func:`output.atomic_stream`); return the path.
+
+    `inputs` are never overwritten, even with `force` (see :func:`output.check_output_path`).
 
     Vector values not yet checked are checked as they are written; on an invalid value, an error
     or a cancel raised by `progress`, nothing is left behind.
     """
     path = _output_file(output, dataset.SOPInstanceUID)
-    with atomic_output(path, force) as temporary:
-        with open(temporary, "wb") as stream:
-            write_dataset_streaming(dataset, stream, progress)
-            stream.flush()
-            os.fsync(stream.fileno())
+    with atomic_stream(path, force, inputs) as stream:
+        write_dataset_streaming(dataset, stream, progress)
     return path
 
 
@@ -248,11 +256,13 @@ def export_registration(
     options: ExportOptions | None = None,
     force: bool = False,
     progress: Progress | None = None,
+    inputs: Sequence[str | os.PathLike] = (),
 ) -> ExportResult:
     """Build, check and write the REG of `moving` registered to `fixed` by `deformation`.
 
     `progress` (see :mod:`.progress`) follows the writing of the vectors, which is nearly all of
-    the time; raising from it cancels the export and leaves no file.
+    the time; raising from it cancels the export and leaves no file. The output never replaces
+    one of the fixed or moving image files or of `inputs` (the transform file), `force` or not.
 
     Raises
     ------
@@ -269,7 +279,8 @@ def export_registration(
         )
     if options.sop_instance_uid is None:
         options = dataclasses.replace(options, sop_instance_uid=new_uid(options.uid_root))
-    output_path_for(output, options.sop_instance_uid, force)
+    inputs = [*inputs, *fixed.paths, *moving.paths]
+    output_path_for(output, options.sop_instance_uid, force, inputs)
     registration = build_registration(
         fixed,
         moving,
@@ -292,5 +303,5 @@ def export_registration(
         raise InvalidRegistrationError(
             "The registration object fails the standard's rules, so it was not written:\n" + report.text()
         )
-    path = write_dataset(dataset, output, force, progress)
+    path = write_dataset(dataset, output, force, progress, inputs)
     return ExportResult(path, dataset, registration, report)

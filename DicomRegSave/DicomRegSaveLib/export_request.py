@@ -75,12 +75,13 @@ def run_export_request(request: ExportRequest) -> ExportOutcome:
         Any of the engine's errors, with a message saying what to do.
     """
     from .dicom_input import read_image_series
-    from .transform_files import deformation_from_file
+    from .transform_files import deformation_from_file, source_files
 
     options = request.options
     if options.sop_instance_uid is None:
         options = dataclasses.replace(options, sop_instance_uid=new_uid(options.uid_root))
-    output_path_for(request.output, options.sop_instance_uid, request.force)
+    transform_files = source_files(request.transform)
+    output_path_for(request.output, options.sop_instance_uid, request.force, transform_files)
     fixed = read_image_series(request.fixed_paths, "fixed", series_instance_uid=request.fixed_series_uid)
     moving = read_image_series(request.moving_paths, "moving", series_instance_uid=request.moving_series_uid)
     deformation = deformation_from_file(
@@ -90,7 +91,9 @@ def run_export_request(request: ExportRequest) -> ExportOutcome:
         grid_spacing_mm=request.grid_spacing_mm,
         axis_aligned=request.axis_aligned,
     )
-    result = export_registration(deformation, fixed, moving, request.output, options, request.force)
+    result = export_registration(
+        deformation, fixed, moving, request.output, options, request.force, inputs=transform_files
+    )
     return ExportOutcome(result, fixed, moving)
 
 

@@ -1,17 +1,34 @@
-"""Safe output files: never replace an existing file unless asked, never leave a partial file."""
+"""Safe output files: never replace an input, never replace an existing file unless asked, never
+leave a partial file, and give written files the mode the user's umask asks for.
+
+Where Linux allows it, a stream output is written to an unnamed file (``O_TMPFILE``) that is linked
+into place when complete: a killed process leaves nothing behind. Writers that need a file name
+get a named temporary file whose name records the host and process that own it; the next output
+into that folder removes such files whose process no longer runs.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
-import tempfile
-from collections.abc import Iterator
+import re
+import secrets
+import socket
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from .errors import OutputError
 
 #: Multi-part extensions that a temporary file must keep, because writers choose the format by it.
 _COMPOUND_SUFFIXES = (".nii.gz", ".tar.gz")
+
+#: Marks the temporary files this module creates: ``.<target>.dicomregsave-<host>-<pid>-<token>.partial<ext>``.
+_OWNED = re.compile(r"^\..+\.dicomregsave-(?P<host>[^/]+)-(?P<pid>\d+)-[0-9a-f]{8}\.partial(\.[^/]*)?$")
+
+#: Files are created readable by everyone the umask allows (0644 under the usual 022).
+_FILE_MODE = 0o666
 
 
 def _suffix(path: Path) -> str:
@@ -22,13 +39,40 @@ def _suffix(path: Path) -> str:
     return path.suffix
 
 
-def check_output_path(path: str | os.PathLike, force: bool = False) -> Path:
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "host"
+
+
+def _temporary_name(path: Path) -> Path:
+    token = secrets.token_hex(4)
+    return path.parent / f".{path.name}.dicomregsave-{_host()}-{os.getpid()}-{token}.partial{_suffix(path)}"
+
+
+def _is_same_file(output: Path, source: Path) -> bool:
+    try:
+        if output.exists() and source.exists() and os.path.samefile(output, source):
+            return True
+    except OSError:
+        pass
+    return output.resolve() == source.resolve()
+
+
+def check_output_path(
+    path: str | os.PathLike, force: bool = False, inputs: Iterable[str | os.PathLike] = ()
+) -> Path:
     """Return `path` if a file may be written there.
+
+    Parameters
+    ----------
+    inputs:
+        Files the output was made from; writing over one of them (by any name: links are
+        resolved, hard links compared by inode) is refused even with `force`.
 
     Raises
     ------
     OutputError
-        If its folder does not exist, or the file exists and `force` is false.
+        If its folder does not exist, it is a folder, it is one of `inputs`, or the file exists and
+        `force` is false.
     """
     path = Path(path)
     if not path.parent.is_dir():
@@ -38,36 +82,171 @@ def check_output_path(path: str | os.PathLike, force: bool = False) -> Path:
         )
     if path.is_dir():
         raise OutputError(f"Cannot write {path}: it is a folder. Give a file name.")
+    for source in inputs:
+        if _is_same_file(path, Path(source)):
+            raise OutputError(
+                f"Cannot write {path}: it is the input file {source}, which would be destroyed "
+                "(--force never replaces an input). Choose another output name."
+            )
     if path.exists() and not force:
         raise OutputError(f"{path} exists already. Choose another name, or allow replacing it (--force).")
     return path
 
 
-@contextmanager
-def atomic_output(path: str | os.PathLike, force: bool = False) -> Iterator[Path]:
-    """Yield a temporary path in the target folder (same extension); rename it to `path` on success.
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Remove this module's temporary files in `folder` whose process (on this host) has ended.
 
-    On any exception the temporary file is removed and the target is left as it was.
+    Returns the files removed. Files of running processes, of other hosts and anything not
+    named by this module are left alone.
     """
-    path = check_output_path(path, force)
+    removed = []
+    host = _host()
     try:
-        handle, temporary_name = tempfile.mkstemp(
-            prefix=f".{path.name}.", suffix=f".partial{_suffix(path)}", dir=path.parent
-        )
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _OWNED.match(entry.name)
+        if match is None or match["host"] != host or _is_running(int(match["pid"])):
+            continue
+        try:
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+        except OSError:
+            continue
+    return removed
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def _create_named(path: Path) -> Path:
+    temporary = _temporary_name(path)
+    try:
+        os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE))
     except OSError as error:
         raise OutputError(
             f"Cannot write in the folder {path.parent}: {error.strerror}. Choose a folder you can write to."
         ) from error
-    os.close(handle)
-    temporary = Path(temporary_name)
+    return temporary
+
+
+def _move_into_place(temporary: Path, path: Path, force: bool) -> None:
+    """Rename, or without `force` link (which fails if `path` appeared meanwhile) and unlink."""
+    if force:
+        os.replace(temporary, path)
+        return
+    try:
+        os.link(temporary, path)
+    except FileExistsError as error:
+        raise OutputError(f"{path} appeared while writing; it was left as it is. Choose another name.") from error
+    except OSError as error:
+        if error.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS):
+            raise
+        # file systems without hard links: check, then rename (a tiny window remains)
+        if path.exists():
+            raise OutputError(f"{path} appeared while writing; it was left as it is. Choose another name.") from error
+        os.replace(temporary, path)
+    temporary.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_output(
+    path: str | os.PathLike, force: bool = False, inputs: Iterable[str | os.PathLike] = ()
+) -> Iterator[Path]:
+    """Yield a temporary path in the target folder (same extension); move it to `path` on success.
+
+    For writers that need a file name (the format is chosen by the extension). On any exception
+    the temporary file is removed and the target is left as it was; see :func:`check_output_path`
+    for `force` and `inputs`.
+    """
+    path = check_output_path(path, force, inputs)
+    remove_stale_temporaries(path.parent)
+    temporary = _create_named(path)
     try:
         yield temporary
         if not temporary.exists() or temporary.stat().st_size == 0:
             raise OutputError(f"Writing {path} produced no data; nothing was written.")
-        if not force and path.exists():
-            raise OutputError(f"{path} appeared while writing; it was left as it is. Choose another name.")
-        os.replace(temporary, path)
+        _move_into_place(temporary, path, force)
     except OSError as error:
         raise OutputError(f"Writing {path} failed: {error}. Nothing was written.") from error
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def _open_unnamed(folder: Path) -> int | None:
+    """A file descriptor of an unnamed file in `folder`, or None where the OS or file system has none."""
+    flag = getattr(os, "O_TMPFILE", None)
+    if flag is None or not Path("/proc/self/fd").is_dir():
+        return None
+    try:
+        return os.open(folder, flag | os.O_WRONLY, _FILE_MODE)
+    except OSError as error:
+        if error.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT):
+            return None
+        raise OutputError(
+            f"Cannot write in the folder {folder}: {error.strerror}. Choose a folder you can write to."
+        ) from error
+
+
+def _link(descriptor: int, path: Path) -> None:
+    """Give the unnamed file `descriptor` the name `path` (linkat with AT_SYMLINK_FOLLOW, which
+    Python's os.link uses only when a directory descriptor is passed)."""
+    folder = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.link(str(descriptor), path, src_dir_fd=folder, follow_symlinks=True)
+    finally:
+        os.close(folder)
+
+
+def _link_unnamed(descriptor: int, path: Path, force: bool) -> None:
+    if not force:
+        try:
+            _link(descriptor, path)
+        except FileExistsError as error:
+            raise OutputError(f"{path} appeared while writing; it was left as it is. Choose another name.") from error
+        return
+    # a link cannot replace a file: link under a temporary name, then rename over the old file
+    linked = _temporary_name(path)
+    _link(descriptor, linked)
+    try:
+        os.replace(linked, path)
+    finally:
+        linked.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_stream(
+    path: str | os.PathLike, force: bool = False, inputs: Iterable[str | os.PathLike] = ()
+) -> Iterator[BinaryIO]:
+    """Yield a binary stream whose content becomes `path` (flushed to disk) when the block succeeds.
+
+    On Linux the stream is an unnamed file linked into place at the end, so even a killed
+    process leaves nothing; elsewhere a named temporary file is used (see :func:`atomic_output`).
+    """
+    path = check_output_path(path, force, inputs)
+    descriptor = _open_unnamed(path.parent)
+    if descriptor is None:
+        with atomic_output(path, force, inputs) as temporary, open(temporary, "wb") as stream:
+            yield stream
+            stream.flush()
+            os.fsync(stream.fileno())
+        return
+    try:
+        with os.fdopen(descriptor, "wb") as stream:
+            yield stream
+            stream.flush()
+            if stream.tell() == 0:
+                raise OutputError(f"Writing {path} produced no data; nothing was written.")
+            os.fsync(stream.fileno())
+            remove_stale_temporaries(path.parent)
+            _link_unnamed(stream.fileno(), path, force)
+    except OSError as error:
+        raise OutputError(f"Writing {path} failed: {error}. Nothing was written.") from error

@@ -16,6 +16,7 @@ reads the data straight into one float32 array, because slicer-core converts fie
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -69,6 +70,21 @@ def extension_of(path: str | Path) -> str:
     """Lower-case extension, with ``.nii.gz`` as one extension."""
     name = Path(path).name.lower()
     return ".nii.gz" if name.endswith(".nii.gz") else Path(name).suffix
+
+
+_DETACHED_DATA = re.compile(rb"^(?:ElementDataFile\s*=|data ?file\s*:)\s*(\S+)\s*$", re.IGNORECASE | re.MULTILINE)
+
+
+def source_files(path: str | Path) -> list[Path]:
+    """The transform file and, for a detached header (.mhd, .nhdr), the data file it names."""
+    path = Path(path)
+    files = [path]
+    if extension_of(path) in (".mhd", ".nhdr") and path.is_file():
+        with open(path, "rb") as stream:
+            head = stream.read(_MAX_HEADER_BYTES)
+        files += [path.parent / os.fsdecode(name) for name in _DETACHED_DATA.findall(head)
+                  if name.upper() not in (b"LOCAL", b"LIST")]
+    return files
 
 
 def _supported_list() -> str:

@@ -1,0 +1,100 @@
+"""output.py: file modes follow the umask, killed writers leave nothing, inputs are never replaced."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from DicomRegSaveLib.errors import OutputError
+from DicomRegSaveLib.output import atomic_output, atomic_stream, remove_stale_temporaries
+
+
+@pytest.fixture
+def umask_022():
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+@pytest.mark.parametrize("kind", ["stream", "named"])
+def test_written_files_get_the_umask_mode(tmp_path, umask_022, kind):
+    target = tmp_path / "out.dcm"
+    if kind == "stream":
+        with atomic_stream(target) as stream:
+            stream.write(b"data")
+    else:
+        with atomic_output(target) as temporary:
+            temporary.write_bytes(b"data")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    assert target.read_bytes() == b"data" and os.listdir(tmp_path) == ["out.dcm"]
+    os.umask(0o077)
+    with atomic_stream(target, force=True) as stream:
+        stream.write(b"again")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600 and target.read_bytes() == b"again"
+
+
+def _killed_writer(folder, kind: str) -> None:
+    script = textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        from DicomRegSaveLib.output import atomic_output, atomic_stream
+        target = Path({str(folder / "reg.dcm")!r})
+        if {kind!r} == "stream":
+            with atomic_stream(target) as stream:
+                stream.write(b"x" * 100000); stream.flush(); print("writing", flush=True); time.sleep(60)
+        else:
+            with atomic_output(target) as temporary:
+                temporary.write_bytes(b"x" * 100000); print("writing", flush=True); time.sleep(60)
+    """)
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "writing"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def test_a_killed_stream_writer_leaves_nothing(tmp_path):
+    _killed_writer(tmp_path, "stream")
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_killed_named_writer_leaves_a_temporary_that_the_next_output_removes(tmp_path):
+    _killed_writer(tmp_path, "named")
+    (leftover,) = os.listdir(tmp_path)
+    assert leftover.startswith(".reg.dcm.dicomregsave-") and ".partial" in leftover
+    foreign = tmp_path / ".reg.dcm.abcdefgh.partial.dcm"
+    foreign.write_bytes(b"not ours")
+    running = tmp_path / f".x.dcm.dicomregsave-{os.uname().nodename}-{os.getpid()}-0123abcd.partial.dcm"
+    running.write_bytes(b"a running writer")
+    with atomic_stream(tmp_path / "other.dcm") as stream:
+        stream.write(b"data")
+    assert sorted(os.listdir(tmp_path)) == sorted([foreign.name, running.name, "other.dcm"])
+    assert remove_stale_temporaries(tmp_path) == []
+
+
+def test_an_input_is_never_replaced_even_with_force(tmp_path):
+    source = tmp_path / "input.dcm"
+    source.write_bytes(b"precious")
+    link = tmp_path / "link.dcm"
+    link.symlink_to(source)
+    hard = tmp_path / "hard.dcm"
+    os.link(source, hard)
+    for target in (source, link, hard, tmp_path / "." / "input.dcm"):
+        with pytest.raises(OutputError, match="is the input file"):
+            with atomic_stream(target, force=True, inputs=[source]) as stream:
+                stream.write(b"overwritten")
+    assert source.read_bytes() == b"precious"
+
+
+def test_a_file_appearing_while_writing_is_kept(tmp_path):
+    target = tmp_path / "reg.dcm"
+    with pytest.raises(OutputError, match="appeared while writing"):
+        with atomic_stream(target) as stream:
+            stream.write(b"mine")
+            target.write_bytes(b"theirs")
+    assert target.read_bytes() == b"theirs" and os.listdir(tmp_path) == ["reg.dcm"]
