@@ -318,3 +318,57 @@ def test_nothing_maps_differently_from_numpy_oracle(reg_case):
     direction or a missing part would fail the 1e-3 mm checks above by far."""
     shift = np.linalg.norm(reg_case["expected"] - reg_case["points"], axis=1)
     assert shift.min() > 0.5 and len(reg_case["points"]) >= 500
+
+
+# A REG with several items (one per moving series, plus an identity item) ------------------------------
+
+@pytest.fixture
+def two_moving_series(tmp_path, monkeypatch):
+    """A hand-built REG (reg_builders, not the product's writer) with an identity item for the fixed
+    series and one deformable item for each of two moving series in their own frames of reference."""
+    from reg_builders import GridSpec, ItemSpec, Patient, build_reg, make_ct_series, smooth_vectors, write
+
+    patient = Patient()
+    fixed = make_ct_series(3, patient=patient, series_number=1)
+    moving = {
+        "MR A": make_ct_series(2, patient=patient, origin_lps=(-8.0, -9.0, 0.0), series_number=2, study_id="S2"),
+        "PET B": make_ct_series(3, patient=patient, origin_lps=(-6.0, -7.0, 1.0), series_number=3, study_id="S3"),
+    }
+    post = np.eye(4)
+    post[:3, 3] = (1.5, -2.0, 0.5)
+    items = [ItemSpec(fixed[0].FrameOfReferenceUID, fixed, registration_type=("125021", "DCM", "Frame of Reference Identity"))]
+    for seed, (description, series) in enumerate(moving.items(), start=1):
+        for image in series:
+            image.SeriesDescription = description
+        grid = GridSpec(origin_lps=(-10.0, -12.0, -4.0), vectors_lps=smooth_vectors((5, 4, 3), seed=seed), spacing_mm=(2.0, 2.5, 3.0))
+        items.append(ItemSpec(series[0].FrameOfReferenceUID, series, grid=grid,
+                              post_matrix=post if seed == 2 else None, post_type="RIGID" if seed == 2 else None))
+    paths = {"fixed": [write(image, tmp_path / f"fixed_{n}.dcm") for n, image in enumerate(fixed)]}
+    for description, series in moving.items():
+        paths[description] = [write(image, tmp_path / f"{description}_{n}.dcm") for n, image in enumerate(series)]
+    paths["reg"] = write(build_reg(fixed, items), tmp_path / "reg.dcm")
+    application = Application(monkeypatch, Database([tmp_path]))
+    yield application, paths
+    application.close()
+
+
+def test_every_item_of_a_multi_item_reg_goes_to_its_own_moving_series_in_any_order(two_moving_series):
+    app, paths = two_moving_series
+    pet = app.load_series(paths["PET B"])
+    loadable = app.load_reg(paths["reg"])
+    fixed = app.load_series(paths["fixed"])
+    mr = app.load_series(paths["MR A"])
+    registration = read_registration(paths["reg"])
+    rng = np.random.default_rng(5)
+    points = rng.uniform((-10.0, -12.0, -4.0), (-4.0, -6.0, 2.0), (600, 3))
+    leaves = {}
+    for volume, item in ((mr, registration.items[1]), (pet, registration.items[2])):
+        leaf = volume.GetParentTransformNode()
+        assert leaf is not None and leaf.GetNodeReference(leaf.GetFixedNodeReferenceRole()) is fixed
+        assert max_error(from_world_lps(leaf, points), item.map_points(points)) <= MAPPING_MM
+        leaves[volume.GetName()] = leaf
+    assert leaves[mr.GetName()] is not leaves[pet.GetName()]
+    assert leaves[mr.GetName()].GetName().startswith(f"{loadable.name} - 2: MR A")
+    assert leaves[pet.GetName()].GetName().startswith(f"{loadable.name} - 3: PET B")
+    assert fixed.GetParentTransformNode() is None
+    assert len([n for n in nodes(app.scene, "vtkMRMLTransformNode") if n.GetAttribute("DICOM.instanceUIDs")]) == 2
