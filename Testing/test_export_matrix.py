@@ -138,7 +138,7 @@ def test_round_trip_is_bit_exact(exported, name):
     case, result, fixed, moving, grid = exported[name]
     registration = read_registration(result.path)
     assert registration.frame_of_reference_uid == fixed.frame_of_reference_uid
-    item = registration.deformable_item
+    item = registration.choose_item()
     assert item.source_frame_of_reference_uid == moving.frame_of_reference_uid
     expected = grid.right_handed()
     assert item.grid.vectors_lps.dtype == np.float32

@@ -11,7 +11,7 @@ import vtk
 
 from DicomRegSaveLib import geometry
 from DicomRegSaveLib.errors import TransformInputError
-from DicomRegSaveLib.model import DisplacementGrid, Registration, RegistrationItem, RegistrationMatrix
+from DicomRegSaveLib.model import DisplacementGrid, RegistrationItem, RegistrationMatrix
 from DicomRegSaveLib.mrml import (
     axis_aligned_grid,
     deformation_from_transform_node,
@@ -377,7 +377,7 @@ SHEAR_PRE = RegistrationMatrix(homogeneous([[1.0, 0.25, 0.0], [0.0, 1.2, 0.0], [
 def test_nodes_from_registration_reproduce_the_standard_mapping(direction_lps, pre, post, n_nodes):
     scene = new_scene()
     item = RegistrationItem(UID, grid=grid_lps(direction_lps), pre_deformation_matrix=pre, post_deformation_matrix=post)
-    nodes = nodes_from_registration(Registration(UID, [item]), scene, "REG")
+    nodes = nodes_from_registration(item, scene, "REG")
     assert len(nodes) == n_nodes
     assert sum(node.IsA("vtkMRMLGridTransformNode") for node in nodes) == 1
     for parent, child in zip(nodes, nodes[1:]):

@@ -113,7 +113,7 @@ def test_reads_frames_references_grid_and_codes(tmp_path):
     assert {r.study_instance_uid for r in identity.referenced_images} == {fixed[0].StudyInstanceUID}
     assert {r.series_instance_uid for r in identity.referenced_images} == {fixed[0].SeriesInstanceUID}
 
-    assert registration.deformable_item is deformable
+    assert registration.choose_item() is deformable
     assert deformable.source_frame_of_reference_uid == moving[0].FrameOfReferenceUID
     references = deformable.referenced_images
     assert [r.sop_instance_uid for r in references] == [d.SOPInstanceUID for d in moving]
@@ -142,16 +142,16 @@ def test_dataset_in_memory_gives_the_same_registration(tmp_path):
     case = rb.make_case()
     from_memory = read_registration(case.dataset)
     from_file = read_registration(rb.write(case.dataset, tmp_path / "reg.dcm"))
-    np.testing.assert_array_equal(from_memory.deformable_item.grid.vectors_lps, from_file.deformable_item.grid.vectors_lps)
+    np.testing.assert_array_equal(from_memory.choose_item().grid.vectors_lps, from_file.choose_item().grid.vectors_lps)
     assert from_memory.referenced_images == from_file.referenced_images
 
 
 def test_k_axis_is_row_cross_column():
     grid = rb.GridSpec((5.0, -3.0, 7.0), rb.smooth_vectors((3, 4, 5)), (1.5, 2.0, 2.5), iop=(0, 1, 0, 0, 0, 1))
     registration = read_registration(rb.make_case(grid=grid).dataset)
-    np.testing.assert_allclose(registration.deformable_item.grid.direction_lps, [[0, 0, 1], [1, 0, 0], [0, 1, 0]])
+    np.testing.assert_allclose(registration.choose_item().grid.direction_lps, [[0, 0, 1], [1, 0, 0], [0, 1, 0]])
     np.testing.assert_allclose(
-        registration.deformable_item.grid.index_to_lps @ [2, 3, 4, 1],
+        registration.choose_item().grid.index_to_lps @ [2, 3, 4, 1],
         [5.0 + 4 * 2.5, -3.0 + 2 * 1.5, 7.0 + 3 * 2.0, 1],
     )
 
@@ -161,7 +161,7 @@ def test_frame_and_segment_numbers_are_read():
     references = case.item.ReferencedImageSequence
     references[0].ReferencedFrameNumber = [2, 3]
     references[1].ReferencedSegmentNumber = 4
-    item = read_registration(case.dataset).deformable_item
+    item = read_registration(case.dataset).choose_item()
     assert item.referenced_images[0].frame_numbers == (2, 3)
     assert item.referenced_images[1].segment_numbers == (4,)
     assert item.referenced_images[1].frame_numbers == ()
@@ -172,7 +172,7 @@ def test_absent_matrices_and_empty_registration_type():
     del case.item.PreDeformationMatrixRegistrationSequence
     case.item.PostDeformationMatrixRegistrationSequence = []
     case.item.RegistrationTypeCodeSequence = []
-    item = read_registration(case.dataset).deformable_item
+    item = read_registration(case.dataset).choose_item()
     assert item.pre_deformation_matrix is None and item.post_deformation_matrix is None
     assert item.registration_type is None
 
@@ -180,13 +180,13 @@ def test_absent_matrices_and_empty_registration_type():
 def test_empty_registration_type_item_reads_as_no_code():
     case = rb.make_case()
     case.item.RegistrationTypeCodeSequence = [pydicom.Dataset()]
-    assert read_registration(case.dataset).deformable_item.registration_type is None
+    assert read_registration(case.dataset).choose_item().registration_type is None
 
 
 def test_missing_matrix_type_is_detected():
     case = rb.make_case(post_matrix=np.diag([2.0, 2.0, 2.0, 1.0]))
     del case.item.PostDeformationMatrixRegistrationSequence[0].FrameOfReferenceTransformationMatrixType
-    assert read_registration(case.dataset).deformable_item.post_deformation_matrix.matrix_type == "RIGID_SCALE"
+    assert read_registration(case.dataset).choose_item().post_deformation_matrix.matrix_type == "RIGID_SCALE"
 
 
 @pytest.mark.parametrize("transfer_syntax", [ImplicitVRLittleEndian, ExplicitVRBigEndian])
@@ -199,7 +199,7 @@ def test_other_transfer_syntaxes_give_the_same_vectors(tmp_path, transfer_syntax
         ).tobytes()
     case.dataset.file_meta.TransferSyntaxUID = transfer_syntax
     path = rb.write(case.dataset, tmp_path / "reg.dcm")
-    grid = read_registration(path).deformable_item.grid
+    grid = read_registration(path).choose_item().grid
     assert grid.vectors_lps.dtype == np.float32
     np.testing.assert_array_equal(grid.vectors_lps, case.grid.vectors_lps)
 
@@ -221,7 +221,7 @@ def test_large_vector_grid_data_is_read_without_a_second_copy(tmp_path):
     finally:
         tracemalloc.stop()
 
-    grid = registration.deformable_item.grid
+    grid = registration.choose_item().grid
     assert grid.dimensions == (300, 200, 150)
     assert not grid.vectors_lps.flags.owndata and not grid.vectors_lps.flags.writeable
     assert grid.vectors_lps[0, 0, 0].tolist() == [1.25, 0.0, 0.0]
@@ -241,8 +241,8 @@ def test_identity_matrices_linear_field_exact():
     points = _random_points(grid)
     # Trilinear interpolation reproduces a field linear in the index exactly.
     analytic = points + _lps_to_index(grid, points) @ a.T + b
-    np.testing.assert_allclose(registration.map_points(points), analytic, atol=1e-4)
-    np.testing.assert_allclose(registration.map_points(points), _expected(grid, points), atol=1e-4)
+    np.testing.assert_allclose(registration.choose_item().map_points(points), analytic, atol=1e-4)
+    np.testing.assert_allclose(registration.choose_item().map_points(points), _expected(grid, points), atol=1e-4)
 
 
 def test_translation_post_matrix():
@@ -250,9 +250,9 @@ def test_translation_post_matrix():
     post = np.eye(4)
     post[:3, 3] = [12.5, -7.0, 3.25]
     registration = read_registration(rb.make_case(grid=grid, post_matrix=post).dataset)
-    assert registration.deformable_item.post_deformation_matrix.matrix_type == "RIGID"
+    assert registration.choose_item().post_deformation_matrix.matrix_type == "RIGID"
     points = _random_points(grid, seed=3)
-    mapped = registration.map_points(points)
+    mapped = registration.choose_item().map_points(points)
     np.testing.assert_allclose(mapped, _expected(grid, points, post=post), atol=1e-4)
     np.testing.assert_allclose(mapped - [12.5, -7.0, 3.25], _expected(grid, points), atol=1e-4)
 
@@ -262,11 +262,11 @@ def test_rigid_pre_and_post_matrices():
     pre = _rigid((0.2, 1.0, -0.4), 17, (4.0, -3.0, 9.0))
     post = _rigid((1.0, -0.5, 0.3), -11, (-6.0, 2.0, 1.0))
     registration = read_registration(rb.make_case(grid=grid, pre_matrix=pre, post_matrix=post).dataset)
-    item = registration.deformable_item
+    item = registration.choose_item()
     np.testing.assert_allclose(item.pre_deformation_matrix.matrix_lps, pre, atol=1e-9)
     np.testing.assert_allclose(item.post_deformation_matrix.matrix_lps, post, atol=1e-9)
     points = _random_points(grid, seed=5)
-    mapped = registration.map_points(points)
+    mapped = registration.choose_item().map_points(points)
     np.testing.assert_allclose(mapped, _expected(grid, points, pre, post), atol=1e-4)
     # D is indexed at x, not at M_pre x: evaluating it at M_pre x gives something else.
     wrong = (np.c_[points, np.ones(len(points))] @ pre.T)[:, :3]
@@ -277,15 +277,15 @@ def test_oblique_grid_with_anisotropic_spacing():
     grid = rb.GridSpec((3.0, -40.0, 12.0), rb.smooth_vectors((9, 6, 4), seed=6, scale_mm=5.0), (1.2, 3.7, 5.5),
                        iop=OBLIQUE_IOP)
     registration = read_registration(rb.make_case(grid=grid).dataset)
-    read_grid = registration.deformable_item.grid
+    read_grid = registration.choose_item().grid
     np.testing.assert_allclose(read_grid.direction_lps.T, _axes(grid), atol=1e-6)
     points = _random_points(grid, seed=7)
-    np.testing.assert_allclose(registration.map_points(points), _expected(grid, points), atol=1e-4)
+    np.testing.assert_allclose(registration.choose_item().map_points(points), _expected(grid, points), atol=1e-4)
     # Grid points themselves carry exactly the stored vectors.
     corners = np.array([[0, 0, 0], [8, 5, 3], [4, 2, 1]])
     stored = grid.vectors_lps[corners[:, 2], corners[:, 1], corners[:, 0]]
     on_grid = _index_to_lps(grid, corners.astype(float))
-    np.testing.assert_allclose(registration.map_points(on_grid) - on_grid, stored, atol=1e-4)
+    np.testing.assert_allclose(registration.choose_item().map_points(on_grid) - on_grid, stored, atol=1e-4)
 
 
 def test_nan_triples_stay_undefined_only_where_they_contribute():
@@ -295,7 +295,7 @@ def test_nan_triples_stay_undefined_only_where_they_contribute():
         vectors[k, j, i] = np.nan
     grid = rb.GridSpec((0.0, 0.0, 0.0), vectors, (2.0, 1.5, 2.5), iop=OBLIQUE_IOP)
     registration = read_registration(rb.make_case(grid=grid).dataset)
-    assert np.isnan(registration.deformable_item.grid.vectors_lps[2, 3, 4]).all()
+    assert np.isnan(registration.choose_item().grid.vectors_lps[2, 3, 4]).all()
 
     points = _random_points(grid, seed=9, n=5000)
     index = _lps_to_index(grid, points)
@@ -303,7 +303,7 @@ def test_nan_triples_stay_undefined_only_where_they_contribute():
     touches_nan = np.zeros(len(points), dtype=bool)
     for k, j, i in undefined:
         touches_nan |= np.all((base <= [i, j, k]) & ([i, j, k] <= base + 1), axis=1)
-    mapped = registration.map_points(points)
+    mapped = registration.choose_item().map_points(points)
     assert touches_nan.sum() > 10 and (~touches_nan).sum() > 1000
     assert np.isnan(mapped[touches_nan]).all()
     np.testing.assert_allclose(mapped[~touches_nan], _expected(grid, points[~touches_nan]), atol=1e-4)
@@ -324,13 +324,15 @@ def test_several_items_each_map_with_their_own_grid():
     ])
     registration = read_registration(dataset)
     identity, item_a, item_b = registration.items
-    assert registration.deformable_item is item_a
+    assert identity.is_identity and not item_a.is_identity and not item_b.is_identity
+    assert registration.choose_item(moving_a[0].FrameOfReferenceUID) is item_a
+    assert registration.choose_item(moving_b[0].FrameOfReferenceUID) is item_b
     # moving_b shares the REG's study: its references come from the top-level Referenced Series Sequence.
     assert {r.study_instance_uid for r in item_b.referenced_images} == {fixed[0].StudyInstanceUID}
     assert {r.study_instance_uid for r in item_a.referenced_images} == {moving_a[0].StudyInstanceUID}
 
     points_a = _random_points(grid_a, seed=12)
-    np.testing.assert_allclose(registration.map_points(points_a), _expected(grid_a, points_a), atol=1e-4)
+    np.testing.assert_allclose(item_a.map_points(points_a), _expected(grid_a, points_a), atol=1e-4)
     points_b = _random_points(grid_b, seed=13)
     np.testing.assert_allclose(item_b.map_points(points_b), _expected(grid_b, points_b, post=post_b), atol=1e-4)
     np.testing.assert_array_equal(identity.map_points(points_b), points_b)
@@ -339,7 +341,7 @@ def test_several_items_each_map_with_their_own_grid():
 def test_points_outside_the_grid_are_nan():
     grid = rb.GridSpec((0.0, 0.0, 0.0), rb.smooth_vectors((4, 4, 4)), (1.0, 1.0, 1.0))
     registration = read_registration(rb.make_case(grid=grid).dataset)
-    mapped = registration.map_points(np.array([[-1.0, 0, 0], [1.0, 1.0, 1.0], [0, 0, 3.5]]))
+    mapped = registration.choose_item().map_points(np.array([[-1.0, 0, 0], [1.0, 1.0, 1.0], [0, 0, 3.5]]))
     assert np.isnan(mapped[0]).all() and np.isfinite(mapped[1]).all() and np.isnan(mapped[2]).all()
 
 
@@ -351,15 +353,14 @@ def _read_error(dataset_or_path) -> str:
     return str(info.value)
 
 
-def test_rigid_registration_is_named(tmp_path):
+def test_spatial_registration_class_with_deformable_content_names_the_missing_sequence(tmp_path):
     case = rb.make_case()
     case.dataset.SOPClassUID = "1.2.840.10008.5.1.4.1.1.66.1"
     case.dataset.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.66.1"
     path = rb.write(case.dataset, tmp_path / "rigid.dcm")
     message = _read_error(path)
     assert str(path) in message
-    assert "rigid Spatial Registration (…66.1)" in message
-    assert "1.2.840.10008.5.1.4.1.1.66.3" in message
+    assert "Registration Sequence (0070,0308) is missing" in message
 
 
 def test_image_is_named(tmp_path):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from DicomRegSaveLib.export_request import ExportRequest, run_export_request
-from DicomRegSaveLib.model import DisplacementGrid, Registration, RegistrationItem, RegistrationMatrix
+from DicomRegSaveLib.model import DisplacementGrid, RegistrationItem, RegistrationMatrix
 from DicomRegSaveLib.reader import read_registration
 from DicomRegSaveLib.sampledata import make_demo_case
 from DicomRegSaveLib.transform_files import read_transform_file, write_transform_file
@@ -38,10 +38,10 @@ def slicer_mapping(transform_path, points_lps, *, trilinear=True):
 
 def test_displacement_field_file_maps_exactly_as_slicer_applies_it(case, tmp_path):
     result, registration = export_and_read(case, case.field_path, tmp_path)
-    assert result.registration.deformable_item.pre_deformation_matrix is None
-    grid = registration.deformable_item.grid
+    assert result.registration.choose_item().pre_deformation_matrix is None
+    grid = registration.choose_item().grid
     points = points_in_box(grid.index_to_lps, grid.dimensions, n=2000)
-    mapped = registration.map_points(points)
+    mapped = registration.choose_item().map_points(points)
     assert np.abs(mapped - slicer_mapping(case.field_path, points)).max() < EXACT_MM
     # and it is the fixed -> moving direction of the known deformation, not its inverse
     assert np.abs(mapped - case.mapping_lps(points)).max() < 0.5
@@ -57,21 +57,20 @@ def composite_field_file(case, path):
     grid = DisplacementGrid(origin, OBLIQUE, spacing, random_vectors(dims, amplitude=1.0, seed=9))
     pre = RegistrationMatrix(homogeneous(rotation([0, 0, 1], 0.05), (1.0, -2.0, 0.5)))
     post = RegistrationMatrix(homogeneous([[1.02, 0.01, 0.0], [0.0, 0.98, 0.02], [0.0, 0.0, 1.01]], (3.0, 0.0, -1.0)))
-    write_transform_file(Registration(UID, [RegistrationItem(UID, grid=grid, pre_deformation_matrix=pre,
-                                                             post_deformation_matrix=post)]), path)
+    write_transform_file(RegistrationItem(UID, grid=grid, pre_deformation_matrix=pre, post_deformation_matrix=post), path)
     return grid, pre, post
 
 
 def test_composite_transform_file_becomes_pre_grid_post_exactly(case, tmp_path):
     grid, pre, post = composite_field_file(case, tmp_path / "composite.h5")
     result, registration = export_and_read(case, tmp_path / "composite.h5", tmp_path)
-    item = registration.deformable_item
+    item = registration.choose_item()
     assert item.pre_deformation_matrix.matrix_type == "RIGID"
     assert item.post_deformation_matrix.matrix_type == "AFFINE"
     assert np.allclose(item.post_deformation_matrix.matrix_lps, post.matrix_lps, atol=1e-6)
     assert np.array_equal(item.grid.vectors_lps, grid.vectors_lps)
     points = points_in_box(item.grid.index_to_lps, item.grid.dimensions, n=2000, margin=0.5)
-    assert np.abs(registration.map_points(points) - slicer_mapping(tmp_path / "composite.h5", points)).max() < EXACT_MM
+    assert np.abs(registration.choose_item().map_points(points) - slicer_mapping(tmp_path / "composite.h5", points)).max() < EXACT_MM
 
 
 def test_bspline_file_is_sampled_on_the_fixed_image_within_a_stated_tolerance(case, tmp_path):
@@ -82,7 +81,7 @@ def test_bspline_file_is_sampled_on_the_fixed_image_within_a_stated_tolerance(ca
     assert storage.WriteData(node)
 
     result, registration = export_and_read(case, tmp_path / "bspline.h5", tmp_path)
-    grid = registration.deformable_item.grid
+    grid = registration.choose_item().grid
     fixed_spacing = np.linalg.norm(case.field_ijk_to_lps[:3, :3], axis=0)
     assert np.allclose(np.sort(grid.spacing_mm), np.sort(2 * fixed_spacing))
     nodes = points_in_box(grid.index_to_lps, grid.dimensions, n=2000, margin=0.0)
@@ -91,26 +90,26 @@ def test_bspline_file_is_sampled_on_the_fixed_image_within_a_stated_tolerance(ca
     on_grid = index @ grid.index_to_lps[:3, :3].T + grid.index_to_lps[:3, 3]
     # At grid points only the sampling itself differs: Slicer's ConvertToGridTransform agrees with
     # direct B-spline evaluation to about 1e-3 mm (measured max 1.02e-3 mm, median ~1e-6 mm).
-    on_grid_error = np.abs(registration.map_points(on_grid) - from_world_lps(node, on_grid))
+    on_grid_error = np.abs(registration.choose_item().map_points(on_grid) - from_world_lps(node, on_grid))
     assert np.median(on_grid_error) < 1e-5 and on_grid_error.max() < 2e-3
-    between = np.abs(registration.map_points(nodes) - expected).max()
+    between = np.abs(registration.choose_item().map_points(nodes) - expected).max()
     assert between < 0.05, f"sampling error between grid points {between:.4f} mm"
     assert any("resampled" in warning for warning in result.report.warnings)
 
 
 def test_requested_grid_spacing_resamples_a_field(case, tmp_path):
     result, registration = export_and_read(case, case.field_path, tmp_path, grid_spacing_mm=(8.0, 8.0, 8.0))
-    grid = registration.deformable_item.grid
+    grid = registration.choose_item().grid
     assert np.allclose(grid.spacing_mm, 8.0)
     points = points_in_box(grid.index_to_lps, grid.dimensions, n=1000, margin=0.0)
-    assert np.abs(registration.map_points(points) - case.mapping_lps(points)).max() < 0.5
+    assert np.abs(registration.choose_item().map_points(points) - case.mapping_lps(points)).max() < 0.5
 
 
 def test_to_transform_output_reads_back_in_slicer_as_the_files_mapping(case, tmp_path):
     composite_field_file(case, tmp_path / "composite.h5")
     _, registration = export_and_read(case, tmp_path / "composite.h5", tmp_path)
-    item = registration.deformable_item
+    item = registration.choose_item()
     points = points_in_box(item.grid.index_to_lps, item.grid.dimensions, n=1500, margin=0.5)
     for suffix in (".h5", ".tfm", ".nii.gz"):
-        path = write_transform_file(registration, tmp_path / f"back{suffix}")
-        assert np.abs(slicer_mapping(path, points) - registration.map_points(points)).max() < EXACT_MM, suffix
+        path = write_transform_file(registration.choose_item(), tmp_path / f"back{suffix}")
+        assert np.abs(slicer_mapping(path, points) - registration.choose_item().map_points(points)).max() < EXACT_MM, suffix

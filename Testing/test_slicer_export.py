@@ -333,7 +333,7 @@ def test_export_from_nodes_writes_the_from_world_mapping_of_a_grid_under_a_linea
     )
     assert result.path.parent == tmp_path and result.path.name == f"{result.dataset.SOPInstanceUID}.dcm"
     registration = read_registration(result.path)
-    item = registration.deformable_item
+    item = registration.choose_item()
     assert registration.frame_of_reference_uid == dicom_case["fixed"].frame_of_reference_uid
     assert item.source_frame_of_reference_uid == dicom_case["moving"].frame_of_reference_uid
     assert {r.sop_instance_uid for r in item.referenced_images} == {
@@ -341,7 +341,7 @@ def test_export_from_nodes_writes_the_from_world_mapping_of_a_grid_under_a_linea
     }
     assert item.pre_deformation_matrix is not None and item.pre_deformation_matrix.matrix_type == "RIGID"
     points = fixed_points(dicom_case)
-    assert max_error(registration.map_points(points), from_world_lps(transform, points)) <= EXACT_MM
+    assert max_error(registration.choose_item().map_points(points), from_world_lps(transform, points)) <= EXACT_MM
     dataset = pydicom.dcmread(result.path, stop_before_pixels=True)
     assert dataset.SeriesNumber == 501 and dataset.ContentLabel == "DIR"
     assert dataset.StudyInstanceUID == dicom_case["fixed"].study_instance_uid
@@ -372,7 +372,7 @@ def test_volume_without_dicom_origin_exports_with_chosen_files(world, dicom_case
         fixed_files=dicom_case["folder"] / "fixed",
     )
     points = fixed_points(dicom_case)
-    assert max_error(read_registration(result.path).map_points(points), from_world_lps(transform, points)) <= EXACT_MM
+    assert max_error(read_registration(result.path).choose_item().map_points(points), from_world_lps(transform, points)) <= EXACT_MM
 
 
 def test_fixed_volume_that_was_moved_is_refused(world, dicom_case, tmp_path):

@@ -223,20 +223,20 @@ CASES = {
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_written_file_read_back_by_slicer_maps_like_the_registration(tmp_path, extension, case):
     reg = registration(*CASES[case])
-    path = write_transform_file(reg, tmp_path / f"out{extension}")
+    path = write_transform_file(reg.choose_item(), tmp_path / f"out{extension}")
     scene = new_scene()
     node = read_transform_file(path, scene)
-    grid = reg.deformable_item.grid
+    grid = reg.choose_item().grid
     points = points_in_box(grid.index_to_lps, grid.dimensions, n=1500)
-    error = np.linalg.norm(from_world_lps(node, points, trilinear=True) - reg.map_points(points), axis=1).max()
+    error = np.linalg.norm(from_world_lps(node, points, trilinear=True) - reg.choose_item().map_points(points), axis=1).max()
     assert error < EXACT_MM, f"{extension} {case}: {error} mm"
 
 
 def test_written_composite_reads_back_as_exact_deformation(tmp_path):
     reg = registration(OBLIQUE, RIGID, AFFINE)
-    path = write_transform_file(reg, tmp_path / "composite.h5")
+    path = write_transform_file(reg.choose_item(), tmp_path / "composite.h5")
     deformation = deformation_from_file(path, FIXED_IJK_TO_LPS, FIXED_DIMS)
-    item = reg.deformable_item
+    item = reg.choose_item()
     assert deformation.exact
     np.testing.assert_allclose(deformation.pre_deformation_matrix.matrix_lps, RIGID.matrix_lps, atol=1e-9)
     np.testing.assert_allclose(deformation.post_deformation_matrix.matrix_lps, AFFINE.matrix_lps, atol=1e-9)
@@ -246,15 +246,15 @@ def test_written_composite_reads_back_as_exact_deformation(tmp_path):
 
 def test_written_field_round_trips_through_the_fast_path(tmp_path):
     reg = registration(LEFT_HANDED)
-    path = write_transform_file(reg, tmp_path / "field.mha")
+    path = write_transform_file(reg.choose_item(), tmp_path / "field.mha")
     assert raw_field_header(path) is not None
     grid = deformation_from_file(path, FIXED_IJK_TO_LPS, FIXED_DIMS).grid
-    assert np.array_equal(grid.vectors_lps, reg.deformable_item.grid.vectors_lps)
-    np.testing.assert_allclose(grid.index_to_lps, reg.deformable_item.grid.index_to_lps, atol=1e-9)
+    assert np.array_equal(grid.vectors_lps, reg.choose_item().grid.vectors_lps)
+    np.testing.assert_allclose(grid.index_to_lps, reg.choose_item().grid.index_to_lps, atol=1e-9)
 
 
 def test_write_refuses_unknown_and_detached_formats(tmp_path):
     reg = registration(np.eye(3))
     for name in ("out.dcm", "out.mhd", "out.nhdr"):
         with pytest.raises(OutputError, match="use one of"):
-            write_transform_file(reg, tmp_path / name)
+            write_transform_file(reg.choose_item(), tmp_path / name)

@@ -54,6 +54,7 @@ def _export_options(args: argparse.Namespace):
         if value is not None:
             setattr(options, name, value)
     options.identity_item = args.identity_item
+    options.registration_class = args.registration_class
     return options
 
 
@@ -82,20 +83,30 @@ def _text_stream(args: argparse.Namespace):
 def _describe_export(outcome) -> str:
     result, fixed = outcome.result, outcome.fixed
     moving = outcome.moving
-    item = result.registration.deformable_item
-    grid = item.grid
+    item = result.registration.choose_item(moving.frame_of_reference_uid)
     same_study = fixed.study_instance_uid == moving.study_instance_uid
-    lines = [
-        f"Wrote {result.path}",
-        f"  grid {'x'.join(map(str, grid.dimensions))} at {'/'.join(f'{s:g}' for s in grid.spacing_mm)} mm"
-        f" in the fixed frame {result.registration.frame_of_reference_uid}",
-        f"  maps fixed -> moving frame {item.source_frame_of_reference_uid}"
-        f" ({len(item.referenced_images)} moving instance(s) referenced)",
-        f"  pre matrix: {item.pre_deformation_matrix.matrix_type if item.pre_deformation_matrix else 'identity'},"
-        f" post matrix: {item.post_deformation_matrix.matrix_type if item.post_deformation_matrix else 'identity'}",
+    lines = [f"Wrote {result.path}"]
+    if item.grid is not None:
+        grid = item.grid
+        lines += [
+            f"  Deformable Spatial Registration: grid {'x'.join(map(str, grid.dimensions))} at "
+            f"{'/'.join(f'{s:g}' for s in grid.spacing_mm)} mm in the fixed frame {result.registration.frame_of_reference_uid}",
+            f"  maps fixed -> moving frame {item.source_frame_of_reference_uid}"
+            f" ({len(item.referenced_images)} moving instance(s) referenced)",
+            f"  pre matrix: {item.pre_deformation_matrix.matrix_type if item.pre_deformation_matrix else 'identity'},"
+            f" post matrix: {item.post_deformation_matrix.matrix_type if item.post_deformation_matrix else 'identity'}",
+        ]
+    else:
+        matrix = item.matrix_registration
+        lines += [
+            f"  Spatial Registration: {matrix.matrix_type if matrix else 'identity'} matrix from the moving frame "
+            f"{item.source_frame_of_reference_uid} to the fixed frame {result.registration.frame_of_reference_uid}",
+            f"  ({len(item.referenced_images)} moving instance(s) referenced)",
+        ]
+    lines.append(
         f"  series in the fixed image's study {result.dataset.StudyInstanceUID}"
-        + ("" if same_study else " (the moving series is in another study)"),
-    ]
+        + ("" if same_study else " (the moving series is in another study)")
+    )
     lines += [f"  warning: {w}" for w in result.report.warnings]
     return "\n".join(lines)
 
@@ -146,6 +157,7 @@ def command_to_transform(args: argparse.Namespace) -> int:
     from .reports import to_transform_report, write_report
 
     registration = read_registration(args.reg)
+    item = registration.choose_item(args.source_frame)
     with atomic_output(args.output, args.force, inputs=[args.reg]) as temporary:
         write_transform_file(registration, temporary)
     print(f"Wrote {args.output}: the fixed -> moving transform of {args.reg}", file=_text_stream(args))
@@ -270,12 +282,12 @@ def command_demo(args: argparse.Namespace) -> int:
     result, fixed, moving = outcome.result, outcome.fixed, outcome.moving
     print(_describe_export(outcome))
 
-    registration = read_registration(result.path)
-    grid = registration.deformable_item.grid
+    item = read_registration(result.path).choose_item()
+    grid = item.grid
     rng = np.random.default_rng(0)
     inside = rng.uniform(0.05, 0.95, size=(2000, 3)) * (np.array(grid.dimensions) - 1)
     points_lps = inside @ grid.index_to_lps[:3, :3].T + grid.index_to_lps[:3, 3]
-    error_mm = np.linalg.norm(registration.map_points(points_lps) - case.mapping_lps(points_lps), axis=1)
+    error_mm = np.linalg.norm(item.map_points(points_lps) - case.mapping_lps(points_lps), axis=1)
     print(
         f"Read back: the file maps {len(points_lps)} fixed points to the moving frame within "
         f"{error_mm.max():.3g} mm (max) of the known deformation (grid interpolation)"
@@ -321,14 +333,14 @@ def _add_json_argument(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dicomregsave",
-        description="Save deformable registrations as DICOM Deformable Spatial Registration (REG) objects.",
+        description="Save registrations as DICOM Spatial Registration or Deformable Spatial Registration (REG) objects.",
     )
     parser.add_argument("--version", action="version", version=f"dicomregsave {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     export = commands.add_parser(
         "export", help="write a REG file from a transform file and the fixed/moving DICOM series",
-        description="Write a REG that maps the fixed image's frame to the moving image's frame, as a "
+        description="Write a REG (Spatial Registration for a linear transform, else Deformable Spatial Registration) that maps the fixed image's frame to the moving image's frame, as a "
         "transform file applied to the moving image in 3D Slicer (ITK resampling convention) does.",
     )
     export.add_argument("--transform", type=Path, required=True, metavar="FILE",
@@ -352,6 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--software-versions", metavar="T")
     export.add_argument("--identity-item", action="store_true",
                         help="add a leading identity item for the fixed frame (referencing the fixed images)")
+    export.add_argument("--registration-class", choices=("auto", "spatial", "deformable"), default="auto",
+                        help="SOP class: spatial (66.1, matrices only), deformable (66.3), or auto (default): "
+                        "spatial when the whole transform is linear")
     export.add_argument("--tag", action="append", type=_tag_assignment, metavar="KEYWORD=VALUE",
                         help="set an attribute of the REG (repeatable; several values separated by \\); "
                         "patient name/ID and study UID must match the fixed image")
@@ -397,10 +412,16 @@ def build_parser() -> argparse.ArgumentParser:
     batch.set_defaults(run=command_batch, export_parser=export)
 
     to_transform = commands.add_parser(
-        "to-transform", help="write a REG's mapping as an ITK transform or displacement field file")
+        "to-transform", help="write a REG's mapping as an ITK transform or displacement field file",
+        description="Write the fixed -> moving mapping of one item of a REG (66.1 or 66.3) as Slicer and ITK apply "
+        "transforms to the moving image. A Spatial Registration (66.1) gives an ITK affine transform; displacement "
+        "field formats need an item with a grid.")
     to_transform.add_argument("reg", type=Path, metavar="REG.dcm")
     to_transform.add_argument("output", type=Path, metavar="OUTPUT",
                               help=".h5 .tfm .txt (ITK transform) or .nrrd .mha .nii.gz (displacement field)")
+    to_transform.add_argument("--source-frame", metavar="UID",
+                              help="the item whose source Frame of Reference UID is UID (the moving image's frame); "
+                              "needed when the REG holds several non-identity items")
     to_transform.add_argument("--force", action="store_true", help="replace an existing output file")
     _add_json_argument(to_transform)
     to_transform.set_defaults(run=command_to_transform)

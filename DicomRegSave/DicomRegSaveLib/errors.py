@@ -23,3 +23,7 @@ class TransformInputError(DicomRegSaveError):
 
 class OutputError(DicomRegSaveError):
     """The output file cannot be written (exists already, folder not writable, too large)."""
+
+
+class RegistrationChoiceError(DicomRegSaveError, LookupError):
+    """No item, or several items, of a registration fit what was asked; the message lists every item."""

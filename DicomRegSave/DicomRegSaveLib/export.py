@@ -31,7 +31,7 @@ from .model import (
     Registration,
     RegistrationItem,
 )
-from .sop import DeformableSpatialRegistration
+from .sop import DeformableSpatialRegistration, SpatialRegistration
 from .vector_buffer import write_dataset_streaming
 
 if TYPE_CHECKING:
@@ -87,6 +87,10 @@ def new_uid(root: str | None = None) -> str:
     return pydicom.uid.generate_uid(prefix=root + ".")
 
 
+#: ExportOptions.registration_class values: the SOP class to write.
+REGISTRATION_CLASSES = ("auto", "spatial", "deformable")
+
+
 def default_software_versions() -> list[str]:
     return [f"DicomRegSave {__version__}", f"pydicom {pydicom.__version__}", f"highdicom {hd.__version__}"]
 
@@ -99,9 +103,15 @@ class ExportOptions:
     else except ``modifier``, a callable that receives the finished dataset (private tags,
     site-specific clean-ups). ``copy_source_keywords`` copies further attributes from the fixed
     image on request, with a warning each.
+
+    ``series_description`` ``None`` names the class written ("Deformable registration" or
+    "Spatial registration"). ``registration_class`` chooses the SOP class: ``"spatial"`` a Spatial Registration (66.1,
+    matrices only; refused for a non-linear transform), ``"deformable"`` a Deformable Spatial
+    Registration (66.3; a linear transform gets a zero grid and a post matrix), ``"auto"`` (the
+    default) spatial when the whole transform is linear, else deformable.
     """
 
-    series_description: str | None = "Deformable registration"
+    series_description: str | None = None
     series_number: int = 1000
     instance_number: int = 1
     content_label: str = "REGISTRATION"
@@ -112,6 +122,7 @@ class ExportOptions:
     device_serial_number: str = "DICOMREGSAVE"
     software_versions: Sequence[str] = field(default_factory=default_software_versions)
     identity_item: bool = False
+    registration_class: str = "auto"
     registration_type: Code | None = IMAGE_CONTENT_BASED_ALIGNMENT
     comment: str | None = None
     series_instance_uid: str | None = None
@@ -140,6 +151,7 @@ def build_registration(
     identity_item: bool = False,
     registration_type: Code | None = IMAGE_CONTENT_BASED_ALIGNMENT,
     comment: str | None = None,
+    registration_class: str = "deformable",
 ) -> Registration:
     """The registration of `moving` to `fixed` by `deformation`.
 
@@ -148,7 +160,16 @@ def build_registration(
     identity_item:
         Add a leading item for the fixed frame itself (Frame of Reference Identity, no grid,
         referencing every fixed image), which some receivers expect.
+    registration_class:
+        ``"spatial"`` (one matrix per item, for a Spatial Registration), ``"deformable"`` or
+        ``"auto"`` (see :class:`ExportOptions`).
+
+    Raises
+    ------
+    InvalidRegistrationError
+        For ``"spatial"`` with a non-linear deformation, or an unknown class.
     """
+    spatial = _is_spatial(registration_class, deformation)
     items = []
     if identity_item:
         items.append(
@@ -158,18 +179,37 @@ def build_registration(
                 registration_type=FRAME_OF_REFERENCE_IDENTITY,
             )
         )
+    moving_item = deformation.spatial_item if spatial else deformation.item
     items.append(
-        RegistrationItem(
+        moving_item(
             moving.frame_of_reference_uid,
-            moving.image_references(),
-            grid=deformation.grid,
-            pre_deformation_matrix=deformation.pre_deformation_matrix,
-            post_deformation_matrix=deformation.post_deformation_matrix,
+            referenced_images=moving.image_references(),
             registration_type=registration_type,
             comment=comment,
         )
     )
     return Registration(fixed.frame_of_reference_uid, items)
+
+
+def _is_spatial(registration_class: str, deformation: Deformation) -> bool:
+    if registration_class not in REGISTRATION_CLASSES:
+        raise InvalidRegistrationError(
+            f"Unknown registration class {registration_class!r}; choose one of {', '.join(REGISTRATION_CLASSES)}."
+        )
+    return registration_class == "spatial" or (registration_class == "auto" and deformation.linear)
+
+
+_DEFAULT_SERIES_DESCRIPTIONS = {
+    DeformableSpatialRegistration: "Deformable registration",
+    SpatialRegistration: "Spatial registration",
+}
+
+
+def sop_class_for(registration: Registration) -> type[DeformableSpatialRegistration | SpatialRegistration]:
+    """The SOP class whose items `registration` holds: spatial unless an item is deformable."""
+    if any(item.is_deformable for item in registration.items):
+        return DeformableSpatialRegistration
+    return SpatialRegistration
 
 
 def create_dataset(registration: Registration, fixed_image: Dataset, options: ExportOptions) -> Dataset:
@@ -180,7 +220,7 @@ def create_dataset(registration: Registration, fixed_image: Dataset, options: Ex
         "sop_instance_uid": options.sop_instance_uid or new_uid(options.uid_root),
         "series_number": options.series_number,
         "instance_number": options.instance_number,
-        "series_description": options.series_description,
+        "series_description": options.series_description or _DEFAULT_SERIES_DESCRIPTIONS[sop_class_for(registration)],
         "content_label": options.content_label,
         "content_description": options.content_description,
         "content_creator_name": options.content_creator_name,
@@ -197,7 +237,7 @@ def create_dataset(registration: Registration, fixed_image: Dataset, options: Ex
             arguments[_CONSTRUCTOR_OVERRIDES[keyword]] = int(value) if keyword.endswith("Number") else value
         else:
             remaining[keyword] = value
-    dataset = DeformableSpatialRegistration(registration, fixed_image, **arguments)
+    dataset = sop_class_for(registration)(registration, fixed_image, **arguments)
     tags.copy_extra_attributes(dataset, fixed_image, options.copy_source_keywords)
     tags.apply_overrides(dataset, remaining)
     tags.ensure_character_set(dataset)
@@ -288,6 +328,7 @@ def export_registration(
         identity_item=options.identity_item,
         registration_type=options.registration_type,
         comment=options.comment,
+        registration_class=options.registration_class,
     )
     dataset = create_dataset(registration, fixed.first_header, options)
     report = check_dataset(dataset)

@@ -1,12 +1,18 @@
-"""The Slicer-free model of a DICOM deformable registration, in DICOM patient coordinates (LPS, mm).
+"""The Slicer-free model of a DICOM spatial registration, in DICOM patient coordinates (LPS, mm).
 
-A :class:`Registration` maps points of the *registered* frame of reference (the fixed image's) to
-a *source* frame of reference (the moving image's), as the Deformable Spatial Registration SOP
-Class defines it (PS3.3 C.20.3.1.1, PS3.17 O.1)::
+A :class:`Registration` holds the *registered* frame of reference (the fixed image's) and one
+:class:`RegistrationItem` per *source* frame of reference (a moving image's). Every item maps
+registered-frame points to its source frame (:meth:`RegistrationItem.map_points`), the direction
+in which a moving image is resampled onto the fixed one. The two SOP classes store that mapping
+in opposite directions, and this module (with :mod:`geometry`) is where that is resolved:
 
-    source_point_lps = M_post @ (M_pre @ x_lps + D(x_lps))
+* Deformable Spatial Registration (66.3) stores registered -> source (PS3.3 C.20.3.1.1)::
 
-where ``D`` is the displacement grid, indexed at the registered point ``x`` itself.
+      source_point_lps = M_post @ (M_pre @ x_lps + D(x_lps))
+
+  where ``D`` is the displacement grid, indexed at the registered point ``x`` itself.
+* Spatial Registration (66.1) stores a matrix ``M`` that maps **source -> registered**
+  (PS3.3 C.20.2.1.1, PS3.17 O.1), so ``source_point_lps = inv(M) @ x_lps``.
 """
 
 from __future__ import annotations
@@ -18,11 +24,13 @@ import numpy as np
 from pydicom.sr.coding import Code
 
 from . import geometry
-from .errors import InvalidRegistrationError
+from .errors import InvalidRegistrationError, RegistrationChoiceError
 from .values import problem_uid, require
 
 #: SOP Class UID of Deformable Spatial Registration Storage (PS3.4, modality REG).
 DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.66.3"
+#: SOP Class UID of (rigid/affine) Spatial Registration Storage (PS3.4, modality REG).
+SPATIAL_REGISTRATION_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.66.1"
 
 #: Registration Type Code Sequence default (CID 7100): intensity-based registration.
 IMAGE_CONTENT_BASED_ALIGNMENT = Code("125024", "DCM", "Image Content-based Alignment")
@@ -107,6 +115,14 @@ class RegistrationMatrix:
     @property
     def is_identity(self) -> bool:
         return bool(np.array_equal(self.matrix_lps, np.eye(4)))
+
+    def inverse(self) -> RegistrationMatrix:
+        """The inverse matrix; its type is detected again (the inverse of a RIGID matrix is RIGID)."""
+        return RegistrationMatrix(np.linalg.inv(self.matrix_lps))
+
+    def compose(self, then: RegistrationMatrix) -> RegistrationMatrix:
+        """The matrix that applies this one first and `then` second (``then @ self``)."""
+        return RegistrationMatrix(then.matrix_lps @ self.matrix_lps)
 
 
 class DisplacementGrid:
@@ -297,18 +313,28 @@ def check_vector_values(triples: np.ndarray, first_index: int, n_i: int, n_j: in
 
 @dataclass
 class RegistrationItem:
-    """One item of the Deformable Registration Sequence: how the registered frame maps to one source frame.
+    """One registration item: how the registered frame maps to one source frame.
+
+    An item is either *deformable* (an item of the Deformable Registration Sequence of a 66.3:
+    `grid`, `pre_deformation_matrix`, `post_deformation_matrix`) or *spatial* (an item of the
+    Registration Sequence of a 66.1: `matrix_registration`), never both; an item with none of
+    them is an identity item.
 
     Parameters
     ----------
     source_frame_of_reference_uid:
-        Source Frame of Reference UID (the moving image's frame).
+        Source Frame of Reference UID (the moving image's frame); in a 66.1 it is written as the
+        item's Frame of Reference UID (0020,0052).
     referenced_images:
         The source instances this item applies to (Referenced Image Sequence).
     grid:
         The displacement grid, or ``None`` for an item without deformation (e.g. identity item).
     pre_deformation_matrix, post_deformation_matrix:
         Linear parts before and after the displacement (LPS); ``None`` means identity.
+    matrix_registration:
+        The Spatial Registration (66.1) matrix of the Matrix Registration Sequence (0070,0309).
+        It maps **source-frame** LPS points to the **registered** frame, the opposite direction
+        of the deformable parts; :meth:`map_points` applies its inverse.
     registration_type:
         One CID 7100 code, or ``None`` for an empty Registration Type Code Sequence.
     comment:
@@ -322,6 +348,7 @@ class RegistrationItem:
     post_deformation_matrix: RegistrationMatrix | None = None
     registration_type: Code | None = IMAGE_CONTENT_BASED_ALIGNMENT
     comment: str | None = None
+    matrix_registration: RegistrationMatrix | None = None
 
     def __post_init__(self) -> None:
         require(problem_uid, self.source_frame_of_reference_uid, "Source Frame of Reference UID")
@@ -337,18 +364,67 @@ class RegistrationItem:
                 )
         if self.grid is not None and not isinstance(self.grid, DisplacementGrid):
             raise TypeError("grid must be a DisplacementGrid or None")
+        for name in ("pre_deformation_matrix", "post_deformation_matrix", "matrix_registration"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), RegistrationMatrix):
+                raise TypeError(f"{name} must be a RegistrationMatrix or None")
+        if self.matrix_registration is not None and self.is_deformable:
+            raise InvalidRegistrationError(
+                "A registration item holds either a Spatial Registration matrix (66.1) or a displacement grid "
+                "with pre/post deformation matrices (66.3), not both."
+            )
+
+    @property
+    def is_deformable(self) -> bool:
+        """True if the item has a grid or a pre/post deformation matrix (only a 66.3 can hold it)."""
+        return any(part is not None for part in (self.grid, self.pre_deformation_matrix, self.post_deformation_matrix))
+
+    @property
+    def is_identity(self) -> bool:
+        """True if the item maps every point to itself: no grid, and every matrix absent or identity.
+
+        Planning systems write such an item for the registered frame itself (Frame of Reference
+        Identity); it does not describe how to move a moving image.
+        """
+        matrices = (self.pre_deformation_matrix, self.post_deformation_matrix, self.matrix_registration)
+        return self.grid is None and all(m is None or m.is_identity for m in matrices)
+
+    def registered_to_source_parts(
+        self,
+    ) -> tuple[RegistrationMatrix | None, DisplacementGrid | None, RegistrationMatrix | None]:
+        """``(pre, grid, post)``: the item as ``source = post(pre x + D(x))``, registered -> source, LPS.
+
+        For a 66.1 item this is ``(None, None, inv(matrix_registration))``; ``None`` means identity.
+        """
+        if self.matrix_registration is not None:
+            return None, None, self.matrix_registration.inverse()
+        return self.pre_deformation_matrix, self.grid, self.post_deformation_matrix
 
     def map_points(self, points_lps: np.ndarray) -> np.ndarray:
-        """Map registered-frame points (N, 3, LPS mm) to the source frame by the standard's equation."""
+        """Map registered-frame points (N, 3, LPS mm) to the source frame (for 66.1: by the inverse matrix)."""
         points = np.asarray(points_lps, dtype=np.float64).reshape(-1, 3)
+        pre, grid, post = self.registered_to_source_parts()
         mapped = points
-        if self.pre_deformation_matrix is not None:
-            mapped = _apply(self.pre_deformation_matrix.matrix_lps, mapped)
-        if self.grid is not None:
-            mapped = mapped + self.grid.displacement_at(points)
-        if self.post_deformation_matrix is not None:
-            mapped = _apply(self.post_deformation_matrix.matrix_lps, mapped)
+        if pre is not None:
+            mapped = _apply(pre.matrix_lps, mapped)
+        if grid is not None:
+            mapped = mapped + grid.displacement_at(points)
+        if post is not None:
+            mapped = _apply(post.matrix_lps, mapped)
         return mapped
+
+    def describe(self) -> str:
+        """One line for messages: source frame, kind and referenced series."""
+        if self.is_identity:
+            kind = "identity"
+        elif self.grid is not None:
+            kind = "displacement grid"
+        else:
+            kind = "matrix only"
+        series = sorted({r.series_instance_uid for r in self.referenced_images})
+        return (
+            f"source Frame of Reference UID {self.source_frame_of_reference_uid} ({kind}); referenced series: "
+            f"{', '.join(series) if series else 'none listed'}"
+        )
 
 
 def _apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -357,14 +433,14 @@ def _apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Registration:
-    """A deformable registration: the registered frame of reference and its items.
+    """A spatial registration: the registered frame of reference and every item of the file.
 
     Parameters
     ----------
     frame_of_reference_uid:
         The registered (fixed image) Frame of Reference UID: the REG object's own frame.
     items:
-        Deformable Registration Sequence items; at least one must carry a grid.
+        Registration items in file order (identity items included), at least one.
     """
 
     frame_of_reference_uid: str
@@ -373,19 +449,57 @@ class Registration:
     def __post_init__(self) -> None:
         require(problem_uid, self.frame_of_reference_uid, "Registered Frame of Reference UID")
         self.items = list(self.items)
-        if not any(item.grid is not None for item in self.items):
-            raise InvalidRegistrationError(
-                "A deformable registration needs at least one item with a displacement grid; none was given."
+        if not self.items:
+            raise InvalidRegistrationError("A registration needs at least one item; none was given.")
+        for item in self.items:
+            if not isinstance(item, RegistrationItem):
+                raise TypeError("items must hold RegistrationItem objects")
+
+    def choose_item(self, source_frame_of_reference_uid: str | None = None) -> RegistrationItem:
+        """The item that moves one moving image onto the fixed image.
+
+        Parameters
+        ----------
+        source_frame_of_reference_uid:
+            Choose the item for this source frame. ``None``: the one item that is not an identity
+            item (see :attr:`RegistrationItem.is_identity`); when every item is an identity item,
+            the one whose source frame differs from the registered frame.
+
+        Raises
+        ------
+        RegistrationChoiceError
+            If no item or several items qualify; the message lists every item's source Frame of
+            Reference UID and referenced series, so the user can choose.
+        """
+        if source_frame_of_reference_uid is not None:
+            candidates = [i for i in self.items if i.source_frame_of_reference_uid == source_frame_of_reference_uid]
+            if len(candidates) > 1:
+                candidates = [i for i in candidates if not i.is_identity]
+            if len(candidates) == 1:
+                return candidates[0]
+            problem = (
+                f"no item has the source Frame of Reference UID {source_frame_of_reference_uid}" if not candidates
+                else f"{len(candidates)} items have the source Frame of Reference UID {source_frame_of_reference_uid}"
             )
+            raise RegistrationChoiceError(f"The registration cannot be used: {problem}.\n{self.describe_items()}")
+        candidates = [i for i in self.items if not i.is_identity]
+        if not candidates:
+            candidates = [i for i in self.items if i.source_frame_of_reference_uid != self.frame_of_reference_uid]
+        if len(candidates) == 1:
+            return candidates[0]
+        if not candidates:
+            raise RegistrationChoiceError(
+                "The registration holds only identity items of the registered frame "
+                f"{self.frame_of_reference_uid}; there is no moving image to move.\n{self.describe_items()}"
+            )
+        raise RegistrationChoiceError(
+            f"The registration holds {len(candidates)} items that move different images; choose one by its "
+            f"source Frame of Reference UID.\n{self.describe_items()}"
+        )
 
-    @property
-    def deformable_item(self) -> RegistrationItem:
-        """The first item that carries a grid (the fixed -> moving deformation)."""
-        return next(item for item in self.items if item.grid is not None)
-
-    def map_points(self, points_lps: np.ndarray) -> np.ndarray:
-        """Map fixed-frame points (N, 3, LPS mm) through the first item with a grid."""
-        return self.deformable_item.map_points(points_lps)
+    def describe_items(self) -> str:
+        """One line per item (number, source frame, kind, referenced series) for messages."""
+        return "\n".join(f"  item {number}: {item.describe()}" for number, item in enumerate(self.items, start=1))
 
     @property
     def referenced_images(self) -> list[ImageReference]:
@@ -413,6 +527,9 @@ class Deformation:
         so that between grid points the sampling error of trilinear interpolation applies.
     warnings:
         Sentences for the user about choices made (clamped spacing, resampling and why).
+    linear:
+        ``True`` when the transform is linear as a whole (the grid is all zero and only
+        placeholds the deformable form): it can then be written as a Spatial Registration (66.1).
     """
 
     grid: DisplacementGrid
@@ -420,6 +537,30 @@ class Deformation:
     post_deformation_matrix: RegistrationMatrix | None = None
     exact: bool = True
     warnings: list[str] = field(default_factory=list)
+    linear: bool = False
+
+    def spatial_item(self, source_frame_of_reference_uid: str, **kwargs: object) -> RegistrationItem:
+        """A Spatial Registration (66.1) :class:`RegistrationItem` for a linear deformation.
+
+        The deformation maps registered -> source (``post @ pre``); the 66.1 matrix maps source ->
+        registered, so the item stores the inverse.
+
+        Raises
+        ------
+        InvalidRegistrationError
+            If the deformation is not linear.
+        """
+        if not self.linear:
+            raise InvalidRegistrationError(
+                "The transform is not linear (it holds a displacement field, B-spline or other non-linear part), so it "
+                "cannot be written as a Spatial Registration (66.1), which holds matrices only. Export it as a "
+                "Deformable Spatial Registration (66.3)."
+            )
+        identity = RegistrationMatrix.identity()
+        registered_to_source = (self.pre_deformation_matrix or identity).compose(self.post_deformation_matrix or identity)
+        return RegistrationItem(
+            source_frame_of_reference_uid, matrix_registration=registered_to_source.inverse(), **kwargs
+        )
 
     def item(self, source_frame_of_reference_uid: str, **kwargs: object) -> RegistrationItem:
         """A :class:`RegistrationItem` carrying this deformation (further item fields as keywords)."""

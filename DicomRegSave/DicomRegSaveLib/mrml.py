@@ -34,7 +34,6 @@ from .progress import Progress, ignore_progress
 from .model import (  # Deformation and axis_aligned_grid are re-exported: callers know them from here
     Deformation,
     DisplacementGrid,
-    Registration,
     RegistrationItem,
     RegistrationMatrix,
     axis_aligned_grid,
@@ -120,7 +119,7 @@ def deformation_from_transform_node(
             geometry_.origin_lps, geometry_.direction_lps, geometry_.spacing_mm,
             np.zeros((*geometry_.dimensions[::-1], 3), dtype=np.float32),
         )
-        return Deformation(grid, None, _registration_matrix(matrix_ras), True, warnings)
+        return Deformation(grid, None, _registration_matrix(matrix_ras), True, warnings, linear=True)
 
     reason = None
     if grid_spacing_mm is not None:
@@ -434,14 +433,16 @@ def _sample(transform_node: slicer.vtkMRMLTransformNode, target: _SamplingGeomet
 
 
 def from_parent_components(
-    registration_or_item: Registration | RegistrationItem,
+    item: RegistrationItem,
     progress: Progress | None = None,
 ) -> list[tuple[str, vtk.vtkAbstractTransform]]:
     """VTK transforms (RAS) that, applied in list order, perform the item's registered -> source mapping.
 
     Returns ``(role, transform)`` pairs, role ``"pre"``, ``"grid"`` or ``"post"``; identity
     matrices are left out. The grid is a :class:`vtkOrientedGridTransform` used as a from-parent
-    (resampling) transform.
+    (resampling) transform. A Spatial Registration (66.1) item gives one ``"post"`` matrix, the
+    inverse of its stored source -> registered matrix (see
+    :meth:`RegistrationItem.registered_to_source_parts`); an identity item gives no component.
 
     A pre-deformation matrix ``A`` is handled exactly: when ``A`` keeps the grid axes orthogonal
     (rigid, uniform scale) the order is ``A, G', post`` with G' the grid geometry mapped by ``A``
@@ -457,15 +458,16 @@ def from_parent_components(
     InvalidRegistrationError
         If a vector is infinite or partly NaN.
     """
-    item = registration_or_item.deformable_item if isinstance(registration_or_item, Registration) else registration_or_item
-    pre = _matrix_or_none(item.pre_deformation_matrix)
-    post = _matrix_or_none(item.post_deformation_matrix)
+    if not isinstance(item, RegistrationItem):
+        raise TypeError("from_parent_components takes one RegistrationItem; see Registration.choose_item")
+    pre_matrix, grid, post_matrix = item.registered_to_source_parts()
+    pre = _matrix_or_none(pre_matrix)
+    post = _matrix_or_none(post_matrix)
     components: list[tuple[str, vtk.vtkAbstractTransform]] = []
-    if item.grid is None:
+    if grid is None:
         if pre is not None:
             components.append(("pre", _linear_transform(pre)))
     else:
-        grid = item.grid
         moved = None if pre is None else _orthogonal_geometry(pre @ grid.index_to_lps)
         if pre is None:
             components.append(("grid", _grid_transform(grid.index_to_lps, grid, progress=progress)))
@@ -482,18 +484,20 @@ def from_parent_components(
 
 
 def nodes_from_registration(
-    registration_or_item: Registration | RegistrationItem,
+    item: RegistrationItem,
     scene: slicer.vtkMRMLScene,
     name: str = "Deformable registration",
     progress: Progress | None = None,
 ) -> list[slicer.vtkMRMLTransformNode]:
-    """Create transform nodes in `scene` that reproduce the registration's fixed -> moving mapping.
+    """Create transform nodes in `scene` that reproduce one item's fixed -> moving mapping.
 
     The nodes are chained parent -> child in the order of :func:`from_parent_components`
-    (pre-matrix node, grid node, post-matrix node — or grid, pre, post for a shearing pre-matrix);
-    each stores its part as a **from-parent** transform, the grid as a
-    :class:`vtkMRMLGridTransformNode` in RAS. Place the moving volume under the **last** node of
-    the returned list: its from-world transform is then ``M_post(M_pre x + D(x))``.
+    (pre-matrix node, grid node, post-matrix node — or grid, pre, post for a shearing pre-matrix;
+    one linear node for a Spatial Registration (66.1) item); each stores its part as a
+    **from-parent** transform, the grid as a :class:`vtkMRMLGridTransformNode` in RAS. Place the
+    moving volume under the **last** node of the returned list: its from-world transform is then
+    :meth:`RegistrationItem.map_points`. An identity item gives one linear identity node, so that
+    there is always a node to place the moving volume under.
 
     `progress` follows the copying of the grid's vectors (see :func:`from_parent_components`).
 
@@ -502,8 +506,9 @@ def nodes_from_registration(
     list of vtkMRMLTransformNode
         Root first, leaf (the node for the moving volume) last.
     """
+    components = from_parent_components(item, progress) or [("post", _linear_transform(np.eye(4)))]
     nodes: list[slicer.vtkMRMLTransformNode] = []
-    for role, transform in from_parent_components(registration_or_item, progress):
+    for role, transform in components:
         node_class = "vtkMRMLGridTransformNode" if role == "grid" else "vtkMRMLLinearTransformNode"
         node = scene.AddNewNodeByClass(node_class, scene.GenerateUniqueName(f"{name} {role}"))
         if role == "grid":

@@ -1,7 +1,8 @@
-"""Read a DICOM Deformable Spatial Registration (REG) object into the model (LPS, mm).
+"""Read a DICOM Spatial Registration (66.1) or Deformable Spatial Registration (66.3) into the model (LPS, mm).
 
-The reader follows PS3.3 A.39.2 / C.20.3 and returns the same :class:`~.model.Registration`
-that the writer consumes, so round trips, ``to-transform`` and validation share one model.
+The reader follows PS3.3 A.39.1 / C.20.2 (66.1) and A.39.2 / C.20.3 (66.3) and returns the same
+:class:`~.model.Registration` that the writers consume, with every item of the file, so round
+trips, ``to-transform``, the Slicer import and validation share one model.
 Vector Grid Data is wrapped with :func:`numpy.frombuffer`: the displacement array is a view of
 the bytes pydicom read, not a second copy of a field that may be hundreds of megabytes.
 """
@@ -24,6 +25,7 @@ from .dicom_file import read_dicom_file
 from .errors import DicomRegSaveError, InvalidRegistrationError
 from .model import (
     DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID,
+    SPATIAL_REGISTRATION_SOP_CLASS_UID,
     DisplacementGrid,
     ImageReference,
     Registration,
@@ -32,10 +34,8 @@ from .model import (
 )
 
 
-#: SOP classes that users confuse with a deformable REG, with what to tell them.
-_RELATED_SOP_CLASSES = {
-    "1.2.840.10008.5.1.4.1.1.66.1": "a rigid Spatial Registration (…66.1), which holds matrices only",
-    "1.2.840.10008.5.1.4.1.1.66.2": "a Spatial Fiducials object (…66.2), which holds landmarks only",
+#: SOP classes that users confuse with a REG, with what to tell them.
+_RELATED_SOP_CLASSES = {    "1.2.840.10008.5.1.4.1.1.66.2": "a Spatial Fiducials object (…66.2), which holds landmarks only",
     "1.2.840.10008.5.1.4.1.1.66.4": "a Segmentation (…66.4)",
 }
 
@@ -43,7 +43,7 @@ _T = TypeVar("_T")
 
 
 def read_registration(source: str | Path | Dataset) -> Registration:
-    """Read a Deformable Spatial Registration file or dataset into a :class:`Registration`.
+    """Read a Spatial Registration or Deformable Spatial Registration file or dataset.
 
     Parameters
     ----------
@@ -54,29 +54,39 @@ def read_registration(source: str | Path | Dataset) -> Registration:
     -------
     Registration
         Registered frame = the REG's Frame of Reference UID (0020,0052); one
-        :class:`RegistrationItem` per Deformable Registration Sequence (0064,0002) item, with
-        matrices and grid in LPS (mm). A grid's vectors are a read-only float32 view of
-        Vector Grid Data (0064,0009).
+        :class:`RegistrationItem` per item of the Registration Sequence (0070,0308) of a 66.1 or
+        the Deformable Registration Sequence (0064,0002) of a 66.3, in file order, identity
+        items included. Matrices and grids are in LPS (mm); a grid's vectors are a read-only
+        float32 view of Vector Grid Data (0064,0009).
 
     Raises
     ------
     InvalidRegistrationError
-        If the file cannot be read, is not a Deformable Spatial Registration, or an attribute
+        If the file cannot be read, is not a (Deformable) Spatial Registration, or an attribute
         the mapping depends on is missing or malformed; the message names the file and the tag.
     """
     dataset, name = _load(source)
-    _check_sop_class(dataset, name)
+    sop_class_uid = _check_sop_class(dataset, name)
     registered_frame = _required(dataset, "FrameOfReferenceUID", "(0020,0052)", name)
     series_and_study = _instance_locations(dataset, name)
-    sequence = _required(dataset, "DeformableRegistrationSequence", "(0064,0002)", name)
+    if sop_class_uid == SPATIAL_REGISTRATION_SOP_CLASS_UID:
+        keyword, tag, read_item = "RegistrationSequence", "(0070,0308)", _read_spatial_item
+    else:
+        keyword, tag, read_item = "DeformableRegistrationSequence", "(0064,0002)", _read_item
+    sequence = _required(dataset, keyword, tag, name)
     if len(sequence) == 0:
         raise InvalidRegistrationError(
-            f"{name}: the Deformable Registration Sequence (0064,0002) is empty; a REG needs at least one item."
+            f"{name}: the {_spaced(keyword)} {tag} is empty; a REG needs at least one item."
         )
     items = [
-        _read_item(item, f"{name}: Deformable Registration Sequence (0064,0002) item {number}", series_and_study)
+        read_item(item, f"{name}: {_spaced(keyword)} {tag} item {number}", series_and_study)
         for number, item in enumerate(sequence, start=1)
     ]
+    if sop_class_uid == DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID and all(item.grid is None for item in items):
+        raise InvalidRegistrationError(
+            f"{name}: no Deformable Registration Sequence (0064,0002) item has a Deformable Registration Grid "
+            "Sequence (0064,0005); a deformable registration needs at least one item with a displacement grid."
+        )
     return _wrap(lambda: Registration(str(registered_frame), items), name)
 
 
@@ -103,10 +113,11 @@ def _load(source: str | Path | Dataset) -> tuple[Dataset, str]:
     return read_dataset(source), str(source)
 
 
-def _check_sop_class(dataset: Dataset, name: str) -> None:
+def _check_sop_class(dataset: Dataset, name: str) -> str:
+    """The SOP Class UID if it is 66.1 or 66.3, else an error that says what the object is."""
     sop_class_uid = dataset.get("SOPClassUID")
-    if sop_class_uid == DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID:
-        return
+    if sop_class_uid in (SPATIAL_REGISTRATION_SOP_CLASS_UID, DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID):
+        return str(sop_class_uid)
     if sop_class_uid is None:
         what = "an object without SOP Class UID (0008,0016)"
     elif sop_class_uid in _RELATED_SOP_CLASSES:
@@ -114,8 +125,8 @@ def _check_sop_class(dataset: Dataset, name: str) -> None:
     else:
         what = f"this is {UID(sop_class_uid).name} ({sop_class_uid})"
     raise InvalidRegistrationError(
-        f"{name} is not a Deformable Spatial Registration (SOP Class {DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID}): "
-        f"{what}. Choose the deformable REG object."
+        f"{name} is not a Spatial Registration (SOP Class {SPATIAL_REGISTRATION_SOP_CLASS_UID}) or Deformable "
+        f"Spatial Registration ({DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID}): {what}. Choose the REG object."
     )
 
 
@@ -204,6 +215,46 @@ def _single_item(dataset: Dataset, keyword: str, tag: str, where: str) -> Datase
             f"{where}: {_spaced(keyword)} {tag} holds {len(sequence)} items; the standard allows exactly one."
         )
     return sequence[0]
+
+
+def _read_spatial_item(item: Dataset, where: str, locations: dict[str, tuple[str, str]]) -> RegistrationItem:
+    """One Registration Sequence item of a 66.1: its source frame, images and Matrix Registration."""
+    source_frame = item.get("FrameOfReferenceUID")
+    if source_frame in (None, ""):
+        raise InvalidRegistrationError(
+            f"{where}: Frame of Reference UID (0020,0052) is missing, so the item's source frame is unknown; "
+            "only registrations between frames of reference can be read."
+        )
+    source_frame = str(source_frame)
+    references = [
+        _read_reference(reference, f"{where}: Referenced Image Sequence (0008,1140) item {number}", source_frame, locations)
+        for number, reference in enumerate(item.get("ReferencedImageSequence") or (), start=1)
+    ]
+    registration_where = f"{where}: Matrix Registration Sequence (0070,0309)"
+    matrix_registration = _single_item(item, "MatrixRegistrationSequence", "(0070,0309)", where)
+    if matrix_registration is None:
+        raise InvalidRegistrationError(
+            f"{registration_where} is missing or empty (Type 1): the item holds no matrix. Items registered by "
+            "fiducials alone cannot be read; ask the producer for the matrix."
+        )
+    matrices = matrix_registration.get("MatrixSequence") or ()
+    if len(matrices) == 0:
+        raise InvalidRegistrationError(f"{registration_where} item 1: Matrix Sequence (0070,030A) is missing or empty.")
+    # C.20.2.1.1: several matrices are applied in the order of the items.
+    matrix = _read_matrix(matrices[0], f"{registration_where} > Matrix Sequence (0070,030A) item 1")
+    for number, matrix_item in enumerate(matrices[1:], start=2):
+        matrix = matrix.compose(_read_matrix(matrix_item, f"{registration_where} > Matrix Sequence (0070,030A) item {number}"))
+    comment = matrix_registration.get("FrameOfReferenceTransformationComment")
+    return _wrap(
+        lambda: RegistrationItem(
+            source_frame_of_reference_uid=source_frame,
+            referenced_images=references,
+            matrix_registration=matrix,
+            registration_type=_read_registration_type(matrix_registration, registration_where),
+            comment=None if comment in (None, "") else str(comment),
+        ),
+        where,
+    )
 
 
 def _read_reference(

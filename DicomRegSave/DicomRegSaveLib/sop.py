@@ -1,4 +1,11 @@
-"""The Deformable Spatial Registration IOD (PS3.3 A.39.2) as a highdicom SOP class."""
+"""The Spatial Registration (PS3.3 A.39.1) and Deformable Spatial Registration (A.39.2) IODs as highdicom SOP classes.
+
+Both IODs share Patient, General Study, General Series, Spatial Registration Series, Frame of
+Reference, General Equipment, Common Instance Reference and SOP Common: :class:`_RegistrationSOPClass`
+writes those once. They differ in the registration module (Spatial Registration with its
+Registration Sequence, or Deformable Spatial Registration with its Deformable Registration
+Sequence) and in Enhanced General Equipment, which only the deformable IOD has.
+"""
 
 from __future__ import annotations
 
@@ -14,11 +21,17 @@ from pydicom.valuerep import format_number_as_ds
 
 from . import tags
 from .errors import InvalidRegistrationError
-from .model import DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID, DisplacementGrid, Registration, RegistrationItem, RegistrationMatrix
+from .model import (
+    DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID,
+    SPATIAL_REGISTRATION_SOP_CLASS_UID,
+    DisplacementGrid,
+    Registration,
+    RegistrationItem,
+    RegistrationMatrix,
+)
 from .references import common_instance_reference, referenced_image_item
 from .values import problem_content_label, problem_person_name, problem_uid, require
 from .vector_buffer import VECTOR_GRID_DATA_TAG, VectorGridBuffer
-
 
 
 def _ds(values: Sequence[float] | np.ndarray) -> list[str]:
@@ -45,7 +58,11 @@ def _grid_item(grid: DisplacementGrid) -> Dataset:
     return item
 
 
-def _registration_item(item: RegistrationItem) -> Dataset:
+def _registration_type_codes(item: RegistrationItem) -> list[Dataset]:
+    return [hd.sr.CodedConcept.from_code(item.registration_type)] if item.registration_type is not None else []
+
+
+def _deformable_registration_item(item: RegistrationItem) -> Dataset:
     """One Deformable Registration Sequence item. Identity matrices are written explicitly on items
     with a grid, since receivers expect both matrix sequences there."""
     dataset = Dataset()
@@ -54,9 +71,7 @@ def _registration_item(item: RegistrationItem) -> Dataset:
         dataset.ReferencedImageSequence = [referenced_image_item(r) for r in item.referenced_images]
     if item.comment:
         dataset.FrameOfReferenceTransformationComment = item.comment
-    dataset.RegistrationTypeCodeSequence = (
-        [hd.sr.CodedConcept.from_code(item.registration_type)] if item.registration_type is not None else []
-    )
+    dataset.RegistrationTypeCodeSequence = _registration_type_codes(item)
     pre, post = item.pre_deformation_matrix, item.post_deformation_matrix
     if item.grid is not None:
         pre = pre or RegistrationMatrix.identity()
@@ -70,13 +85,37 @@ def _registration_item(item: RegistrationItem) -> Dataset:
     return dataset
 
 
-class DeformableSpatialRegistration(hd.SOPClass):
-    """SOP class for a Deformable Spatial Registration instance (modality REG).
+def _spatial_registration_item(item: RegistrationItem) -> Dataset:
+    """One Registration Sequence item of a 66.1 (C.20.2): the source frame, its images and one
+    Matrix Registration item whose matrix maps the source frame to the registered frame."""
+    dataset = Dataset()
+    dataset.FrameOfReferenceUID = item.source_frame_of_reference_uid
+    if item.referenced_images:
+        dataset.ReferencedImageSequence = [referenced_image_item(r) for r in item.referenced_images]
+    matrix_registration = Dataset()
+    if item.comment:
+        matrix_registration.FrameOfReferenceTransformationComment = item.comment
+    matrix_registration.RegistrationTypeCodeSequence = _registration_type_codes(item)
+    matrix_registration.MatrixSequence = [_matrix_item(item.matrix_registration or RegistrationMatrix.identity())]
+    dataset.MatrixRegistrationSequence = [matrix_registration]
+    return dataset
+
+
+class _RegistrationSOPClass(hd.SOPClass):
+    """What both registration IODs share: patient, study, series, frame, equipment, content, references.
 
     The REG joins the fixed image's study as a new series, in the fixed image's frame of
-    reference (the Registered RCS), and inherits its patient and study attributes. The
-    Enhanced General Equipment module describes the software that made the object.
+    reference (the Registered RCS), and inherits its patient and study attributes. The equipment
+    attributes describe the software that made the object, never the scanner. A subclass names
+    its SOP Class UID and builds (and checks the items of) its registration sequence.
     """
+
+    SOP_CLASS_UID: str
+
+    @classmethod
+    def _registration_sequence(cls, registration: Registration) -> tuple[str, list[Dataset]]:
+        """(keyword, items) of the IOD's registration sequence; raises for items it cannot hold."""
+        raise NotImplementedError
 
     def __init__(
         self,
@@ -107,7 +146,8 @@ class DeformableSpatialRegistration(hd.SOPClass):
         series_instance_uid, series_number, sop_instance_uid, instance_number:
             Identity of the new REG series and instance.
         manufacturer, manufacturer_model_name, device_serial_number, software_versions:
-            Enhanced General Equipment (Type 1): the software that created this object. Non-empty.
+            The software that created this object (General Equipment, and Enhanced General
+            Equipment in a 66.3). Non-empty.
         content_label:
             Content Label, a code string of 1-16 characters ``A-Z 0-9 _`` and space.
         content_description, content_creator_name:
@@ -122,11 +162,12 @@ class DeformableSpatialRegistration(hd.SOPClass):
         Raises
         ------
         InvalidRegistrationError
-            On an argument the standard does not allow, or a fixed image that does not belong to
-            the registration's frame of reference.
+            On an argument the standard does not allow, a fixed image that does not belong to
+            the registration's frame of reference, or items that the IOD cannot hold.
         """
         if not isinstance(registration, Registration):
             raise TypeError("registration must be a Registration")
+        sequence_keyword, sequence_items = self._registration_sequence(registration)
         fixed_frame = fixed_image.get("FrameOfReferenceUID")
         if fixed_frame != registration.frame_of_reference_uid:
             raise InvalidRegistrationError(
@@ -159,8 +200,9 @@ class DeformableSpatialRegistration(hd.SOPClass):
         ):
             if not value or not str(value).strip():
                 raise InvalidRegistrationError(
-                    f"{what} must not be empty: the Enhanced General Equipment module (Type 1) describes "
-                    "the software that created the registration."
+                    f"{what} must not be empty: the equipment attributes describe the software that created the "
+                    "registration (Type 1 in the Enhanced General Equipment module of a Deformable Spatial "
+                    "Registration; a Spatial Registration carries the same values)."
                 )
         now = content_datetime or datetime.datetime.now()
         super().__init__(
@@ -168,7 +210,7 @@ class DeformableSpatialRegistration(hd.SOPClass):
             series_instance_uid=series_instance_uid,
             series_number=series_number,
             sop_instance_uid=sop_instance_uid,
-            sop_class_uid=DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID,
+            sop_class_uid=self.SOP_CLASS_UID,
             instance_number=instance_number,
             modality="REG",
             manufacturer=manufacturer,
@@ -194,7 +236,7 @@ class DeformableSpatialRegistration(hd.SOPClass):
         self.ContentLabel = content_label
         self.ContentDescription = content_description or ""
         self.ContentCreatorName = content_creator_name or ""
-        self.DeformableRegistrationSequence = [_registration_item(item) for item in registration.items]
+        setattr(self, sequence_keyword, sequence_items)
 
         referenced_series, other_studies = common_instance_reference(
             registration.referenced_images, study_instance_uid
@@ -204,3 +246,48 @@ class DeformableSpatialRegistration(hd.SOPClass):
         if other_studies:
             self.StudiesContainingOtherReferencedInstancesSequence = other_studies
         tags.ensure_character_set(self)
+
+
+class DeformableSpatialRegistration(_RegistrationSOPClass):
+    """SOP class for a Deformable Spatial Registration instance (66.3, modality REG).
+
+    Items map the registered frame to their source frame by pre matrix, displacement grid and
+    post matrix; at least one item has a grid.
+    """
+
+    SOP_CLASS_UID = DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID
+
+    @classmethod
+    def _registration_sequence(cls, registration: Registration) -> tuple[str, list[Dataset]]:
+        if any(item.matrix_registration is not None for item in registration.items):
+            raise InvalidRegistrationError(
+                "An item holds a Spatial Registration matrix (source -> registered); a Deformable Spatial "
+                "Registration stores pre/post deformation matrices (registered -> source) instead. Write it "
+                "as a Spatial Registration."
+            )
+        if not any(item.grid is not None for item in registration.items):
+            raise InvalidRegistrationError(
+                "A deformable registration needs at least one item with a displacement grid; none was given."
+            )
+        return "DeformableRegistrationSequence", [_deformable_registration_item(item) for item in registration.items]
+
+
+class SpatialRegistration(_RegistrationSOPClass):
+    """SOP class for a (rigid or affine) Spatial Registration instance (66.1, modality REG).
+
+    Each item holds one matrix that maps its **source** frame to the registered frame
+    (PS3.3 C.20.2.1.1): :attr:`RegistrationItem.matrix_registration`, identity when ``None``.
+    The IOD has General Equipment only (no Enhanced General Equipment module).
+    """
+
+    SOP_CLASS_UID = SPATIAL_REGISTRATION_SOP_CLASS_UID
+
+    @classmethod
+    def _registration_sequence(cls, registration: Registration) -> tuple[str, list[Dataset]]:
+        deformable = [number for number, item in enumerate(registration.items, start=1) if item.is_deformable]
+        if deformable:
+            raise InvalidRegistrationError(
+                f"Item(s) {deformable} hold a displacement grid or pre/post deformation matrices; a Spatial "
+                "Registration holds one matrix per item. Write it as a Deformable Spatial Registration."
+            )
+        return "RegistrationSequence", [_spatial_registration_item(item) for item in registration.items]

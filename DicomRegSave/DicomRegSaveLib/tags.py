@@ -1,6 +1,6 @@
 """Which attributes a REG inherits from the fixed image, user overrides, and what is never copied.
 
-The module tables of the Deformable Spatial Registration IOD come from highdicom's copy of the
+The module tables of the Spatial Registration and Deformable Spatial Registration IODs come from highdicom's copy of the
 standard (see :func:`standard_tables`), so no keyword list is retyped here except
 the few series/frame-of-reference attributes that are deliberately taken from the fixed image.
 """
@@ -30,7 +30,8 @@ from .values import (
 
 logger = logging.getLogger(__name__)
 
-REG_IOD_KEY = "deformable-spatial-registration"
+#: The IODs written: Deformable Spatial Registration (66.3) and Spatial Registration (66.1).
+REG_IOD_KEYS = ("deformable-spatial-registration", "spatial-registration")
 
 #: Information entities whose attributes are copied from the fixed image, as the REG joins its study.
 INHERITED_ENTITIES = ("Patient", "Study")
@@ -48,6 +49,7 @@ GENERATED_MODULES = (
     "general-equipment",
     "enhanced-general-equipment",
     "deformable-spatial-registration",
+    "spatial-registration",
     "common-instance-reference",
     "sop-common",
 )
@@ -60,6 +62,7 @@ PROTECTED_KEYWORDS = frozenset(
         "Modality",
         "FrameOfReferenceUID",
         "DeformableRegistrationSequence",
+        "RegistrationSequence",
         "ReferencedSeriesSequence",
         "StudiesContainingOtherReferencedInstancesSequence",
     }
@@ -84,7 +87,9 @@ def standard_tables() -> tuple[dict[str, list], dict[str, list]]:
 
 
 def _reg_modules() -> list[dict]:
-    return standard_tables()[0][REG_IOD_KEY]
+    """The modules of both registration IODs, each once."""
+    modules = {module["key"]: module for key in REG_IOD_KEYS for module in standard_tables()[0][key]}
+    return list(modules.values())
 
 
 @lru_cache(maxsize=None)

@@ -28,7 +28,7 @@ import numpy as np
 
 from . import geometry
 from .errors import OutputError, TransformInputError
-from .model import Deformation, DisplacementGrid, Registration, RegistrationItem, axis_aligned_grid
+from .model import Deformation, DisplacementGrid, RegistrationItem, axis_aligned_grid
 
 if TYPE_CHECKING:
     import slicer
@@ -365,35 +365,36 @@ def _nrrd_header(path: Path, head: bytes) -> RawFieldHeader | None:
                           (axes / spacing[:, None]).T.copy(), spacing)
 
 
-def write_transform_file(registration: Registration | RegistrationItem, path: str | Path) -> Path:
-    """Write the registration's fixed -> moving mapping as a transform file Slicer and ITK read.
+def write_transform_file(item: RegistrationItem, path: str | Path) -> Path:
+    """Write one registration item's fixed -> moving mapping as a transform file Slicer and ITK read.
 
     ``.h5``/``.hdf5``/``.tfm``/``.txt``: an ITK (composite) transform of the pre-matrix, the
     displacement field and the post-matrix, in the order :func:`mrml.from_parent_components`
-    gives — a resampling transform, as ITK, SimpleITK, ANTs and Slicer expect. ``.nrrd``/``.mha``/
-    ``.nii``/``.nii.gz``: one displacement field on the registration's grid; pre/post matrices are
-    folded into the vectors (total displacement ``M_post(M_pre x + D(x)) - x`` at each grid point),
-    which trilinear interpolation reproduces exactly inside the grid because the mapping is
-    affine in x plus linear in D.
+    gives — a resampling transform, as ITK, SimpleITK, ANTs and Slicer expect. A Spatial
+    Registration (66.1) item becomes one affine transform (the inverse of its stored matrix).
+    ``.nrrd``/``.mha``/``.nii``/``.nii.gz``: one displacement field on the item's grid; pre/post
+    matrices are folded into the vectors (total displacement ``M_post(M_pre x + D(x)) - x`` at each
+    grid point), which trilinear interpolation reproduces exactly inside the grid because the
+    mapping is affine in x plus linear in D.
 
     Raises
     ------
     OutputError
         For another extension (detached ``.mhd``/``.nhdr`` headers are refused: their data file
-        would not follow a rename) or when Slicer fails to write.
+        would not follow a rename), a displacement field format for an item without a grid, or
+        when Slicer fails to write.
     """
     import slicer
     import vtk
 
     from . import mrml
 
+    if not isinstance(item, RegistrationItem):
+        raise TypeError("write_transform_file takes one RegistrationItem; see Registration.choose_item")
     path = Path(path)
     extension = extension_of(path)
-    item = registration.deformable_item if isinstance(registration, Registration) else registration
-    if item.grid is None:
-        raise OutputError("The registration item has no displacement grid; there is no deformation to write.")
     if extension in TRANSFORM_WRITE_TYPES:
-        components = [transform for _, transform in mrml.from_parent_components(item)]
+        components = [transform for _, transform in mrml.from_parent_components(item)] or [vtk.vtkTransform()]
         if len(components) == 1:
             transform = components[0]
         else:
@@ -402,6 +403,12 @@ def write_transform_file(registration: Registration | RegistrationItem, path: st
             for component in components:
                 transform.Concatenate(component)
     elif extension in FIELD_WRITE_TYPES:
+        if item.grid is None:
+            raise OutputError(
+                f"Cannot write {path.name}: the registration item is linear (matrices only, as in every Spatial "
+                "Registration), and a displacement field would only approximate it on an arbitrary grid. Write an "
+                f"ITK transform instead ({', '.join(TRANSFORM_WRITE_TYPES)})."
+            )
         transform = _total_displacement_transform(item)
     else:
         raise OutputError(
