@@ -83,10 +83,10 @@ def test_whole_nan_triples_are_allowed():
 
 def test_sop_class_and_modality():
     case = rb.make_case()
-    case.dataset.SOPClassUID = "1.2.840.10008.5.1.4.1.1.66.1"
+    case.dataset.SOPClassUID = "1.2.840.10008.5.1.4.1.1.66.2"
     case.dataset.Modality = "CT"
     text = _errors(case.dataset)
-    assert "SOP Class UID (0008,0016) is '1.2.840.10008.5.1.4.1.1.66.1'" in text
+    assert "SOP Class UID (0008,0016) is '1.2.840.10008.5.1.4.1.1.66.2'" in text
     assert "Modality (0008,0060) is 'CT'" in text
     # The file meta no longer matches either.
     assert "MediaStorageSOPClassUID (0002,0002)" in text
@@ -341,7 +341,7 @@ def test_same_frame_of_reference_needs_referenced_images():
     del case.item.ReferencedImageSequence
     del case.dataset.ReferencedSeriesSequence
     text = _errors(case.dataset)
-    assert "Source Frame of Reference UID equals the registered frame" in text
+    assert "source frame of reference equals the registered frame" in text
     assert "Referenced Image Sequence (0008,1140) is required" in text
 
 

@@ -159,8 +159,13 @@ def command_to_transform(args: argparse.Namespace) -> int:
     registration = read_registration(args.reg)
     item = registration.choose_item(args.source_frame)
     with atomic_output(args.output, args.force, inputs=[args.reg]) as temporary:
-        write_transform_file(registration, temporary)
-    print(f"Wrote {args.output}: the fixed -> moving transform of {args.reg}", file=_text_stream(args))
+        write_transform_file(item, temporary)
+    number = registration.items.index(item) + 1
+    print(
+        f"Wrote {args.output}: the fixed -> moving transform of {args.reg}, item {number} of "
+        f"{len(registration.items)} ({item.describe()})",
+        file=_text_stream(args),
+    )
     if args.json:
         write_report(to_transform_report(args.reg, args.output, registration), args.json)
     return EXIT_OK

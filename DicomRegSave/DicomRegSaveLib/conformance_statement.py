@@ -19,6 +19,7 @@ from pydicom.uid import UID
 from . import IMPLEMENTATION_VERSION_NAME, __version__, network, tags
 from .model import (
     DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID,
+    SPATIAL_REGISTRATION_SOP_CLASS_UID,
     DisplacementGrid,
     ImageReference,
     Registration,
@@ -90,7 +91,7 @@ def _source(path: str) -> str:
 
 
 def _module_of(keyword: str) -> str:
-    for module in tags.standard_tables()[0][tags.REG_IOD_KEY]:
+    for module in tags.standard_tables()[0][tags.DEFORMABLE_IOD_KEY]:
         if keyword in tags.module_root_keywords(module["key"]):
             return module["key"]
     return "file meta / other"
@@ -101,6 +102,7 @@ def conformance_statement() -> str:
     dataset = _sample_dataset()
     meta = dataset.file_meta
     reg = UID(DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID)
+    spatial = UID(SPATIAL_REGISTRATION_SOP_CLASS_UID)
     written = UID(str(meta.TransferSyntaxUID))
     lines = [
         f"# DICOM Conformance Statement — DicomRegSave {__version__}",
@@ -123,6 +125,8 @@ def conformance_statement() -> str:
         "| SOP Class | UID | Role |",
         "|---|---|---|",
         f"| {reg.name} | `{reg}` | file-set creator (FSC), file-set reader (FSR), Storage SCU |",
+        f"| {spatial.name} | `{spatial}` | file-set creator (FSC, for linear transforms), file-set reader (FSR), "
+        "Storage SCU |",
         "| Any storage SOP class of a file given to `send` | (as in the file) | Storage SCU |",
         f"| {UID(network.VERIFICATION_SOP_CLASS_UID).name} | `{network.VERIFICATION_SOP_CLASS_UID}` | SCU (C-ECHO before sending) |",
         "",
@@ -150,7 +154,7 @@ def conformance_statement() -> str:
         "| IE | Module | Usage | Written |",
         "|---|---|---|---|",
     ]
-    for module in tags.standard_tables()[0][tags.REG_IOD_KEY]:
+    for module in tags.standard_tables()[0][tags.DEFORMABLE_IOD_KEY]:
         key = module["key"]
         if module["ie"] in tags.INHERITED_ENTITIES:
             how = "attributes present in the fixed image are copied"
@@ -165,7 +169,7 @@ def conformance_statement() -> str:
         "",
         "Inherited from the fixed image (when present there): every attribute of the "
         + ", ".join(
-            m["key"] for m in tags.standard_tables()[0][tags.REG_IOD_KEY] if m["ie"] in tags.INHERITED_ENTITIES
+            m["key"] for m in tags.standard_tables()[0][tags.DEFORMABLE_IOD_KEY] if m["ie"] in tags.INHERITED_ENTITIES
         )
         + " modules, and " + ", ".join(tags.INHERITED_FROM_FIXED_SERIES)
         + ". The Specific Character Set is copied with them.",

@@ -31,7 +31,9 @@ from .values import (
 logger = logging.getLogger(__name__)
 
 #: The IODs written: Deformable Spatial Registration (66.3) and Spatial Registration (66.1).
-REG_IOD_KEYS = ("deformable-spatial-registration", "spatial-registration")
+DEFORMABLE_IOD_KEY = "deformable-spatial-registration"
+SPATIAL_IOD_KEY = "spatial-registration"
+REG_IOD_KEYS = (DEFORMABLE_IOD_KEY, SPATIAL_IOD_KEY)
 
 #: Information entities whose attributes are copied from the fixed image, as the REG joins its study.
 INHERITED_ENTITIES = ("Patient", "Study")
