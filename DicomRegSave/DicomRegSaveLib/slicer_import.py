@@ -181,12 +181,7 @@ def moving_items(registration: Registration) -> list[RegistrationItem]:
 
 
 def _is_identity(item: RegistrationItem, registered_frame_of_reference_uid: str) -> bool:
-    matrices = (item.pre_deformation_matrix, item.post_deformation_matrix)
-    return (
-        item.source_frame_of_reference_uid == registered_frame_of_reference_uid
-        and item.grid is None
-        and all(matrix is None or matrix.is_identity for matrix in matrices)
-    )
+    return item.source_frame_of_reference_uid == registered_frame_of_reference_uid and item.is_identity
 
 
 def import_registration(
