@@ -241,7 +241,7 @@ def test_decimal_strings_longer_than_16_characters():
         case.item.DeformableRegistrationGridSequence[0].ImagePositionPatient = ["0.30000000000000004", "0", "0"]
     text = _errors(case.dataset)
     assert "DeformableRegistrationSequence[1].DeformableRegistrationGridSequence[1].ImagePositionPatient (0020,0032)" in text
-    assert "['0.30000000000000004'] longer than 16 characters" in text
+    assert "'0.30000000000000004' is 19 characters long; the limit for DS is 16" in text
 
 
 def test_vector_grid_data_must_be_of():

@@ -249,14 +249,14 @@ def test_options_from_tags_sets_fields_and_overrides_only_what_changed():
     inherited = {"PatientName": "Müller^Anna", "StudyID": "F1"}
     options = slicer_fields.options_from_tags(
         {"SeriesNumber": "77", "SeriesDescription": "DIR to planning CT", "SoftwareVersions": "Tool 1\\Lib 2",
-         "ContentDescription": "", "PatientName": "Müller^Anna", "StudyID": "F2", "AccessionNumber": "A\\B"},
+         "ContentDescription": "", "PatientName": "Müller^Anna", "StudyID": "F2", "AdmittingDiagnosesDescription": "A\\B"},
         inherited,
     )
     assert options.series_number == 77
     assert options.series_description == "DIR to planning CT"
     assert options.software_versions == ["Tool 1", "Lib 2"]
     assert options.content_description is None
-    assert options.overrides == {"StudyID": "F2", "AccessionNumber": ["A", "B"]}
+    assert options.overrides == {"StudyID": "F2", "AdmittingDiagnosesDescription": ["A", "B"]}
 
 
 def test_empty_fields_blank_an_attribute_only_against_a_known_inherited_value():
@@ -268,8 +268,11 @@ def test_empty_fields_blank_an_attribute_only_against_a_known_inherited_value():
 
 def test_options_from_tags_lists_every_problem_with_its_tag():
     with pytest.raises(InvalidRegistrationError) as raised:
-        slicer_fields.options_from_tags({"SeriesNumber": "x", "ContentLabel": "lower", "Manufacturer": ""})
+        slicer_fields.options_from_tags(
+            {"SeriesNumber": "x", "ContentLabel": "lower", "Manufacturer": "", "AccessionNumber": "A\\B"}
+        )
     message = str(raised.value)
+    assert "Accession Number (0008,0050): it holds 2 value(s); the standard allows 1" in message
     assert "Series Number (0020,0011)" in message
     assert "Content Label (0070,0080)" in message
     assert "Manufacturer (0008,0070): must not be empty" in message

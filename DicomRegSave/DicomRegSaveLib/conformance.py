@@ -32,7 +32,7 @@ from .errors import DicomRegSaveError, InvalidRegistrationError
 from .model import DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID, SPATIAL_REGISTRATION_SOP_CLASS_UID
 from .dicom_file import read_dicom_file
 from .reader import read_dataset
-from .values import problem_content_label, problem_uid
+from .values import problem_content_label, problem_for_attribute, uses_code_extensions
 from .vector_buffer import VectorGridBuffer, vector_chunks
 
 SOURCE = "[dicomregsave]"
@@ -549,31 +549,21 @@ def _check_common_instance_reference(dataset: Dataset, report: ConformanceReport
 
 # Values everywhere ---------------------------------------------------------------------------------------
 
-def _check_values(dataset: Dataset, path: str, report: ConformanceReport) -> None:
-    """DS at most 16 characters and valid UIDs, in the dataset and every nested item."""
+def _check_values(dataset: Dataset, path: str, report: ConformanceReport, code_extensions: bool | None = None) -> None:
+    """Every value, in the dataset and every nested item, against its VR, multiplicity and
+    attribute rules (:func:`values.problem_for_attribute`, the checks the writer applies too)."""
+    if code_extensions is None:
+        code_extensions = uses_code_extensions(dataset)
     for element in dataset:
+        where = f"{path}{element.keyword or element.tag} ({element.tag.group:04X},{element.tag.element:04X})"
         if element.VR == "SQ":
             for number, item in enumerate(element.value, start=1):
-                _check_values(item, f"{path}{element.keyword}[{number}].", report)
+                _check_values(item, f"{path}{element.keyword}[{number}].", report, code_extensions)
             continue
-        if element.VR not in ("DS", "UI") or element.value is None:
-            continue
-        values = element.value if isinstance(element.value, (list, tuple, pydicom.multival.MultiValue)) else [element.value]
-        where = f"{path}{element.keyword or element.tag} ({element.tag.group:04X},{element.tag.element:04X})"
-        if element.VR == "DS":
-            too_long = [str(v) for v in values if len(str(v)) > 16]
-            if too_long:
-                report.error(
-                    f"{where}: decimal string value(s) {too_long} longer than 16 characters (DS limit); "
-                    "format them with pydicom.valuerep.format_number_as_ds."
-                )
-        else:
-            for value in values:
-                if value in ("", None):
-                    continue
-                problem = problem_uid(str(value))
-                if problem is not None:
-                    report.error(f"{where}: {problem}.")
+        keyword = element.keyword if not element.tag.is_private else ""
+        problem = problem_for_attribute(keyword or element.tag, element.value, element.VR, code_extensions)
+        if problem is not None:
+            report.error(f"{where}: {problem}.")
 
 
 def _check_file_meta(dataset: Dataset, report: ConformanceReport) -> None:

@@ -27,3 +27,13 @@ class OutputError(DicomRegSaveError):
 
 class RegistrationChoiceError(DicomRegSaveError, LookupError):
     """No item, or several items, of a registration fit what was asked; the message lists every item."""
+
+
+def require_type(name: str, value: object, *types: type) -> None:
+    """Raise TypeError naming the argument `name` unless `value` is an instance of one of `types`.
+
+    For the public functions' arguments: a wrong type is a programming error, not bad input.
+    """
+    if not isinstance(value, types):
+        expected = " or ".join(t.__name__ for t in types)
+        raise TypeError(f"argument {name!r} must be {expected}, not {type(value).__name__}")

@@ -11,19 +11,21 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import highdicom as hd
 import pydicom
 from pydicom.dataset import Dataset
+from pydicom.tag import Tag
 from pydicom.sr.coding import Code
 
 from . import IMPLEMENTATION_VERSION_NAME, __version__, tags
 from .conformance import ConformanceReport, check_dataset
-from .errors import InvalidRegistrationError
+from .dicom_file import tag_text
+from .dicom_input import ImageSeries
+from .errors import InvalidRegistrationError, require_type
 from .output import atomic_stream, check_output_path
 from .progress import Progress
-from .values import problem_uid
+from .values import problem_for_attribute, problem_uid
 from .model import (
     FRAME_OF_REFERENCE_IDENTITY,
     IMAGE_CONTENT_BASED_ALIGNMENT,
@@ -34,8 +36,6 @@ from .model import (
 from .sop import DeformableSpatialRegistration, SpatialRegistration
 from .vector_buffer import write_dataset_streaming
 
-if TYPE_CHECKING:
-    from .dicom_input import ImageSeries
 
 #: DICOM keyword -> ExportOptions field, for the attributes ExportOptions carries itself.
 OPTION_FIELDS = {
@@ -212,8 +212,21 @@ def sop_class_for(registration: Registration) -> type[DeformableSpatialRegistrat
     return SpatialRegistration
 
 
+def _require_valid(keyword: str, value: object) -> None:
+    problem = problem_for_attribute(keyword, value)
+    if problem is not None:
+        raise InvalidRegistrationError(f"{tag_text(Tag(keyword))}: {problem}. Choose a valid value.")
+
+
 def create_dataset(registration: Registration, fixed_image: Dataset, options: ExportOptions) -> Dataset:
-    """The REG dataset for `registration`, with options, overrides and the modifier applied."""
+    """The REG dataset for `registration`, with options, overrides and the modifier applied.
+
+    Raises
+    ------
+    InvalidRegistrationError
+        If an option or override is not a valid value of its attribute (VR, multiplicity, the
+        attribute's rules: :func:`values.problem_for_attribute`, which validation applies too).
+    """
     arguments = {
         "study_instance_uid": None,
         "series_instance_uid": options.series_instance_uid or new_uid(options.uid_root),
@@ -229,6 +242,9 @@ def create_dataset(registration: Registration, fixed_image: Dataset, options: Ex
         "device_serial_number": options.device_serial_number,
         "software_versions": list(options.software_versions),
     }
+    for keyword, name in _CONSTRUCTOR_OVERRIDES.items():
+        _require_valid(keyword, arguments.get(name))
+    _require_valid("FrameOfReferenceTransformationComment", options.comment)
     remaining = {}
     for key, value in options.overrides.items():
         keyword = tags.resolve_keyword(key)
@@ -311,7 +327,12 @@ def export_registration(
     OutputError
         If the output cannot be written (nothing is left behind).
     """
+    require_type("deformation", deformation, Deformation)
+    require_type("fixed", fixed, ImageSeries)
+    require_type("moving", moving, ImageSeries)
+    require_type("output", output, str, os.PathLike)
     options = options or ExportOptions()
+    require_type("options", options, ExportOptions)
     if fixed.series_instance_uid == moving.series_instance_uid:
         raise InvalidRegistrationError(
             f"The fixed and the moving image are the same series ({fixed.series_instance_uid}). "

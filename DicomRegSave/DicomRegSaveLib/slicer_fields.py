@@ -17,6 +17,7 @@ from pydicom.dataset import Dataset
 from . import tags
 from .errors import InvalidRegistrationError
 from .export import OPTION_FIELDS, ExportOptions
+from .values import separates_values
 
 #: The module panel's editable fields, grouped like the modules of the standard. The attributes that
 #: are inherited from the fixed image are decided in tags.py; these are the ones the panel shows.
@@ -37,11 +38,6 @@ _REQUIRED_KEYWORDS = frozenset(
      "SoftwareVersions", "StudyInstanceUID"}
 )
 
-#: Maximum characters per value of the text VRs (PS3.5 Table 6.2-1); PN is checked per component.
-_MAX_CHARACTERS = {"AE": 16, "AS": 4, "CS": 16, "DA": 8, "IS": 12, "LO": 64, "LT": 10240, "SH": 16,
-                   "ST": 1024, "TM": 14, "UI": 64}
-#: VRs whose values may not contain a backslash (it separates values) or control characters.
-_SINGLE_LINE_VRS = frozenset({"AE", "CS", "DA", "IS", "LO", "SH", "TM", "UI"})
 
 
 def tag_problem(keyword: str, value: str) -> str | None:
@@ -57,18 +53,8 @@ def tag_problem(keyword: str, value: str) -> str | None:
     if not text.strip():
         return "must not be empty (Type 1)" if keyword in _REQUIRED_KEYWORDS else None
     vr = dictionary_VR(keyword)
-    values = text.split("\\") if vr in _SINGLE_LINE_VRS or vr == "PN" else [text]
-    try:
-        tags.check_override(keyword, values if len(values) > 1 else values[0])
-    except InvalidRegistrationError as exc:
-        return str(exc).removeprefix(f"Override {keyword}: ").rstrip(".")
-    limit = _MAX_CHARACTERS.get(vr)
-    for single in values:
-        if limit is not None and len(single) > limit:
-            return f"{single!r} is {len(single)} characters long; the limit for {vr} is {limit}"
-        if vr in _SINGLE_LINE_VRS and any(ord(c) < 32 for c in single):
-            return f"{single!r} contains control characters (line breaks, tabs)"
-    return None
+    values = text.split("\\") if separates_values(vr) else [text]
+    return tags.override_problem(keyword, values if len(values) > 1 else values[0])
 
 
 def field_problems(fields: Mapping[str, str]) -> dict[str, str]:

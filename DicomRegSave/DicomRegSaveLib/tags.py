@@ -13,20 +13,13 @@ import warnings
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 
-from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
+from pydicom.datadict import keyword_for_tag, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 
+from .dicom_file import tag_text
 from .errors import InvalidRegistrationError
-from .values import (
-    problem_content_label,
-    problem_date,
-    problem_integer_string,
-    problem_patient_sex,
-    problem_person_name,
-    problem_time,
-    problem_uid,
-)
+from .values import problem_for_attribute
 
 logger = logging.getLogger(__name__)
 
@@ -161,20 +154,6 @@ def copy_extra_attributes(dataset: Dataset, source: Dataset, keywords: Iterable[
         dataset[keyword] = copy.deepcopy(source[keyword])
 
 
-_VALUE_CHECKS = {
-    "UI": problem_uid,
-    "PN": problem_person_name,
-    "DA": problem_date,
-    "TM": problem_time,
-}
-_KEYWORD_CHECKS = {
-    "ContentLabel": problem_content_label,
-    "PatientSex": problem_patient_sex,
-    "SeriesNumber": problem_integer_string,
-    "InstanceNumber": problem_integer_string,
-}
-
-
 def resolve_keyword(key: str) -> str:
     """A DICOM keyword from a keyword or a tag written ``gggg,eeee`` / ``(gggg,eeee)``."""
     text = key.strip()
@@ -193,24 +172,24 @@ def resolve_keyword(key: str) -> str:
     return keyword
 
 
-def check_override(keyword: str, value: object) -> None:
-    """Raise InvalidRegistrationError if an override value is not valid for its attribute."""
+def override_problem(keyword: str, value: object) -> str | None:
+    """What is wrong with `value` for the attribute `keyword` as an override, or ``None``: the
+    checks of :func:`values.problem_for_attribute`, which the conformance check applies too."""
     if keyword in PROTECTED_KEYWORDS:
-        raise InvalidRegistrationError(
+        return (
             f"{keyword} cannot be overridden: it defines what the registration means or references. "
-            "Change the inputs instead."
+            "Change the inputs instead"
         )
     if value is None or value == "":
-        return
-    vr = dictionary_VR(keyword)
-    check = _KEYWORD_CHECKS.get(keyword) or _VALUE_CHECKS.get(vr)
-    if check is None:
-        return
-    values = value if isinstance(value, (list, tuple)) else [value]
-    for single in values:
-        problem = check(single if check is problem_integer_string else str(single))
-        if problem is not None:
-            raise InvalidRegistrationError(f"Override {keyword}: {problem}.")
+        return None
+    return problem_for_attribute(keyword, value)
+
+
+def check_override(keyword: str, value: object) -> None:
+    """Raise InvalidRegistrationError naming the attribute if :func:`override_problem` finds a problem."""
+    problem = override_problem(keyword, value)
+    if problem is not None:
+        raise InvalidRegistrationError(f"Override {tag_text(Tag(keyword))}: {problem}.")
 
 
 def apply_overrides(dataset: Dataset, overrides: Mapping[str, object]) -> None:
