@@ -30,6 +30,8 @@ from vtk.util import numpy_support
 from DicomRegSavePlugin import databaseHeaderLookup, engine, engineProblem, registrationWatcher
 
 DICOM_SOURCES = ["database", "file", "folder"]
+#: DicomRegSaveLib.export.REGISTRATION_CLASSES (the engine is imported only once it can run in this Slicer).
+REGISTRATION_CLASSES = ["auto", "spatial", "deformable"]
 
 
 class DicomRegSave(ScriptedLoadableModule):
@@ -75,6 +77,7 @@ class DicomRegSaveParameterNode:
     fixedPath: pathlib.Path
     movingSource: Annotated[str, Choice(DICOM_SOURCES)] = "database"
     movingPath: pathlib.Path
+    registrationClass: Annotated[str, Choice(REGISTRATION_CLASSES)] = "auto"
     gridSpacingMm: Annotated[float, WithinRange(0.0, 100.0)] = 0.0
     axisAligned: bool = False
     identityItem: bool = False
@@ -275,6 +278,7 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             tags=self.tagValues(),
             inheritedTags=json.loads(p.inheritedTagsJson) or None,
             identityItem=p.identityItem,
+            registrationClass=p.registrationClass,
             gridSpacingMm=p.gridSpacingMm,
             axisAligned=p.axisAligned,
             fixedDicom=self.dicomFiles("fixed"),
@@ -365,7 +369,7 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
 
 _CONSOLE_OPTIONS = (
-    "force", "tags", "inheritedTags", "identityItem", "gridSpacingMm", "axisAligned",
+    "force", "tags", "inheritedTags", "identityItem", "registrationClass", "gridSpacingMm", "axisAligned",
     "fixedDicom", "movingDicom", "progressCallback",
 )
 
@@ -394,7 +398,8 @@ class DicomRegSaveLogic(ScriptedLoadableModuleLogic):
 
         Options: force (replace an existing file), tags (DICOM keyword -> text, e.g.
         {"SeriesDescription": "DIR", "ContentLabel": "DIR1"}), inheritedTags (the fixed image's values,
-        so unchanged ones are not overrides), identityItem, gridSpacingMm (0/None = automatic),
+        so unchanged ones are not overrides), identityItem, registrationClass ("auto": Spatial
+        Registration for a linear transform, else Deformable; "spatial"; "deformable"), gridSpacingMm (0/None = automatic),
         axisAligned, fixedDicom / movingDicom (DICOM file or folder instead of the database),
         progressCallback(fraction, message), raising DicomRegSaveLib.progress.OperationCancelled to cancel.
 
@@ -456,7 +461,10 @@ class DicomRegSaveLogic(ScriptedLoadableModuleLogic):
             raise TypeError(f"Unknown option(s) {unknown}; known options: {', '.join(_CONSOLE_OPTIONS)}.")
         from DicomRegSaveLib.export import ExportOptions
 
-        base = ExportOptions(identity_item=bool(options.get("identityItem", False)))
+        base = ExportOptions(
+            identity_item=bool(options.get("identityItem", False)),
+            registration_class=options.get("registrationClass") or "auto",
+        )
         return {
             "options": engine("slicer_fields").options_from_tags(options.get("tags") or {}, options.get("inheritedTags"), base),
             "force": bool(options.get("force", False)),
