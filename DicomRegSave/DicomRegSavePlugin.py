@@ -16,7 +16,8 @@ from DICOMLib import DICOMLoadable, DICOMPlugin
 MINIMUM_SLICER_VERSION = "5.12"
 REQUIREMENTS_FILE = pathlib.Path(__file__).parent / "Resources" / "requirements.txt"
 
-#: Above SlicerRT's REG loader (0.9), which applies the vectors in the opposite direction.
+#: Above SlicerRT's REG loader (0.9, DicomSroImportExport/Logic/vtkSlicerDicomSroImportExportModuleLogic.cxx),
+#: which applies registrations in the opposite direction; for 66.1 and 66.3 alike.
 LOAD_CONFIDENCE = 0.95
 
 
@@ -86,7 +87,7 @@ class DicomRegSavePluginClass(DICOMPlugin):
 
     def __init__(self):
         super().__init__()
-        self.loadType = "Deformable Registration (DicomRegSave)"
+        self.loadType = "Registration (DicomRegSave)"
         self.tags["sopClassUID"] = "0008,0016"
         self.tags["instanceUID"] = "0008,0018"
         self.tags["modality"] = "0008,0060"
@@ -170,11 +171,13 @@ class DicomRegSavePluginClass(DICOMPlugin):
         if decision.offer and decision.fixed_header is not None:
             # The dialog reads the patient and study rows from the item's parents after this call.
             engine("slicer_hierarchy").place_in_fixed_study(shNode, subjectHierarchyItemID, decision.fixed_header)
-        return [self.exportable(subjectHierarchyItemID, decision.confidence, decision.reason, decision.series_tags)]
+        name = f"{decision.registration_class} Registration (DicomRegSave)" if decision.offer else None
+        return [self.exportable(subjectHierarchyItemID, decision.confidence, decision.reason, decision.series_tags, name)]
 
-    def exportable(self, subjectHierarchyItemID, confidence, tooltip, seriesTags):
+    def exportable(self, subjectHierarchyItemID, confidence, tooltip, seriesTags, name=None):
+        """An exportable; without `name` one that cannot be exported yet (the tooltip says why)."""
         exportable = slicer.qSlicerDICOMExportable()
-        exportable.name = self.loadType if seriesTags else f"{self.loadType}: cannot export yet, see the tooltip"
+        exportable.name = name or f"{self.loadType}: cannot export yet, see the tooltip"
         exportable.tooltip = tooltip
         exportable.subjectHierarchyItemID = subjectHierarchyItemID
         exportable.pluginClass = self.__module__

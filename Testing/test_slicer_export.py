@@ -146,14 +146,14 @@ def test_grid_transform_with_dicom_volumes_is_offered_with_series_tags(world, di
     assert slicer_fields.field_problems(decision.series_tags) == {}
 
 
-def test_linear_transform_is_offered_below_specialised_exporters(world, dicom_case):
+def test_linear_transform_is_offered_as_a_spatial_registration_at_full_confidence(world, dicom_case):
     transform = linear_node(world.scene, homogeneous(np.eye(3), (1.0, 2.0, 3.0)))
     transform.SetNodeReferenceID(transform.GetFixedNodeReferenceRole(), world.fixed.GetID())
     transform.SetNodeReferenceID(transform.GetMovingNodeReferenceRole(), world.moving.GetID())
     decision = slicer_offer.examine_transform_item(world.sh, world.item(transform))
-    assert decision.offer
-    assert decision.confidence == slicer_offer.LINEAR_CONFIDENCE < slicer_offer.DEFORMABLE_CONFIDENCE
-    assert "linear" in decision.reason
+    assert decision.offer and decision.registration_class == "Spatial"
+    assert decision.confidence == slicer_offer.LINEAR_CONFIDENCE == slicer_offer.PRESELECTED_CONFIDENCE
+    assert "DICOM Spatial Registration (a matrix)" in decision.reason
 
 
 def test_moving_volume_placed_under_the_transform_is_found(world):

@@ -18,7 +18,7 @@ import slicer
 
 from DicomRegSaveLib import slicer_export, slicer_fields, slicer_offer
 from DicomRegSaveLib.reader import read_registration
-from mrml_helpers import from_world_lps
+from mrml_helpers import from_world_lps, homogeneous, linear_node, rotation
 from slicer_app_standins import Application, Database, ExportDialog, SlicerRtRegPlugin, load_loadables
 from test_slicer_export import PATIENT_ID, Scene, dicom_case, fixed_points, max_error  # noqa: F401 (fixture)
 
@@ -270,6 +270,31 @@ def test_dicomregsave_is_preselected_over_slicerrt_for_a_deformable_transform(ap
     for group in sorted(rows, key=lambda g: g[0].pluginClass):
         by_key.setdefault(1.0 - group[0].confidence, []).insert(0, group)
     assert [group[0].pluginClass for group in by_key[0.0]] == ["DicomSroImportExportPlugin", "DicomRegSavePlugin"]
+
+
+def test_linear_transform_goes_out_as_a_spatial_registration_and_comes_back_applied(app, reg_case, tmp_path):
+    slicer.modules.dicomPlugins["DicomSroImportExportPlugin"] = SlicerRtRegPlugin
+    fixed, moving, _ = loaded_registration(app, reg_case)
+    matrix_ras = homogeneous(rotation([0.3, -1.0, 0.4], 0.08), (4.0, -3.0, 2.5))
+    rigid = linear_node(app.scene, matrix_ras)
+    rigid.SetNodeReferenceID(rigid.GetFixedNodeReferenceRole(), fixed.GetID())
+    rigid.SetNodeReferenceID(rigid.GetMovingNodeReferenceRole(), moving.GetID())
+    expected = from_world_lps(rigid, reg_case["points"])
+    dialog = ExportDialog()
+    rows = dialog.examine(app.scene.GetSubjectHierarchyNode().GetItemByDataNode(rigid))
+    assert [row[0].pluginClass for row in rows] == ["DicomRegSavePlugin", "DicomSroImportExportPlugin"]
+    assert rows[0][0].name == "Spatial Registration (DicomRegSave)"
+    dialog.select(0)
+    assert dialog.export(tmp_path) == ""
+    [path] = exported_files(tmp_path)
+    assert pydicom.dcmread(path, stop_before_pixels=True).SOPClassUID == "1.2.840.10008.5.1.4.1.1.66.1"
+    app.scene.RemoveNode(rigid)
+    [loadable] = app.plugin.examineForImport([[str(path)]])
+    assert loadable.confidence > 0.9 and "DICOM Spatial Registration" in loadable.tooltip
+    assert app.plugin.load(loadable)
+    leaf = moving.GetParentTransformNode()
+    assert leaf is not None and leaf.GetNodeReference(leaf.GetFixedNodeReferenceRole()) is fixed
+    assert max_error(from_world_lps(leaf, reg_case["points"]), expected) <= MAPPING_MM
 
 
 # An older Slicer -------------------------------------------------------------------------------------

@@ -15,13 +15,21 @@ from . import mrml
 from .dicom_file import read_dicom_file
 from .dicom_input import HeaderLookup
 from .errors import DicomRegSaveError
-from .model import DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID, Registration, RegistrationItem
+from .model import (
+    DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID,
+    SPATIAL_REGISTRATION_SOP_CLASS_UID,
+    Registration,
+    RegistrationItem,
+)
 from .reader import read_dataset, read_registration
 from .slicer_linking import RegistrationLink, link_registrations
 from .slicer_provenance import INSTANCE_UIDS_ATTRIBUTE, instance_header, instance_uids, scalar_volumes
 
-#: SOP Classes the DICOM browser offers to load as registrations.
-LOADABLE_SOP_CLASS_UIDS = frozenset({DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID})
+#: SOP Classes the DICOM browser offers to load as registrations, and how the browser names them.
+LOADABLE_SOP_CLASS_UIDS = {
+    DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID: "DICOM Deformable Spatial Registration",
+    SPATIAL_REGISTRATION_SOP_CLASS_UID: "DICOM Spatial Registration",
+}
 
 @dataclass
 class RegistrationFileInfo:
@@ -55,7 +63,8 @@ def describe_registration_file(path: str | os.PathLike) -> RegistrationFileInfo 
         header = read_dicom_file(path, specific_tags=list(_DESCRIBE_KEYWORDS))
     except DicomRegSaveError:
         return None
-    if str(header.get("SOPClassUID", "")) not in LOADABLE_SOP_CLASS_UIDS:
+    kind = LOADABLE_SOP_CLASS_UIDS.get(str(header.get("SOPClassUID", "")))
+    if kind is None:
         return None
     referenced: list[str] = []
     series_items = list(header.get("ReferencedSeriesSequence") or [])
@@ -67,7 +76,7 @@ def describe_registration_file(path: str | os.PathLike) -> RegistrationFileInfo 
     label = str(header.get("ContentLabel", "") or "")
     name = _series_name(header)
     tooltip = (
-        f"DICOM Deformable Spatial Registration ({label}): {header.get('ContentDescription', '') or 'no description'}; "
+        f"{kind} ({label}): {header.get('ContentDescription', '') or 'no description'}; "
         f"references {len(referenced)} image instance(s). Loaded as transform nodes that map the fixed image to "
         "the moving image (the moving volume is placed under them)."
     )

@@ -38,11 +38,11 @@ SERIES_TAG_KEYWORDS = (
 #: mean above 1.0 sorts before it. 1.001 is still shown as "100%" (the row text formats
 #: (1 - key) * 100 with no decimals).
 PRESELECTED_CONFIDENCE = 1.001
-#: Confidence of the export offer for a transform with a non-linear part.
+#: Confidence of the export offer for a transform with a non-linear part (Deformable Spatial Registration).
 DEFORMABLE_CONFIDENCE = PRESELECTED_CONFIDENCE
-#: A purely linear transform is better written as a (rigid) Spatial Registration, so other exporters
-#: that do that are ranked first; it is still offered (zero grid + post-deformation matrix).
-LINEAR_CONFIDENCE = 0.5
+#: Confidence for a purely linear transform, written as a Spatial Registration (66.1, one matrix) by
+#: the default registration class "auto" — also ahead of SlicerRT, whose reader applies REGs inverted.
+LINEAR_CONFIDENCE = PRESELECTED_CONFIDENCE
 #: A transform that cannot be exported yet is still listed, last, with what to do in its tooltip, so
 #: the REG option never disappears without a word; its export writes nothing and returns the reason.
 BLOCKED_CONFIDENCE = 0.05
@@ -76,6 +76,8 @@ class ExportDecision:
         Keyword -> proposed value of the series-level tags (:data:`SERIES_TAG_KEYWORDS`).
     fixed_header:
         The fixed image's first DICOM header (patient and study of the REG), when a lookup found it.
+    registration_class:
+        "Spatial" (66.1, a linear transform) or "Deformable" (66.3): what the export writes.
     """
 
     offer: bool
@@ -86,6 +88,7 @@ class ExportDecision:
     confidence: float = BLOCKED_CONFIDENCE
     series_tags: dict[str, str] = field(default_factory=dict)
     fixed_header: Dataset | None = None
+    registration_class: str = "Deformable"
 
 
 def examine_transform_item(
@@ -129,14 +132,11 @@ def examine_transform_item(
                 )
     fixed_header = instance_header(header_lookup, instance_uids(fixed)[0])
     linear = is_linear_chain(node)
-    description = (
-        f"DICOM Deformable Spatial Registration of '{moving.GetName()}' to '{fixed.GetName()}'"
-        + (" (linear transform: written as a zero grid with a post-deformation matrix)" if linear else "")
-    )
+    kind = "Spatial Registration (a matrix)" if linear else "Deformable Spatial Registration"
     return ExportDecision(
-        True, description, node, fixed, moving,
+        True, f"DICOM {kind} of '{moving.GetName()}' to '{fixed.GetName()}'", node, fixed, moving,
         LINEAR_CONFIDENCE if linear else DEFORMABLE_CONFIDENCE,
-        series_tags_defaults(node, fixed, moving), fixed_header,
+        series_tags_defaults(node, fixed, moving), fixed_header, "Spatial" if linear else "Deformable",
     )
 
 
