@@ -1,8 +1,8 @@
 """Hand-built DICOM test data for the reader and conformance tests.
 
-Deformable Spatial Registration datasets are assembled here tag by tag from PS3.3 A.39.2 /
-C.20.3 with pydicom only, independently of the engine's writer, so the reader and the checks
-test the standard rather than our own encoder. Tiny CT image series provide the referenced
+Deformable Spatial Registration (PS3.3 A.39.2 / C.20.3) and Spatial Registration (A.39.1 / C.20.2)
+datasets are assembled here tag by tag with pydicom only, independently of the engine's writer, so
+the reader and the checks test the standard rather than our own encoder. Tiny CT image series provide the referenced
 instances (and files for dcentvfy).
 """
 
@@ -20,6 +20,8 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pydicom.valuerep import format_number_as_ds
 
 DEFORMABLE_REGISTRATION_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.3"
+SPATIAL_REGISTRATION_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.1"
+FRAME_OF_REFERENCE_IDENTITY = ("125021", "DCM", "Frame of Reference Identity")
 CT_IMAGE_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.2"
 UID_PREFIX = "1.2.826.0.1.3680043.10.1234."
 
@@ -192,6 +194,42 @@ def registration_item(spec: ItemSpec) -> Dataset:
     return item
 
 
+@dataclass
+class SpatialItemSpec:
+    """One Registration Sequence item of a Spatial Registration (66.1).
+
+    `matrices` are the Matrix Sequence items in order, each mapping the **source** frame
+    (`frame_of_reference_uid`) towards the registered frame, applied first to last.
+    """
+
+    frame_of_reference_uid: str
+    referenced_images: Sequence[Dataset] = ()
+    matrices: Sequence[np.ndarray] = (np.eye(4),)
+    matrix_types: Sequence[str] | None = None
+    registration_type: tuple[str, str, str] | None = ("125024", "DCM", "Image Content-based Alignment")
+
+
+def spatial_registration_item(spec: SpatialItemSpec) -> Dataset:
+    item = Dataset()
+    if spec.referenced_images:
+        references = []
+        for image in spec.referenced_images:
+            reference = Dataset()
+            reference.ReferencedSOPClassUID = image.SOPClassUID
+            reference.ReferencedSOPInstanceUID = image.SOPInstanceUID
+            references.append(reference)
+        item.ReferencedImageSequence = references
+    item.FrameOfReferenceUID = spec.frame_of_reference_uid
+    matrix_registration = Dataset()
+    types = spec.matrix_types or ["RIGID"] * len(spec.matrices)
+    matrix_registration.MatrixSequence = [matrix_item(m, t) for m, t in zip(spec.matrices, types)]
+    matrix_registration.RegistrationTypeCodeSequence = (
+        [code_item(*spec.registration_type)] if spec.registration_type is not None else []
+    )
+    item.MatrixRegistrationSequence = [matrix_registration]
+    return item
+
+
 def common_instance_reference(ds: Dataset, images: Sequence[Dataset]) -> None:
     """Fill Referenced Series / Studies Containing Other Referenced Instances, split by study."""
     by_study: dict[str, dict[str, list[Dataset]]] = {}
@@ -226,12 +264,12 @@ def common_instance_reference(ds: Dataset, images: Sequence[Dataset]) -> None:
         ds.StudiesContainingOtherReferencedInstancesSequence = others
 
 
-def build_reg(fixed: Sequence[Dataset], items: Sequence[ItemSpec], *, content_label: str = "REGISTRATION") -> Dataset:
-    """A complete Deformable Spatial Registration dataset in the fixed images' study and frame."""
+def _reg_header(fixed: Sequence[Dataset], sop_class_uid: str, description: str, content_label: str) -> Dataset:
+    """Everything of a REG but its registration sequence and references, in the fixed images' study and frame."""
     first = fixed[0]
     ds = Dataset()
     ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.SOPClassUID = DEFORMABLE_REGISTRATION_SOP_CLASS
+    ds.SOPClassUID = sop_class_uid
     ds.SOPInstanceUID = generate_uid(UID_PREFIX)
     now = datetime.datetime(2024, 1, 3, 9, 30, 0)
     ds.StudyDate = first.StudyDate
@@ -244,7 +282,7 @@ def build_reg(fixed: Sequence[Dataset], items: Sequence[ItemSpec], *, content_la
     ds.Modality = "REG"
     ds.Manufacturer = "DicomRegSave tests"
     ds.ReferringPhysicianName = first.ReferringPhysicianName
-    ds.SeriesDescription = "Deformable registration"
+    ds.SeriesDescription = description
     ds.ManufacturerModelName = "reg_builders"
     ds.PatientName = first.PatientName
     ds.PatientID = first.PatientID
@@ -261,10 +299,12 @@ def build_reg(fixed: Sequence[Dataset], items: Sequence[ItemSpec], *, content_la
     ds.PositionReferenceIndicator = ""
     ds.BodyPartExamined = first.BodyPartExamined
     ds.ContentLabel = content_label
-    ds.ContentDescription = "Deformable registration"
+    ds.ContentDescription = description
     ds.ContentCreatorName = "Tester^Reg"
-    ds.DeformableRegistrationSequence = [registration_item(spec) for spec in items]
-    referenced = [image for spec in items for image in spec.referenced_images]
+    return ds
+
+
+def _finish(ds: Dataset, referenced: Sequence[Dataset]) -> Dataset:
     common_instance_reference(ds, referenced)
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
@@ -273,6 +313,22 @@ def build_reg(fixed: Sequence[Dataset], items: Sequence[ItemSpec], *, content_la
     ds.file_meta.ImplementationClassUID = UID_PREFIX + "1"
     ds.file_meta.ImplementationVersionName = "REGBUILDERS"
     return ds
+
+
+def build_reg(fixed: Sequence[Dataset], items: Sequence[ItemSpec], *, content_label: str = "REGISTRATION") -> Dataset:
+    """A complete Deformable Spatial Registration dataset in the fixed images' study and frame."""
+    ds = _reg_header(fixed, DEFORMABLE_REGISTRATION_SOP_CLASS, "Deformable registration", content_label)
+    ds.DeformableRegistrationSequence = [registration_item(spec) for spec in items]
+    return _finish(ds, [image for spec in items for image in spec.referenced_images])
+
+
+def build_spatial_reg(
+    fixed: Sequence[Dataset], items: Sequence[SpatialItemSpec], *, content_label: str = "RIGID"
+) -> Dataset:
+    """A complete Spatial Registration (66.1) dataset in the fixed images' study and frame."""
+    ds = _reg_header(fixed, SPATIAL_REGISTRATION_SOP_CLASS, "Rigid registration", content_label)
+    ds.RegistrationSequence = [spatial_registration_item(spec) for spec in items]
+    return _finish(ds, [image for spec in items for image in spec.referenced_images])
 
 
 @dataclass
