@@ -258,3 +258,22 @@ def test_write_refuses_unknown_and_detached_formats(tmp_path):
     for name in ("out.dcm", "out.mhd", "out.nhdr"):
         with pytest.raises(OutputError, match="use one of"):
             write_transform_file(reg.choose_item(), tmp_path / name)
+
+
+@pytest.mark.parametrize("extension", [".nrrd", ".mha", ".nii", ".nii.gz"])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_written_field_is_float32_and_simpleitk_maps_it_like_the_registration(tmp_path, extension, case):
+    import SimpleITK as sitk
+
+    item = registration(*CASES[case]).choose_item()
+    path = write_transform_file(item, tmp_path / f"field{extension}")
+    image = sitk.ReadImage(str(path))
+    # The REG's own precision: float32 vectors, not widened to float64.
+    assert image.GetPixelID() == sitk.sitkVectorFloat32
+    assert image.GetNumberOfComponentsPerPixel() == 3
+    if extension != ".nii.gz":
+        assert path.stat().st_size < 4 * 3 * np.prod(item.grid.dimensions) + 1024
+    field = sitk.DisplacementFieldTransform(sitk.Cast(image, sitk.sitkVectorFloat64))
+    points = points_in_box(item.grid.index_to_lps, item.grid.dimensions, n=500)
+    mapped = np.array([field.TransformPoint(p.tolist()) for p in points])
+    assert np.abs(mapped - item.map_points(points)).max() < EXACT_MM

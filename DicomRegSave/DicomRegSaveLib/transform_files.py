@@ -28,6 +28,7 @@ import numpy as np
 
 from . import geometry
 from .errors import OutputError, TransformInputError
+from .field_writer import FIELD_EXTENSIONS, write_displacement_field
 from .model import Deformation, DisplacementGrid, RegistrationItem, axis_aligned_grid
 
 if TYPE_CHECKING:
@@ -55,8 +56,8 @@ READABLE_TYPES = {
 }
 #: ITK transform file types that `write_transform_file` writes as a composite transform.
 TRANSFORM_WRITE_TYPES = (".h5", ".hdf5", ".tfm", ".txt")
-#: Single-file displacement field types that `write_transform_file` writes.
-FIELD_WRITE_TYPES = (".nrrd", ".mha", ".nii", ".nii.gz")
+#: Single-file displacement field types that `write_transform_file` writes (float32, see :mod:`field_writer`).
+FIELD_WRITE_TYPES = FIELD_EXTENSIONS
 
 # Elements read per step when float64 data is narrowed to float32 (bounds the temporary copy).
 _CHUNK_ELEMENTS = 1 << 22
@@ -372,10 +373,11 @@ def write_transform_file(item: RegistrationItem, path: str | Path) -> Path:
     displacement field and the post-matrix, in the order :func:`mrml.from_parent_components`
     gives — a resampling transform, as ITK, SimpleITK, ANTs and Slicer expect. A Spatial
     Registration (66.1) item becomes one affine transform (the inverse of its stored matrix).
-    ``.nrrd``/``.mha``/``.nii``/``.nii.gz``: one displacement field on the item's grid; pre/post
-    matrices are folded into the vectors (total displacement ``M_post(M_pre x + D(x)) - x`` at each
-    grid point), which trilinear interpolation reproduces exactly inside the grid because the
-    mapping is affine in x plus linear in D.
+    ``.nrrd``/``.mha``/``.nii``/``.nii.gz``: one float32 displacement field on the item's grid (the
+    precision of Vector Grid Data; written by :mod:`field_writer`, not by Slicer, which would widen
+    it to float64); pre/post matrices are folded into the vectors (total displacement
+    ``M_post(M_pre x + D(x)) - x`` at each grid point), which trilinear interpolation reproduces
+    exactly inside the grid because the mapping is affine in x plus linear in D.
 
     Raises
     ------
@@ -384,36 +386,39 @@ def write_transform_file(item: RegistrationItem, path: str | Path) -> Path:
         would not follow a rename), a displacement field format for an item without a grid, or
         when Slicer fails to write.
     """
-    import slicer
-    import vtk
-
-    from . import mrml
-
     if not isinstance(item, RegistrationItem):
         raise TypeError("write_transform_file takes one RegistrationItem; see Registration.choose_item")
     path = Path(path)
     extension = extension_of(path)
-    if extension in TRANSFORM_WRITE_TYPES:
-        components = [transform for _, transform in mrml.from_parent_components(item)] or [vtk.vtkTransform()]
-        if len(components) == 1:
-            transform = components[0]
-        else:
-            transform = vtk.vtkGeneralTransform()
-            transform.PostMultiply()
-            for component in components:
-                transform.Concatenate(component)
-    elif extension in FIELD_WRITE_TYPES:
+    if extension in FIELD_WRITE_TYPES:
         if item.grid is None:
             raise OutputError(
                 f"Cannot write {path.name}: the registration item is linear (matrices only, as in every Spatial "
                 "Registration), and a displacement field would only approximate it on an arbitrary grid. Write an "
                 f"ITK transform instead ({', '.join(TRANSFORM_WRITE_TYPES)})."
             )
-        transform = _total_displacement_transform(item)
-    else:
+        try:
+            write_displacement_field(_total_displacement_grid(item), path, extension)
+        except OSError as error:
+            raise OutputError(f"Cannot write the displacement field {path}: {error}.") from error
+        return path
+    if extension not in TRANSFORM_WRITE_TYPES:
         raise OutputError(
             f"Cannot write a transform to {path}: use one of {', '.join(TRANSFORM_WRITE_TYPES + FIELD_WRITE_TYPES)}."
         )
+    import slicer
+    import vtk
+
+    from . import mrml
+
+    components = [transform for _, transform in mrml.from_parent_components(item)] or [vtk.vtkTransform()]
+    if len(components) == 1:
+        transform = components[0]
+    else:
+        transform = vtk.vtkGeneralTransform()
+        transform.PostMultiply()
+        for component in components:
+            transform.Concatenate(component)
     scene = slicer.vtkMRMLScene()
     node = scene.AddNewNodeByClass("vtkMRMLTransformNode", path.name)
     node.SetAndObserveTransformFromParent(transform)
@@ -426,13 +431,11 @@ def write_transform_file(item: RegistrationItem, path: str | Path) -> Path:
     return path
 
 
-def _total_displacement_transform(item: RegistrationItem) -> vtk.vtkAbstractTransform:
-    """A from-parent grid transform whose vectors are the item's whole mapping minus identity."""
-    from . import mrml
-
+def _total_displacement_grid(item: RegistrationItem) -> DisplacementGrid:
+    """The item's grid with vectors of its whole mapping minus identity (the grid itself without matrices)."""
     grid = item.grid
     if item.pre_deformation_matrix is None and item.post_deformation_matrix is None:
-        return mrml.from_parent_components(RegistrationItem(item.source_frame_of_reference_uid, grid=grid))[0][1]
+        return grid
     n_i, n_j, n_k = grid.dimensions
     j, i = np.meshgrid(np.arange(n_j), np.arange(n_i), indexing="ij")
     plane_index = np.stack([i.ravel(), j.ravel(), np.zeros(i.size)], axis=1)
@@ -448,8 +451,4 @@ def _total_displacement_transform(item: RegistrationItem) -> vtk.vtkAbstractTran
         mapped = points @ pre[:3, :3].T + pre[:3, 3] + grid.vectors_lps[k].reshape(-1, 3)
         mapped = mapped @ post[:3, :3].T + post[:3, 3]
         vectors[k] = (mapped - points).reshape(n_j, n_i, 3)
-    total = RegistrationItem(
-        item.source_frame_of_reference_uid,
-        grid=DisplacementGrid(grid.origin_lps, grid.direction_lps, grid.spacing_mm, vectors),
-    )
-    return mrml.from_parent_components(total)[0][1]
+    return DisplacementGrid(grid.origin_lps, grid.direction_lps, grid.spacing_mm, vectors)
