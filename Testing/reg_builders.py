@@ -167,19 +167,24 @@ def code_item(value: str, scheme: str, meaning: str) -> Dataset:
     return item
 
 
+def referenced_image_sequence(images: Sequence[Dataset], frame_numbers: dict[str, list[int]] | None = None) -> list[Dataset]:
+    """Referenced Image Sequence items (SOP Class/Instance, frame numbers where given)."""
+    references = []
+    for image in images:
+        reference = Dataset()
+        reference.ReferencedSOPClassUID = image.SOPClassUID
+        reference.ReferencedSOPInstanceUID = image.SOPInstanceUID
+        if frame_numbers and image.SOPInstanceUID in frame_numbers:
+            reference.ReferencedFrameNumber = frame_numbers[image.SOPInstanceUID]
+        references.append(reference)
+    return references
+
+
 def registration_item(spec: ItemSpec) -> Dataset:
     item = Dataset()
     item.SourceFrameOfReferenceUID = spec.source_frame_of_reference_uid
     if spec.referenced_images:
-        references = []
-        for image in spec.referenced_images:
-            reference = Dataset()
-            reference.ReferencedSOPClassUID = image.SOPClassUID
-            reference.ReferencedSOPInstanceUID = image.SOPInstanceUID
-            if image.SOPInstanceUID in spec.frame_numbers:
-                reference.ReferencedFrameNumber = spec.frame_numbers[image.SOPInstanceUID]
-            references.append(reference)
-        item.ReferencedImageSequence = references
+        item.ReferencedImageSequence = referenced_image_sequence(spec.referenced_images, spec.frame_numbers)
     if spec.comment is not None:
         item.FrameOfReferenceTransformationComment = spec.comment
     item.RegistrationTypeCodeSequence = (
@@ -212,13 +217,7 @@ class SpatialItemSpec:
 def spatial_registration_item(spec: SpatialItemSpec) -> Dataset:
     item = Dataset()
     if spec.referenced_images:
-        references = []
-        for image in spec.referenced_images:
-            reference = Dataset()
-            reference.ReferencedSOPClassUID = image.SOPClassUID
-            reference.ReferencedSOPInstanceUID = image.SOPInstanceUID
-            references.append(reference)
-        item.ReferencedImageSequence = references
+        item.ReferencedImageSequence = referenced_image_sequence(spec.referenced_images)
     item.FrameOfReferenceUID = spec.frame_of_reference_uid
     matrix_registration = Dataset()
     types = spec.matrix_types or ["RIGID"] * len(spec.matrices)

@@ -16,7 +16,8 @@ import pytest
 import SimpleITK as sitk
 
 import reg_builders as rb
-from mrml_helpers import from_world_lps, new_scene
+import mrml_helpers
+from mrml_helpers import from_world_lps, homogeneous, new_scene
 from DicomRegSaveLib.cli import main
 from DicomRegSaveLib.conformance import check_dataset, run_dciodvfy
 from DicomRegSaveLib.errors import RegistrationChoiceError
@@ -27,18 +28,7 @@ MAPPING_TOLERANCE_MM = 1e-4
 
 
 def rotation(axis, degrees: float) -> np.ndarray:
-    axis = np.asarray(axis, dtype=float) / np.linalg.norm(axis)
-    x, y, z = axis
-    c, s = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
-    cross = np.array([[0, -z, y], [z, 0, -x], [-y, x, 0]])
-    return c * np.eye(3) + s * cross + (1 - c) * np.outer(axis, axis)
-
-
-def homogeneous(linear, translation) -> np.ndarray:
-    matrix = np.eye(4)
-    matrix[:3, :3] = linear
-    matrix[:3, 3] = translation
-    return matrix
+    return mrml_helpers.rotation(axis, np.radians(degrees))
 
 
 def apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:

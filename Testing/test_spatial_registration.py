@@ -18,6 +18,8 @@ import pytest
 import SimpleITK as sitk
 from pydicom.uid import generate_uid
 
+import mrml_helpers
+from mrml_helpers import homogeneous
 from DicomRegSaveLib.cli import main
 from DicomRegSaveLib.conformance import check_dataset, run_dcentvfy, run_dciodvfy, validate_file
 from DicomRegSaveLib.dicom_input import read_image_series
@@ -33,18 +35,7 @@ N_POINTS = 2000
 
 
 def rotation(axis, degrees: float) -> np.ndarray:
-    axis = np.asarray(axis, dtype=float) / np.linalg.norm(axis)
-    x, y, z = axis
-    c, s = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
-    cross = np.array([[0, -z, y], [z, 0, -x], [-y, x, 0]])
-    return c * np.eye(3) + s * cross + (1 - c) * np.outer(axis, axis)
-
-
-def homogeneous(linear, translation) -> np.ndarray:
-    matrix = np.eye(4)
-    matrix[:3, :3] = linear
-    matrix[:3, 3] = translation
-    return matrix
+    return mrml_helpers.rotation(axis, np.radians(degrees))
 
 
 #: The 66.1 matrix each case should store (moving -> fixed), by its declared type. T is its inverse.
