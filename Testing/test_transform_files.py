@@ -253,6 +253,20 @@ def test_written_field_round_trips_through_the_fast_path(tmp_path):
     np.testing.assert_allclose(grid.index_to_lps, reg.choose_item().grid.index_to_lps, atol=1e-9)
 
 
+@pytest.mark.parametrize("extension", [".mha", ".nrrd"])
+def test_field_files_hold_the_float32_vectors_bit_for_bit(tmp_path, extension):
+    """A REG's items carry explicit identity matrices; they must not send the vectors through arithmetic."""
+    item = registration(OBLIQUE, RegistrationMatrix.identity(), RegistrationMatrix.identity()).choose_item()
+    vectors = item.grid.vectors_lps
+    seen = []
+    path = write_transform_file(item, tmp_path / f"field{extension}", lambda fraction, _: seen.append(fraction))
+    header = raw_field_header(path)
+    assert header.dtype == np.dtype("<f4") and path.stat().st_size == header.data_offset + vectors.nbytes
+    assert path.read_bytes()[header.data_offset:] == vectors.astype("<f4").tobytes()
+    np.testing.assert_allclose(header.read_grid().index_to_lps, item.grid.index_to_lps, atol=1e-12)
+    assert seen == [(k + 1) / vectors.shape[0] for k in range(vectors.shape[0])]
+
+
 def test_write_refuses_unknown_and_detached_formats(tmp_path):
     reg = registration(np.eye(3))
     for name in ("out.dcm", "out.mhd", "out.nhdr"):

@@ -19,6 +19,7 @@ import numpy as np
 
 from . import __version__
 from .errors import DicomRegSaveError, OutputError
+from .progress import TerminalProgress
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -132,7 +133,8 @@ def command_export(args: argparse.Namespace) -> int:
     from .reports import export_report, write_report
 
     stream = _text_stream(args)
-    outcome = run_export_request(_export_request(args))
+    with TerminalProgress() as progress:
+        outcome = run_export_request(_export_request(args), progress)
     print(_describe_export(outcome), file=stream)
     sent = _send([outcome.result.path], args.send, args, stream) if args.send else None
     if args.json:
@@ -158,8 +160,8 @@ def command_to_transform(args: argparse.Namespace) -> int:
 
     registration = read_registration(args.reg)
     item = registration.choose_item(args.source_frame)
-    with atomic_output(args.output, args.force, inputs=[args.reg]) as temporary:
-        write_transform_file(item, temporary)
+    with atomic_output(args.output, args.force, inputs=[args.reg]) as temporary, TerminalProgress() as progress:
+        write_transform_file(item, temporary, progress)
     number = registration.items.index(item) + 1
     print(
         f"Wrote {args.output}: the fixed -> moving transform of {args.reg}, item {number} of "

@@ -6,16 +6,18 @@ raises (NotImplementedError for an unknown VR, struct.error, ValueError, OSError
 is read and then decoded completely, at once, and any failure names the file, the attribute (tag
 and keyword, with its path through sequences) and what is wrong.
 
+A file is parsed from a read-only memory map: values of 1 MiB or more (Vector Grid Data) are views
+of the page cache, not copies in the process; defined-length sequences are decoded from such views
+too. (pydicom inflates a deflated file into memory, and the reader converts big-endian vectors.)
 Reads are bounded by the file's size: a declared element length larger than what is left of the
 file reads only what is there (and is then reported as truncated), so a damaged length field never
-makes the reader reserve memory the file cannot hold. Defined-length sequences are decoded from
-memoryviews of the bytes already read, so a large value inside one (Vector Grid Data) exists once.
+makes the reader reserve memory the file cannot hold.
 """
 
 from __future__ import annotations
 
-import io
 import logging
+import mmap
 import os
 import warnings
 from collections.abc import Iterator
@@ -65,23 +67,6 @@ def tag_text(tag: int) -> str:
 def _describe(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-class _BoundedFile(io.BufferedReader):
-    """A file whose reads never ask for more than what is left of it.
-
-    pydicom reads a value with ``read(length)`` and Python reserves `length` bytes before reading:
-    a damaged 4 GiB length would reserve 4 GiB for a file of a few kilobytes.
-    """
-
-    def __init__(self, raw: io.RawIOBase, size: int) -> None:
-        super().__init__(raw)
-        self._size = size
-
-    def read(self, size: int | None = -1) -> bytes:
-        if size is None or size < 0:
-            return super().read()
-        return super().read(min(size, max(0, self._size - self.tell())))
 
 
 class BufferReader:
@@ -194,11 +179,11 @@ def open_dicom_file(
         raise MalformedDicomError(f"{path}: no such file (or it is a folder); give the path of a DICOM file.")
     with _quiet_pydicom() as notes:
         try:
-            size = path.stat().st_size
-            with _BoundedFile(io.FileIO(path, "rb"), size) as stream:
-                dataset = pydicom.dcmread(
-                    stream, stop_before_pixels=stop_before_pixels, specific_tags=specific_tags, force=force
-                )
+            with open(path, "rb") as stream:
+                mapped = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) if path.stat().st_size else b""
+            dataset = pydicom.dcmread(
+                BufferReader(mapped), stop_before_pixels=stop_before_pixels, specific_tags=specific_tags, force=force
+            )
         except InvalidDicomError as exc:
             raise NotDicomError(f"{path}: not a readable DICOM file (no DICOM header: {_describe(exc)}).") from exc
         except Exception as exc:  # noqa: BLE001 - the reading boundary: any parser failure is a damaged file

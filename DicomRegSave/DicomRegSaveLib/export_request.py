@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from pydicom.sr.coding import Code
 
 from .errors import InvalidRegistrationError
+from .progress import Progress
 from .export import ExportOptions, ExportResult, export_registration, new_uid, output_path_for
 
 if TYPE_CHECKING:
@@ -66,8 +67,10 @@ class ExportOutcome:
     moving: ImageSeries
 
 
-def run_export_request(request: ExportRequest) -> ExportOutcome:
+def run_export_request(request: ExportRequest, progress: Progress | None = None) -> ExportOutcome:
     """Check the output path, read the inputs and export (nothing is written on any error).
+
+    `progress` follows the writing (see :func:`export.export_registration`).
 
     Raises
     ------
@@ -92,7 +95,7 @@ def run_export_request(request: ExportRequest) -> ExportOutcome:
         axis_aligned=request.axis_aligned,
     )
     result = export_registration(
-        deformation, fixed, moving, request.output, options, request.force, inputs=transform_files
+        deformation, fixed, moving, request.output, options, request.force, progress, inputs=transform_files
     )
     return ExportOutcome(result, fixed, moving)
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from . import geometry
 from .model import DisplacementGrid
+from .progress import Progress, ignore_progress
 
 #: NIfTI-1 constants (nifti1.h): displacement vector intent, float32 datatype, mm and s units.
 _NIFTI_INTENT_DISPVECT = 1006
@@ -37,12 +38,16 @@ def _nrrd_vector(values: np.ndarray) -> str:
     return "(" + ",".join(repr(float(v)) for v in values) + ")"
 
 
-def _write_planes_lps(stream: BinaryIO, grid: DisplacementGrid) -> None:
-    for plane in grid.vectors_lps:
-        stream.write(np.ascontiguousarray(plane, dtype="<f4").tobytes())
+def _write_planes_lps(stream: BinaryIO, grid: DisplacementGrid, progress: Progress | None) -> None:
+    """The vectors, k plane by k plane, each checked (unless the grid was) just before it is written."""
+    report = progress or ignore_progress
+    n_k = grid.vectors_lps.shape[0]
+    for k, plane in enumerate(grid.checked_planes()):
+        stream.write(memoryview(np.ascontiguousarray(plane, dtype="<f4")).cast("B"))
+        report((k + 1) / n_k, "Writing the displacement field")
 
 
-def write_nrrd(grid: DisplacementGrid, stream: BinaryIO) -> None:
+def write_nrrd(grid: DisplacementGrid, stream: BinaryIO, progress: Progress | None = None) -> None:
     """A NRRD displacement field (LPS, raw little-endian float32, ``displacement field type:=resampling``)."""
     n_i, n_j, n_k = grid.dimensions
     axes = grid.direction_lps * grid.spacing_mm
@@ -62,10 +67,10 @@ def write_nrrd(grid: DisplacementGrid, stream: BinaryIO) -> None:
         "",
     ])
     stream.write(header.encode("ascii"))
-    _write_planes_lps(stream, grid)
+    _write_planes_lps(stream, grid, progress)
 
 
-def write_metaimage(grid: DisplacementGrid, stream: BinaryIO) -> None:
+def write_metaimage(grid: DisplacementGrid, stream: BinaryIO, progress: Progress | None = None) -> None:
     """A MetaImage (``.mha``) displacement field: LPS, 3 interleaved float32 channels, data in the same file."""
     header = "\n".join([
         "ObjectType = Image",
@@ -85,7 +90,7 @@ def write_metaimage(grid: DisplacementGrid, stream: BinaryIO) -> None:
         "",
     ])
     stream.write(header.encode("ascii"))
-    _write_planes_lps(stream, grid)
+    _write_planes_lps(stream, grid, progress)
 
 
 def _quaternion(rotation: np.ndarray) -> tuple[float, float, float]:
@@ -133,19 +138,23 @@ def _nifti_header(grid: DisplacementGrid) -> bytes:
     return bytes(header)
 
 
-def write_nifti(grid: DisplacementGrid, stream: BinaryIO) -> None:
+def write_nifti(grid: DisplacementGrid, stream: BinaryIO, progress: Progress | None = None) -> None:
     """A NIfTI-1 displacement field as ITK writes one: RAS geometry and RAS vector components,
     intent DISPVECT, dimensions (n_i, n_j, n_k, 1, 3) with the components stored one after the other."""
+    report = progress or ignore_progress
     stream.write(_nifti_header(grid))
     stream.write(b"\x00" * (_NIFTI_VOX_OFFSET - _NIFTI_HEADER_BYTES))
+    n_k = grid.vectors_lps.shape[0]
     for component in range(3):
         # LPS -> RAS negates x and y
         sign = -1.0 if component < 2 else 1.0
-        for plane in grid.vectors_lps:
+        planes = grid.checked_planes() if component == 0 else grid.vectors_lps
+        for k, plane in enumerate(planes):
             stream.write(np.ascontiguousarray(sign * plane[..., component], dtype="<f4").tobytes())
+            report((component * n_k + k + 1) / (3 * n_k), "Writing the displacement field")
 
 
-_WRITERS: dict[str, tuple[Callable[[DisplacementGrid, BinaryIO], None], bool]] = {
+_WRITERS: dict[str, tuple[Callable[[DisplacementGrid, BinaryIO, Progress | None], None], bool]] = {
     ".nrrd": (write_nrrd, False),
     ".mha": (write_metaimage, False),
     ".nii": (write_nifti, False),
@@ -156,13 +165,19 @@ _WRITERS: dict[str, tuple[Callable[[DisplacementGrid, BinaryIO], None], bool]] =
 FIELD_EXTENSIONS = tuple(_WRITERS)
 
 
-def write_displacement_field(grid: DisplacementGrid, path: Path, extension: str) -> None:
+def write_displacement_field(
+    grid: DisplacementGrid, path: Path, extension: str, progress: Progress | None = None
+) -> None:
     """Write `grid` to `path` as the float32 displacement field format of `extension` (one of
-    :data:`FIELD_EXTENSIONS`; given separately because `path` may be a temporary name)."""
+    :data:`FIELD_EXTENSIONS`; given separately because `path` may be a temporary name).
+
+    Vector values not yet checked are checked plane by plane as they are written; `progress`
+    follows the planes (see :mod:`.progress`).
+    """
     writer, compressed = _WRITERS[extension]
     with open(path, "wb") as raw:
         if compressed:
             with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) as stream:
-                writer(grid, stream)
+                writer(grid, stream, progress)
         else:
-            writer(grid, raw)
+            writer(grid, raw, progress)

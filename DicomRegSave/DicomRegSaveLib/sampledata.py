@@ -25,6 +25,8 @@ from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, gene
 from pydicom.valuerep import format_number_as_ds
 
 from . import geometry
+from .field_writer import write_metaimage
+from .model import DisplacementGrid
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 ENHANCED_CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2.1"
@@ -379,46 +381,18 @@ def write_displacement_field_mha(
     spacing_mm: Sequence[float] | np.ndarray,
     vectors_lps: np.ndarray,
 ) -> Path:
-    """Write an ITK displacement field as a single-file MetaImage (``.mha``).
+    """Write an ITK displacement field as a single-file MetaImage (``.mha``), float32.
 
-    Parameters
-    ----------
-    path:
-        Output file.
-    origin_lps:
-        Centre of grid point (0, 0, 0), LPS (mm).
-    direction_lps:
-        3x3 matrix whose columns are the unit i, j, k axes in LPS.
-    spacing_mm:
-        Grid spacing along i, j, k (mm).
-    vectors_lps:
-        Displacements (n_k, n_j, n_i, 3), LPS components in mm, in the resampling (fixed -> moving)
-        direction that ITK's DisplacementFieldTransform and Slicer's "from parent" grid use.
+    Geometry (LPS, mm) as for :func:`field_files.field_file_header`; `vectors_lps` are the
+    displacements (n_k, n_j, n_i, 3), LPS components in mm, in the resampling (fixed -> moving)
+    direction that ITK's DisplacementFieldTransform and Slicer's "from parent" grid use.
     """
-    direction = geometry.check_direction(direction_lps, "displacement field direction")
-    vectors = np.ascontiguousarray(vectors_lps, dtype="<f4")
-    n_k, n_j, n_i, _ = vectors.shape
-
-    def numbers(values: np.ndarray) -> str:
-        return " ".join(repr(float(v)) for v in np.ravel(values))
-
-    # MetaIO's TransformMatrix lists the axis direction vectors one after the other (i axis first),
-    # which is the direction matrix read column by column.
-    header = (
-        "ObjectType = Image\nNDims = 3\nBinaryData = True\nBinaryDataByteOrderMSB = False\n"
-        "CompressedData = False\n"
-        f"TransformMatrix = {numbers(direction.T)}\n"
-        f"Offset = {numbers(np.asarray(origin_lps, dtype=np.float64))}\n"
-        "CenterOfRotation = 0 0 0\n"
-        f"ElementSpacing = {numbers(np.asarray(spacing_mm, dtype=np.float64))}\n"
-        f"DimSize = {n_i} {n_j} {n_k}\n"
-        "ElementNumberOfChannels = 3\nElementType = MET_FLOAT\nElementDataFile = LOCAL\n"
-    )
-    path = Path(path)
+    # Values are written as given (tests write invalid ones on purpose).
+    grid = DisplacementGrid(origin_lps, direction_lps, spacing_mm, vectors_lps, check_vectors=False)
+    grid.vectors_checked = True
     with open(path, "wb") as stream:
-        stream.write(header.encode("ascii"))
-        stream.write(memoryview(vectors).cast("B"))
-    return path
+        write_metaimage(grid, stream)
+    return Path(path)
 
 
 #: Demo sizes: (dimensions (n_i, n_j, n_k), spacing (mm)); all cover about 192 x 192 x 96 mm.

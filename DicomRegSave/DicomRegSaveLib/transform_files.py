@@ -30,6 +30,7 @@ from . import geometry
 from .errors import OutputError, TransformInputError
 from .field_writer import FIELD_EXTENSIONS, write_displacement_field
 from .model import Deformation, DisplacementGrid, RegistrationItem, axis_aligned_grid
+from .progress import Progress
 
 if TYPE_CHECKING:
     import slicer
@@ -366,7 +367,7 @@ def _nrrd_header(path: Path, head: bytes) -> RawFieldHeader | None:
                           (axes / spacing[:, None]).T.copy(), spacing)
 
 
-def write_transform_file(item: RegistrationItem, path: str | Path) -> Path:
+def write_transform_file(item: RegistrationItem, path: str | Path, progress: Progress | None = None) -> Path:
     """Write one registration item's fixed -> moving mapping as a transform file Slicer and ITK read.
 
     ``.h5``/``.hdf5``/``.tfm``/``.txt``: an ITK (composite) transform of the pre-matrix, the
@@ -377,7 +378,8 @@ def write_transform_file(item: RegistrationItem, path: str | Path) -> Path:
     precision of Vector Grid Data; written by :mod:`field_writer`, not by Slicer, which would widen
     it to float64); pre/post matrices are folded into the vectors (total displacement
     ``M_post(M_pre x + D(x)) - x`` at each grid point), which trilinear interpolation reproduces
-    exactly inside the grid because the mapping is affine in x plus linear in D.
+    exactly inside the grid because the mapping is affine in x plus linear in D. `progress`
+    follows the writing of a field (see :mod:`.progress`).
 
     Raises
     ------
@@ -398,7 +400,7 @@ def write_transform_file(item: RegistrationItem, path: str | Path) -> Path:
                 f"ITK transform instead ({', '.join(TRANSFORM_WRITE_TYPES)})."
             )
         try:
-            write_displacement_field(_total_displacement_grid(item), path, extension)
+            write_displacement_field(_total_displacement_grid(item), path, extension, progress)
         except OSError as error:
             raise OutputError(f"Cannot write the displacement field {path}: {error}.") from error
         return path
@@ -432,23 +434,31 @@ def write_transform_file(item: RegistrationItem, path: str | Path) -> Path:
 
 
 def _total_displacement_grid(item: RegistrationItem) -> DisplacementGrid:
-    """The item's grid with vectors of its whole mapping minus identity (the grid itself without matrices)."""
+    """The item's grid with vectors of its whole mapping minus identity: the grid itself (its
+    vectors bit for bit) when both matrices are absent or identities.
+
+    ``M_post(M_pre x + D(x)) - x = A x + b + L D(x)`` with ``A = L_post L_pre - I``,
+    ``b = L_post t_pre + t_post`` and ``L = L_post``; ``A x + b`` is affine in the grid index, so
+    it is summed from per-axis terms, plane by plane, instead of transforming every point.
+    """
     grid = item.grid
-    if item.pre_deformation_matrix is None and item.post_deformation_matrix is None:
-        return grid
-    n_i, n_j, n_k = grid.dimensions
-    j, i = np.meshgrid(np.arange(n_j), np.arange(n_i), indexing="ij")
-    plane_index = np.stack([i.ravel(), j.ravel(), np.zeros(i.size)], axis=1)
-    vectors = np.empty_like(grid.vectors_lps)
-    index_to_lps = grid.index_to_lps
     pre, post = (
-        np.eye(4) if m is None else m.matrix_lps for m in (item.pre_deformation_matrix, item.post_deformation_matrix)
+        None if m is None or m.is_identity else m.matrix_lps
+        for m in (item.pre_deformation_matrix, item.post_deformation_matrix)
     )
-    # plane by plane, with the stored vectors at the grid points themselves (no interpolation)
-    for k in range(n_k):
-        plane_index[:, 2] = k
-        points = plane_index @ index_to_lps[:3, :3].T + index_to_lps[:3, 3]
-        mapped = points @ pre[:3, :3].T + pre[:3, 3] + grid.vectors_lps[k].reshape(-1, 3)
-        mapped = mapped @ post[:3, :3].T + post[:3, 3]
-        vectors[k] = (mapped - points).reshape(n_j, n_i, 3)
-    return DisplacementGrid(grid.origin_lps, grid.direction_lps, grid.spacing_mm, vectors)
+    if pre is None and post is None:
+        return grid
+    pre = np.eye(4) if pre is None else pre
+    post = np.eye(4) if post is None else post
+    affine = post @ pre - np.eye(4)
+    # (A x + b) at x = index_to_lps @ (i, j, k, 1): one column per grid axis plus the constant
+    per_index = affine[:3, :] @ grid.index_to_lps
+    n_i, n_j, _ = grid.dimensions
+    along_i = np.arange(n_i)[:, None] * per_index[:, 0]
+    along_j = np.arange(n_j)[:, None, None] * per_index[:, 1]
+    linear = post[:3, :3].T
+    vectors = np.empty_like(grid.vectors_lps)
+    for k, plane in enumerate(grid.checked_planes()):
+        vectors[k] = along_j + along_i + (per_index[:, 3] + k * per_index[:, 2]) + plane.astype(np.float64) @ linear
+    # The source planes were checked; the sums are checked as they are written.
+    return DisplacementGrid(grid.origin_lps, grid.direction_lps, grid.spacing_mm, vectors, check_vectors=False)
