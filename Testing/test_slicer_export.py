@@ -73,16 +73,7 @@ class Scene:
         self.moving = self.volume(case["moving"], "Moving CT")
 
     def volume(self, series, name, dicom=True, shift_mm=0.0):
-        node = self.scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
-        image = vtk.vtkImageData()
-        image.SetDimensions(*series.dimensions)
-        image.AllocateScalars(vtk.VTK_SHORT, 1)
-        node.SetAndObserveImageData(image)
-        ijk_to_ras = geometry.lps_to_ras_index_matrix(series.ijk_to_lps)
-        ijk_to_ras[0, 3] += shift_mm
-        node.SetIJKToRASMatrix(vtk_matrix(ijk_to_ras))
-        if dicom:
-            node.SetAttribute("DICOM.instanceUIDs", " ".join(str(h.SOPInstanceUID) for h in series.headers))
+        node = add_volume(self.scene, series, name, dicom, shift_mm)
         self.sh.CreateItem(self.study, node)
         return node
 
@@ -91,27 +82,46 @@ class Scene:
         return item if item else self.sh.CreateItem(self.study, node)
 
     def registration_transform(self, *, linear_parent=True, references=True, amplitude=2.0):
-        """A from-parent grid covering the fixed image (and beyond), under a rigid linear parent."""
-        parent = None
-        if linear_parent:
-            matrix = homogeneous(rotation([1.0, -2.0, 0.5], 0.05), (2.0, -3.0, 1.5))
-            parent = linear_node(self.scene, matrix)
-        fixed = self.case["fixed"]
-        box_ras = geometry.lps_to_ras_points(
-            np.array([fixed.ijk_to_lps[:3, 3], fixed.ijk_to_lps[:3, :3] @ (np.array(fixed.dimensions) - 1) + fixed.ijk_to_lps[:3, 3]])
-        )
-        low, high = box_ras.min(axis=0) - 20.0, box_ras.max(axis=0) + 20.0
-        spacing = np.array([8.0, 9.0, 10.0])
-        dims = tuple(int(n) for n in np.ceil((high - low) / spacing) + 1)
-        rng = np.random.default_rng(7)
-        vectors = rng.uniform(-amplitude, amplitude, (dims[2], dims[1], dims[0], 3)).astype(np.float32)
-        node = grid_node(self.scene, low, np.eye(3), spacing, vectors, parent=parent)
-        node.SetName("Registration result")
+        node = registration_transform(self.scene, self.case["fixed"], linear_parent=linear_parent, amplitude=amplitude)
         if references:
             node.SetNodeReferenceID(node.GetFixedNodeReferenceRole(), self.fixed.GetID())
             node.SetNodeReferenceID(node.GetMovingNodeReferenceRole(), self.moving.GetID())
         self.item(node)
         return node
+
+
+def registration_transform(scene, fixed, *, linear_parent=True, amplitude=2.0):
+    """A from-parent grid covering the fixed series (and beyond), under a rigid linear parent."""
+    parent = None
+    if linear_parent:
+        matrix = homogeneous(rotation([1.0, -2.0, 0.5], 0.05), (2.0, -3.0, 1.5))
+        parent = linear_node(scene, matrix)
+    box_ras = geometry.lps_to_ras_points(
+        np.array([fixed.ijk_to_lps[:3, 3], fixed.ijk_to_lps[:3, :3] @ (np.array(fixed.dimensions) - 1) + fixed.ijk_to_lps[:3, 3]])
+    )
+    low, high = box_ras.min(axis=0) - 20.0, box_ras.max(axis=0) + 20.0
+    spacing = np.array([8.0, 9.0, 10.0])
+    dims = tuple(int(n) for n in np.ceil((high - low) / spacing) + 1)
+    rng = np.random.default_rng(7)
+    vectors = rng.uniform(-amplitude, amplitude, (dims[2], dims[1], dims[0], 3)).astype(np.float32)
+    node = grid_node(scene, low, np.eye(3), spacing, vectors, parent=parent)
+    node.SetName("Registration result")
+    return node
+
+
+def add_volume(scene, series, name, dicom=True, shift_mm=0.0):
+    """A volume node on the series' voxel grid (shifted along R by `shift_mm`), with its instance UIDs if `dicom`."""
+    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
+    image = vtk.vtkImageData()
+    image.SetDimensions(*series.dimensions)
+    image.AllocateScalars(vtk.VTK_SHORT, 1)
+    node.SetAndObserveImageData(image)
+    ijk_to_ras = geometry.lps_to_ras_index_matrix(series.ijk_to_lps)
+    ijk_to_ras[0, 3] += shift_mm
+    node.SetIJKToRASMatrix(vtk_matrix(ijk_to_ras))
+    if dicom:
+        node.SetAttribute("DICOM.instanceUIDs", " ".join(str(h.SOPInstanceUID) for h in series.headers))
+    return node
 
 
 @pytest.fixture
@@ -484,3 +494,31 @@ def test_import_of_a_file_that_is_not_a_registration_names_the_file(dicom_case):
     with pytest.raises(InvalidRegistrationError) as raised:
         slicer_import.import_registration(path, slicer.vtkMRMLScene())
     assert str(path) in str(raised.value)
+
+
+def test_import_without_applying_sets_the_references_only(exported, dicom_case):
+    _, result = exported
+    scene = Scene(dicom_case)
+    imported = slicer_import.import_registration(result.path, scene.scene, dicom_case["lookup"], apply_to_moving=False)
+    assert imported.moving_node is scene.moving and imported.fixed_node is scene.fixed
+    assert scene.moving.GetParentTransformNode() is None
+    assert imported.messages == [] and imported.pending == []
+
+
+def test_watcher_links_volumes_that_get_their_instance_uids_later_and_stops_cleanly(exported, dicom_case):
+    from DicomRegSaveLib.slicer_linking import RegistrationWatcher
+
+    _, result = exported
+    scene = slicer.vtkMRMLScene()
+    notes = []
+    watcher = RegistrationWatcher(scene, lambda: dicom_case["lookup"], notes.append)
+    watcher.start()
+    imported = slicer_import.import_registration(result.path, scene, dicom_case["lookup"])
+    late = add_volume(scene, dicom_case["moving"], "Moving CT", dicom=False)
+    assert late.GetParentTransformNode() is None
+    late.SetAttribute("DICOM.instanceUIDs", " ".join(str(h.SOPInstanceUID) for h in dicom_case["moving"].headers))
+    assert late.GetParentTransformNode() is imported.leaf
+    watcher.stop()
+    again = add_volume(scene, dicom_case["moving"], "Moving CT copy")
+    assert again.GetParentTransformNode() is None and late.GetParentTransformNode() is imported.leaf
+    assert notes == []

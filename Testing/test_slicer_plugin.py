@@ -20,7 +20,9 @@ from DicomRegSaveLib import slicer_export, slicer_fields, slicer_offer
 from DicomRegSaveLib.reader import read_registration
 from mrml_helpers import from_world_lps, homogeneous, linear_node, rotation
 from slicer_app_standins import Application, Database, ExportDialog, SlicerRtRegPlugin, load_loadables
-from test_slicer_export import PATIENT_ID, Scene, dicom_case, fixed_points, max_error  # noqa: F401 (fixture)
+from test_slicer_export import (  # noqa: F401 (dicom_case is a fixture)
+    PATIENT_ID, Scene, dicom_case, fixed_points, max_error, registration_transform,
+)
 
 MAPPING_MM = 1e-3
 
@@ -150,10 +152,9 @@ def loaded_registration(app, case):
     """Fixed and moving series loaded from the database, and a registration result at the scene's top level."""
     fixed = app.load_series(series_paths(case, "fixed"))
     moving = app.load_series(series_paths(case, "moving"))
-    world = Scene.__new__(Scene)
-    world.scene, world.sh, world.case, world.fixed, world.moving = app.scene, app.scene.GetSubjectHierarchyNode(), case, fixed, moving
-    world.item = lambda node: world.sh.GetItemByDataNode(node)
-    transform = world.registration_transform()
+    transform = registration_transform(app.scene, case["fixed"])
+    transform.SetNodeReferenceID(transform.GetFixedNodeReferenceRole(), fixed.GetID())
+    transform.SetNodeReferenceID(transform.GetMovingNodeReferenceRole(), moving.GetID())
     return fixed, moving, transform
 
 
