@@ -111,10 +111,18 @@ def exported(tmp_path_factory):
             RegistrationMatrix(case.pre) if case.pre is not None else None,
             RegistrationMatrix(case.post) if case.post is not None else None,
         )
-        result = export_registration(deformation, fixed, moving, folder / "reg.dcm",
-                                     ExportOptions(identity_item=case.identity_item))
+        # NaN vectors are written (as "undefined here") only when asked for
+        options = ExportOptions(identity_item=case.identity_item,
+                                undefined_vectors="undefined" if case.nan_points else "refuse")
+        result = export_registration(deformation, fixed, moving, folder / "reg.dcm", options)
         results[case.name] = (case, result, fixed, moving, grid)
     return results
+
+
+def test_undefined_points_are_reported_with_count_and_place(exported):
+    _, result, _, _, _ = exported["undefined_points"]
+    assert any("2 of 336 grid points are undefined (NaN vectors), the first at grid point (i=0, j=0, k=0)" in w
+               and "as asked" in w for w in result.report.warnings), result.report.warnings
 
 
 @pytest.mark.parametrize("name", [case.name for case in CASES])

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import logging
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -56,6 +58,7 @@ def _export_options(args: argparse.Namespace):
             setattr(options, name, value)
     options.identity_item = args.identity_item
     options.registration_class = args.registration_class
+    options.undefined_vectors = args.nan_vectors
     return options
 
 
@@ -389,6 +392,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Registration Type Code (CID 7100): a code value such as 125025 or a meaning such as "
                         "'Visual Alignment' (default: 125024 Image Content-based Alignment)")
     export.add_argument("--comment", metavar="T", help="Frame of Reference Transformation Comment of the registration item")
+    export.add_argument("--nan-vectors", choices=("refuse", "undefined"), default="refuse",
+                        help="NaN displacement vectors: refuse the export (default), or write them as DICOM's "
+                        "'undefined here' marker (reported with their count)")
     export.add_argument("--send", metavar="AET@HOST:PORT", help="send the REG to this DICOM peer after writing it")
     _add_network_arguments(export)
     _add_json_argument(export)
@@ -469,15 +475,41 @@ def _failure_report(args: argparse.Namespace, message: str) -> None:
             print(f"dicomregsave {args.command}: the JSON report was not written either: {error}", file=sys.stderr)
 
 
+def _paragraph(text: str) -> str:
+    """One paragraph: no ANSI escape codes, no blank lines."""
+    from .native_log import strip_escapes
+
+    return "\n".join(line for line in strip_escapes(text).splitlines() if line.strip())
+
+
+class _Notes(logging.Handler):
+    """Collects warnings logged by the engine and its libraries, instead of Python printing them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.notes: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.notes.append(record.getMessage())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    notes = _Notes()
+    logging.getLogger().addHandler(notes)
     try:
-        return args.run(args)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            status = args.run(args)
+        # after success, what the libraries warned about is shown; after an error the message says it
+        for note in dict.fromkeys([*notes.notes, *(str(w.message) for w in caught)]):
+            print(f"dicomregsave {args.command}: note: {_paragraph(note)}", file=sys.stderr)
+        return status
     except argparse.ArgumentTypeError as error:
         parser.error(str(error))
     except DicomRegSaveError as error:
-        print(f"dicomregsave {args.command}: error: {error}", file=sys.stderr)
+        print(_paragraph(f"dicomregsave {args.command}: error: {error}"), file=sys.stderr)
         _failure_report(args, str(error))
         return EXIT_ERROR
     except KeyboardInterrupt:
@@ -489,9 +521,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"unexpected error {type(error).__name__}: {error}. "
             "This is a bug in dicomregsave; please report it with the command line you used."
         )
-        print(f"dicomregsave {args.command}: {message}", file=sys.stderr)
+        print(_paragraph(f"dicomregsave {args.command}: {message}"), file=sys.stderr)
         _failure_report(args, message)
         return EXIT_ERROR
+    finally:
+        logging.getLogger().removeHandler(notes)
 
 
 if __name__ == "__main__":

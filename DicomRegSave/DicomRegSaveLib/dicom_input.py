@@ -246,7 +246,8 @@ def series_from_headers(
     Parameters
     ----------
     headers:
-        Instance headers (pixel data not needed), any order. Repeated SOP Instance UIDs are kept once.
+        Instance headers (pixel data not needed), any order. Copies of one instance (same SOP
+        Instance UID, position and number) are kept once; different instances sharing a UID are refused.
     role:
         ``"fixed"`` or ``"moving"``, used in messages.
     paths:
@@ -271,7 +272,16 @@ def series_from_headers(
             raise DicomInputError(
                 f"A {role} image header{_in_file(header, paths, index)} has no valid SOP Instance UID ({uid!r})."
             )
-        unique.setdefault(uid, (header, Path(paths[index]) if paths is not None else None))
+        path = Path(paths[index]) if paths is not None else None
+        if uid in unique and _identity(unique[uid][0]) != _identity(header):
+            first_path = unique[uid][1]
+            raise DicomInputError(
+                f"Two different {role} images share the SOP Instance UID {uid}"
+                f"{f' ({first_path} and {path})' if first_path and path else ''}: their position or instance "
+                "number differ, so a reference to that UID would be ambiguous. The series is damaged (or "
+                "anonymised badly); pass a series whose instances have their own UIDs."
+            )
+        unique.setdefault(uid, (header, path))
     header_list = [h for h, _ in unique.values()]
     path_list = [p for _, p in unique.values()]
     for index, header in enumerate(header_list):
@@ -600,6 +610,14 @@ class _PlaneCollector:
         return ijk_to_lps, n_columns, n_rows, frames
 
 
+
+
+def _identity(header: Dataset) -> tuple[str, ...]:
+    """What tells one instance from another copy of itself (same UID, same slice)."""
+    return tuple(
+        str(header.get(keyword, "")) for keyword in
+        ("SOPClassUID", "SeriesInstanceUID", "InstanceNumber", "ImagePositionPatient", "NumberOfFrames", "Rows", "Columns")
+    )
 
 
 def _number_of_frames(header: Dataset) -> int:

@@ -109,6 +109,10 @@ class ExportOptions:
     matrices only; refused for a non-linear transform), ``"deformable"`` a Deformable Spatial
     Registration (66.3; a linear transform gets a zero grid and a post matrix), ``"auto"`` (the
     default) spatial when the whole transform is linear, else deformable.
+
+    ``undefined_vectors`` says what to do with NaN displacement vectors: ``"refuse"`` (the default:
+    nothing is written, the message says how many and where) or ``"undefined"`` (written as
+    DICOM's whole-NaN "undefined here" marker; the result's report warns with the count).
     """
 
     series_description: str | None = None
@@ -131,6 +135,11 @@ class ExportOptions:
     overrides: Mapping[str, object] = field(default_factory=dict)
     copy_source_keywords: Sequence[str] = ()
     modifier: Callable[[Dataset], None] | None = None
+    undefined_vectors: str = "refuse"
+
+
+#: Choices of ExportOptions.undefined_vectors.
+UNDEFINED_VECTOR_CHOICES = ("refuse", "undefined")
 
 
 @dataclass
@@ -290,10 +299,13 @@ def write_dataset(
     force: bool = False,
     progress: Progress | None = None,
     inputs: Sequence[str | os.PathLike] = (),
+    check_written: Callable[[], None] | None = None,
 ) -> Path:
     """Write `dataset` atomically (:func:`output.atomic_stream`); return the path.
 
     `inputs` are never overwritten, even with `force` (see :func:`output.check_output_path`).
+    `check_written` runs after the last byte is written and before the file takes its name:
+    raising from it leaves nothing (for conclusions of the checks made while writing).
 
     Vector values not yet checked are checked as they are written; on an invalid value, an error
     or a cancel raised by `progress`, nothing is left behind.
@@ -301,6 +313,8 @@ def write_dataset(
     path = _output_file(output, dataset.SOPInstanceUID)
     with atomic_stream(path, force, inputs) as stream:
         write_dataset_streaming(dataset, stream, progress)
+        if check_written is not None:
+            check_written()
     return path
 
 
@@ -333,6 +347,11 @@ def export_registration(
     require_type("output", output, str, os.PathLike)
     options = options or ExportOptions()
     require_type("options", options, ExportOptions)
+    if options.undefined_vectors not in UNDEFINED_VECTOR_CHOICES:
+        raise ValueError(
+            f"options.undefined_vectors must be one of {', '.join(UNDEFINED_VECTOR_CHOICES)}, "
+            f"not {options.undefined_vectors!r}"
+        )
     if fixed.series_instance_uid == moving.series_instance_uid:
         raise InvalidRegistrationError(
             f"The fixed and the moving image are the same series ({fixed.series_instance_uid}). "
@@ -365,5 +384,22 @@ def export_registration(
         raise InvalidRegistrationError(
             "The registration object fails the standard's rules, so it was not written:\n" + report.text()
         )
-    path = write_dataset(dataset, output, force, progress, inputs)
+    grid = deformation.grid
+
+    def refuse_undefined_vectors() -> None:
+        if grid is not None and grid.undefined.count and options.undefined_vectors == "refuse":
+            raise InvalidRegistrationError(
+                f"The transform's displacement field has NaN vectors: {grid.describe_undefined()}. Nothing was "
+                "written: fix the transform (fill or crop the holes), or write them as DICOM's \"undefined here\" "
+                "marker on purpose (command line --nan-vectors undefined; ExportOptions.undefined_vectors)."
+            )
+
+    if grid is not None and grid.vectors_checked:
+        refuse_undefined_vectors()
+    path = write_dataset(dataset, output, force, progress, inputs, check_written=refuse_undefined_vectors)
+    if grid is not None and grid.undefined.count:
+        report.warnings.append(
+            f"{grid.describe_undefined()}; they were written as DICOM's \"undefined here\" marker "
+            "(whole-NaN vectors), as asked."
+        )
     return ExportResult(path, dataset, registration, report)

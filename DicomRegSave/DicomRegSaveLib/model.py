@@ -186,8 +186,10 @@ class DisplacementGrid:
         vectors = np.asarray(vectors_lps)
         if vectors.dtype != np.float32:
             vectors = vectors.astype(np.float32)
+        #: Whole-NaN triples found by the value check (complete once `vectors_checked` is true).
+        self.undefined = UndefinedVectors()
         if check_vectors:
-            check_vector_values(vectors.reshape(-1, 3), 0, vectors.shape[2], vectors.shape[1])
+            check_vector_values(vectors.reshape(-1, 3), 0, vectors.shape[2], vectors.shape[1], self.undefined)
         self.origin_lps = origin
         self.direction_lps = direction
         self.spacing_mm = spacing
@@ -246,6 +248,7 @@ class DisplacementGrid:
             origin, direction, self.spacing_mm.copy(), vectors
         )
         grid.vectors_checked = True
+        grid.undefined = self.undefined
         return grid
 
     def checked_planes(self) -> Iterator[np.ndarray]:
@@ -258,10 +261,12 @@ class DisplacementGrid:
             At the first plane holding an infinite value or a partly NaN triple.
         """
         n_k, n_j, n_i, _ = self.vectors_lps.shape
+        if not self.vectors_checked:
+            self.undefined = UndefinedVectors()
         for k in range(n_k):
             plane = self.vectors_lps[k]
             if not self.vectors_checked:
-                check_vector_values(plane.reshape(-1, 3), k * n_j * n_i, n_i, n_j)
+                check_vector_values(plane.reshape(-1, 3), k * n_j * n_i, n_i, n_j, self.undefined)
             yield plane
         self.vectors_checked = True
 
@@ -269,6 +274,18 @@ class DisplacementGrid:
         """Check the vector values now, if that has not been done (see `check_vectors` above)."""
         for _ in self.checked_planes():
             pass
+
+    def describe_undefined(self) -> str:
+        """'N of M grid points are undefined (NaN), the first at (i, j, k), LPS (x, y, z) mm' once checked."""
+        n_i, n_j, _ = self.dimensions
+        point = self.undefined.first_point or 0
+        index = np.array([point % n_i, (point // n_i) % n_j, point // (n_i * n_j)])
+        position = self.index_to_lps[:3, :3] @ index + self.index_to_lps[:3, 3]
+        return (
+            f"{self.undefined.count} of {self.vectors_lps.size // 3} grid points are undefined (NaN vectors), "
+            f"the first at grid point (i={index[0]}, j={index[1]}, k={index[2]}), LPS "
+            f"({position[0]:.2f}, {position[1]:.2f}, {position[2]:.2f}) mm"
+        )
 
     def displacement_at(self, points_lps: np.ndarray) -> np.ndarray:
         """Trilinear displacement (mm, LPS) at points (N, 3) in LPS; NaN outside the grid."""
@@ -279,9 +296,27 @@ class DisplacementGrid:
         return geometry.trilinear_sample(self.vectors_lps, index)
 
 
-def check_vector_values(triples: np.ndarray, first_index: int, n_i: int, n_j: int) -> None:
+@dataclass
+class UndefinedVectors:
+    """A tally of whole-NaN triples ("undefined here") met while checking a field's values.
+
+    Attributes
+    ----------
+    count:
+        How many grid points are undefined.
+    first_point:
+        Grid point index (``i + n_i * (j + n_j * k)``) of the first, or ``None``.
+    """
+
+    count: int = 0
+    first_point: int | None = None
+
+
+def check_vector_values(
+    triples: np.ndarray, first_index: int, n_i: int, n_j: int, undefined: UndefinedVectors | None = None
+) -> None:
     """Reject infinite values and partly NaN triples in (N, 3) `triples`, chunk by chunk so that
-    temporaries stay small.
+    temporaries stay small, and count whole-NaN triples into `undefined`.
 
     Parameters
     ----------
@@ -309,6 +344,11 @@ def check_vector_values(triples: np.ndarray, first_index: int, n_i: int, n_j: in
                 "must be finite, or all three components NaN to mark the point as undefined "
                 f"({bad.size} such point(s) in this part of the grid). Fix or mask the transform."
             )
+        if undefined is not None:
+            whole = np.flatnonzero(nan_count == 3)
+            if whole.size and undefined.first_point is None:
+                undefined.first_point = first_index + start + int(whole[0])
+            undefined.count += int(whole.size)
 
 
 @dataclass

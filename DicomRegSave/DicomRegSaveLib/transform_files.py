@@ -15,9 +15,11 @@ reads the data straight into one float32 array, because slicer-core converts fie
 
 from __future__ import annotations
 
+import gzip
 import logging
 import os
 import re
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +31,7 @@ import numpy as np
 from . import geometry
 from .errors import OutputError, TransformInputError
 from .field_writer import FIELD_EXTENSIONS, write_displacement_field
+from .native_log import captured_native_output, summarize
 from .model import Deformation, DisplacementGrid, RegistrationItem, axis_aligned_grid
 from .progress import Progress
 
@@ -62,8 +65,6 @@ FIELD_WRITE_TYPES = FIELD_EXTENSIONS
 
 # Elements read per step when float64 data is narrowed to float32 (bounds the temporary copy).
 _CHUNK_ELEMENTS = 1 << 22
-# Slicer's messages repeat ITK exception dumps; the first part says what went wrong.
-_MAX_DETAIL_CHARACTERS = 400
 # Longest text header the fast path parses; real headers are below 2 KiB.
 _MAX_HEADER_BYTES = 1 << 16
 
@@ -118,9 +119,10 @@ def read_transform_file(path: str | Path, scene: slicer.vtkMRMLScene) -> slicer.
     logic = slicer.vtkSlicerTransformLogic()
     logic.SetMRMLScene(scene)
     messages = slicer.vtkMRMLMessageCollection()
-    node = logic.AddTransform(str(path), scene, messages)
+    with captured_native_output() as native:
+        node = logic.AddTransform(str(path), scene, messages)
     if node is None:
-        detail = " ".join(messages.GetAllMessagesAsString().split())[:_MAX_DETAIL_CHARACTERS]
+        detail = native.summary() or summarize(messages.GetAllMessagesAsString())
         raise TransformInputError(
             f"Transform file {path} could not be read as a {READABLE_TYPES[extension]}"
             f"{': ' + detail if detail else ''}. Check that it is a valid transform file; supported: "
@@ -149,6 +151,7 @@ def deformation_from_file(
     TransformInputError
         If the file cannot be read or describes an unusable transform.
     """
+    check_transform_file(path)
     if grid_spacing_mm is None:
         header = raw_field_header(path)
         if header is not None:
@@ -167,6 +170,134 @@ def deformation_from_file(
         node, reference_ijk_to_lps, reference_dimensions, grid_spacing_mm=grid_spacing_mm,
         axis_aligned=axis_aligned,
     )
+
+
+#: ITK transform class names as ITK writes them: ``AffineTransform_double_3_3``, ``CompositeTransform_double_3``.
+_ITK_TRANSFORM_NAME = re.compile(rb"([A-Za-z]+Transform)_(double|float)_(\d+)(?:_(\d+))?")
+#: How far into an HDF5/MATLAB transform file the transform type names are looked for.
+_MAX_TYPE_SCAN_BYTES = 16 << 20
+#: NRRD kinds of a non-spatial (component) axis.
+_NRRD_COMPONENT_KINDS = frozenset({
+    "vector", "covariant-vector", "normal", "list", "point", "stub", "scalar", "complex", "2-vector", "3-color",
+    "rgb-color", "hsv-color", "xyz-color", "4-color", "rgba-color", "3-vector", "3-gradient", "3-normal",
+    "4-vector", "quaternion", "2d-symmetric-matrix", "2d-masked-symmetric-matrix", "2d-matrix",
+    "2d-masked-matrix", "3d-symmetric-matrix", "3d-masked-symmetric-matrix", "3d-matrix", "3d-masked-matrix",
+})
+_NIFTI_FLOAT_TYPES = {16: "float32", 64: "float64"}
+
+
+@dataclass(frozen=True)
+class FieldLayout:
+    """What a displacement field file holds: spatial dimensions, components per point, value type."""
+
+    spatial_dimensions: int
+    components: int
+    value_type: str
+    floating: bool
+
+
+def check_transform_file(path: str | Path) -> None:
+    """Refuse transform files that cannot be a 3-D fixed -> moving transform, before Slicer reads them
+    (it would turn a scalar image, a 2-component or an integer field into a "displacement field",
+    and a 2-D transform into a 3-D one).
+
+    Raises
+    ------
+    TransformInputError
+        For an image that is not a 3-D field of 3-component floating point vectors, or an ITK
+        transform file whose transforms are not 3-D; the message says what the file holds.
+    """
+    path = Path(path)
+    extension = extension_of(path)
+    if not path.is_file():
+        return
+    if extension in (".tfm", ".txt", ".h5", ".hdf5", ".mat"):
+        with open(path, "rb") as stream:
+            head = stream.read(_MAX_TYPE_SCAN_BYTES)
+        for name, _, n_in, n_out in _ITK_TRANSFORM_NAME.findall(head):
+            if int(n_in) != 3 or (n_out and int(n_out) != 3):
+                dims = n_in.decode() + ("-D to " + n_out.decode() if n_out else "") + "-D"
+                raise TransformInputError(
+                    f"Transform file {path} holds a {dims} transform ({name.decode()}); a registration of "
+                    "DICOM images needs a 3-D transform. Export the 3-D transform from the registration tool."
+                )
+        return
+    try:
+        layout = field_layout(path)
+    except (ValueError, IndexError, OSError, UnicodeDecodeError, struct.error):
+        return  # Slicer reads it and reports what is wrong
+    if layout is None:
+        return
+    problems = []
+    if layout.spatial_dimensions != 3:
+        problems.append(f"a {layout.spatial_dimensions}-D image")
+    if layout.components != 3:
+        problems.append("scalar values" if layout.components == 1 else f"{layout.components} components per point")
+    if not layout.floating:
+        problems.append(f"values of type {layout.value_type}")
+    if problems:
+        raise TransformInputError(
+            f"Transform file {path} is not a displacement field: it holds {', '.join(problems)}. A displacement "
+            "field is a 3-D image of 3-component vectors (float or double, mm). Pass the registration's "
+            "transform, not an image."
+        )
+
+
+def field_layout(path: str | Path) -> FieldLayout | None:
+    """The layout a NRRD, MetaImage or NIfTI header declares, or ``None`` for other files."""
+    path = Path(path)
+    extension = extension_of(path)
+    if extension in (".nii", ".nii.gz"):
+        opener = gzip.open if extension == ".nii.gz" else open
+        with opener(path, "rb") as stream:
+            head = stream.read(540)
+        return _nifti_layout(head)
+    if extension not in (".nrrd", ".nhdr", ".mha", ".mhd"):
+        return None
+    with open(path, "rb") as stream:
+        text = stream.read(_MAX_HEADER_BYTES).split(b"\n\n")[0].decode("latin-1")
+    if extension in (".mha", ".mhd"):
+        fields = {k.strip(): v.strip() for k, _, v in (line.partition("=") for line in text.splitlines())}
+        if not {"NDims", "DimSize", "ElementType", "ElementDataFile"} <= fields.keys():
+            return None  # an incomplete header: Slicer's reader says what is missing
+        value_type = fields.get("ElementType", "")
+        return FieldLayout(int(fields.get("NDims", "0")), int(fields.get("ElementNumberOfChannels", "1")),
+                           value_type, value_type in ("MET_FLOAT", "MET_DOUBLE"))
+    fields = {}
+    for line in text.splitlines()[1:]:
+        if line.startswith("#") or ":=" in line:
+            continue
+        key, _, value = line.partition(":")
+        fields[key.strip().lower()] = value.strip()
+    if not {"dimension", "sizes", "type"} <= fields.keys():
+        return None
+    dimension = int(fields["dimension"])
+    sizes = [int(v) for v in fields["sizes"].split()]
+    kinds = fields.get("kinds", "").lower().split()
+    component_axis = (kinds and kinds[0] in _NRRD_COMPONENT_KINDS) or (not kinds and dimension == 4)
+    value_type = fields.get("type", "").lower()
+    return FieldLayout(dimension - 1 if component_axis else dimension, sizes[0] if component_axis else 1,
+                       value_type, value_type in ("float", "double"))
+
+
+def _nifti_layout(head: bytes) -> FieldLayout:
+    for order in "<>":
+        size = struct.unpack(order + "i", head[:4])[0]
+        if size == 348:
+            dims = struct.unpack(order + "8h", head[40:56])
+            datatype = struct.unpack(order + "h", head[70:72])[0]
+            break
+        if size == 540:
+            datatype = struct.unpack(order + "h", head[12:14])[0]
+            dims = struct.unpack(order + "8q", head[16:80])
+            break
+    else:
+        raise ValueError("not a NIfTI header")
+    rank = dims[0]
+    # ITK writes a vector image as dim = (5, n_i, n_j, n_k, 1, components, ...)
+    components = dims[5] if rank >= 5 else 1
+    return FieldLayout(min(rank, 3), components,
+                       _NIFTI_FLOAT_TYPES.get(datatype, f"NIfTI datatype {datatype}"), datatype in _NIFTI_FLOAT_TYPES)
 
 
 @dataclass
@@ -427,8 +558,10 @@ def write_transform_file(item: RegistrationItem, path: str | Path, progress: Pro
     storage = slicer.vtkMRMLTransformStorageNode()
     scene.AddNode(storage)
     storage.SetFileName(str(path))
-    if not storage.WriteData(node):
-        detail = " ".join(storage.GetUserMessages().GetAllMessagesAsString().split())[:_MAX_DETAIL_CHARACTERS]
+    with captured_native_output() as native:
+        written = storage.WriteData(node)
+    if not written:
+        detail = native.summary() or summarize(storage.GetUserMessages().GetAllMessagesAsString())
         raise OutputError(f"Slicer could not write the transform to {path}{': ' + detail if detail else ''}.")
     return path
 

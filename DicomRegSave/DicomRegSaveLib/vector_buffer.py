@@ -22,7 +22,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 
-from .model import check_vector_values
+from .model import UndefinedVectors, check_vector_values
 from .progress import Progress, ignore_progress, part
 
 VECTOR_GRID_DATA_TAG = 0x00640009
@@ -44,12 +44,16 @@ class VectorGridBuffer(io.BufferedIOBase):
         (no infinity, no partly NaN triple) just before writing it, while it is in the CPU's cache.
     """
 
-    def __init__(self, vectors_kji: np.ndarray, checked: bool = False) -> None:
+    def __init__(
+        self, vectors_kji: np.ndarray, checked: bool = False, undefined: UndefinedVectors | None = None
+    ) -> None:
         super().__init__()
         if vectors_kji.ndim != 4 or vectors_kji.shape[3] != 3:
             raise ValueError(f"expected shape (n_k, n_j, n_i, 3), got {vectors_kji.shape}")
         self.array = vectors_kji
         self.checked = checked
+        #: Whole-NaN triples counted by the check in :meth:`write_to` (the grid's tally, when given).
+        self.undefined = undefined if undefined is not None else UndefinedVectors()
         self._plane_bytes = 12 * vectors_kji.shape[1] * vectors_kji.shape[2]
         self._length = self._plane_bytes * vectors_kji.shape[0]
         self._position = 0
@@ -100,10 +104,14 @@ class VectorGridBuffer(io.BufferedIOBase):
         """
         progress = progress or ignore_progress
         n_k, n_j, n_i, _ = self.array.shape
+        if not self.checked:
+            self.undefined.count, self.undefined.first_point = 0, None
         for k in range(n_k):
             plane = self._plane(k)
             if not self.checked:
-                check_vector_values(np.frombuffer(plane, dtype="<f4").reshape(-1, 3), k * n_j * n_i, n_i, n_j)
+                check_vector_values(
+                    np.frombuffer(plane, dtype="<f4").reshape(-1, 3), k * n_j * n_i, n_i, n_j, self.undefined
+                )
             stream.write(plane)
             progress((k + 1) / n_k, "Writing Vector Grid Data")
         self.checked = True
