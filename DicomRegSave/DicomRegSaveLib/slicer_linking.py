@@ -9,10 +9,11 @@ the moving volume under the leaf. It is idempotent: calling it again changes not
 volume arrived. :class:`RegistrationWatcher` calls it when a volume gets its instance UIDs.
 
 Order of events in Slicer's ``DICOMScalarVolumePlugin.load`` (Modules/Scripted/DICOMPlugins/
-DICOMScalarVolumePlugin.py, ``loadFilesWithSeriesReader`` then ``setVolumeNodeProperties``): the node is
-added to the scene, then ``addSeriesInSubjectHierarchy`` fills its series item, and only then is
-``DICOM.instanceUIDs`` set with ``volumeNode.SetAttribute`` — so a volume is recognised on the
-``ModifiedEvent`` of that call, not when it is added.
+DICOMScalarVolumePlugin.py, ``loadFilesWithSeriesReader`` then ``setVolumeNodeProperties``; lines 462,
+483 and 510 at Slicer commit 583e9b37): the node is added to the scene, then
+``addSeriesInSubjectHierarchy`` fills its series item, and only then is ``DICOM.instanceUIDs`` set with
+``volumeNode.SetAttribute`` — so a volume is recognised on the ``ModifiedEvent`` of that call, not when
+it is added.
 """
 
 from __future__ import annotations

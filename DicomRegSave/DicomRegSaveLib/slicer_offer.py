@@ -29,10 +29,11 @@ SERIES_TAG_KEYWORDS = (
 )
 
 #: Confidence that makes Slicer's export dialog preselect DicomRegSave. The dialog
-#: (Modules/Scripted/DICOMLib/Widgets/qSlicerDICOMExportDialog.cxx, examineSelectedItem) groups the
-#: exportables by pluginClass in a QMultiMap<QString, ...> (so plugins are visited in pluginClass order),
-#: inserts each group into a QMultiMap<double, ...> keyed by 1 - mean confidence, lists the groups key by
-#: key with values(key) — most recently inserted first — and preselects row 0 (setCurrentRow(0)).
+#: (Modules/Scripted/DICOMLib/Widgets/qSlicerDICOMExportDialog.cxx, examineSelectedItem; lines 257, 294,
+#: 307, 311-314 and 337 at Slicer commit 583e9b37) groups the exportables by pluginClass in a
+#: QMultiMap<QString, ...> (so plugins are visited in pluginClass order, uniqueKeys()), inserts each group
+#: into a QMultiMap<double, ...> keyed by 1 - mean confidence, lists the groups key by key with
+#: values(key) — most recently inserted first — and preselects row 0 (setCurrentRow(0)).
 #: SlicerRT's DicomSroImportExportPlugin answers 1.0 for any transform with fixed and moving references
 #: and is inserted after "DicomRegSavePlugin", so at a tie it is listed first and preselected; only a
 #: mean above 1.0 sorts before it. 1.001 is still shown as "100%" (the row text formats
