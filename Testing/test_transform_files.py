@@ -291,3 +291,52 @@ def test_written_field_is_float32_and_simpleitk_maps_it_like_the_registration(tm
     points = points_in_box(item.grid.index_to_lps, item.grid.dimensions, n=500)
     mapped = np.array([field.TransformPoint(p.tolist()) for p in points])
     assert np.abs(mapped - item.map_points(points)).max() < EXACT_MM
+
+
+# ------------------------------------------------------------------ outside the field's grid
+
+
+def field_then_affine_file(path: Path, shift_lps) -> None:
+    """An ITK composite written by SimpleITK listing [field, translation]: ITK applies the translation first."""
+    import SimpleITK as sitk
+
+    size, spacing, origin = (14, 14, 14), 6.0, (-42.0, -42.0, -32.0)
+    n_i, n_j, n_k = size
+    k, j, i = np.meshgrid(np.arange(n_k), np.arange(n_j), np.arange(n_i), indexing="ij")
+    vectors = np.stack([3.0 + np.sin(0.3 * i), 2.0 + np.cos(0.2 * j), 1.5 + 0.1 * k], axis=-1)
+    image = sitk.GetImageFromArray(vectors, isVector=True)
+    image.SetSpacing((spacing,) * 3)
+    image.SetOrigin(origin)
+    composite = sitk.CompositeTransform([sitk.DisplacementFieldTransform(image), sitk.TranslationTransform(3, shift_lps)])
+    sitk.WriteTransform(composite, str(path))
+
+
+def test_linear_part_before_the_field_that_leaves_its_grid_is_warned_about(tmp_path):
+    import SimpleITK as sitk
+
+    path = tmp_path / "field_then_affine.h5"
+    field_then_affine_file(path, (20.0, 0.0, 0.0))
+    # A fixed point whose translated position lies beyond the field's grid (x > 36 mm):
+    point = np.array([[30.0, 0.0, 0.0]])
+    itk = np.array([sitk.ReadTransform(str(path)).TransformPoint(point[0].tolist())])
+    vtk_slicer = from_world_lps(read_transform_file(path, new_scene()), point, trilinear=True)
+    np.testing.assert_allclose(itk, [[50.0, 0.0, 0.0]], atol=1e-9)  # ITK: zero displacement outside
+    assert np.linalg.norm(vtk_slicer - itk) > 3.0  # Slicer: the edge displacement, held
+
+    exact = deformation_from_file(path, FIXED_IJK_TO_LPS, FIXED_DIMS)
+    assert exact.exact
+    (warning,) = [w for w in exact.warnings if "outside the displacement field's grid" in w]
+    assert "14.8 mm" in warning and "[field, affine]" in warning and "own convention" in warning
+
+    sampled = deformation_from_file(path, FIXED_IJK_TO_LPS, FIXED_DIMS, grid_spacing_mm=6.0)
+    (warning,) = [w for w in sampled.warnings if "outside the displacement field's grid" in w]
+    assert "follows Slicer's convention" in warning
+    assert np.linalg.norm(sampled.item(UID).map_points(point) - vtk_slicer) < 0.5
+
+
+def test_linear_part_before_the_field_that_stays_on_its_grid_gives_no_warning(tmp_path):
+    path = tmp_path / "field_then_affine.h5"
+    field_then_affine_file(path, (1.0, 0.0, 0.0))
+    deformation = deformation_from_file(path, FIXED_IJK_TO_LPS, FIXED_DIMS)
+    assert deformation.exact and deformation.pre_deformation_matrix is not None
+    assert not any("outside the displacement field's grid" in w for w in deformation.warnings)

@@ -47,6 +47,9 @@ _IDENTITY_TOLERANCE = 1e-12
 
 _VTK_LINEAR_INTERPOLATION = 1
 
+#: A region reaching less than this beyond a displacement field's grid is on it (mm).
+_OUTSIDE_FIELD_TOLERANCE_MM = 1e-3
+
 
 # ----------------------------------------------------------------------------------------------
 # Export side: transform node -> Deformation
@@ -151,6 +154,8 @@ def deformation_from_transform_node(
                     reason = "an LPS-axis-aligned grid was requested and the grid is oblique"
                 grid = aligned
             if reason is None:
+                if _registration_matrix(pre_ras) is not None:
+                    _warn_outside_field(name, components[position], pre_ras, reference, False, warnings)
                 if components[position].GetInterpolationMode() != _VTK_LINEAR_INTERPOLATION:
                     warnings.append(
                         f"Slicer evaluates the grid of '{name}' with "
@@ -164,10 +169,11 @@ def deformation_from_transform_node(
                 )
 
     single_grid = None
-    if grid_spacing_mm is None and len(grid_positions) == 1:
+    linear_then_grid = len(grid_positions) == 1 and all(kind == "linear" for kind in kinds[:grid_positions[0]])
+    if linear_then_grid:
         position = grid_positions[0]
-        if all(kind == "linear" for kind in kinds[:position]):
-            pre_ras = _product([_matrix_ras(c) for c in components[:position]])
+        pre_ras = _product([_matrix_ras(c) for c in components[:position]])
+        if grid_spacing_mm is None:
             single_grid = _grid_sampling_geometry(components[position], pre_ras)
     if axis_aligned:
         target = reference.axis_aligned_box(
@@ -185,11 +191,60 @@ def deformation_from_transform_node(
     )
     logger.info(message)
     warnings.append(message)
+    # A to-parent grid's from-parent displacement is computed by inversion, defined beyond its grid.
+    if linear_then_grid and kinds[position] == "grid":
+        _warn_outside_field(name, components[position], pre_ras, target, True, warnings)
     report = progress or ignore_progress
     report(0.0, "Sampling the transform on the grid")
     sampled = _sample(transform_node, target)
     report(1.0, "Sampling the transform on the grid")
     return Deformation(sampled, None, None, False, warnings)
+
+
+def _warn_outside_field(
+    name: str,
+    component: vtk.vtkGridTransform,
+    pre_ras: np.ndarray,
+    region: _SamplingGeometry,
+    resampled: bool,
+    warnings: list[str],
+) -> None:
+    """Warn when points of `region` map (through the linear part before the field) outside the field's grid.
+
+    There the field is not defined and the conventions differ: VTK (Slicer) holds the displacement
+    of the grid's edge, ITK and ANTs use zero displacement. The region is a box and the mapping
+    affine, so its corners decide.
+    """
+    index_to_ras, dims = _grid_index_to_ras(component)
+    corners_ras = geometry.lps_to_ras_points(region.corners_lps())
+    mapped = corners_ras @ pre_ras[:3, :3].T + pre_ras[:3, 3]
+    ras_to_index = np.linalg.inv(index_to_ras)
+    index = mapped @ ras_to_index[:3, :3].T + ras_to_index[:3, 3]
+    beyond = np.maximum(0.0, np.maximum(-index, index - (np.array(dims) - 1)))
+    distance_mm = float(np.linalg.norm(beyond * np.linalg.norm(index_to_ras[:3, :3], axis=0), axis=1).max())
+    if distance_mm <= _OUTSIDE_FIELD_TOLERANCE_MM:
+        return
+    linear = "" if np.allclose(pre_ras, np.eye(4), rtol=0.0, atol=_IDENTITY_TOLERANCE) else (
+        ", after the linear transform applied before it (in an ITK file: a composite listing the field "
+        "before the affine, [field, affine])"
+    )
+    if resampled:
+        consequence = (
+            "The REG was sampled there by Slicer, so it follows Slicer's convention (edge displacement held); "
+            "ITK-based tools applying the original transform file compute something else there."
+        )
+    else:
+        consequence = (
+            "The REG's grid is the field's own grid, so outside it each receiver applies its own convention; "
+            "a --grid-spacing export samples the whole fixed image with Slicer's convention instead."
+        )
+    message = (
+        f"Transform '{name}': parts of the {'sampled region' if resampled else 'fixed image'} lie up to "
+        f"{distance_mm:.3g} mm outside the displacement field's grid{linear}. Outside the grid the field is "
+        f"undefined: Slicer (VTK) holds the displacement of the grid's edge, ITK and ANTs use zero. {consequence}"
+    )
+    logger.warning(message)
+    warnings.append(message)
 
 
 def _from_world_components(transform_node: slicer.vtkMRMLTransformNode) -> list[vtk.vtkAbstractTransform]:
@@ -366,13 +421,17 @@ class _SamplingGeometry:
         dims = _count(self.lengths_mm, spacing)
         return _SamplingGeometry(self.origin_lps, self.direction_lps, spacing, dims)
 
+    def corners_lps(self) -> np.ndarray:
+        """The 8 corner voxel centres (8, 3), LPS."""
+        corners_index = np.array([[i, j, k, 1.0] for i in (0, 1) for j in (0, 1) for k in (0, 1)])
+        corners_index[:, :3] *= np.array(self.dimensions) - 1
+        return (corners_index @ self.index_to_lps.T)[:, :3]
+
     def axis_aligned_box(
         self, spacing_mm: float | Sequence[float] | None, warnings: list[str], *, clamp: bool = True
     ) -> _SamplingGeometry:
         """A box along +L, +P, +S covering every voxel centre of this geometry."""
-        corners_index = np.array([[i, j, k, 1.0] for i in (0, 1) for j in (0, 1) for k in (0, 1)])
-        corners_index[:, :3] *= np.array(self.dimensions) - 1
-        corners = (corners_index @ self.index_to_lps.T)[:, :3]
+        corners = self.corners_lps()
         low, high = corners.min(axis=0), corners.max(axis=0)
         image_spacing = self.spacing_along_patient_axes
         spacing = self._clamped(spacing_mm, image_spacing, warnings) if clamp else np.broadcast_to(
