@@ -144,6 +144,10 @@ class ScalarVolumePlugin(DICOMPlugin):
     def __init__(self):
         super().__init__()
         self.loadType = "Scalar Volume"
+        #: Emulate a series with irregular slices: AcquisitionModeling.createAcquisitionTransform adds a grid
+        #: transform named "<volume> acquisition transform", puts it in the volume's folder and the volume
+        #: under it, after setVolumeNodeProperties (DICOMScalarVolumePlugin.py, load and lines 808-831).
+        self.irregular_slices = False
 
     def examineFiles(self, files):
         loadable = DICOMLoadable()
@@ -168,6 +172,20 @@ class ScalarVolumePlugin(DICOMPlugin):
         paths_in_slice_order = [str(path) for path in series.paths]
         uids = [slicer.dicomDatabase.fileValue(path, "0008,0018") for path in paths_in_slice_order]
         node.SetAttribute("DICOM.instanceUIDs", " ".join(uids))
+        if self.irregular_slices:
+            acquisition = slicer.vtkMRMLGridTransformNode()
+            acquisition.SetName(slicer.mrmlScene.GenerateUniqueName(node.GetName() + " acquisition transform"))
+            slicer.mrmlScene.AddNode(acquisition)
+            sh = slicer.mrmlScene.GetSubjectHierarchyNode()
+            sh.SetItemParent(sh.GetItemByDataNode(acquisition), sh.GetItemParent(sh.GetItemByDataNode(node)))
+            grid = vtk.vtkImageData()
+            grid.SetDimensions(2, 2, series.dimensions[2])
+            grid.AllocateScalars(vtk.VTK_DOUBLE, 3)
+            grid.GetPointData().GetScalars().Fill(0.0)
+            transform = slicer.vtkOrientedGridTransform()
+            transform.SetDisplacementGridData(grid)
+            acquisition.SetAndObserveTransformToParent(transform)
+            node.SetAndObserveTransformNodeID(acquisition.GetID())
         return node
 
 

@@ -136,6 +136,23 @@ def test_moving_series_loaded_twice_goes_to_the_newest_copy_and_the_user_is_told
     assert "already loaded" in again.warning
 
 
+@pytest.mark.parametrize("reg_first", [True, False])
+def test_acquisition_transform_of_the_loader_stays_between_the_moving_volume_and_the_registration(app, reg_case, reg_first):
+    app.scalar.irregular_slices = True
+    if reg_first:
+        app.load_reg(reg_case["reg"])
+    moving = app.load_series(series_paths(reg_case, "moving"))
+    if not reg_first:
+        app.load_reg(reg_case["reg"])
+    leaf = only_leaf(app.scene)
+    acquisition = moving.GetParentTransformNode()
+    assert acquisition.GetName() == f"{moving.GetName()} acquisition transform"
+    assert acquisition.GetParentTransformNode() is leaf
+    assert leaf.GetNodeReference(leaf.GetMovingNodeReferenceRole()) is moving
+    assert max_error(from_world_lps(leaf, reg_case["points"]), reg_case["expected"]) <= MAPPING_MM
+    assert app.popups == []
+
+
 def test_nothing_is_applied_twice_when_more_volumes_arrive(app, reg_case):
     app.load_reg(reg_case["reg"])
     moving = app.load_series(series_paths(reg_case, "moving"))
@@ -144,6 +161,9 @@ def test_nothing_is_applied_twice_when_more_volumes_arrive(app, reg_case):
     assert moving.GetParentTransformNode() is leaf and leaf.GetParentTransformNode() is not leaf
     assert len([n for n in nodes(app.scene, "vtkMRMLTransformNode") if n.GetParentTransformNode() is leaf]) == 0
     assert_applied(reg_case, moving, leaf)
+    moving.SetAndObserveTransformNodeID(None)  # the user takes it out: that is respected
+    app.load_series(series_paths(reg_case, "fixed"))
+    assert moving.GetParentTransformNode() is None and app.popups == []
 
 
 # Export through the dialog ----------------------------------------------------------------------------

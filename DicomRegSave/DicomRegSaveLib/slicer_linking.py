@@ -32,6 +32,8 @@ MOVING_INSTANCES_ATTRIBUTE = "DicomRegSave.movingInstanceUIDs"
 FIXED_INSTANCES_ATTRIBUTE = "DicomRegSave.fixedInstanceUIDs"
 REGISTERED_FRAME_ATTRIBUTE = "DicomRegSave.registeredFrameOfReferenceUID"
 APPLY_ATTRIBUTE = "DicomRegSave.applyToMoving"
+#: How DICOMScalarVolumePlugin names the acquisition transform of a volume (see :func:`acquisition_transform`).
+ACQUISITION_TRANSFORM_SUFFIX = " acquisition transform"
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,10 @@ def _set_moving(
     newest = candidates[-1]
     current = leaf.GetNodeReference(leaf.GetMovingNodeReferenceRole())
     if current is newest:
+        acquisition = acquisition_transform(newest)
+        if apply and acquisition is not None and acquisition.GetParentTransformNode() is None:
+            # The loader put the volume under its acquisition transform after the registration was applied.
+            acquisition.SetAndObserveTransformNodeID(leaf.GetID())
         return []
     messages = []
     if len(candidates) > 1:
@@ -130,19 +136,40 @@ def _set_moving(
             f"({', '.join(repr(v.GetName()) for v in candidates)}); the registration is applied to the most "
             f"recently loaded one, '{newest.GetName()}'."
         )
-    if current is not None and _parent_id(current) == leaf.GetID():
-        current.SetAndObserveTransformNodeID(None)
-        messages.append(f"'{current.GetName()}' is no longer under registration '{leaf.GetName()}'.")
+    if current is not None:
+        earlier = acquisition_transform(current) or current
+        if _parent_id(earlier) == leaf.GetID():
+            earlier.SetAndObserveTransformNodeID(None)
+            messages.append(f"'{current.GetName()}' is no longer under registration '{leaf.GetName()}'.")
     leaf.SetNodeReferenceID(leaf.GetMovingNodeReferenceRole(), newest.GetID())
-    if apply and _parent_id(newest) != leaf.GetID():
-        previous = newest.GetParentTransformNode()
+    # The registration maps the fixed frame to the moving image's patient coordinates; an acquisition
+    # transform maps those to the regularised voxel grid, so it stays between the volume and the leaf.
+    target = acquisition_transform(newest) or newest
+    if apply and _parent_id(target) != leaf.GetID():
+        previous = target.GetParentTransformNode()
         if previous is not None:
             messages.append(
-                f"The moving volume '{newest.GetName()}' was under transform '{previous.GetName()}'; it is now "
-                f"under '{leaf.GetName()}' from the registration file."
+                f"'{target.GetName()}' was under transform '{previous.GetName()}'; it is now under "
+                f"'{leaf.GetName()}' from the registration file."
             )
-        newest.SetAndObserveTransformNodeID(leaf.GetID())
+        target.SetAndObserveTransformNodeID(leaf.GetID())
     return messages
+
+
+def acquisition_transform(volume: slicer.vtkMRMLVolumeNode) -> slicer.vtkMRMLTransformNode | None:
+    """The acquisition transform Slicer's scalar volume loader put the volume under, if any.
+
+    For a series with irregular slices (gantry tilt, varying spacing) ``DICOMScalarVolumePlugin``
+    (AcquisitionModeling.createAcquisitionTransform, DICOMScalarVolumePlugin.py lines 808-831 at Slicer
+    commit 583e9b37) adds a grid transform named ``<volume name> acquisition transform`` (made unique)
+    and places the volume under it, unless the user chose to harden it.
+    """
+    parent = volume.GetParentTransformNode()
+    if parent is not None and parent.IsA("vtkMRMLGridTransformNode") and (parent.GetName() or "").startswith(
+        f"{volume.GetName()}{ACQUISITION_TRANSFORM_SUFFIX}"
+    ):
+        return parent
+    return None
 
 
 def _parent_id(volume: slicer.vtkMRMLVolumeNode) -> str | None:
@@ -159,7 +186,8 @@ def _is_fixed(volume: slicer.vtkMRMLVolumeNode, link: RegistrationLink, header_l
 
 
 class RegistrationWatcher:
-    """Runs :func:`link_registrations` whenever a volume of the scene gets its DICOM instance UIDs.
+    """Runs :func:`link_registrations` when a volume of the scene gets its DICOM instance UIDs, and when a
+    DICOM volume is put under another transform (Slicer's loader may add an acquisition transform).
 
     Parameters
     ----------
@@ -182,7 +210,9 @@ class RegistrationWatcher:
         self.header_lookup = header_lookup
         self.notify = notify
         self._scene_tags: list[int] = []
-        self._volume_tags: dict[str, tuple[slicer.vtkMRMLVolumeNode, int]] = {}
+        #: Volume ID -> (volume, observer tag, parent transform ID when last seen).
+        self._volumes: dict[str, tuple[slicer.vtkMRMLVolumeNode, int, str | None]] = {}
+        self._linking = False
 
     @property
     def started(self) -> bool:
@@ -203,39 +233,59 @@ class RegistrationWatcher:
         for tag in self._scene_tags:
             self.scene.RemoveObserver(tag)
         self._scene_tags = []
-        for volume, tag in self._volume_tags.values():
+        for volume, tag, _ in self._volumes.values():
             volume.RemoveObserver(tag)
-        self._volume_tags = {}
+        self._volumes = {}
 
     def link(self) -> None:
-        messages = link_registrations(self.scene, self.header_lookup())
+        if self._linking:  # linking moves volumes, which calls back here
+            return
+        self._linking = True
+        try:
+            messages = link_registrations(self.scene, self.header_lookup())
+        finally:
+            self._linking = False
+        for volume_id, (volume, tag, _) in list(self._volumes.items()):
+            self._volumes[volume_id] = (volume, tag, _parent_id(volume))
         if messages:
             self.notify("\n".join(messages))
 
     def _watch(self, volume: slicer.vtkMRMLVolumeNode) -> None:
-        if instance_uids(volume) or volume.GetID() in self._volume_tags:
+        """Observe a volume: its ModifiedEvent until it has instance UIDs, then its TransformModifiedEvent."""
+        if volume.GetID() in self._volumes:
             return
-        tag = volume.AddObserver(vtk.vtkCommand.ModifiedEvent, self._on_volume_modified)
-        self._volume_tags[volume.GetID()] = (volume, tag)
+        if instance_uids(volume):
+            tag = volume.AddObserver(slicer.vtkMRMLTransformableNode.TransformModifiedEvent, self._on_transform_modified)
+        else:
+            tag = volume.AddObserver(vtk.vtkCommand.ModifiedEvent, self._on_volume_modified)
+        self._volumes[volume.GetID()] = (volume, tag, _parent_id(volume))
+
+    def _unwatch(self, volume_id: str) -> None:
+        volume, tag, _ = self._volumes.pop(volume_id)
+        volume.RemoveObserver(tag)
 
     @vtk.calldata_type(vtk.VTK_OBJECT)
     def _on_node_added(self, caller: object, event: str, node: slicer.vtkMRMLNode) -> None:
         if node is None or not node.IsA("vtkMRMLScalarVolumeNode"):
             return
+        self._watch(node)
         if instance_uids(node):
             self.link()
-        else:
-            self._watch(node)
 
     @vtk.calldata_type(vtk.VTK_OBJECT)
     def _on_node_removed(self, caller: object, event: str, node: slicer.vtkMRMLNode) -> None:
-        if node is not None and node.GetID() in self._volume_tags:
-            volume, tag = self._volume_tags.pop(node.GetID())
-            volume.RemoveObserver(tag)
+        if node is not None and node.GetID() in self._volumes:
+            self._unwatch(node.GetID())
 
     def _on_volume_modified(self, volume: slicer.vtkMRMLVolumeNode, event: str) -> None:
         if not instance_uids(volume):
             return
-        _, tag = self._volume_tags.pop(volume.GetID())
-        volume.RemoveObserver(tag)
+        self._unwatch(volume.GetID())
+        self._watch(volume)
         self.link()
+
+    def _on_transform_modified(self, volume: slicer.vtkMRMLVolumeNode, event: str) -> None:
+        # Also sent when a parent transform's matrix changes (the user editing it); only a new parent matters.
+        _, tag, parent = self._volumes[volume.GetID()]
+        if _parent_id(volume) != parent:
+            self.link()
