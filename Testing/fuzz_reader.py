@@ -39,6 +39,8 @@ def _work(arguments: tuple[int, int, int, str]) -> tuple[collections.Counter, li
     crashes: list[str] = []
     target = folder / "mutated.dcm"
     for number in range(start, start + count):
+        if (number - start) % 5000 == 0 and number > start:
+            print(f"worker {start}: {number - start} of {count} inputs, {counts['crash']} crash(es)", flush=True)
         seed_index = rng.randrange(len(seeds))
         mutations = _mutations(rng)
         target.write_bytes(fm.mutate(seeds[seed_index], mutations))

@@ -59,6 +59,10 @@ def _export_options(args: argparse.Namespace):
     options.identity_item = args.identity_item
     options.registration_class = args.registration_class
     options.undefined_vectors = args.nan_vectors
+    # --tag values: a backslash separates values, as in DICOM; each is checked when the REG is built
+    options.overrides = {
+        keyword: value.split("\\") if "\\" in value else value for keyword, value in args.tag or ()
+    }
     return options
 
 
@@ -470,6 +474,7 @@ def _failure_report(args: argparse.Namespace, message: str) -> None:
         from .reports import failure_report, write_report
 
         try:
+            _check_report_path(args)
             write_report(failure_report(args.command, message), args.json)
         except DicomRegSaveError as error:
             print(f"dicomregsave {args.command}: the JSON report was not written either: {error}", file=sys.stderr)
@@ -493,12 +498,31 @@ class _Notes(logging.Handler):
         self.notes.append(record.getMessage())
 
 
+def _input_files(args: argparse.Namespace) -> list[Path]:
+    """Every file the command reads (folders expanded), which no output may replace."""
+    given: list[Path] = []
+    for name in ("transform", "reg", "manifest", "fixed", "moving", "images", "paths"):
+        value = getattr(args, name, None)
+        given.extend(Path(v) for v in (value if isinstance(value, list) else [value] if value else []))
+    return [f for p in given for f in (sorted(p.rglob("*")) if p.is_dir() else [p]) if not f.is_dir()]
+
+
+def _check_report_path(args: argparse.Namespace) -> None:
+    """--json never replaces an input (it replaces an older report, so it is written with force)."""
+    from .output import check_output_path
+
+    destination = getattr(args, "json", None)
+    if destination and destination != "-":
+        check_output_path(destination, force=True, inputs=_input_files(args))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     notes = _Notes()
     logging.getLogger().addHandler(notes)
     try:
+        _check_report_path(args)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             status = args.run(args)

@@ -92,7 +92,7 @@ class BufferReader:
 
 
 @contextmanager
-def _quiet_pydicom() -> Iterator[list[str]]:
+def quiet_pydicom() -> Iterator[list[str]]:
     """Collect pydicom's warnings and log records instead of letting them reach stderr."""
     notes: list[str] = []
 
@@ -149,7 +149,7 @@ def read_dicom_file(
     )
     if problems:
         raise MalformedDicomError(f"{path} is truncated: {problems[0]}. The file is incomplete; copy it again.")
-    with _quiet_pydicom():
+    with quiet_pydicom():
         if getattr(dataset, "file_meta", None) is not None:
             decode_all(dataset.file_meta, str(path))
         decode_all(dataset, str(path))
@@ -177,7 +177,7 @@ def open_dicom_file(
     path = Path(path)
     if not path.is_file():
         raise MalformedDicomError(f"{path}: no such file (or it is a folder); give the path of a DICOM file.")
-    with _quiet_pydicom() as notes:
+    with quiet_pydicom() as notes:
         try:
             with open(path, "rb") as stream:
                 mapped = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) if path.stat().st_size else b""
@@ -187,6 +187,11 @@ def open_dicom_file(
         except InvalidDicomError as exc:
             raise NotDicomError(f"{path}: not a readable DICOM file (no DICOM header: {_describe(exc)}).") from exc
         except Exception as exc:  # noqa: BLE001 - the reading boundary: any parser failure is a damaged file
+            if "No tag to read" in str(exc):
+                raise MalformedDicomError(
+                    f"{path}: not a readable DICOM file: its data set ends before its last sequence does "
+                    f"({_describe(exc)}); the file is truncated or a length in it is wrong."
+                ) from exc
             raise MalformedDicomError(
                 f"{path}: not a readable DICOM file ({_describe(exc)}). The file is damaged or not DICOM."
             ) from exc
@@ -262,11 +267,11 @@ def _check_kind(element: DataElement) -> None:
 
 
 def decoded_or_problem(dataset: Dataset, tag: int) -> DataElement | str:
-    """The decoded element, or a sentence saying why it cannot be decoded (for dumps)."""
+    """The decoded element, or a sentence saying why it cannot be decoded (for dumps; run it
+    inside :func:`quiet_pydicom` so that pydicom's warnings about values do not reach stderr)."""
     try:
-        with _quiet_pydicom():
-            element = decode_element(dataset, tag)
-            _check_kind(element)
+        element = decode_element(dataset, tag)
+        _check_kind(element)
     except Exception as exc:  # noqa: BLE001 - the dump shows what can be shown and marks the rest
         return _describe(exc)
     return element

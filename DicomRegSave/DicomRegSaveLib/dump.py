@@ -14,7 +14,7 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
-from .dicom_file import decoded_or_problem, tag_text
+from .dicom_file import decoded_or_problem, quiet_pydicom, tag_text
 from .vector_buffer import VECTOR_GRID_DATA_TAG, vector_chunks
 
 GRID_DIMENSIONS_TAG = 0x00640007
@@ -117,4 +117,5 @@ def dump(dataset: Dataset, pattern: str | None = None, max_chars: int = 80) -> s
     if pattern:
         regex = re.compile(pattern, re.IGNORECASE)
         lines = (line for line in lines if regex.search(line))
-    return "\n".join(lines)
+    with quiet_pydicom():
+        return "\n".join(lines)

@@ -22,6 +22,7 @@ from pydicom.sr.coding import Code
 from pydicom.uid import UID
 
 from .dicom_file import read_dicom_file
+from .values import problem_uid
 from .errors import DicomRegSaveError, InvalidRegistrationError
 from .model import (
     DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID,
@@ -122,6 +123,8 @@ def _check_sop_class(dataset: Dataset, name: str) -> str:
         what = "an object without SOP Class UID (0008,0016)"
     elif sop_class_uid in _RELATED_SOP_CLASSES:
         what = f"this is {_RELATED_SOP_CLASSES[sop_class_uid]}"
+    elif problem_uid(str(sop_class_uid)) is not None:
+        what = f"its SOP Class UID (0008,0016) {str(sop_class_uid)!r} is not a valid UID"
     else:
         what = f"this is {UID(sop_class_uid).name} ({sop_class_uid})"
     raise InvalidRegistrationError(

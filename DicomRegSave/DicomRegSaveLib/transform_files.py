@@ -321,6 +321,11 @@ class RawFieldHeader:
         """The field as a float32 grid: float32 data is memory-mapped read-only (the page cache is the
         only copy), float64 data is narrowed chunk by chunk into one float32 array."""
         n_bytes = self.n_values * self.dtype.itemsize
+        if not self.data_path.is_file():
+            raise TransformInputError(
+                f"The displacement field's data file {self.data_path} does not exist; its header names it. "
+                "Keep the header and its data file together (or save the field as one .mha/.nrrd file)."
+            )
         size = self.data_path.stat().st_size
         offset = size - n_bytes if self.data_offset < 0 else self.data_offset
         if offset < 0 or offset + n_bytes > size:
