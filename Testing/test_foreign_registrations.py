@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pydicom
 import pytest
@@ -184,8 +186,14 @@ def test_to_transform_with_a_source_frame_writes_that_item(tmp_path, moving_inde
     moving, grid = ((moving_a, grid_a), (moving_b, grid_b))[moving_index]
     item = read_registration(path).choose_item(moving[0].FrameOfReferenceUID)
     output = tmp_path / "chosen.h5"
-    assert main(["to-transform", str(path), str(output), "--source-frame", moving[0].FrameOfReferenceUID]) == 0
+    report_path = tmp_path / "report.json"
+    assert main(["to-transform", str(path), str(output), "--source-frame", moving[0].FrameOfReferenceUID,
+                 "--json", str(report_path)]) == 0
     assert f"item {moving_index + 2} of 3" in capsys.readouterr().out
+    report = json.loads(report_path.read_text())
+    assert report["item"] == moving_index + 2
+    assert report["source_frame_of_reference_uid"] == moving[0].FrameOfReferenceUID
+    assert report["grid"]["dimensions"] == list(item.grid.dimensions)
     transform = sitk.ReadTransform(str(output))
     points = grid_points(grid, seed=moving_index)
     mapped = np.array([transform.TransformPoint(p.tolist()) for p in points])

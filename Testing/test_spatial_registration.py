@@ -19,7 +19,7 @@ import SimpleITK as sitk
 from pydicom.uid import generate_uid
 
 import mrml_helpers
-from mrml_helpers import homogeneous
+from mrml_helpers import from_world_lps, homogeneous, new_scene
 from DicomRegSaveLib.cli import main
 from DicomRegSaveLib.conformance import check_dataset, run_dcentvfy, run_dciodvfy, validate_file
 from DicomRegSaveLib.dicom_input import read_image_series
@@ -28,6 +28,7 @@ from DicomRegSaveLib.export import ExportOptions, export_registration
 from DicomRegSaveLib.model import SPATIAL_REGISTRATION_SOP_CLASS_UID, DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID
 from DicomRegSaveLib.reader import read_registration
 from DicomRegSaveLib.sampledata import write_image_series
+from DicomRegSaveLib.slicer_import import import_registration
 from DicomRegSaveLib.transform_files import deformation_from_file
 
 MAPPING_TOLERANCE_MM = 1e-4
@@ -171,6 +172,19 @@ def test_to_transform_of_a_spatial_registration_reads_back_in_simpleitk_as_t(exp
     transform = sitk.ReadTransform(str(output))
     points = fixed_points(fixed, seed=3)
     mapped = np.array([transform.TransformPoint(p.tolist()) for p in points])
+    assert np.abs(mapped - apply(fixed_to_moving, points)).max() < MAPPING_TOLERANCE_MM
+
+
+def test_exported_spatial_registration_imported_in_slicer_moves_the_moving_volume_like_t(exports):
+    result, fixed, _, fixed_to_moving = exports(Case("AFFINE", True, False, True))
+    scene = new_scene()
+    imported = import_registration(result.path, scene)
+    (loaded,) = imported.items
+    moving_volume = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode")
+    moving_volume.SetAndObserveTransformNodeID(loaded.leaf.GetID())
+    # Slicer resamples the moving volume through its parent's from-world transform.
+    points = fixed_points(fixed, seed=4)
+    mapped = from_world_lps(moving_volume.GetParentTransformNode(), points)
     assert np.abs(mapped - apply(fixed_to_moving, points)).max() < MAPPING_TOLERANCE_MM
 
 

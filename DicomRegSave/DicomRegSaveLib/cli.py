@@ -176,7 +176,7 @@ def command_to_transform(args: argparse.Namespace) -> int:
         file=_text_stream(args),
     )
     if args.json:
-        write_report(to_transform_report(args.reg, args.output, registration), args.json)
+        write_report(to_transform_report(args.reg, args.output, registration, item), args.json)
     return EXIT_OK
 
 

@@ -23,7 +23,7 @@ from .output import atomic_output
 if TYPE_CHECKING:
     from .dicom_input import ImageSeries
     from .export_request import ExportOutcome
-    from .model import Registration
+    from .model import Registration, RegistrationItem
     from .network import SendReport
 
 #: Version of the report format; see the module docstring for what changes it.
@@ -74,9 +74,9 @@ def _series(series: ImageSeries) -> dict[str, Any]:
     }
 
 
-def _grid(registration: Registration) -> dict[str, Any] | None:
-    """The first displacement grid's geometry, or ``None`` for a registration without one."""
-    grid = next((item.grid for item in registration.items if item.grid is not None), None)
+def _grid(items: Sequence[RegistrationItem]) -> dict[str, Any] | None:
+    """The first displacement grid's geometry among `items`, or ``None`` when they have none."""
+    grid = next((item.grid for item in items if item.grid is not None), None)
     if grid is None:
         return None
     return {
@@ -106,7 +106,7 @@ def export_report(outcome: ExportOutcome, sent: SendReport | None = None) -> dic
         frame_of_reference_uid=str(dataset.FrameOfReferenceUID),
         fixed=_series(outcome.fixed),
         moving=_series(outcome.moving),
-        grid=_grid(result.registration),
+        grid=_grid(result.registration.items),
         sent=sent_report,
     )
     return report
@@ -119,15 +119,19 @@ def validate_report(path: str | os.PathLike, report: ConformanceReport) -> dict[
     return result
 
 
-def to_transform_report(reg: str | os.PathLike, output: str | os.PathLike, registration: Registration) -> dict[str, Any]:
-    """The report of ``to-transform``: which file was written from which registration."""
+def to_transform_report(
+    reg: str | os.PathLike, output: str | os.PathLike, registration: Registration, item: RegistrationItem
+) -> dict[str, Any]:
+    """The report of ``to-transform``: which file was written from which item of which registration."""
     report = _base("to-transform", True, [], [])
     report.update(
         path=str(reg),
         output=str(output),
         frame_of_reference_uid=registration.frame_of_reference_uid,
-        source_frame_of_reference_uids=[item.source_frame_of_reference_uid for item in registration.items],
-        grid=_grid(registration),
+        source_frame_of_reference_uids=[each.source_frame_of_reference_uid for each in registration.items],
+        item=registration.items.index(item) + 1,
+        source_frame_of_reference_uid=item.source_frame_of_reference_uid,
+        grid=_grid([item]),
     )
     return report
 
