@@ -176,3 +176,27 @@ def test_item_rejects_images_of_another_frame_and_registration_needs_an_item():
         Registration(FRAME_A, [])
     with pytest.raises(InvalidRegistrationError, match="Source Frame of Reference UID"):
         RegistrationItem("1.02.3")
+
+
+def test_choose_item_skips_identity_items_and_explains_what_it_cannot_choose():
+    from DicomRegSaveLib.errors import RegistrationChoiceError
+
+    near_identity = np.eye(4)
+    near_identity[0, 3] = 1e-8  # decimal rounding in a file's identity matrix
+    identity = RegistrationItem(FRAME_A, matrix_registration=RegistrationMatrix(near_identity))
+    rigid = np.eye(4)
+    rigid[:3, 3] = (1.0, 2.0, 3.0)
+    moving = RegistrationItem(FRAME_B, matrix_registration=RegistrationMatrix(rigid))
+    assert identity.is_identity and not moving.is_identity
+    assert Registration(FRAME_A, [identity, moving]).choose_item() is moving
+    # The 66.1 matrix maps source -> registered, so the item maps registered points by its inverse.
+    np.testing.assert_allclose(moving.map_points([[0.0, 0.0, 0.0]]), [[-1.0, -2.0, -3.0]])
+    # Fixed and moving images sharing one frame: the non-identity item of that frame is the moving one.
+    same_frame = RegistrationItem(FRAME_A, matrix_registration=RegistrationMatrix(rigid))
+    assert Registration(FRAME_A, [identity, same_frame]).choose_item() is same_frame
+    with pytest.raises(RegistrationChoiceError, match="only identity items"):
+        Registration(FRAME_A, [identity]).choose_item()
+    with pytest.raises(RegistrationChoiceError, match=f"no item has the source Frame of Reference UID {FRAME_B}"):
+        Registration(FRAME_A, [identity]).choose_item(FRAME_B)
+    with pytest.raises(InvalidRegistrationError, match="not both"):
+        RegistrationItem(FRAME_B, grid=random_grid(), matrix_registration=RegistrationMatrix(rigid))

@@ -37,6 +37,10 @@ IMAGE_CONTENT_BASED_ALIGNMENT = Code("125024", "DCM", "Image Content-based Align
 #: CID 7100 code of the optional leading item that registers the fixed frame to itself.
 FRAME_OF_REFERENCE_IDENTITY = Code("125021", "DCM", "Frame of Reference Identity")
 
+#: Largest deviation from the identity matrix of an identity item's matrix (dimensionless, and mm for
+#: the translation): it moves no point of a 1 m field by more than 1e-3 mm.
+IDENTITY_ITEM_TOLERANCE = 1e-6
+
 #: Vector Grid Data is OF with a 32-bit length; 0xFFFFFFFF is reserved for undefined length.
 MAX_VECTOR_GRID_BYTES = 0xFFFFFFFE
 
@@ -423,10 +427,13 @@ class RegistrationItem:
         """True if the item maps every point to itself: no grid, and every matrix absent or identity.
 
         Planning systems write such an item for the registered frame itself (Frame of Reference
-        Identity); it does not describe how to move a moving image.
+        Identity); it does not describe how to move a moving image. Matrices within
+        :data:`IDENTITY_ITEM_TOLERANCE` of the identity count as identity (decimal rounding in files).
         """
         matrices = (self.pre_deformation_matrix, self.post_deformation_matrix, self.matrix_registration)
-        return self.grid is None and all(m is None or m.is_identity for m in matrices)
+        return self.grid is None and all(
+            m is None or np.allclose(m.matrix_lps, np.eye(4), rtol=0.0, atol=IDENTITY_ITEM_TOLERANCE) for m in matrices
+        )
 
     def registered_to_source_parts(
         self,
@@ -568,8 +575,8 @@ class Deformation:
     warnings:
         Sentences for the user about choices made (clamped spacing, resampling and why).
     linear:
-        ``True`` when the transform is linear as a whole (the grid is all zero and only
-        placeholds the deformable form): it can then be written as a Spatial Registration (66.1).
+        ``True`` when the transform is linear as a whole (the grid is all zero, there only because
+        the deformable form needs one): it can then be written as a Spatial Registration (66.1).
     """
 
     grid: DisplacementGrid
