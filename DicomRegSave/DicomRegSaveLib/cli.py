@@ -79,6 +79,7 @@ def _export_request(args: argparse.Namespace):
         axis_aligned=args.axis_aligned,
         fixed_series_uid=args.fixed_series,
         moving_series_uid=args.moving_series,
+        tags=dict(args.tag or ()),
         force=args.force,
     )
 

@@ -135,9 +135,9 @@ def conformance_statement() -> str:
         f"* Written: {written.name} (`{written}`) only.",
         "* Read: any transfer syntax pydicom decodes (Explicit/Implicit VR Little Endian, Deflated, Big Endian).",
         "* Sent: for each SOP class, one presentation context proposing the files' own transfer syntaxes "
-        "first, then "
+        "(so that they arrive as they are) and, for uncompressed files, a second one proposing "
         + " and ".join(f"{UID(s).name} (`{s}`)" for s in network.UNCOMPRESSED_TRANSFER_SYNTAXES)
-        + " when the files are uncompressed. At most "
+        + ". At most "
         f"{network.MAX_PRESENTATION_CONTEXTS} presentation contexts per association, Verification included.",
         "",
         "## 4 Network (Storage SCU)",

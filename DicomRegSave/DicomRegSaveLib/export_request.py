@@ -7,13 +7,14 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydicom.sr.coding import Code
 
+from . import tags
 from .errors import InvalidRegistrationError
 from .progress import Progress
 from .export import ExportOptions, ExportResult, export_registration, new_uid, output_path_for
@@ -42,6 +43,9 @@ class ExportRequest:
         Write the grid along the patient axes (exact re-indexing for axis-aligned grids).
     fixed_series_uid, moving_series_uid:
         Pick one series when the fixed / moving paths hold several.
+    tags:
+        Attribute keyword (or ``gggg,eeee``) -> value as typed (several values separated by a
+        backslash), checked as the module panel's fields are (:func:`options_with_tags`).
     force:
         Replace an existing output file.
     """
@@ -55,6 +59,7 @@ class ExportRequest:
     axis_aligned: bool = False
     fixed_series_uid: str | None = None
     moving_series_uid: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
     force: bool = False
 
 
@@ -80,12 +85,13 @@ def run_export_request(request: ExportRequest, progress: Progress | None = None)
     from .dicom_input import read_image_series
     from .transform_files import deformation_from_file, source_files
 
-    options = request.options
+    options = options_with_tags(request.options, request.tags)
     if options.sop_instance_uid is None:
         options = dataclasses.replace(options, sop_instance_uid=new_uid(options.uid_root))
     transform_files = source_files(request.transform)
     output_path_for(request.output, options.sop_instance_uid, request.force, transform_files)
     fixed = read_image_series(request.fixed_paths, "fixed", series_instance_uid=request.fixed_series_uid)
+    tags.check_identity(options.overrides, fixed.first_header)
     moving = read_image_series(request.moving_paths, "moving", series_instance_uid=request.moving_series_uid)
     deformation = deformation_from_file(
         request.transform,
@@ -99,6 +105,25 @@ def run_export_request(request: ExportRequest, progress: Progress | None = None)
     )
     return ExportOutcome(result, fixed, moving)
 
+
+
+def options_with_tags(options: ExportOptions, values: Mapping[str, str]) -> ExportOptions:
+    """`options` with attribute values set as the module panel sets its fields.
+
+    Raises
+    ------
+    InvalidRegistrationError
+        For an unknown keyword, an attribute outside the REG's modules or a protected one, and
+        every value that does not fit its VR or the REG's rules.
+    """
+    from .slicer_fields import options_from_tags
+
+    if not values:
+        return options
+    keywords = {tags.resolve_keyword(key): value for key, value in values.items()}
+    for keyword in keywords:
+        tags.check_reg_attribute(keyword)
+    return options_from_tags(keywords, None, options)
 
 
 def registration_type_code(text: str) -> Code:

@@ -23,8 +23,8 @@ from .errors import DicomInputError, DicomRegSaveError
 DEFAULT_CALLING_AE_TITLE = "DICOMREGSAVE"
 #: Seconds to wait for the connection, each association step and each DIMSE response.
 DEFAULT_TIMEOUT_S = 30.0
-#: Uncompressed transfer syntaxes proposed besides a file's own, so that a peer which does not
-#: accept the file's syntax can still receive it (pynetdicom converts between these).
+#: Uncompressed transfer syntaxes proposed in a second context besides a file's own, so that a peer
+#: which does not accept the file's syntax can still receive it (pynetdicom converts between these).
 UNCOMPRESSED_TRANSFER_SYNTAXES = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
 #: Most presentation contexts one association may carry (PS3.8 9.3.2.2: odd context IDs 1-255).
 MAX_PRESENTATION_CONTEXTS = 128
@@ -193,7 +193,7 @@ def send_files(
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout_s
     ae.connection_timeout = timeout_s
     ae.add_requested_context(VERIFICATION_SOP_CLASS_UID)
-    for sop_class_uid, transfer_syntaxes in contexts.items():
+    for sop_class_uid, transfer_syntaxes in contexts:
         ae.add_requested_context(sop_class_uid, transfer_syntaxes)
 
     association = ae.associate(peer.host, peer.port, ae_title=peer.ae_title)
@@ -241,40 +241,45 @@ def _candidate(path: Path) -> _Candidate | FileOutcome:
     return _Candidate(path, sop_class_uid, sop_instance_uid, transfer_syntax_uid)
 
 
-def _presentation_contexts(candidates: Sequence[_Candidate]) -> dict[str, list[str]]:
-    """SOP class -> transfer syntaxes to propose: the files' own first, then uncompressed ones."""
-    contexts: dict[str, list[str]] = {}
+def _presentation_contexts(candidates: Sequence[_Candidate]) -> list[tuple[str, list[str]]]:
+    """(SOP class, transfer syntaxes) to propose: per SOP class one context with the files' own
+    transfer syntaxes, so that a peer accepting them receives the files as they are, and for
+    uncompressed files a fallback context with the uncompressed syntaxes pynetdicom converts between.
+    """
+    own: dict[str, list[str]] = {}
     for candidate in candidates:
-        contexts.setdefault(candidate.sop_class_uid, [])
-        if candidate.transfer_syntax_uid not in contexts[candidate.sop_class_uid]:
-            contexts[candidate.sop_class_uid].append(candidate.transfer_syntax_uid)
-    for sop_class_uid, syntaxes in contexts.items():
+        syntaxes = own.setdefault(candidate.sop_class_uid, [])
+        if candidate.transfer_syntax_uid not in syntaxes:
+            syntaxes.append(candidate.transfer_syntax_uid)
+    contexts = []
+    for sop_class_uid, syntaxes in own.items():
+        contexts.append((sop_class_uid, syntaxes))
         if all(not UID(s).is_compressed for s in syntaxes):
-            syntaxes.extend(s for s in UNCOMPRESSED_TRANSFER_SYNTAXES if s not in syntaxes)
+            contexts.append((sop_class_uid, list(UNCOMPRESSED_TRANSFER_SYNTAXES)))
     if len(contexts) + 1 > MAX_PRESENTATION_CONTEXTS:
         raise SendError(
-            f"The files hold {len(contexts)} SOP classes; one association carries at most "
-            f"{MAX_PRESENTATION_CONTEXTS - 1} besides Verification. Send them in smaller groups."
+            f"The files need {len(contexts)} presentation contexts for {len(own)} SOP classes; one association "
+            f"carries at most {MAX_PRESENTATION_CONTEXTS - 1} besides Verification. Send them in smaller groups."
         )
     return contexts
 
 
 def _association_failure(association, peer: Peer) -> str:
+    response = association.acceptor.primitive
     if association.is_rejected:
-        response = association.acceptor.primitive
         return (
             f"{peer} rejected the association ({response.result_str}, source: {response.source_str}, "
             f"reason: {response.reason_str}). Check that the peer knows the calling AE title and "
             "that its called AE title is right."
         )
-    if association.is_aborted:
+    if response is not None:
         return (
-            f"{peer} aborted the association: it accepted none of the proposed presentation contexts "
-            "or refused the request. Check the peer's configuration for these SOP classes."
+            f"{peer} accepted the association but none of the proposed presentation contexts "
+            "(SOP class and transfer syntax). Check the peer's configuration for these SOP classes."
         )
     return (
-        f"Cannot connect to {peer}: no DICOM peer answered at {peer.host} port {peer.port}. Check the "
-        "address and port, and that the peer is running and reachable from here."
+        f"Cannot connect to {peer}: no DICOM peer answered at {peer.host} port {peer.port} within the "
+        "timeout. Check the address and port, and that the peer is running and reachable from here."
     )
 
 

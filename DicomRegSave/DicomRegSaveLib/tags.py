@@ -64,6 +64,11 @@ PROTECTED_KEYWORDS = frozenset(
 )
 
 
+#: Attributes that say whose images and which study the REG belongs to: a value set by the user
+#: must be the fixed image's, since the REG must match the images it references.
+IDENTITY_KEYWORDS = ("PatientName", "PatientID", "StudyInstanceUID")
+
+
 @lru_cache(maxsize=None)
 def standard_tables() -> tuple[dict[str, list], dict[str, list]]:
     """highdicom's copy of the standard: (IOD key -> modules, module key -> attributes).
@@ -114,6 +119,30 @@ def _reg_iod_keywords() -> frozenset[str]:
 @lru_cache(maxsize=None)
 def _generated_keywords() -> frozenset[str]:
     return frozenset().union(*(module_root_keywords(key) for key in GENERATED_MODULES))
+
+
+def check_reg_attribute(keyword: str) -> None:
+    """Raise InvalidRegistrationError unless `keyword` belongs to a module of the REG IOD."""
+    if keyword not in _reg_iod_keywords():
+        raise InvalidRegistrationError(
+            f"{keyword} belongs to no module of the registration object (PS3.3 A.39.2), so it cannot be set "
+            "on it; validators would flag it. Set only attributes of the REG's modules."
+        )
+
+
+def check_identity(values: Mapping[str, object], fixed_image: Dataset) -> None:
+    """Raise InvalidRegistrationError if `values` give a patient or study (:data:`IDENTITY_KEYWORDS`)
+    other than the fixed image's."""
+    contradictions = [
+        f"{keyword} {values[keyword]!r} (the fixed image has {str(fixed_image.get(keyword, ''))!r})"
+        for keyword in IDENTITY_KEYWORDS
+        if keyword in values and str(values[keyword]) != str(fixed_image.get(keyword, ""))
+    ]
+    if contradictions:
+        raise InvalidRegistrationError(
+            "The registration must belong to the fixed image's patient and study, but these values differ: "
+            + "; ".join(contradictions) + ". Leave them out (they are inherited), or choose the right fixed image."
+        )
 
 
 def inherit_from_fixed(dataset: Dataset, fixed_image: Dataset) -> None:

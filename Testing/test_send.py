@@ -1,0 +1,165 @@
+"""``dicomregsave send`` and ``export --send`` against pynetdicom storage SCPs on 127.0.0.1 (loopback only)."""
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pydicom
+import pytest
+from pynetdicom import AE, evt
+
+from DicomRegSaveLib.sampledata import make_demo_case
+
+COMMAND = str(Path(sys.executable).with_name("dicomregsave"))
+LOOPBACK = "127.0.0.1"
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+REG_STORAGE = "1.2.840.10008.5.1.4.1.1.66.3"
+VERIFICATION = "1.2.840.10008.1.1"
+
+
+def run(*args):
+    return subprocess.run([COMMAND, *map(str, args)], capture_output=True, text=True, timeout=300)
+
+
+class StorageSCP:
+    """A storage SCP on a free loopback port that records what it is asked and what it receives."""
+
+    def __init__(self, sop_classes=(CT_IMAGE_STORAGE, REG_STORAGE), status=0x0000, calling_aets=()):
+        self.received: dict[str, pydicom.Dataset] = {}
+        self.requested: list[str] = []
+        self.status = status
+        ae = AE(ae_title="STORESCP")
+        ae.add_supported_context(VERIFICATION)
+        for uid in sop_classes:
+            ae.add_supported_context(uid)
+        ae.require_calling_aet = list(calling_aets)
+        handlers = [(evt.EVT_C_STORE, self._store), (evt.EVT_REQUESTED, self._requested)]
+        self.server = ae.start_server((LOOPBACK, 0), block=False, evt_handlers=handlers)
+        self.port = self.server.server_address[1]
+
+    def _requested(self, event):
+        self.requested = [str(cx.abstract_syntax) for cx in event.assoc.requestor.requested_contexts]
+
+    def _store(self, event):
+        if self.status == 0x0000:
+            dataset = event.dataset
+            dataset.file_meta = event.file_meta
+            self.received[str(dataset.SOPInstanceUID)] = dataset
+        return self.status
+
+    @property
+    def peer(self) -> str:
+        return f"STORESCP@{LOOPBACK}:{self.port}"
+
+    def stop(self):
+        self.server.shutdown()
+
+
+@pytest.fixture
+def scp_factory():
+    servers = []
+
+    def make(**kwargs):
+        servers.append(StorageSCP(**kwargs))
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def case_and_reg(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("send")
+    case = make_demo_case(folder / "case")
+    result = run("export", "--transform", case.field_path, "--fixed", case.fixed_dir, "--moving", case.moving_dir,
+                 "--output", folder / "reg.dcm")
+    assert result.returncode == 0, result.stderr
+    return case, folder / "reg.dcm"
+
+
+def same_as_file(received: pydicom.Dataset, path: Path) -> bool:
+    original = pydicom.dcmread(path)
+    return received == original and received.file_meta.TransferSyntaxUID == original.file_meta.TransferSyntaxUID
+
+
+def test_send_stores_every_file_with_exactly_the_sop_classes_present(scp_factory, case_and_reg):
+    case, reg = case_and_reg
+    scp = scp_factory()
+    result = run("send", case.fixed_dir, reg, "--to", scp.peer, "--calling-aet", "QA_SCRIPT", "--json", "-")
+    assert result.returncode == 0, result.stderr
+    files = [*case.fixed_paths, reg]
+    assert sorted(set(scp.requested)) == sorted([VERIFICATION, CT_IMAGE_STORAGE, REG_STORAGE])
+    assert len(scp.received) == len(files)
+    for path in files:
+        uid = pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID
+        assert same_as_file(scp.received[uid], path), path
+        assert f"{path}: stored (status 0x0000: Success" in result.stderr
+    assert f"{len(files)} of {len(files)} file(s) stored by {scp.peer}" in result.stderr
+    report = json.loads(result.stdout)
+    assert (report["report"], report["version"], report["ok"]) == ("send", 1, True)
+    assert report["echo"] == "Success" and report["calling_ae_title"] == "QA_SCRIPT"
+    assert [f["status"] for f in report["files"]] == [0] * len(files)
+
+
+def test_export_send_stores_the_new_reg(scp_factory, case_and_reg, tmp_path):
+    case, _ = case_and_reg
+    scp = scp_factory()
+    result = run("export", "--transform", case.field_path, "--fixed", case.fixed_dir, "--moving", case.moving_dir,
+                 "--output", tmp_path / "sent.dcm", "--send", scp.peer, "--json", tmp_path / "report.json")
+    assert result.returncode == 0, result.stderr
+    dataset = pydicom.dcmread(tmp_path / "sent.dcm")
+    assert scp.requested == [VERIFICATION, REG_STORAGE, REG_STORAGE]
+    assert same_as_file(scp.received[dataset.SOPInstanceUID], tmp_path / "sent.dcm")
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["ok"] is True and report["sent"]["ok"] is True
+    assert report["sent"]["peer"] == scp.peer and report["sent"]["files"][0]["sop_instance_uid"] == dataset.SOPInstanceUID
+
+
+def test_rejected_association_is_explained(scp_factory, case_and_reg):
+    _, reg = case_and_reg
+    scp = scp_factory(calling_aets=["ONLY_THIS_ONE"])
+    result = run("send", reg, "--to", scp.peer, "--json", "-")
+    assert result.returncode == 1
+    assert f"{scp.peer} rejected the association (Rejected Permanent, source: Service User" in result.stderr
+    assert "Calling AE title not recognised" in result.stderr
+    assert f"{reg}: not sent: no association" in result.stderr
+    report = json.loads(result.stdout)
+    assert report["ok"] is False and "rejected the association" in report["errors"][0]["message"]
+    assert scp.received == {}
+
+
+def test_a_failure_status_is_explained_per_file(scp_factory, case_and_reg):
+    _, reg = case_and_reg
+    scp = scp_factory(status=0xA700)
+    result = run("send", reg, "--to", scp.peer)
+    assert result.returncode == 1
+    assert f"{reg}: refused (status 0xA700: Failure, Refused: Out of Resources)" in result.stdout
+    assert "0 of 1 file(s) stored" in result.stdout
+
+
+def test_a_peer_without_the_reg_class_is_named(scp_factory, case_and_reg):
+    case, reg = case_and_reg
+    scp = scp_factory(sop_classes=(CT_IMAGE_STORAGE,))
+    result = run("send", case.fixed_paths[0], reg, "--to", scp.peer)
+    assert result.returncode == 1
+    assert f"{case.fixed_paths[0]}: stored" in result.stdout
+    assert f"{reg}: not sent: {scp.peer} does not accept Deformable Spatial Registration Storage" in result.stdout
+    assert len(scp.received) == 1
+
+
+def test_unreachable_peer_and_bad_peer_text(case_and_reg, tmp_path):
+    _, reg = case_and_reg
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        free_port = probe.getsockname()[1]
+    result = run("send", reg, "--to", f"NOBODY@{LOOPBACK}:{free_port}", "--timeout", "5")
+    assert result.returncode == 1
+    assert f"Cannot connect to NOBODY@{LOOPBACK}:{free_port}" in result.stdout
+    bad = run("send", reg, "--to", f"{LOOPBACK}:{free_port}")
+    assert bad.returncode == 1 and "write it as AET@HOST:PORT" in bad.stderr
+    (tmp_path / "notes.txt").write_text("not DICOM")
+    mixed = run("send", tmp_path / "notes.txt", "--to", f"NOBODY@{LOOPBACK}:{free_port}")
+    assert mixed.returncode == 1 and "not sent: not a DICOM file" in mixed.stdout
