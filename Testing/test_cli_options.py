@@ -183,3 +183,21 @@ def test_validate_and_to_transform_reports(case, tmp_path):
     assert report["frame_of_reference_uid"] == case.fixed_frame_of_reference_uid
     assert report["source_frame_of_reference_uids"] == [case.moving_frame_of_reference_uid]
     assert report["grid"]["dimensions"] == list(registration.deformable_item.grid.dimensions)
+
+
+def test_json_report_of_a_spatial_registration_names_its_class_and_has_no_grid(case, tmp_path):
+    (tmp_path / "shift.tfm").write_text(
+        "#Insight Transform File V1.0\n#Transform 0\nTransform: AffineTransform_double_3_3\n"
+        "Parameters: 1 0 0 0 1 0 0 0 1 5 -2 1\nFixedParameters: 0 0 0\n"
+    )
+    result = run("export", "--transform", tmp_path / "shift.tfm", "--fixed", case.fixed_dir, "--moving",
+                 case.moving_dir, "--output", tmp_path / "reg.dcm", "--registration-class", "spatial", "--json", "-")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    dataset = pydicom.dcmread(tmp_path / "reg.dcm")
+    assert report["sop_class_uid"] == dataset.SOPClassUID == "1.2.840.10008.5.1.4.1.1.66.1"
+    assert report["grid"] is None and report["ok"] is True
+    assert report["moving"]["frame_of_reference_uid"] == case.moving_frame_of_reference_uid
+    converted = run("to-transform", tmp_path / "reg.dcm", tmp_path / "back.tfm", "--json", "-")
+    assert converted.returncode == 0, converted.stderr
+    assert json.loads(converted.stdout)["grid"] is None

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import DicomRegSaveError
+from .errors import DicomRegSaveError, OutputError
 
 #: Columns every manifest must have.
 REQUIRED_COLUMNS = ("transform", "fixed", "moving")
@@ -32,6 +32,8 @@ REFUSED_COLUMNS = ("json", "force")
 #: Column values that switch a flag option on / off.
 TRUE_WORDS = frozenset({"1", "true", "yes", "y", "x", "on"})
 FALSE_WORDS = frozenset({"", "0", "false", "no", "n", "off"})
+#: Row statuses, in the order summaries list them.
+STATUSES = ("written", "skipped", "failed", "interrupted")
 #: Seconds between checks of the running workers.
 _POLL_S = 0.05
 
@@ -91,12 +93,20 @@ class RowOutcome:
 
 @dataclass
 class BatchResult:
+    """Every row's outcome, in manifest order; ``interrupted`` after Ctrl-C."""
+
     outcomes: list[RowOutcome] = field(default_factory=list)
     interrupted: bool = False
 
     @property
     def ok(self) -> bool:
+        """True when every row was written or skipped and the batch ran to its end."""
         return not self.interrupted and all(o.status in ("written", "skipped") for o in self.outcomes)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Status -> number of rows (:data:`STATUSES`)."""
+        return {status: sum(o.status == status for o in self.outcomes) for status in STATUSES}
 
 
 def read_manifest(path: str | os.PathLike, output_dir: str | os.PathLike, options: Mapping[str, OptionSpec]) -> list[BatchRow]:
@@ -112,9 +122,13 @@ def read_manifest(path: str | os.PathLike, output_dir: str | os.PathLike, option
         If the file cannot be read, a required column is missing, a column is unknown or refused,
         a required cell is empty, a switch holds something other than yes/no, or two rows write
         the same output.
+    OutputError
+        If `output_dir` is not an existing folder.
     """
     manifest = Path(path)
     output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        raise OutputError(f"The batch output folder {output_dir} does not exist. Create it first.")
     try:
         with open(manifest, newline="", encoding="utf-8-sig") as stream:
             reader = csv.DictReader(stream)

@@ -229,12 +229,9 @@ def _manifest_options(export_parser: argparse.ArgumentParser) -> dict:
 
 def command_batch(args: argparse.Namespace) -> int:
     from .batch import read_manifest, run_batch
-    from .errors import OutputError
     from .reports import batch_report, write_report
 
     stream = _text_stream(args)
-    if not args.output.is_dir():
-        raise OutputError(f"The batch output folder {args.output} does not exist. Create it first.")
     rows = read_manifest(args.manifest, args.output, _manifest_options(args.export_parser))
     print(f"{len(rows)} row(s) from {args.manifest}, {args.jobs} at a time", file=stream)
 
@@ -244,10 +241,9 @@ def command_batch(args: argparse.Namespace) -> int:
         print(f"row {outcome.row}: {detail}", file=stream, flush=True)
 
     result = run_batch(rows, jobs=args.jobs, on_outcome=line)
-    counts = {s: sum(o.status == s for o in result.outcomes) for s in ("written", "skipped", "failed", "interrupted")}
-    print(", ".join(f"{n} {s}" for s, n in counts.items()) + f" ({len(rows)} row(s))", file=stream)
+    print(", ".join(f"{n} {s}" for s, n in result.counts.items()) + f" ({len(rows)} row(s))", file=stream)
     if args.json:
-        write_report(batch_report(args.manifest, args.output, [o.as_dict() for o in result.outcomes]), args.json)
+        write_report(batch_report(args.manifest, args.output, result), args.json)
     if result.interrupted:
         print("dicomregsave batch: interrupted; finished files are complete, no partial file was left. "
               "Run the same command again to do the remaining rows.", file=sys.stderr)

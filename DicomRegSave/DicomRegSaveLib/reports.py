@@ -21,6 +21,7 @@ from .conformance import DCENTVFY, DCIODVFY, SOURCE, ConformanceReport
 from .output import atomic_output
 
 if TYPE_CHECKING:
+    from .batch import BatchResult
     from .dicom_input import ImageSeries
     from .export_request import ExportOutcome
     from .model import Registration, RegistrationItem
@@ -171,19 +172,20 @@ def _send_error(sent: SendReport) -> str:
     return f"{len(failed)} of {len(sent.files)} file(s) were not stored by {sent.peer}."
 
 
-def batch_report(
-    manifest: str | os.PathLike, output_dir: str | os.PathLike, rows: Sequence[Mapping[str, Any]]
-) -> dict[str, Any]:
+def batch_report(manifest: str | os.PathLike, output_dir: str | os.PathLike, result: BatchResult) -> dict[str, Any]:
     """The report of ``batch``: one entry per manifest row and the counts by status."""
-    statuses = [row["status"] for row in rows]
-    counts = {status: statuses.count(status) for status in ("written", "skipped", "failed", "interrupted")}
     report = _base(
         "batch",
-        counts["failed"] == 0 and counts["interrupted"] == 0,
-        [f"Row {row['row']}: {row['error']}" for row in rows if row.get("error")],
+        result.ok,
+        [f"Row {o.row}: {o.error}" for o in result.outcomes if o.error],
         [],
     )
-    report.update(manifest=str(manifest), output_dir=str(output_dir), counts=counts, rows=list(rows))
+    report.update(
+        manifest=str(manifest),
+        output_dir=str(output_dir),
+        counts=result.counts,
+        rows=[o.as_dict() for o in result.outcomes],
+    )
     return report
 
 
