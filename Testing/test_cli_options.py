@@ -143,8 +143,8 @@ def test_axis_aligned_reindexes_a_flipped_grid_exactly(case, tmp_path):
 
     assert [float(v) for v in grid_of("plain.dcm").ImageOrientationPatient] == [-1, 0, 0, 0, -1, 0]
     assert [float(v) for v in grid_of("aligned.dcm").ImageOrientationPatient] == [1, 0, 0, 0, 1, 0]
-    before = read_registration(tmp_path / "plain.dcm").deformable_item.grid
-    after = read_registration(tmp_path / "aligned.dcm").deformable_item.grid
+    before = read_registration(tmp_path / "plain.dcm").choose_item().grid
+    after = read_registration(tmp_path / "aligned.dcm").choose_item().grid
     index = np.stack(np.meshgrid(*[np.arange(n) for n in before.dimensions], indexing="ij"), -1).reshape(-1, 3)
     points = index @ before.index_to_lps[:3, :3].T + before.index_to_lps[:3, 3]
     assert np.array_equal(np.sort(before.vectors_lps.reshape(-1)), np.sort(after.vectors_lps.reshape(-1)))
@@ -182,7 +182,7 @@ def test_validate_and_to_transform_reports(case, tmp_path):
     assert report["output"] == str(tmp_path / "field.nrrd") and (tmp_path / "field.nrrd").is_file()
     assert report["frame_of_reference_uid"] == case.fixed_frame_of_reference_uid
     assert report["source_frame_of_reference_uids"] == [case.moving_frame_of_reference_uid]
-    assert report["grid"]["dimensions"] == list(registration.deformable_item.grid.dimensions)
+    assert report["grid"]["dimensions"] == list(registration.choose_item().grid.dimensions)
 
 
 def test_json_report_of_a_spatial_registration_names_its_class_and_has_no_grid(case, tmp_path):

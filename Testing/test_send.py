@@ -1,12 +1,14 @@
 """``dicomregsave send`` and ``export --send`` against pynetdicom storage SCPs on 127.0.0.1 (loopback only)."""
 
 import json
+import shutil
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pydicom
+import pydicom.fileset
 import pytest
 from pynetdicom import AE, evt
 
@@ -161,5 +163,23 @@ def test_unreachable_peer_and_bad_peer_text(case_and_reg, tmp_path):
     bad = run("send", reg, "--to", f"{LOOPBACK}:{free_port}")
     assert bad.returncode == 1 and "write it as AET@HOST:PORT" in bad.stderr
     (tmp_path / "notes.txt").write_text("not DICOM")
-    mixed = run("send", tmp_path / "notes.txt", "--to", f"NOBODY@{LOOPBACK}:{free_port}")
-    assert mixed.returncode == 1 and "not sent: not a DICOM file" in mixed.stdout
+    named = run("send", tmp_path / "notes.txt", "--to", f"NOBODY@{LOOPBACK}:{free_port}")
+    assert named.returncode == 1 and "notes.txt: not sent: not a DICOM file" in named.stdout
+
+
+def test_files_in_a_folder_that_are_no_instances_are_skipped(scp_factory, case_and_reg, tmp_path):
+    _, reg = case_and_reg
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / "README.txt").write_text("notes")
+    shutil.copy(reg, folder / "reg.dcm")
+    dicomdir = pydicom.fileset.FileSet()
+    (folder / "media").mkdir()
+    dicomdir.write(folder / "media")
+    scp = scp_factory()
+    result = run("send", folder, "--to", scp.peer)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{folder / 'README.txt'}: skipped: not a DICOM file" in result.stdout
+    assert "skipped: a DICOMDIR is an index of files" in result.stdout
+    assert "1 of 1 file(s) stored" in result.stdout
+    assert list(scp.received) == [pydicom.dcmread(reg, stop_before_pixels=True).SOPInstanceUID]

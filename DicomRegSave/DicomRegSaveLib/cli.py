@@ -130,8 +130,9 @@ def _send(paths, peer_text: str, args: argparse.Namespace, stream):
         paths, peer, calling_ae_title=args.calling_aet, timeout_s=args.timeout,
         on_file=lambda outcome: print(f"  {outcome.path}: {outcome.message}", file=stream, flush=True),
     )
-    stored = sum(outcome.ok for outcome in report.files)
-    print(f"{stored} of {len(report.files)} file(s) stored by {peer}" + (f"; {report.error}" if report.error else ""),
+    stored = sum(outcome.status is not None and outcome.ok for outcome in report.files)
+    wanted = sum(not outcome.skipped for outcome in report.files)
+    print(f"{stored} of {wanted} file(s) stored by {peer}" + (f"; {report.error}" if report.error else ""),
           file=stream)
     return report
 

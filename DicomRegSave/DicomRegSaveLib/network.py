@@ -28,6 +28,8 @@ DEFAULT_TIMEOUT_S = 30.0
 UNCOMPRESSED_TRANSFER_SYNTAXES = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
 #: Most presentation contexts one association may carry (PS3.8 9.3.2.2: odd context IDs 1-255).
 MAX_PRESENTATION_CONTEXTS = 128
+#: Media Storage Directory Storage (DICOMDIR): an index of files, not an instance to store.
+MEDIA_STORAGE_DIRECTORY_SOP_CLASS_UID = "1.2.840.10008.1.3.10"
 #: Abstract syntax of the Verification SOP Class (C-ECHO).
 VERIFICATION_SOP_CLASS_UID = "1.2.840.10008.1.1"
 
@@ -78,18 +80,22 @@ class Peer:
 
 @dataclass
 class FileOutcome:
-    """What happened to one file: ``status`` is the peer's C-STORE status (``None``: not sent)."""
+    """What happened to one file: ``status`` is the peer's C-STORE status (``None``: not sent).
+
+    ``skipped`` files are not meant to be stored: a DICOMDIR, or a non-DICOM file found in a folder.
+    """
 
     path: Path
     sop_class_uid: str | None
     sop_instance_uid: str | None
     status: int | None
     message: str
+    skipped: bool = False
 
     @property
     def ok(self) -> bool:
-        """True when the peer stored the file (status Success or Warning)."""
-        return self.status is not None and _category(self.status) in ("Success", "Warning")
+        """True when the peer stored the file (status Success or Warning) or it was skipped."""
+        return self.skipped or (self.status is not None and _category(self.status) in ("Success", "Warning"))
 
 
 @dataclass
@@ -116,22 +122,27 @@ class _Candidate:
     transfer_syntax_uid: str
 
 
-def dicom_files_to_send(paths: Iterable[str | Path]) -> list[Path]:
-    """The files named, and every file in named folders (recursively, sorted).
+def dicom_files_to_send(paths: Iterable[str | Path]) -> dict[Path, bool]:
+    """The files named and every file in named folders (recursively, sorted), each with whether it
+    was named itself (a named file that is not DICOM is an error; one found in a folder is skipped).
 
     Raises
     ------
     DicomInputError
         If a path does not exist, or nothing is found.
     """
-    files: list[Path] = []
+    files: dict[Path, bool] = {}
     for path in map(Path, paths):
         if not path.exists():
             raise DicomInputError(f"{path} does not exist. Give DICOM files or folders to send.")
-        files.extend(sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path])
+        if path.is_dir():
+            for found in sorted(p for p in path.rglob("*") if p.is_file()):
+                files.setdefault(found, False)
+        else:
+            files[path] = True
     if not files:
         raise DicomInputError("No files were found to send in " + ", ".join(map(str, paths)) + ".")
-    return list(dict.fromkeys(files))
+    return files
 
 
 def send_files(
@@ -177,14 +188,14 @@ def send_files(
             on_file(outcome)
 
     candidates = []
-    for path in dicom_files_to_send(paths):
-        candidate = _candidate(path)
+    for path, named in dicom_files_to_send(paths).items():
+        candidate = _candidate(path, named)
         if isinstance(candidate, FileOutcome):
             record(candidate)
         else:
             candidates.append(candidate)
     if not candidates:
-        report.error = "None of the files given is a DICOM file; nothing was sent."
+        report.error = "There is no DICOM instance to send among the files given; nothing was sent."
         return report
 
     contexts = _presentation_contexts(candidates)
@@ -227,14 +238,19 @@ def send_files(
     return report
 
 
-def _candidate(path: Path) -> _Candidate | FileOutcome:
+def _candidate(path: Path, named: bool) -> _Candidate | FileOutcome:
     try:
         meta = pydicom.filereader.read_file_meta_info(path)
         sop_class_uid = str(meta.get("MediaStorageSOPClassUID", ""))
         sop_instance_uid = str(meta.get("MediaStorageSOPInstanceUID", ""))
         transfer_syntax_uid = str(meta.get("TransferSyntaxUID", ""))
     except Exception as exc:  # noqa: BLE001 - any parser failure means: not a DICOM Part 10 file
+        if not named:
+            return FileOutcome(path, None, None, None, "skipped: not a DICOM file", skipped=True)
         return FileOutcome(path, None, None, None, f"not sent: not a DICOM file ({type(exc).__name__}: {exc})")
+    if sop_class_uid == MEDIA_STORAGE_DIRECTORY_SOP_CLASS_UID:
+        return FileOutcome(path, sop_class_uid, None, None, "skipped: a DICOMDIR is an index of files, not an instance",
+                           skipped=True)
     if not (sop_class_uid and sop_instance_uid and transfer_syntax_uid):
         return FileOutcome(path, sop_class_uid or None, sop_instance_uid or None, None,
                            "not sent: the file meta information lacks the SOP Class/Instance or Transfer Syntax UID")
