@@ -1,32 +1,53 @@
-"""Export benchmark: ``dicomregsave export`` against plastimatch 1.10 ``xf-convert`` and a plain file copy.
+"""Speed and memory benchmark of DicomRegSave (issue 9): every target in one command.
 
-Not a pytest test (pytest collects ``test_*.py`` only): a script that prints a report::
+Not a pytest test (pytest collects ``test_*.py`` only): a script that prints a report and a
+markdown table for the README::
 
-    python Testing/benchmark_export.py [--sizes 96 576] [--repeats 3] [--workdir DIR]
+    python Testing/benchmark_export.py [--pairs 7] [--only TARGET ...] [--workdir DIR]
 
-For each size (MiB of float32 vector data, 12 bytes per grid point) it writes a smooth random ITK
-displacement field as a raw uncompressed MetaImage (``.mha``, LPS, right-handed identity direction)
-covering a small phantom fixed CT series, then times, alternating floor / dicomregsave / plastimatch
-``--repeats`` times, each in a fresh process:
+Targets (``--only`` takes any of them; default all, in this order):
 
-* floor: copying the field file in its own folder (``shutil.copyfile`` + ``fsync``), the I/O any
-  converter needs at least;
-* ``dicomregsave export --transform F --fixed DIR --moving DIR --output OUT --force``;
-* ``plastimatch xf-convert --input F --output-dicom DIR --fixed-rcs DIR --moving-rcs DIR`` (the
-  native executable of the PyPI wheel, so the Python launcher's start-up is not counted against it).
+``export-96``, ``export-576``
+    ``dicomregsave export`` of a 96 MiB (256x256x128) / 576 MiB (512x512x192) raw float32 ``.mha``
+    displacement field against plastimatch 1.10 ``xf-convert --output-dicom`` (pip extra ``bench``,
+    installed on demand), in ``--pairs`` alternating pairs (the order flips every pair, so drift
+    and page-cache effects fall on both). Each pair gives a time ratio; the median and range of the
+    ratios are the result. Targets: ratio <= 1.0 (96 MiB) and <= 0.5 (576 MiB); dicomregsave's peak
+    RSS <= field + 300 MiB.
+``read-576``
+    ``dicomregsave to-transform`` of the 576 MiB REG to ``.mha`` and to ``.nrrd``, alternating with
+    the export that writes that REG; ratio read / export per pair. Target: <= 1.0, peak RSS <=
+    field + 300 MiB; the ``.mha`` vectors must equal the field's bytes.
+``slicer-export-576``, ``slicer-import-576``
+    The Slicer paths, headless with slicer-core, each run in a fresh process (modules and
+    highdicom's tables loaded first, as in a running Slicer session): export from a
+    512x512x192 float32 grid transform node in memory (the engine's node -> REG steps:
+    ``mrml.deformation_from_transform_node`` + ``export.export_registration``), and import of the
+    576 MiB REG into transform nodes (``slicer_import.import_registration``). Reported: time of the
+    step, its CPU, the process's peak RSS during the step (VmHWM reset before it; it includes the
+    node's grid that the export starts from), the whole process's peak, and the peak of numpy/Python
+    allocations during the step (tracemalloc): a float64 copy of the field would show as >= 2 x
+    field. Target: step peak RSS <= 2 x field + 300 MiB (the node's grid plus the file's float32 view).
+``scaling``
+    Export and read-back at 96 MiB, 576 MiB and 1.5 GiB (``--scaling-repeats`` each, median):
+    seconds, CPU, peak RSS, MiB/s and RSS minus the field, to show that both grow linearly.
+``of-limit``
+    A 4.5 GiB field (a sparse file: its header is real, its data is holes), too large for Vector
+    Grid Data (OF, 32-bit length): the export must fail with the OF limit message, write nothing,
+    and do so before reading any vector (seconds and peak RSS show it).
 
-Wall time is ``time.perf_counter`` around the launch; peak memory is the command's peak resident
-set as GNU ``/usr/bin/time -f %M`` reports it (``ru_maxrss`` of the child: its own peak, or that of a
-waited-for descendant if larger), or, without GNU time, ``RUSAGE_CHILDREN`` read by a small
-``python -c`` launcher. Every run reads the same field file, which is read once before the
-first timed run (page cache warm for all three); outputs are deleted and ``os.sync()`` is called after
-each run, outside the timed region, so no run pays for another's write-back. Each command is also run
-once, untimed, on a small field first (a smoke test that warms the executables' own files).
+Measuring: every command runs in a fresh process under GNU ``/usr/bin/time -f "%e %U %S %M"``
+(wall s, user s, sys s, peak RSS KiB of the command: a small launcher, so the RSS is not this
+script's); without GNU time, a small ``python -c`` launcher reads ``RUSAGE_CHILDREN``. Inputs are
+read once before the first timed run (warm page cache for every command); outputs are deleted and
+``os.sync()`` is called after every run, outside the timed region. dicomregsave fsyncs its REG;
+plastimatch 1.10 does not, so its write-back is outside its time (the "+sync" column adds an
+``os.sync()`` right after each run for both).
 
-Targets: dicomregsave time <= 0.5 x plastimatch; dicomregsave peak memory <= field size + 300 MiB.
-The last dicomregsave output of each size is read back with pydicom and its Vector Grid Data compared
-bit for bit with the field file (geometry and frames of reference too). Exit status: 0 whatever the
-targets say, 1 if a command failed or a REG is wrong.
+Honesty: the load averages (``/proc/loadavg``) are printed before and after; when the 1-minute
+load exceeds ``QUIET_LOAD`` the report says in capitals that the numbers are not results. The
+table names the commit it was measured on. Exit status: 0 whatever the targets say, 1 if a command
+failed or an output is wrong.
 """
 
 from __future__ import annotations
@@ -34,6 +55,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import importlib.util
+import json
 import os
 import shutil
 import statistics
@@ -41,7 +63,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -52,10 +74,14 @@ from DicomRegSaveLib import sampledata
 
 MIB = 1 << 20
 PLASTIMATCH_REQUIREMENT = "plastimatch==1.10.0"
-#: Extra peak memory dicomregsave may use beyond one copy of the field.
+#: Extra peak memory a command may use beyond one copy of the field (two for the Slicer paths).
 MEMORY_ALLOWANCE_MIB = 300.0
-#: dicomregsave time must be at most this fraction of plastimatch's.
-TIME_RATIO_TARGET = 0.5
+#: Largest 1-minute load average at which the machine counts as quiet.
+QUIET_LOAD = 0.3
+TARGETS = ("export-96", "export-576", "read-576", "slicer-export-576", "slicer-import-576", "scaling", "of-limit")
+SCALING_SIZES_MIB = (96.0, 576.0, 1536.0)
+#: Size of a field that Vector Grid Data cannot hold (its 32-bit length allows 4 GiB - 2 bytes).
+OVER_LIMIT_SIZE_MIB = 4608.0
 
 #: Fixed image: 64 x 64 x 32 voxels of 4 mm, axial, centred on the LPS origin (256 x 256 x 128 mm).
 FIXED_DIMENSIONS = (64, 64, 32)
@@ -66,19 +92,28 @@ DISPLACEMENT_SCALE_MM = 5.0
 CONTROL_POINTS = (6, 6, 5)
 #: Size (MiB) of the untimed smoke-test field.
 SMOKE_SIZE_MIB = 1.5
-
-COPY_CODE = (
-    "import os, shutil, sys\n"
-    "shutil.copyfile(sys.argv[1], sys.argv[2])\n"
-    "fd = os.open(sys.argv[2], os.O_RDONLY)\n"
-    "os.fsync(fd)\n"
-    "os.close(fd)\n"
+GNU_TIME = Path("/usr/bin/time")
+#: Runs a command and writes "wall user sys maxrss_kib" like GNU time does; used when GNU time is
+#: missing. A small launcher matters: a forked child starts with its parent's resident set, which
+#: Linux keeps in ru_maxrss across exec, so measuring straight from this process would report at
+#: least this process's size.
+LAUNCHER = (
+    "import resource, subprocess, sys, time\n"
+    "t = time.perf_counter()\n"
+    "code = subprocess.call(sys.argv[2:])\n"
+    "u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+    "open(sys.argv[1], 'w').write(f'{time.perf_counter() - t} {u.ru_utime} {u.ru_stime} {u.ru_maxrss}')\n"
+    "sys.exit(code)\n"
 )
+
+
+class CommandFailed(RuntimeError):
+    pass
 
 
 @dataclass
 class Case:
-    """Inputs shared by all commands: the two DICOM series and one field file."""
+    """Inputs shared by all commands: the two DICOM series."""
 
     fixed_dir: Path
     moving_dir: Path
@@ -98,6 +133,14 @@ class Field:
         n_i, n_j, n_k = self.dimensions
         return 12 * n_i * n_j * n_k
 
+    @property
+    def mib(self) -> float:
+        return self.vector_bytes / MIB
+
+    @property
+    def label(self) -> str:
+        return f"{self.mib:g} MiB ({'x'.join(map(str, self.dimensions))})"
+
     def vectors(self) -> np.ndarray:
         """The stored vectors as a read-only memory map (n_k, n_j, n_i, 3), little-endian float32."""
         n_i, n_j, n_k = self.dimensions
@@ -107,32 +150,22 @@ class Field:
 
 @dataclass
 class Run:
-    seconds: float
+    """One command's wall time, CPU times (s) and peak resident set (MiB); +sync adds an os.sync()."""
+
+    wall: float
+    user: float
+    sys: float
     peak_rss_mib: float
-    #: `seconds` plus an os.sync() right after the command: the time until the output is on disk,
-    #: comparable between commands whether or not they fsync themselves.
-    durable_seconds: float = 0.0
+    wall_sync: float = 0.0
+
+    @property
+    def cpu(self) -> float:
+        return self.user + self.sys
 
 
-@dataclass
-class Results:
-    runs: dict[str, list[Run]] = field(default_factory=lambda: {name: [] for name in COMMANDS})
-
-    def median_seconds(self, name: str) -> float:
-        return statistics.median(r.seconds for r in self.runs[name])
-
-    def median_durable_seconds(self, name: str) -> float:
-        return statistics.median(r.durable_seconds for r in self.runs[name])
-
-    def median_rss(self, name: str) -> float:
-        return statistics.median(r.peak_rss_mib for r in self.runs[name])
-
-
-COMMANDS = ("floor", "dicomregsave", "plastimatch")
-
-
-class CommandFailed(RuntimeError):
-    pass
+def median_run(runs: list[Run]) -> Run:
+    return Run(*(statistics.median(getattr(r, name) for r in runs)
+                 for name in ("wall", "user", "sys", "peak_rss_mib", "wall_sync")))
 
 
 def grid_dimensions(size_mib: float) -> tuple[int, int, int]:
@@ -178,30 +211,45 @@ def _linear_weights(n_fine: int, n_coarse: int) -> np.ndarray:
     return weights
 
 
-def write_field(path: Path, size_mib: float, seed: int) -> Field:
-    """A smooth random field (LPS mm) over the fixed image's extent, as a raw MetaImage.
-
-    The field spans the fixed volume's voxel-edge box (256 x 256 x 128 mm) with grid points at the
-    centres of equal cells, so it covers every fixed voxel centre. Reused when `path` already holds it.
-    """
+def field_geometry(path: Path, size_mib: float) -> Field:
+    """The field of `size_mib` over the fixed volume's voxel-edge box (256 x 256 x 128 mm), grid
+    points at the centres of equal cells, so it covers every fixed voxel centre."""
     dimensions = grid_dimensions(size_mib)
     extent_mm = np.array(FIXED_DIMENSIONS) * np.array(FIXED_SPACING_MM)
     spacing = extent_mm / np.array(dimensions)
-    origin = -extent_mm / 2.0 + spacing / 2.0
-    result = Field(path, dimensions, origin, spacing)
-    if path.is_file() and path.stat().st_size > result.vector_bytes and _header_dimensions(path) == dimensions:
+    return Field(path, dimensions, -extent_mm / 2.0 + spacing / 2.0, spacing)
+
+
+def write_field(path: Path, size_mib: float, seed: int) -> Field:
+    """A smooth random field (LPS mm) as a raw MetaImage; reused when `path` already holds it."""
+    result = field_geometry(path, size_mib)
+    if path.is_file() and path.stat().st_size > result.vector_bytes and _header_dimensions(path) == result.dimensions:
         return result
-    n_i, n_j, n_k = dimensions
+    n_i, n_j, n_k = result.dimensions
     rng = np.random.default_rng(seed)
     control = rng.normal(0.0, DISPLACEMENT_SCALE_MM, size=(*CONTROL_POINTS[::-1], 3))
-    w_i, w_j, w_k = (_linear_weights(n, c) for n, c in zip(dimensions, CONTROL_POINTS))
-    vectors = np.empty((n_k, n_j, n_i, 3), dtype=np.float32)
+    w_i, w_j, w_k = (_linear_weights(n, c) for n, c in zip(result.dimensions, CONTROL_POINTS))
+    temporary = path.with_suffix(".partial.mha")
+    vectors = np.lib.format.open_memmap(path.with_suffix(".partial.npy"), mode="w+", dtype="<f4",
+                                        shape=(n_k, n_j, n_i, 3))
     for k in range(n_k):
         plane = np.tensordot(w_k[k], control, axes=(0, 0)).transpose(2, 0, 1)  # (3, c_j, c_i)
         vectors[k] = (w_j @ plane @ w_i.T).transpose(1, 2, 0)
-    temporary = path.with_suffix(".partial.mha")
-    sampledata.write_displacement_field_mha(temporary, origin, np.eye(3), spacing, vectors)
+    sampledata.write_displacement_field_mha(temporary, result.origin_lps, np.eye(3), result.spacing_mm, vectors)
+    del vectors
+    path.with_suffix(".partial.npy").unlink()
     os.replace(temporary, path)
+    return result
+
+
+def write_sparse_field(path: Path, size_mib: float) -> Field:
+    """A MetaImage whose header declares a field of `size_mib` and whose data is a hole (no disk used)."""
+    result = field_geometry(path, size_mib)
+    sampledata.write_displacement_field_mha(path, result.origin_lps, np.eye(3), result.spacing_mm,
+                                            np.zeros((1, 1, 1, 3), np.float32))
+    header = path.read_bytes()[:-12].replace(b"DimSize = 1 1 1", f"DimSize = {' '.join(map(str, result.dimensions))}".encode())
+    path.write_bytes(header)
+    os.truncate(path, len(header) + result.vector_bytes)
     return result
 
 
@@ -231,84 +279,30 @@ def plastimatch_executable() -> Path:
     return executable
 
 
-#: Runs a command and writes the peak resident set (KiB) of its process tree to a file; used when
-#: GNU time is missing. A small launcher matters: a forked child starts with its parent's resident
-#: set, which Linux keeps in ru_maxrss across exec, so measuring straight from this (large) process
-#: would report at least this process's size.
-MAXRSS_LAUNCHER = (
-    "import resource, subprocess, sys\n"
-    "code = subprocess.call(sys.argv[2:])\n"
-    "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n"
-    "sys.exit(code)\n"
-)
-GNU_TIME = Path("/usr/bin/time")
-
-
-def memory_method() -> str:
+def run_measured(command: list[str], log: Path, expect_failure: bool = False) -> Run:
+    """Run `command` in a fresh process: wall, user and sys seconds and its peak resident set."""
+    usage_file = log.with_suffix(".usage")
     if GNU_TIME.is_file():
-        return f"{GNU_TIME} -f %M (peak resident set of the child, KiB)"
-    return "a python -c launcher reading resource.getrusage(RUSAGE_CHILDREN).ru_maxrss"
-
-
-def run_measured(command: list[str], log: Path) -> Run:
-    """Run `command` in a fresh process; wall time and its peak resident set."""
-    rss_file = log.with_suffix(".maxrss")
-    if GNU_TIME.is_file():
-        launcher = [str(GNU_TIME), "-o", str(rss_file), "-f", "%M"]
+        launcher = [str(GNU_TIME), "-o", str(usage_file), "-f", "%e %U %S %M"]
     else:
-        launcher = [sys.executable, "-c", MAXRSS_LAUNCHER, str(rss_file)]
+        launcher = [sys.executable, "-c", LAUNCHER, str(usage_file)]
     with open(log, "wb") as output:
-        started = time.perf_counter()
         completed = subprocess.run([*launcher, *command], stdout=output, stderr=subprocess.STDOUT)
-        seconds = time.perf_counter() - started
-    if completed.returncode != 0:
+    if (completed.returncode != 0) != expect_failure:
         text = log.read_text(errors="replace")[-2000:]
         raise CommandFailed(f"{' '.join(command)} exited with {completed.returncode}:\n{text}")
-    peak_kib = int(rss_file.read_text().split()[-1])
-    return Run(seconds, peak_kib / 1024.0)
+    wall, user, system, peak_kib = usage_file.read_text().split()[-4:]
+    started = time.perf_counter()
+    os.sync()
+    run = Run(float(wall), float(user), float(system), int(peak_kib) / 1024.0)
+    run.wall_sync = run.wall + time.perf_counter() - started
+    return run
 
 
 def warm_read(path: Path) -> None:
     with open(path, "rb", buffering=0) as stream:
         while stream.read(64 * MIB):
             pass
-
-
-class Bench:
-    def __init__(self, workdir: Path, case: Case, plastimatch: Path) -> None:
-        self.workdir = workdir
-        self.case = case
-        self.plastimatch = plastimatch
-        self.dicomregsave = Path(sys.executable).parent / "dicomregsave"
-        self.logs = workdir / "logs"
-        self.logs.mkdir(exist_ok=True)
-
-    def command(self, name: str, field_path: Path, output: Path) -> list[str]:
-        case = self.case
-        if name == "floor":
-            return [sys.executable, "-c", COPY_CODE, str(field_path), str(output)]
-        if name == "dicomregsave":
-            return [str(self.dicomregsave), "export", "--transform", str(field_path), "--fixed", str(case.fixed_dir),
-                    "--moving", str(case.moving_dir), "--output", str(output), "--force"]
-        return [str(self.plastimatch), "xf-convert", "--input", str(field_path), "--output-dicom", str(output),
-                "--fixed-rcs", str(case.fixed_dir), "--moving-rcs", str(case.moving_dir)]
-
-    def output_for(self, name: str, field_path: Path, tag: str) -> Path:
-        if name == "floor":
-            return field_path.with_name(f"{field_path.stem}.copy-{tag}.mha")
-        if name == "dicomregsave":
-            return self.workdir / f"dicomregsave-{tag}.dcm"
-        return self.workdir / f"plastimatch-{tag}"
-
-    def run(self, name: str, field_path: Path, tag: str, keep: bool = False) -> tuple[Run, Path]:
-        output = self.output_for(name, field_path, tag)
-        result = run_measured(self.command(name, field_path, output), self.logs / f"{name}-{tag}.log")
-        started = time.perf_counter()
-        os.sync()
-        result.durable_seconds = result.seconds + time.perf_counter() - started
-        if not keep:
-            remove(output)
-        return result, output
 
 
 def remove(path: Path) -> None:
@@ -346,100 +340,431 @@ def check_reg(path: Path, field_: Field, case: Case) -> list[str]:
         problems.append(f"Image Position (Patient) {list(grid.ImagePositionPatient)} != {field_.origin_lps.tolist()}")
     if not np.allclose([float(v) for v in grid.ImageOrientationPatient], [1, 0, 0, 0, 1, 0], atol=1e-9):
         problems.append(f"Image Orientation (Patient) {list(grid.ImageOrientationPatient)} is not the field's")
-    stored = np.frombuffer(grid.VectorGridData, dtype="<u4")
-    expected = field_.vectors().reshape(-1).view("<u4")
-    if stored.shape != expected.shape:
-        problems.append(f"Vector Grid Data has {stored.nbytes} bytes, the field {expected.nbytes}")
-    else:
-        step = 16 * MIB
-        mismatch = next((start for start in range(0, stored.size, step)
-                         if not np.array_equal(stored[start:start + step], expected[start:start + step])), None)
-        if mismatch is not None:
-            problems.append(f"Vector Grid Data differs from the field's vectors (first in values {mismatch}..)")
+    if not same_values(np.frombuffer(grid.VectorGridData, dtype="<u4"), field_.vectors().reshape(-1).view("<u4")):
+        problems.append("Vector Grid Data differs from the field's vectors")
     return problems
 
 
-def print_table(size_mib: float, field_: Field, results: Results, repeats: int) -> None:
-    floor, ours, theirs = (results.median_seconds(n) for n in COMMANDS)
-    floor_rss, our_rss, their_rss = (results.median_rss(n) for n in COMMANDS)
-    field_mib = field_.vector_bytes / MIB
-    print(f"\n== {size_mib:g} MiB: field {'x'.join(map(str, field_.dimensions))} float32 3-vectors = "
-          f"{field_mib:.1f} MiB ({field_.path.stat().st_size} bytes file); median of {repeats} run(s) ==")
-    print(f"{'command':<14}{'time s':>9}{'min':>8}{'max':>8}{'+ sync s':>10}{'peak RSS MiB':>14}")
-    for name in COMMANDS:
-        runs = results.runs[name]
-        times = [r.seconds for r in runs]
-        print(f"{name:<14}{results.median_seconds(name):>9.2f}{min(times):>8.2f}{max(times):>8.2f}"
-              f"{results.median_durable_seconds(name):>10.2f}{results.median_rss(name):>14.0f}")
-    durable_ratio = results.median_durable_seconds("dicomregsave") / results.median_durable_seconds("plastimatch")
-    print(f"dicomregsave / plastimatch: time {ours / theirs:.2f}x, peak memory {our_rss / their_rss:.2f}x, "
-          f"time until on disk (+ sync) {durable_ratio:.2f}x")
-    print(f"dicomregsave / floor:       time {ours / floor:.2f}x (floor peak memory {floor_rss:.0f} MiB)")
-    time_limit = TIME_RATIO_TARGET * theirs
-    memory_limit = field_mib + MEMORY_ALLOWANCE_MIB
-    print(f"target time <= {TIME_RATIO_TARGET} x plastimatch: {'PASS' if ours <= time_limit else 'MISS'} "
-          f"({ours:.2f} s vs limit {time_limit:.2f} s)")
-    print(f"target peak memory <= field + {MEMORY_ALLOWANCE_MIB:.0f} MiB: "
-          f"{'PASS' if our_rss <= memory_limit else 'MISS'} ({our_rss:.0f} MiB vs limit {memory_limit:.0f} MiB)")
+def same_values(stored: np.ndarray, expected: np.ndarray) -> bool:
+    """Bit for bit, in chunks (the arrays may be memory maps larger than memory allows to copy)."""
+    if stored.shape != expected.shape:
+        return False
+    step = 16 * MIB
+    return all(np.array_equal(stored[start:start + step], expected[start:start + step])
+               for start in range(0, stored.size, step))
+
+
+def field_file_matches(path: Path, field_: Field) -> bool:
+    """Whether the raw float32 data at the end of field file `path` is the field's, bit for bit."""
+    offset = path.stat().st_size - field_.vector_bytes
+    if offset <= 0:
+        return False
+    stored = np.memmap(path, dtype="<u4", mode="r", offset=offset, shape=(field_.vector_bytes // 4,))
+    return same_values(stored, field_.vectors().reshape(-1).view("<u4"))
+
+
+def load_averages() -> tuple[float, float, float]:
+    return tuple(float(v) for v in Path("/proc/loadavg").read_text().split()[:3])
+
+
+def commit_description() -> str:
+    repository = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "-C", str(repository), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(repository), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown commit (not a git checkout)"
+    return commit + (" + uncommitted changes" if dirty else "")
+
+
+# ----------------------------------------------------------------------------------------------
+# The Slicer paths, each run by this script in a fresh process (``--slicer-step``)
+
+
+def slicer_step(step: str, field_path: Path, fixed_dir: Path, moving_dir: Path, reg_path: Path) -> dict:
+    """Run one Slicer path in this process; return its measurements (the process's peak RSS is
+    measured from outside)."""
+    import resource
+    import tracemalloc
+
+    import slicer
+
+    from DicomRegSaveLib import geometry
+
+    def cpu_seconds() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    scene = slicer.vtkMRMLScene()
+    if step == "export":
+        import vtk
+        from vtk.util import numpy_support
+
+        from DicomRegSaveLib import mrml, tags
+        from DicomRegSaveLib.dicom_input import read_image_series
+        from DicomRegSaveLib.export import export_registration
+        from DicomRegSaveLib.transform_files import raw_field_header
+        from mrml_helpers import vtk_matrix
+
+        header = raw_field_header(field_path)
+        n_i, n_j, n_k = header.dimensions
+        # read, not memory-mapped: the node's array is then the only copy in this process
+        vectors_ras = np.fromfile(field_path, dtype="<f4", count=3 * n_i * n_j * n_k, offset=header.data_offset)
+        geometry.lps_to_ras_vectors_in_place(vectors_ras.reshape(-1, 3))
+        # The node as a registration module leaves it: a float32 grid transform, from-parent, in RAS.
+        image = vtk.vtkImageData()
+        image.SetDimensions(n_i, n_j, n_k)
+        image.SetOrigin(*geometry.lps_to_ras_points(header.origin_lps))
+        image.SetSpacing(*header.spacing_mm)
+        image.GetPointData().SetScalars(numpy_support.numpy_to_vtk(vectors_ras.reshape(-1, 3), deep=False))
+        transform = slicer.vtkOrientedGridTransform()
+        transform.SetDisplacementGridData(image)
+        direction = np.eye(4)
+        direction[:3, :3] = geometry.lps_to_ras_direction(header.direction_lps)
+        transform.SetGridDirectionMatrix(vtk_matrix(direction))
+        transform.SetInterpolationModeToLinear()
+        node = scene.AddNewNodeByClass("vtkMRMLGridTransformNode")
+        node.SetAndObserveTransformFromParent(transform)
+        fixed, moving = read_image_series(fixed_dir, "fixed"), read_image_series(moving_dir, "moving")
+        # A Slicer session imports these once; tracing the import of highdicom's tables (tens of MB
+        # of Python objects) would take minutes, so they are loaded before the measured step.
+        tags.standard_tables()
+        reset_peak_rss()
+        before_rss = peak_rss_mib("VmRSS")
+        tracemalloc.start()
+        started, cpu = time.perf_counter(), cpu_seconds()
+        deformation = mrml.deformation_from_transform_node(node, fixed.ijk_to_lps, fixed.dimensions)
+        export_registration(deformation, fixed, moving, reg_path, force=True)
+        seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+        details = f"exact copy: {deformation.exact}, model vectors {deformation.grid.vectors_lps.dtype}"
+    else:
+        from vtk.util import numpy_support
+
+        from DicomRegSaveLib.slicer_import import import_registration
+
+        reset_peak_rss()
+        before_rss = peak_rss_mib("VmRSS")
+        tracemalloc.start()
+        started, cpu = time.perf_counter(), cpu_seconds()
+        result = import_registration(reg_path, scene, None, apply_to_moving=False)
+        seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+        grids = [n for n in (scene.GetNthNodeByClass(i, "vtkMRMLGridTransformNode")
+                             for i in range(scene.GetNumberOfNodesByClass("vtkMRMLGridTransformNode")))]
+        scalars = grids[0].GetTransformFromParent().GetDisplacementGrid().GetPointData().GetScalars()
+        details = (f"{len(result.items)} transform chain(s), grid node values {scalars.GetDataTypeAsString()} "
+                   f"({numpy_support.vtk_to_numpy(scalars).nbytes / MIB:.0f} MiB)")
+    _, traced_peak = tracemalloc.get_traced_memory()
+    return {"seconds": seconds, "cpu": cpu, "traced_peak_mib": traced_peak / MIB, "step_peak_rss_mib": peak_rss_mib(),
+            "rss_before_mib": before_rss, "details": details}
+
+
+def reset_peak_rss() -> None:
+    """Start this process's peak resident set (VmHWM) afresh (Linux >= 4.0), so that the peak
+    read afterwards is the measured step's, its data already in memory included."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def peak_rss_mib(field: str = "VmHWM") -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+# ----------------------------------------------------------------------------------------------
+# Targets
+
+
+@dataclass
+class Row:
+    """One line of the README table."""
+
+    target: str
+    ours: str
+    reference: str
+    ratio: str
+    goal: str
+    met: bool | None
+
+
+class Bench:
+    def __init__(self, workdir: Path, args: argparse.Namespace) -> None:
+        self.workdir = workdir
+        self.args = args
+        self.case = write_case(workdir)
+        self.dicomregsave = Path(sys.executable).parent / "dicomregsave"
+        self.logs = workdir / "logs"
+        self.logs.mkdir(exist_ok=True)
+        self._plastimatch: Path | None = None
+        self.rows: list[Row] = []
+        self.failed = False
+        self.counter = 0
+
+    @property
+    def plastimatch(self) -> Path:
+        if self._plastimatch is None:
+            self._plastimatch = plastimatch_executable()
+            version = subprocess.run([self._plastimatch, "--version"], capture_output=True, text=True).stdout.strip()
+            print(f"plastimatch: {version} ({self._plastimatch})", flush=True)
+        return self._plastimatch
+
+    def field(self, size_mib: float) -> Field:
+        started = time.perf_counter()
+        result = write_field(self.workdir / f"field-{size_mib:g}MiB.mha", size_mib, seed=int(size_mib))
+        warm_read(result.path)
+        print(f"field {result.path.name} ({result.label}) ready in {time.perf_counter() - started:.1f} s", flush=True)
+        return result
+
+    def measure(self, name: str, command: list[str], expect_failure: bool = False) -> Run:
+        self.counter += 1
+        run = run_measured(command, self.logs / f"{self.counter:03d}-{name}.log", expect_failure)
+        print(f"  {name:<26}{run.wall:7.2f} s wall (+sync {run.wall_sync:5.2f}) {run.user:6.2f} user "
+              f"{run.sys:6.2f} sys {run.peak_rss_mib:7.0f} MiB", flush=True)
+        return run
+
+    def export_command(self, field_: Field, output: Path) -> list[str]:
+        case = self.case
+        return [str(self.dicomregsave), "export", "--transform", str(field_.path), "--fixed", str(case.fixed_dir),
+                "--moving", str(case.moving_dir), "--output", str(output), "--force"]
+
+    def plastimatch_command(self, field_: Field, output: Path) -> list[str]:
+        case = self.case
+        return [str(self.plastimatch), "xf-convert", "--input", str(field_.path), "--output-dicom", str(output),
+                "--fixed-rcs", str(case.fixed_dir), "--moving-rcs", str(case.moving_dir)]
+
+    def read_command(self, reg: Path, output: Path) -> list[str]:
+        return [str(self.dicomregsave), "to-transform", str(reg), str(output), "--force"]
+
+    def check(self, what: str, problems: list[str]) -> None:
+        print(f"  check {what}: " + ("OK" if not problems else "WRONG: " + "; ".join(problems)), flush=True)
+        self.failed |= bool(problems)
+
+    # -- targets ---------------------------------------------------------------------------------
+
+    def smoke(self) -> None:
+        """Untimed: both commands on a small field (warms the executables' files, proves the REG)."""
+        field_ = write_field(self.workdir / f"field-{SMOKE_SIZE_MIB:g}MiB.mha", SMOKE_SIZE_MIB, seed=1)
+        print("smoke test (untimed):")
+        for name, command, output in (
+            ("dicomregsave", self.export_command, self.workdir / "smoke.dcm"),
+            ("plastimatch", self.plastimatch_command, self.workdir / "smoke-plastimatch"),
+        ):
+            self.measure(name, command(field_, output))
+            self.check(f"{name} REG", check_reg(output, field_, self.case))
+            remove(output)
+
+    def export_pairs(self, size_mib: float, ratio_goal: float) -> None:
+        field_ = self.field(size_mib)
+        ours_out, theirs_out = self.workdir / "export.dcm", self.workdir / "plastimatch-out"
+        ours, theirs = [], []
+        for pair in range(self.args.pairs):
+            print(f" pair {pair + 1}/{self.args.pairs}")
+            order = ("ours", "theirs") if pair % 2 == 0 else ("theirs", "ours")
+            for who in order:
+                if who == "ours":
+                    ours.append(self.measure("dicomregsave export", self.export_command(field_, ours_out)))
+                    if pair == self.args.pairs - 1:
+                        self.check("REG vectors bit for bit = field", check_reg(ours_out, field_, self.case))
+                    remove(ours_out)
+                else:
+                    theirs.append(self.measure("plastimatch xf-convert", self.plastimatch_command(field_, theirs_out)))
+                    remove(theirs_out)
+        ratios = [a.wall / b.wall for a, b in zip(ours, theirs)]
+        sync_ratios = [a.wall_sync / b.wall_sync for a, b in zip(ours, theirs)]
+        ours_m, theirs_m = median_run(ours), median_run(theirs)
+        limit = field_.mib + MEMORY_ALLOWANCE_MIB
+        print(f" ratio dicomregsave/plastimatch per pair: {_ratios(ratios)}; until on disk (+sync): {_ratios(sync_ratios)}")
+        self.rows.append(Row(
+            f"export {field_.label}", _cell(ours_m), _cell(theirs_m) + " (plastimatch)", _ratios(ratios),
+            f"time <= {ratio_goal:g}x, RSS <= {limit:.0f} MiB",
+            statistics.median(ratios) <= ratio_goal and ours_m.peak_rss_mib <= limit,
+        ))
+
+    def read_pairs(self, size_mib: float) -> None:
+        field_ = self.field(size_mib)
+        reg = self.workdir / "read-source.dcm"
+        exports, reads = [], {".mha": [], ".nrrd": []}
+        for pair in range(self.args.pairs):
+            print(f" pair {pair + 1}/{self.args.pairs}")
+            exports.append(self.measure("dicomregsave export", self.export_command(field_, reg)))
+            for extension in (".mha", ".nrrd") if pair % 2 == 0 else (".nrrd", ".mha"):
+                output = self.workdir / f"read-back{extension}"
+                reads[extension].append(self.measure(f"to-transform -> {extension}", self.read_command(reg, output)))
+                if pair == 0:
+                    self.check(f"{extension} vectors bit for bit = field",
+                               [] if field_file_matches(output, field_) else ["they differ"])
+                remove(output)
+        remove(reg)
+        limit = field_.mib + MEMORY_ALLOWANCE_MIB
+        for extension, runs in reads.items():
+            ratios = [r.wall / e.wall for r, e in zip(runs, exports)]
+            median = median_run(runs)
+            print(f" ratio to-transform {extension} / export per pair: {_ratios(ratios)}")
+            self.rows.append(Row(
+                f"read {field_.label} REG -> {extension}", _cell(median), _cell(median_run(exports)) + " (export)",
+                _ratios(ratios), f"time <= 1x export, RSS <= {limit:.0f} MiB",
+                statistics.median(ratios) <= 1.0 and median.peak_rss_mib <= limit,
+            ))
+
+    def slicer_path(self, step: str, size_mib: float) -> None:
+        field_ = self.field(size_mib)
+        reg = self.workdir / f"slicer-{step}.dcm"
+        if step == "import":
+            self.measure("dicomregsave export (input)", self.export_command(field_, reg))
+        runs, steps = [], []
+        for repeat in range(self.args.scaling_repeats):
+            result_file = self.workdir / "slicer-step.json"
+            command = [sys.executable, str(Path(__file__).resolve()), "--slicer-step", step, "--workdir",
+                       str(self.workdir), "--field", str(field_.path), "--reg", str(reg), "--result", str(result_file)]
+            runs.append(self.measure(f"Slicer {step} (process)", command))
+            steps.append(json.loads(result_file.read_text()))
+            print(f"   step: {steps[-1]['seconds']:.2f} s, {steps[-1]['cpu']:.2f} s CPU, peak RSS "
+                  f"{steps[-1]['step_peak_rss_mib']:.0f} MiB (RSS before it {steps[-1]['rss_before_mib']:.0f} MiB), allocations peak {steps[-1]['traced_peak_mib']:.0f} MiB; "
+                  f"{steps[-1]['details']}", flush=True)
+            if step == "export" and repeat == 0:
+                self.check("REG vectors bit for bit = field", check_reg(reg, field_, self.case))
+        remove(reg)
+        process = median_run(runs)
+        seconds = statistics.median(s["seconds"] for s in steps)
+        cpu = statistics.median(s["cpu"] for s in steps)
+        traced = max(s["traced_peak_mib"] for s in steps)
+        step_rss = max(s["step_peak_rss_mib"] for s in steps)
+        rss_before = statistics.median(s["rss_before_mib"] for s in steps)
+        limit = 2 * field_.mib + MEMORY_ALLOWANCE_MIB
+        no_float64 = traced < 1.5 * field_.mib
+        what = "grid transform node (float32, in memory) -> REG" if step == "export" else "REG -> transform nodes"
+        self.rows.append(Row(
+            f"Slicer {what}, {field_.label}",
+            f"{seconds:.2f} s ({cpu:.2f} s CPU), peak RSS {step_rss:.0f} MiB (before the step {rss_before:.0f} MiB; "
+            f"process incl. set-up {process.peak_rss_mib:.0f} MiB), allocations peak {traced:.0f} MiB", "", "",
+            f"RSS <= {limit:.0f} MiB, no float64 copy (allocations < 1.5x field)",
+            step_rss <= limit and no_float64,
+        ))
+
+    def scaling(self) -> None:
+        rows = []
+        for size in SCALING_SIZES_MIB:
+            field_ = self.field(size)
+            reg, back = self.workdir / "scaling.dcm", self.workdir / "scaling-back.mha"
+            exports, reads = [], []
+            for _ in range(self.args.scaling_repeats):
+                exports.append(self.measure("dicomregsave export", self.export_command(field_, reg)))
+                reads.append(self.measure("to-transform -> .mha", self.read_command(reg, back)))
+                remove(back)
+            remove(reg)
+            rows.append((field_, median_run(exports), median_run(reads)))
+            if size > 1000 and self.args.workdir is None:
+                field_.path.unlink()
+        print("\n scaling (medians):")
+        print(f" {'field':<26}{'export s':>9}{'MiB/s':>8}{'RSS-field':>10}{'read s':>9}{'MiB/s':>8}{'RSS-field':>10}")
+        for field_, export, read in rows:
+            print(f" {field_.label:<26}{export.wall:9.2f}{field_.mib / export.wall:8.0f}"
+                  f"{export.peak_rss_mib - field_.mib:10.0f}{read.wall:9.2f}{field_.mib / read.wall:8.0f}"
+                  f"{read.peak_rss_mib - field_.mib:10.0f}")
+        for field_, export, read in rows:
+            linear = all(r.peak_rss_mib <= field_.mib + MEMORY_ALLOWANCE_MIB for r in (export, read))
+            self.rows.append(Row(
+                f"scaling {field_.label}: export / read", f"{_cell(export)} / {_cell(read)}", "",
+                f"{field_.mib / export.wall:.0f} / {field_.mib / read.wall:.0f} MiB/s",
+                f"RSS <= field + {MEMORY_ALLOWANCE_MIB:.0f} MiB", linear,
+            ))
+
+    def of_limit(self) -> None:
+        field_ = write_sparse_field(self.workdir / "field-over-4GiB.mha", OVER_LIMIT_SIZE_MIB)
+        output = self.workdir / "over-limit.dcm"
+        run = self.measure("export of a 4.5 GiB field", self.export_command(field_, output), expect_failure=True)
+        log = sorted(self.logs.glob("*export of a 4.5 GiB field.log"))[-1].read_text(errors="replace")
+        problems = [] if "Vector Grid Data (OF) can hold" in log else [f"no OF limit message: {log[-300:]}"]
+        problems += [f"{output} was written"] if output.exists() else []
+        self.check("OF limit reported, nothing written", problems)
+        field_.path.unlink()
+        self.rows.append(Row(
+            f"export {field_.label} (over the OF limit)", f"refused in {run.wall:.2f} s, peak {run.peak_rss_mib:.0f} MiB",
+            "", "", "error before any vector is read", not problems and run.peak_rss_mib < MEMORY_ALLOWANCE_MIB,
+        ))
+
+
+def _cell(run: Run) -> str:
+    return f"{run.wall:.2f} s ({run.user:.2f} u + {run.sys:.2f} s), {run.peak_rss_mib:.0f} MiB"
+
+
+def _ratios(ratios: list[float]) -> str:
+    return f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f}, n={len(ratios)})"
+
+
+def print_table(bench: Bench, commit: str, before: tuple[float, ...], after: tuple[float, ...], quiet: bool) -> None:
+    print(f"\n## Benchmark (commit {commit}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+          f"{os.cpu_count()} cores, load {before[0]:.2f} before / {after[0]:.2f} after"
+          f"{'' if quiet else ', NOT QUIET: not results'})\n")
+    print("Times are medians: wall (user + sys CPU), peak RSS; ratios per alternating pair: median (range, pairs).\n")
+    print("| target | dicomregsave | reference | ratio | goal | met |")
+    print("|---|---|---|---|---|---|")
+    for row in bench.rows:
+        met = "-" if row.met is None else ("yes" if row.met else "NO")
+        print(f"| {row.target} | {row.ours} | {row.reference} | {row.ratio} | {row.goal} | {met} |")
 
 
 def benchmark(args: argparse.Namespace, workdir: Path) -> int:
-    plastimatch = plastimatch_executable()
-    print(f"plastimatch: {subprocess.run([plastimatch, '--version'], capture_output=True, text=True).stdout.strip()}"
-          f" ({plastimatch})")
+    targets = args.only or list(TARGETS)
+    commit = commit_description()
+    before = load_averages()
+    print(f"DicomRegSave benchmark, commit {commit}; targets: {', '.join(targets)}; {args.pairs} pairs")
     print(f"dicomregsave: {Path(sys.executable).parent / 'dicomregsave'}; work folder {workdir}")
-    print(f"peak memory: {memory_method()}; time: perf_counter around the launch")
-    print("durability: dicomregsave and the floor fsync their output; plastimatch 1.10 calls no fsync (strace), "
-          "so its write-back is outside 'time s'; '+ sync s' adds an os.sync() right after each run, "
-          "the time until every command's output is on disk")
-    case = write_case(workdir)
-    bench = Bench(workdir, case, plastimatch)
-    failed = False
-
-    smoke = write_field(workdir / f"field-{SMOKE_SIZE_MIB:g}MiB.mha", SMOKE_SIZE_MIB, seed=1)
-    for name in COMMANDS:
-        _, output = bench.run(name, smoke.path, "smoke", keep=name != "floor")
-        if name != "floor":
-            problems = check_reg(output, smoke, case)
-            print(f"smoke test {name}: {'REG OK' if not problems else '; '.join(problems)}")
-            failed |= name == "dicomregsave" and bool(problems)
-            remove(output)
-
-    for size in args.sizes:
-        started = time.perf_counter()
-        field_ = write_field(workdir / f"field-{size:g}MiB.mha", size, seed=int(size))
-        print(f"\nfield {field_.path.name} ready in {time.perf_counter() - started:.1f} s", flush=True)
-        warm_read(field_.path)
-        results = Results()
-        last = None
-        for repeat in range(args.repeats):
-            for name in COMMANDS:
-                keep = name == "dicomregsave" and repeat == args.repeats - 1
-                run, output = bench.run(name, field_.path, f"{size:g}-{repeat}", keep=keep)
-                results.runs[name].append(run)
-                print(f"  run {repeat + 1} {name:<13}{run.seconds:8.2f} s (+ sync {run.durable_seconds:5.2f} s)"
-                      f" {run.peak_rss_mib:8.0f} MiB", flush=True)
-                if keep:
-                    last = output
-        print_table(size, field_, results, args.repeats)
-        problems = check_reg(last, field_, case)
-        print("REG check (dicomregsave): " + ("Vector Grid Data bit-identical to the field; grid geometry and "
-              "frames of reference match" if not problems else "WRONG: " + "; ".join(problems)))
-        failed |= bool(problems)
-        remove(last)
-        if args.workdir is None:
-            field_.path.unlink()
-    return 1 if failed else 0
+    print(f"load averages before: {before[0]:.2f} {before[1]:.2f} {before[2]:.2f} ({os.cpu_count()} cores)")
+    if before[0] > QUIET_LOAD:
+        print(f"WARNING: THE MACHINE IS NOT QUIET (1-minute load {before[0]:.2f} > {QUIET_LOAD}): the numbers below are "
+              "a smoke test, not results.")
+    started = time.perf_counter()
+    bench = Bench(workdir, args)
+    if any(t.startswith("export") for t in targets):
+        bench.smoke()
+    for target in targets:
+        print(f"\n== {target} ==", flush=True)
+        if target == "export-96":
+            bench.export_pairs(96.0, 1.0)
+        elif target == "export-576":
+            bench.export_pairs(576.0, 0.5)
+        elif target == "read-576":
+            bench.read_pairs(576.0)
+        elif target == "slicer-export-576":
+            bench.slicer_path("export", 576.0)
+        elif target == "slicer-import-576":
+            bench.slicer_path("import", 576.0)
+        elif target == "scaling":
+            bench.scaling()
+        elif target == "of-limit":
+            bench.of_limit()
+    after = load_averages()
+    quiet = max(before[0], after[0]) <= QUIET_LOAD
+    print(f"\nload averages after: {after[0]:.2f} {after[1]:.2f} {after[2]:.2f}; whole run {time.perf_counter() - started:.0f} s")
+    if not quiet:
+        print(f"WARNING: THE MACHINE WAS NOT QUIET (1-minute load above {QUIET_LOAD}): these numbers are not results; "
+              "re-run on a quiet machine.")
+    print_table(bench, commit, before, after, quiet)
+    return 1 if bench.failed else 0
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=float, nargs="+", default=[96.0, 576.0], metavar="MIB",
-                        help="field sizes in MiB of vector data (default 96 576)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per command and size (default 3)")
+    parser.add_argument("--pairs", type=int, default=7, help="alternating pairs per comparison (default 7)")
+    parser.add_argument("--only", nargs="+", choices=TARGETS, metavar="TARGET",
+                        help=f"run only these targets ({', '.join(TARGETS)})")
+    parser.add_argument("--scaling-repeats", type=int, default=3,
+                        help="runs per size for scaling and the Slicer paths (default 3)")
     parser.add_argument("--workdir", type=Path, metavar="DIR",
                         help="keep inputs here and reuse them (default: a temporary folder, removed at the end)")
+    for hidden in ("--slicer-step", "--field", "--reg", "--result"):
+        parser.add_argument(hidden, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.slicer_step:
+        fixed_dir, moving_dir = args.workdir / "fixed", args.workdir / "moving"
+        result = slicer_step(args.slicer_step, Path(args.field), fixed_dir, moving_dir, Path(args.reg))
+        Path(args.result).write_text(json.dumps(result))
+        return 0
+    if args.pairs < 1 or args.scaling_repeats < 1:
+        parser.error("--pairs and --scaling-repeats must be at least 1")
     if args.workdir is not None:
         args.workdir.mkdir(parents=True, exist_ok=True)
         workdir, cleanup = args.workdir.resolve(), None
