@@ -1,9 +1,11 @@
 """Long mutation fuzzing of the reading side (reader, ``inspect``, ``validate``), outside the suite.
 
-    python Testing/fuzz_reader.py --count 100000 --seed 1 [--workdir DIR] [--processes N]
+    python Testing/fuzz_reader.py --count 100000 --seed 1 [--workdir DIR] [--processes N] [--seconds S]
 
 Prints how many inputs were tried, the outcome counts per code path, and every crash (an exception
 that is not a DicomRegSave error) with the mutation that reproduces it. Exit status 1 if any crashed.
+``--seconds`` stops earlier (the summary then says how many of the inputs were tried); each worker
+prints its progress every 500 inputs and every crash at once.
 """
 
 from __future__ import annotations
@@ -30,17 +32,21 @@ def _mutations(rng: random.Random) -> list[tuple[str, int, int]]:
     ]
 
 
-def _work(arguments: tuple[int, int, int, str]) -> tuple[collections.Counter, list[str], int]:
-    seed, start, count, workdir = arguments
+def _work(arguments: tuple[int, int, int, str, float]) -> tuple[collections.Counter, list[str], int]:
+    seed, start, count, workdir, deadline = arguments
     folder = Path(workdir) / f"worker{start}"
     seeds, images = fm.seed_files(folder / "seeds")
     rng = random.Random(seed * 1_000_003 + start)
     counts: collections.Counter = collections.Counter()
     crashes: list[str] = []
     target = folder / "mutated.dcm"
+    tried = 0
     for number in range(start, start + count):
-        if (number - start) % 5000 == 0 and number > start:
-            print(f"worker {start}: {number - start} of {count} inputs, {counts['crash']} crash(es)", flush=True)
+        if time.time() > deadline:
+            break
+        if tried % 500 == 0 and tried:
+            print(f"worker {start}: {tried} of {count} inputs, {counts['crash']} crash(es)", flush=True)
+        tried += 1
         seed_index = rng.randrange(len(seeds))
         mutations = _mutations(rng)
         target.write_bytes(fm.mutate(seeds[seed_index], mutations))
@@ -54,7 +60,8 @@ def _work(arguments: tuple[int, int, int, str]) -> tuple[collections.Counter, li
                 f"input {number} seed {seed_index} mutations {mutations}: {type(error).__name__}: {error} "
                 f"at {Path(frame.filename).name}:{frame.lineno}"
             )
-    return counts, crashes, count
+            print(f"worker {start}: CRASH {crashes[-1]}", flush=True)
+    return counts, crashes, tried
 
 
 def main() -> int:
@@ -63,11 +70,14 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--seconds", type=float, default=float("inf"), help="stop after this long")
     args = parser.parse_args()
     started = time.perf_counter()
+    deadline = time.time() + args.seconds
     with tempfile.TemporaryDirectory(dir=args.workdir) as workdir:
         share = -(-args.count // args.processes)
-        jobs = [(args.seed, start, min(share, args.count - start), workdir) for start in range(0, args.count, share)]
+        jobs = [(args.seed, start, min(share, args.count - start), workdir, deadline)
+                for start in range(0, args.count, share)]
         with multiprocessing.Pool(args.processes) as pool:
             results = pool.map(_work, jobs)
     counts: collections.Counter = collections.Counter()
@@ -77,7 +87,7 @@ def main() -> int:
         counts.update(worker_counts)
         crashes.extend(worker_crashes)
         tried += worker_tried
-    print(f"{tried} mutated inputs in {time.perf_counter() - started:.0f} s (seed {args.seed})")
+    print(f"{tried} of {args.count} mutated inputs in {time.perf_counter() - started:.0f} s (seed {args.seed})")
     for outcome, number in sorted(counts.items()):
         print(f"  {outcome}: {number}")
     print(f"{len(crashes)} unhandled exception(s)")

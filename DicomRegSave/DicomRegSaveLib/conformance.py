@@ -28,7 +28,7 @@ from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 
 from . import geometry
-from .errors import DicomRegSaveError, InvalidRegistrationError
+from .errors import DicomRegSaveError, InvalidRegistrationError, require_type
 from .model import DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID, SPATIAL_REGISTRATION_SOP_CLASS_UID
 from .dicom_file import read_dicom_file
 from .reader import read_dataset
@@ -110,6 +110,7 @@ def check_dataset(dataset: Dataset) -> ConformanceReport:
         Errors for violations of the standard (PS3.3 A.39.1, A.39.2, C.20.2, C.20.3, C.12.2, PS3.5),
         warnings for legal but risky encodings.
     """
+    require_type("dataset", dataset, Dataset)
     report = ConformanceReport()
     _check_identity(dataset, report)
     _check_equipment_and_label(dataset, report)
@@ -787,6 +788,7 @@ def validate_file(path: str | os.PathLike, image_paths: Sequence[str | os.PathLi
     `image_paths` may name image files or folders; a folder contributes every DICOM file below it
     (files with the ``DICM`` prefix), except the REG file itself.
     """
+    require_type("path", path, str, os.PathLike)
     report = ConformanceReport()
     try:
         dataset = read_dataset(path)

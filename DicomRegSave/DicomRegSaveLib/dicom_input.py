@@ -21,6 +21,7 @@ Conventions
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from .dicom_file import MalformedDicomError, NotDicomError, read_dicom_file
-from .errors import DicomInputError
+from .errors import DicomInputError, require_type
 from .model import ImageReference
 from .values import problem_uid
 
@@ -675,8 +676,11 @@ def _frame_selection(headers: list[Dataset], frame_numbers: FrameSelection, role
 
 
 def _as_path_list(paths: str | Path | Sequence[str | Path]) -> list[Path]:
-    if isinstance(paths, (str, Path)):
+    if isinstance(paths, (str, os.PathLike)):
         return [Path(paths)]
+    require_type("paths", paths, list, tuple)
+    for path in paths:
+        require_type("paths[...]", path, str, os.PathLike)
     return [Path(p) for p in paths]
 
 

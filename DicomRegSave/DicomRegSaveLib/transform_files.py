@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import geometry
-from .errors import OutputError, TransformInputError
+from .errors import OutputError, TransformInputError, require_type
 from .field_writer import FIELD_EXTENSIONS, write_displacement_field
 from .native_log import captured_native_output, summarize
 from .model import Deformation, DisplacementGrid, RegistrationItem, axis_aligned_grid
@@ -151,6 +151,12 @@ def deformation_from_file(
     TransformInputError
         If the file cannot be read or describes an unusable transform.
     """
+    require_type("path", path, str, os.PathLike)
+    if np.shape(reference_ijk_to_lps) != (4, 4) or len(reference_dimensions) != 3:
+        raise ValueError(
+            "reference_ijk_to_lps must be a 4x4 matrix and reference_dimensions 3 numbers; got shapes "
+            f"{np.shape(reference_ijk_to_lps)} and {len(reference_dimensions)}"
+        )
     check_transform_file(path)
     if grid_spacing_mm is None:
         header = raw_field_header(path)
