@@ -1,5 +1,6 @@
 """The dicomregsave command, end to end in subprocesses: outputs, exit codes, messages, no leftovers."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -225,4 +226,21 @@ def test_bad_field_values_fail_with_a_message_and_leave_nothing(case, tmp_path, 
                  "--output", out)
     assert result.returncode == 1, result.stdout
     assert message in result.stderr and "Traceback" not in result.stderr
+    assert listing(out) == []
+
+
+def test_a_field_too_large_for_vector_grid_data_is_refused_before_any_input_is_read(case, tmp_path):
+    """A 4.5 GiB field as a sparse file: its header alone decides; the image folders are never read."""
+    field = bad_field(case, tmp_path / "huge.mha", lambda vectors: None)
+    header, _, _ = field.read_bytes().partition(b"ElementDataFile = LOCAL\n")
+    dimensions = next(line for line in header.split(b"\n") if line.startswith(b"DimSize"))
+    header = header.replace(dimensions, b"DimSize = 512 512 1536") + b"ElementDataFile = LOCAL\n"
+    field.write_bytes(header)
+    os.truncate(field, len(header) + 12 * 512 * 512 * 1536)
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run("export", "--transform", field, "--fixed", tmp_path / "no-such-folder", "--moving",
+                 tmp_path / "no-such-folder", "--output", out)
+    assert result.returncode == 1, result.stdout
+    assert "512x512x1536 needs 4831838208 bytes, more than Vector Grid Data (OF) can hold" in result.stderr
     assert listing(out) == []

@@ -83,13 +83,14 @@ def run_export_request(request: ExportRequest, progress: Progress | None = None)
         Any of the engine's errors, with a message saying what to do.
     """
     from .dicom_input import read_image_series
-    from .transform_files import deformation_from_file, source_files
+    from .transform_files import check_field_fits, deformation_from_file, source_files
 
     options = options_with_tags(request.options, request.tags)
     if options.sop_instance_uid is None:
         options = dataclasses.replace(options, sop_instance_uid=new_uid(options.uid_root))
     transform_files = source_files(request.transform)
     output_path_for(request.output, options.sop_instance_uid, request.force, transform_files)
+    check_field_fits(request.transform, request.grid_spacing_mm)
     fixed = read_image_series(request.fixed_paths, "fixed", series_instance_uid=request.fixed_series_uid)
     tags.check_identity(options.overrides, fixed.first_header)
     moving = read_image_series(request.moving_paths, "moving", series_instance_uid=request.moving_series_uid)

@@ -180,13 +180,7 @@ class DisplacementGrid:
             raise InvalidRegistrationError(
                 f"The displacement vectors must have shape (n_k, n_j, n_i, 3); got {shape}."
             )
-        n_bytes = 12 * shape[0] * shape[1] * shape[2]
-        if n_bytes > MAX_VECTOR_GRID_BYTES:
-            raise InvalidRegistrationError(
-                f"The displacement grid {shape[2]}x{shape[1]}x{shape[0]} needs {n_bytes} bytes, more than "
-                f"Vector Grid Data (OF) can hold ({MAX_VECTOR_GRID_BYTES} bytes, 4 GiB - 2). "
-                "Choose a coarser grid spacing."
-            )
+        check_grid_size((shape[2], shape[1], shape[0]))
         vectors = np.asarray(vectors_lps)
         if vectors.dtype != np.float32:
             vectors = vectors.astype(np.float32)
@@ -314,6 +308,24 @@ class UndefinedVectors:
 
     count: int = 0
     first_point: int | None = None
+
+
+def check_grid_size(dimensions: Sequence[int]) -> None:
+    """Refuse a grid of `dimensions` (n_i, n_j, n_k) whose vectors Vector Grid Data cannot hold.
+
+    Raises
+    ------
+    InvalidRegistrationError
+        If 12 bytes per grid point exceed the 32-bit length of an OF value (4 GiB - 2 bytes).
+    """
+    n_i, n_j, n_k = (int(d) for d in dimensions)
+    n_bytes = 12 * n_i * n_j * n_k
+    if n_bytes > MAX_VECTOR_GRID_BYTES:
+        raise InvalidRegistrationError(
+            f"The displacement grid {n_i}x{n_j}x{n_k} needs {n_bytes} bytes, more than "
+            f"Vector Grid Data (OF) can hold ({MAX_VECTOR_GRID_BYTES} bytes, 4 GiB - 2). "
+            "Choose a coarser grid spacing."
+        )
 
 
 def check_vector_values(

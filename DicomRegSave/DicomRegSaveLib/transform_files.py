@@ -32,7 +32,7 @@ from . import geometry
 from .errors import OutputError, TransformInputError, require_type
 from .field_writer import FIELD_EXTENSIONS, write_displacement_field
 from .native_log import captured_native_output, summarize
-from .model import Deformation, DisplacementGrid, RegistrationItem, axis_aligned_grid
+from .model import Deformation, DisplacementGrid, RegistrationItem, axis_aligned_grid, check_grid_size
 from .progress import Progress
 
 if TYPE_CHECKING:
@@ -304,6 +304,22 @@ def _nifti_layout(head: bytes) -> FieldLayout:
     components = dims[5] if rank >= 5 else 1
     return FieldLayout(min(rank, 3), components,
                        _NIFTI_FLOAT_TYPES.get(datatype, f"NIfTI datatype {datatype}"), datatype in _NIFTI_FLOAT_TYPES)
+
+
+def check_field_fits(path: str | Path, grid_spacing_mm: float | Sequence[float] | None = None) -> None:
+    """Refuse, from its header alone, a raw displacement field too large for Vector Grid Data, so
+    that an export fails before any image header or vector is read. A requested grid spacing
+    resamples the field, so then nothing is refused here.
+
+    Raises
+    ------
+    InvalidRegistrationError
+        As :func:`model.check_grid_size`.
+    """
+    if grid_spacing_mm is None:
+        header = raw_field_header(path)
+        if header is not None:
+            check_grid_size(header.dimensions)
 
 
 @dataclass
