@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import random
 import shutil
+import struct
 from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
+from pydicom.dataelem import RawDataElement
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
 from dicom_input_helpers import rotation, write_non_image
@@ -406,3 +408,30 @@ def test_copied_instances_are_counted_once(tmp_path: Path) -> None:
     series = read_image_series(tmp_path, "fixed")
     assert series.dimensions == (4, 4, 3)
     assert len(series.image_references()) == 3
+
+
+def _damage_vr(path: Path, tag: tuple[int, int], vr: bytes) -> None:
+    """Give an element of `path` an unknown VR ("ZZ"), so that decoding it fails."""
+    data = bytearray(path.read_bytes())
+    offset = data.find(struct.pack("<HH", *tag) + vr)
+    assert offset > 0
+    data[offset + 4:offset + 6] = b"ZZ"
+    path.write_bytes(bytes(data))
+
+
+def test_only_the_first_instance_is_decoded_whole(tmp_path: Path) -> None:
+    """A series' other instances are read for identity and geometry only: damage elsewhere in them
+    does not stop an export, while the first instance, whose patient and study the REG inherits,
+    is decoded whole and its damage is named."""
+    paths = _write(tmp_path / "series", dimensions=(4, 4, 5))
+    first = read_image_series(tmp_path / "series", "fixed").paths[0]
+    _damage_vr(next(p for p in paths if p != first), (0x0010, 0x0010), b"PN")
+    series = read_image_series(tmp_path / "series", "fixed")
+    assert series.paths[0] == first and len(series.headers) == 5
+    assert str(series.first_header.PatientName) == "Test^Patient"
+    assert all(not isinstance(element, RawDataElement) for element in series.first_header.elements())
+
+    _damage_vr(first, (0x0010, 0x0010), b"PN")
+    with pytest.raises(DicomInputError) as caught:
+        read_image_series(tmp_path / "series", "fixed")
+    assert str(first) in str(caught.value) and "(0010,0010) PatientName cannot be decoded" in str(caught.value)

@@ -20,7 +20,7 @@ import logging
 import mmap
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -126,6 +126,7 @@ def read_dicom_file(
     stop_before_pixels: bool = False,
     specific_tags: list[int | str] | None = None,
     force: bool = False,
+    decode_tags: Collection[int] | None = None,
 ) -> Dataset:
     """Read a DICOM file and decode every element in it (nested sequence items included).
 
@@ -135,6 +136,11 @@ def read_dicom_file(
         The file.
     stop_before_pixels, specific_tags, force:
         As for :func:`pydicom.dcmread`.
+    decode_tags:
+        Decode only these top-level elements (with all their items) of the file meta information
+        and the data set; the others are kept as read, for :func:`decode_whole` to decode when
+        the whole header is needed. Decoding is most of the time spent on a header, and a series
+        of hundreds of slices needs only a few attributes of each.
 
     Raises
     ------
@@ -151,8 +157,25 @@ def read_dicom_file(
         raise MalformedDicomError(f"{path} is truncated: {problems[0]}. The file is incomplete; copy it again.")
     with quiet_pydicom():
         if getattr(dataset, "file_meta", None) is not None:
-            decode_all(dataset.file_meta, str(path))
-        decode_all(dataset, str(path))
+            decode_all(dataset.file_meta, str(path), tags=decode_tags)
+        decode_all(dataset, str(path), tags=decode_tags)
+    return dataset
+
+
+def decode_whole(dataset: Dataset, name: str) -> Dataset:
+    """Decode the elements of `dataset` that :func:`read_dicom_file` left as read; return it.
+
+    Elements decoded already are only checked again, so calling it twice costs little.
+
+    Raises
+    ------
+    MalformedDicomError
+        As :func:`decode_all`, naming `name` (the file, or what the data set is).
+    """
+    with quiet_pydicom():
+        if getattr(dataset, "file_meta", None) is not None:
+            decode_all(dataset.file_meta, name)
+        decode_all(dataset, name)
     return dataset
 
 
@@ -226,8 +249,9 @@ def decode_element(container: Dataset, tag: int, encodings: list[str] | None = N
     return container[tag]
 
 
-def decode_all(dataset: Dataset, name: str, _path: str = "") -> None:
-    """Decode every element of `dataset` and of the items of its sequences.
+def decode_all(dataset: Dataset, name: str, _path: str = "", tags: Collection[int] | None = None) -> None:
+    """Decode every element of `dataset` (or only its `tags` that are present) and of the items of
+    their sequences.
 
     Raises
     ------
@@ -236,8 +260,7 @@ def decode_all(dataset: Dataset, name: str, _path: str = "") -> None:
         item 1 > (0064,0009) VectorGridData``) and what is wrong with it.
     """
     encodings = None
-    for tag in list(dataset.keys()):
-        where = f"{_path}{tag_text(tag)}"
+    for tag in list(dataset.keys()) if tags is None else [t for t in tags if t in dataset]:
         try:
             if encodings is None:
                 encodings = _encodings(dataset)
@@ -245,12 +268,12 @@ def decode_all(dataset: Dataset, name: str, _path: str = "") -> None:
             _check_kind(element)
         except Exception as exc:  # noqa: BLE001 - the reading boundary: any decoding failure
             raise MalformedDicomError(
-                f"{name}: the attribute {where} cannot be decoded ({_describe(exc)}). The file is damaged; "
-                "ask its producer for a valid copy."
+                f"{name}: the attribute {_path}{tag_text(tag)} cannot be decoded ({_describe(exc)}). The file is "
+                "damaged; ask its producer for a valid copy."
             ) from exc
         if element.VR == "SQ":
             for number, item in enumerate(element.value, start=1):
-                decode_all(item, name, f"{where} item {number} > ")
+                decode_all(item, name, f"{_path}{tag_text(tag)} item {number} > ")
 
 
 def _check_kind(element: DataElement) -> None:

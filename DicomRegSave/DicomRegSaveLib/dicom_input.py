@@ -22,14 +22,15 @@ Conventions
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 
-from .dicom_file import MalformedDicomError, NotDicomError, read_dicom_file
+from .dicom_file import MalformedDicomError, NotDicomError, decode_whole, read_dicom_file
 from .errors import DicomInputError, require_type
 from .model import ImageReference
 from .values import problem_uid
@@ -40,6 +41,19 @@ MEDIA_STORAGE_DIRECTORY_SOP_CLASS_UID = "1.2.840.10008.1.3.10"
 #: SOP classes that carry image geometry and pixels but label other images rather than being images
 #: to register: Segmentation and Label Map Segmentation Storage.
 SEGMENTATION_SOP_CLASS_UIDS = frozenset({"1.2.840.10008.5.1.4.1.1.66.4", "1.2.840.10008.5.1.4.1.1.66.7"})
+
+#: The attributes read from every instance of a series (identity, geometry, what messages show);
+#: the other elements are decoded only for the series' first instance, whose patient and study
+#: information the registration inherits (:func:`dicom_file.decode_whole`).
+INSTANCE_TAGS = frozenset(
+    tag_for_keyword(keyword) for keyword in (
+        "MediaStorageSOPClassUID", "SpecificCharacterSet", "SOPClassUID", "SOPInstanceUID", "Modality", "SeriesDescription",
+        "SliceThickness", "SpacingBetweenSlices", "StudyInstanceUID", "SeriesInstanceUID", "InstanceNumber",
+        "ImagePositionPatient", "ImageOrientationPatient", "FrameOfReferenceUID", "NumberOfFrames",
+        "GridFrameOffsetVector", "Rows", "Columns", "PixelSpacing", "SharedFunctionalGroupsSequence",
+        "PerFrameFunctionalGroupsSequence",
+    )
+)
 
 #: Largest allowed difference between direction cosines of slices of one stack (dimensionless).
 ORIENTATION_TOLERANCE = 1e-4
@@ -199,7 +213,7 @@ def read_image_series(
         there, or the series geometry is inconsistent.
     """
     path_list = _as_path_list(paths)
-    found = _scan(path_list, role)
+    found = _scan(path_list, role, INSTANCE_TAGS)
     where = ", ".join(str(p) for p in path_list)
     if not found:
         raise DicomInputError(
@@ -324,6 +338,9 @@ def series_from_headers(
         SliceFrame(remap[f.header_index], f.frame_number, f.position_lps) for f in frames
     )
     sorted_paths = [path_list[i] for i in instance_order] if paths is not None else []
+    first_index = instance_order[0]
+    first_file = _file_of(header_list[first_index], path_list, first_index)
+    decode_whole(header_list[first_index], first_file or f"the first {role} image instance")
     return ImageSeries(
         headers=[header_list[i] for i in instance_order],
         paths=[p for p in sorted_paths if p is not None],
@@ -684,8 +701,13 @@ def _as_path_list(paths: str | Path | Sequence[str | Path]) -> list[Path]:
     return [Path(p) for p in paths]
 
 
-def _scan(paths: Iterable[Path], role: str) -> list[tuple[Path, Dataset]]:
-    """Headers of the DICOM instances in files and folders; raise on missing paths and unreadable DICOM."""
+def _scan(
+    paths: Iterable[Path], role: str, decode_tags: Collection[int] | None = None
+) -> list[tuple[Path, Dataset]]:
+    """Headers of the DICOM instances in files and folders; raise on missing paths and unreadable DICOM.
+
+    `decode_tags`: decode only these elements of each header (see :func:`dicom_file.read_dicom_file`).
+    """
     files: list[Path] = []
     for path in paths:
         if not path.exists():
@@ -696,7 +718,7 @@ def _scan(paths: Iterable[Path], role: str) -> list[tuple[Path, Dataset]]:
     found: list[tuple[Path, Dataset]] = []
     unreadable: list[str] = []
     for file in dict.fromkeys(files):
-        header, problem = _read_header(file)
+        header, problem = _read_header(file, decode_tags)
         if problem is not None:
             unreadable.append(problem)
         elif header is not None:
@@ -710,12 +732,12 @@ def _scan(paths: Iterable[Path], role: str) -> list[tuple[Path, Dataset]]:
     return found
 
 
-def _read_header(path: Path) -> tuple[Dataset | None, str | None]:
+def _read_header(path: Path, decode_tags: Collection[int] | None) -> tuple[Dataset | None, str | None]:
     """(header, None) for a DICOM instance, (None, None) for a non-DICOM file, (None, problem) if damaged."""
     try:
-        header = read_dicom_file(path, stop_before_pixels=True)
+        header = read_dicom_file(path, stop_before_pixels=True, decode_tags=decode_tags)
     except NotDicomError:
-        header = _read_without_preamble(path)
+        header = _read_without_preamble(path, decode_tags)
         if header is None:
             return None, (f"{path}: not a DICOM file" if path.suffix.lower() == ".dcm" else None)
     except MalformedDicomError as exc:
@@ -730,10 +752,10 @@ def _read_header(path: Path) -> tuple[Dataset | None, str | None]:
     return header, None
 
 
-def _read_without_preamble(path: Path) -> Dataset | None:
+def _read_without_preamble(path: Path, decode_tags: Collection[int] | None) -> Dataset | None:
     """Files written without the 128-byte preamble and DICM prefix; ``None`` if it is no DICOM."""
     try:
-        header = read_dicom_file(path, stop_before_pixels=True, force=True)
+        header = read_dicom_file(path, stop_before_pixels=True, force=True, decode_tags=decode_tags)
     except MalformedDicomError:
         return None
     if problem_uid(str(header.get("SOPClassUID", ""))) is None and problem_uid(
@@ -765,11 +787,16 @@ def _describe_found(found: list[tuple[Path, Dataset]]) -> str:
     return "; ".join(f"{key} ({n} object(s))" for key, n in counts.items())
 
 
-def _in_file(header: Dataset, paths: Sequence[object] | None, index: int) -> str:
+def _file_of(header: Dataset, paths: Sequence[object] | None, index: int) -> str | None:
     if paths is not None and index < len(paths) and paths[index] is not None:
-        return f" (file {paths[index]})"
+        return str(paths[index])
     filename = getattr(header, "filename", None)
-    return f" (file {filename})" if isinstance(filename, str) and filename else ""
+    return filename if isinstance(filename, str) and filename else None
+
+
+def _in_file(header: Dataset, paths: Sequence[object] | None, index: int) -> str:
+    file = _file_of(header, paths, index)
+    return f" (file {file})" if file else ""
 
 
 def _tag_name(keyword: str) -> str:
