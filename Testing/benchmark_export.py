@@ -44,9 +44,16 @@ read once before the first timed run (warm page cache for every command); output
 plastimatch 1.10 does not, so its write-back is outside its time (the "+sync" column adds an
 ``os.sync()`` right after each run for both).
 
-Honesty: the load averages (``/proc/loadavg``) are printed before and after; when the 1-minute
-load exceeds ``QUIET_LOAD`` the report says in capitals that the numbers are not results. The
-table names the commit it was measured on. Exit status: 0 whatever the targets say, 1 if a command
+Start-up floor (with the export pairs, ``--no-floor`` skips it): in each pair, two commands that read
+no file, ``python -c "import numpy, pydicom"`` and the same plus highdicom and the standard's tables
+(:data:`FLOOR_COMMANDS`); their ratio to plastimatch's export shows what no change to the export's
+own work can go below.
+
+Honesty: the load averages (``/proc/loadavg``) and the share of CPU time used by anything during a
+15-second idle window (``/proc/stat``) are printed before and after. The run's own commands keep
+the 1-minute load near 1 for minutes, so the machine counts as quiet when the load before is at most
+``QUIET_LOAD`` and the busy share before and after is at most ``QUIET_BUSY``; otherwise the report
+says in capitals that the numbers are not results. The table names the commit it was measured on. Exit status: 0 whatever the targets say, 1 if a command
 failed or an output is wrong.
 """
 
@@ -78,6 +85,16 @@ PLASTIMATCH_REQUIREMENT = "plastimatch==1.10.0"
 MEMORY_ALLOWANCE_MIB = 300.0
 #: Largest 1-minute load average at which the machine counts as quiet.
 QUIET_LOAD = 0.3
+#: Largest share of all cores' time that other work may use, in a window before and after the run.
+QUIET_BUSY = 0.05
+BUSY_WINDOW_S = 15.0
+#: What every export pays before it reads a file: the interpreter with numpy and pydicom (any Python
+#: DICOM tool), then highdicom and the standard's tables that its SOP-class constructor and
+#: ``tags.standard_tables`` load (what a REG export through highdicom pays).
+FLOOR_COMMANDS = {
+    "python+numpy+pydicom": "import numpy, pydicom",
+    "+highdicom+tables": "import numpy, pydicom, highdicom\nfrom DicomRegSaveLib import tags\ntags.standard_tables()",
+}
 TARGETS = ("export-96", "export-576", "read-576", "slicer-export-576", "slicer-import-576", "scaling", "of-limit")
 SCALING_SIZES_MIB = (96.0, 576.0, 1536.0)
 #: Size of a field that Vector Grid Data cannot hold (its 32-bit length allows 4 GiB - 2 bytes).
@@ -367,6 +384,23 @@ def load_averages() -> tuple[float, float, float]:
     return tuple(float(v) for v in Path("/proc/loadavg").read_text().split()[:3])
 
 
+def _cpu_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot (/proc/stat; iowait counts as idle)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
+
+
+def busy_fraction(seconds: float = BUSY_WINDOW_S) -> float:
+    """Share of the machine's CPU time (all cores) used by anything during `seconds` of this script
+    sleeping. Unlike the load average, which the benchmark's own commands keep near 1 for minutes
+    after they stop, this shows whether other work competes for the cores right now."""
+    busy, total = _cpu_ticks()
+    time.sleep(seconds)
+    busy_after, total_after = _cpu_ticks()
+    return (busy_after - busy) / max(1, total_after - total)
+
+
 def commit_description() -> str:
     repository = Path(__file__).resolve().parents[1]
     try:
@@ -559,11 +593,14 @@ class Bench:
         field_ = self.field(size_mib)
         ours_out, theirs_out = self.workdir / "export.dcm", self.workdir / "plastimatch-out"
         ours, theirs = [], []
+        floors: dict[str, list[Run]] = {name: [] for name in FLOOR_COMMANDS} if self.args.floor else {}
         for pair in range(self.args.pairs):
             print(f" pair {pair + 1}/{self.args.pairs}")
             order = ("ours", "theirs") if pair % 2 == 0 else ("theirs", "ours")
-            for who in order:
-                if who == "ours":
+            for who in (*order, *floors):
+                if who in floors:
+                    floors[who].append(self.measure(who, [sys.executable, "-c", FLOOR_COMMANDS[who]]))
+                elif who == "ours":
                     ours.append(self.measure("dicomregsave export", self.export_command(field_, ours_out)))
                     if pair == self.args.pairs - 1:
                         self.check("REG vectors bit for bit = field", check_reg(ours_out, field_, self.case))
@@ -581,6 +618,13 @@ class Bench:
             f"time <= {ratio_goal:g}x, RSS <= {limit:.0f} MiB",
             statistics.median(ratios) <= ratio_goal and ours_m.peak_rss_mib <= limit,
         ))
+        for name, runs in floors.items():
+            floor_ratios = [a.wall / b.wall for a, b in zip(runs, theirs)]
+            print(f" ratio start-up floor {name} / plastimatch per pair: {_ratios(floor_ratios)}")
+            self.rows.append(Row(
+                f"start-up floor: {name} (no file read)", _cell(median_run(runs)),
+                f"plastimatch's export of {field_.label}", _ratios(floor_ratios), "", None,
+            ))
 
     def read_pairs(self, size_mib: float) -> None:
         field_ = self.field(size_mib)
@@ -694,10 +738,11 @@ def _ratios(ratios: list[float]) -> str:
     return f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f}, n={len(ratios)})"
 
 
-def print_table(bench: Bench, commit: str, before: tuple[float, ...], after: tuple[float, ...], quiet: bool) -> None:
+def print_table(bench: Bench, commit: str, before: tuple[float, ...], after: tuple[float, ...], quiet: bool,
+                busy: tuple[float, float]) -> None:
     print(f"\n## Benchmark (commit {commit}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-          f"{os.cpu_count()} cores, load {before[0]:.2f} before / {after[0]:.2f} after"
-          f"{'' if quiet else ', NOT QUIET: not results'})\n")
+          f"{os.cpu_count()} cores, load {before[0]:.2f} before / {after[0]:.2f} after, CPU busy "
+          f"{busy[0]:.1%} before / {busy[1]:.1%} after{'' if quiet else ', NOT QUIET: not results'})\n")
     print("Times are medians: wall (user + sys CPU), peak RSS; ratios per alternating pair: median (range, pairs).\n")
     print("| target | dicomregsave | reference | ratio | goal | met |")
     print("|---|---|---|---|---|---|")
@@ -710,12 +755,14 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> int:
     targets = args.only or list(TARGETS)
     commit = commit_description()
     before = load_averages()
+    busy_before = busy_fraction()
     print(f"DicomRegSave benchmark, commit {commit}; targets: {', '.join(targets)}; {args.pairs} pairs")
     print(f"dicomregsave: {Path(sys.executable).parent / 'dicomregsave'}; work folder {workdir}")
-    print(f"load averages before: {before[0]:.2f} {before[1]:.2f} {before[2]:.2f} ({os.cpu_count()} cores)")
-    if before[0] > QUIET_LOAD:
-        print(f"WARNING: THE MACHINE IS NOT QUIET (1-minute load {before[0]:.2f} > {QUIET_LOAD}): the numbers below are "
-              "a smoke test, not results.")
+    print(f"load averages before: {before[0]:.2f} {before[1]:.2f} {before[2]:.2f} ({os.cpu_count()} cores); "
+          f"CPU busy {busy_before:.1%} of all cores over {BUSY_WINDOW_S:g} s")
+    if before[0] > QUIET_LOAD or busy_before > QUIET_BUSY:
+        print(f"WARNING: THE MACHINE IS NOT QUIET (1-minute load {before[0]:.2f} > {QUIET_LOAD} or CPU busy "
+              f"{busy_before:.1%} > {QUIET_BUSY:.0%}): the numbers below are a smoke test, not results.")
     started = time.perf_counter()
     bench = Bench(workdir, args)
     if any(t.startswith("export") for t in targets):
@@ -737,12 +784,16 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> int:
         elif target == "of-limit":
             bench.of_limit()
     after = load_averages()
-    quiet = max(before[0], after[0]) <= QUIET_LOAD
-    print(f"\nload averages after: {after[0]:.2f} {after[1]:.2f} {after[2]:.2f}; whole run {time.perf_counter() - started:.0f} s")
+    busy_after = busy_fraction()
+    # The run's own commands keep the 1-minute load near 1 for minutes, so after it the CPU busy
+    # share (other work) decides; before it, both must be low.
+    quiet = before[0] <= QUIET_LOAD and max(busy_before, busy_after) <= QUIET_BUSY
+    print(f"\nload averages after: {after[0]:.2f} {after[1]:.2f} {after[2]:.2f} (includes this run's own commands); "
+          f"CPU busy {busy_after:.1%} over {BUSY_WINDOW_S:g} s; whole run {time.perf_counter() - started:.0f} s")
     if not quiet:
-        print(f"WARNING: THE MACHINE WAS NOT QUIET (1-minute load above {QUIET_LOAD}): these numbers are not results; "
-              "re-run on a quiet machine.")
-    print_table(bench, commit, before, after, quiet)
+        print(f"WARNING: THE MACHINE WAS NOT QUIET (load before above {QUIET_LOAD} or CPU busy above {QUIET_BUSY:.0%} "
+              "before or after): these numbers are not results; re-run on a quiet machine.")
+    print_table(bench, commit, before, after, quiet, (busy_before, busy_after))
     return 1 if bench.failed else 0
 
 
@@ -753,6 +804,8 @@ def main() -> int:
                         help=f"run only these targets ({', '.join(TARGETS)})")
     parser.add_argument("--scaling-repeats", type=int, default=3,
                         help="runs per size for scaling and the Slicer paths (default 3)")
+    parser.add_argument("--no-floor", dest="floor", action="store_false",
+                        help="skip the start-up floor commands measured with the export pairs")
     parser.add_argument("--workdir", type=Path, metavar="DIR",
                         help="keep inputs here and reuse them (default: a temporary folder, removed at the end)")
     for hidden in ("--slicer-step", "--field", "--reg", "--result"):
