@@ -472,7 +472,7 @@ def slicer_step(step: str, field_path: Path, fixed_dir: Path, moving_dir: Path, 
         deformation = mrml.deformation_from_transform_node(node, fixed.ijk_to_lps, fixed.dimensions)
         export_registration(deformation, fixed, moving, reg_path, force=True)
         seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
-        details = f"exact copy: {deformation.exact}, model vectors {deformation.grid.vectors_lps.dtype}"
+        details = f"exact copy: {deformation.exact}, node vectors {vectors_ras.dtype} (RAS, converted plane by plane)"
     else:
         from vtk.util import numpy_support
 

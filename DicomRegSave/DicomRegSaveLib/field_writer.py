@@ -41,7 +41,7 @@ def _nrrd_vector(values: np.ndarray) -> str:
 def _write_planes_lps(stream: BinaryIO, grid: DisplacementGrid, progress: Progress | None) -> None:
     """The vectors, k plane by k plane, each checked (unless the grid was) just before it is written."""
     report = progress or ignore_progress
-    n_k = grid.vectors_lps.shape[0]
+    n_k = grid.dimensions[2]
     for k, plane in enumerate(grid.checked_planes()):
         stream.write(memoryview(np.ascontiguousarray(plane, dtype="<f4")).cast("B"))
         report((k + 1) / n_k, "Writing the displacement field")
@@ -144,11 +144,11 @@ def write_nifti(grid: DisplacementGrid, stream: BinaryIO, progress: Progress | N
     report = progress or ignore_progress
     stream.write(_nifti_header(grid))
     stream.write(b"\x00" * (_NIFTI_VOX_OFFSET - _NIFTI_HEADER_BYTES))
-    n_k = grid.vectors_lps.shape[0]
+    n_k = grid.dimensions[2]
     for component in range(3):
         # LPS -> RAS negates x and y
         sign = -1.0 if component < 2 else 1.0
-        planes = grid.checked_planes() if component == 0 else grid.vectors_lps
+        planes = grid.checked_planes() if component == 0 else map(grid.plane_lps, range(n_k))
         for k, plane in enumerate(planes):
             stream.write(np.ascontiguousarray(sign * plane[..., component], dtype="<f4").tobytes())
             report((component * n_k + k + 1) / (3 * n_k), "Writing the displacement field")

@@ -17,8 +17,9 @@ in opposite directions, and this module (with :mod:`geometry`) is where that is 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 from pydicom.sr.coding import Code
@@ -166,6 +167,26 @@ class DisplacementGrid:
         *,
         check_vectors: bool = True,
     ) -> None:
+        self._set_geometry(origin_lps, direction_lps, spacing_mm, np.shape(vectors_lps))
+        vectors = np.asarray(vectors_lps)
+        if vectors.dtype != np.float32:
+            vectors = vectors.astype(np.float32)
+        #: Whole-NaN triples found by the value check (complete once `vectors_checked` is true).
+        self.undefined = UndefinedVectors()
+        if check_vectors:
+            check_vector_values(vectors.reshape(-1, 3), 0, vectors.shape[2], vectors.shape[1], self.undefined)
+        self._vectors = vectors
+        self._plane_to_lps: Callable[[np.ndarray], np.ndarray] | None = None
+        #: False until the vector values have been checked; see `check_vectors` above.
+        self.vectors_checked = check_vectors
+
+    def _set_geometry(
+        self,
+        origin_lps: Sequence[float] | np.ndarray,
+        direction_lps: np.ndarray,
+        spacing_mm: Sequence[float] | np.ndarray,
+        shape: tuple[int, ...],
+    ) -> None:
         origin = np.array(origin_lps, dtype=np.float64).reshape(-1)
         spacing = np.array(spacing_mm, dtype=np.float64).reshape(-1)
         if origin.shape != (3,) or not np.all(np.isfinite(origin)):
@@ -175,25 +196,14 @@ class DisplacementGrid:
                 f"The grid spacing must be 3 positive numbers (mm); got {np.asarray(spacing_mm).tolist()}."
             )
         direction = geometry.check_direction(direction_lps)
-        shape = np.shape(vectors_lps)
         if len(shape) != 4 or shape[3] != 3 or min(shape[:3]) < 1:
             raise InvalidRegistrationError(
                 f"The displacement vectors must have shape (n_k, n_j, n_i, 3); got {shape}."
             )
         check_grid_size((shape[2], shape[1], shape[0]))
-        vectors = np.asarray(vectors_lps)
-        if vectors.dtype != np.float32:
-            vectors = vectors.astype(np.float32)
-        #: Whole-NaN triples found by the value check (complete once `vectors_checked` is true).
-        self.undefined = UndefinedVectors()
-        if check_vectors:
-            check_vector_values(vectors.reshape(-1, 3), 0, vectors.shape[2], vectors.shape[1], self.undefined)
         self.origin_lps = origin
         self.direction_lps = direction
         self.spacing_mm = spacing
-        self.vectors_lps = vectors
-        #: False until the vector values have been checked; see `check_vectors` above.
-        self.vectors_checked = check_vectors
 
     @classmethod
     def from_ras(
@@ -202,25 +212,69 @@ class DisplacementGrid:
         direction_ras: np.ndarray,
         spacing_mm: Sequence[float] | np.ndarray,
         vectors_ras: np.ndarray,
+        *,
+        displacement_scale: float = 1.0,
+        displacement_shift: float = 0.0,
     ) -> DisplacementGrid:
         """Build a grid from RAS geometry and RAS displacement vectors (3D Slicer's convention).
 
-        The vectors are copied (converted to LPS float32); their values are checked where the grid
-        is written (``check_vectors=False``), in the same pass as the writing.
+        `vectors_ras` (n_k, n_j, n_i, 3), float32 or float64, is not copied: the grid refers to it
+        and converts one k plane at a time to LPS float32 where the field is consumed
+        (:meth:`plane_lps`, :meth:`checked_planes`: Vector Grid Data, field files, transform nodes),
+        so that a Slicer node's field is not held in memory twice. Reading :attr:`vectors_lps`
+        converts the whole field once (a copy, kept). Do not change `vectors_ras` while the grid
+        is in use. The vectors are ``displacement_scale * vectors_ras + displacement_shift`` (as a
+        VTK grid transform applies them; computed in float64 when not 1 and 0), rounded to float32.
+        Their values are checked where the grid is written, in the same pass as the writing.
         """
-        vectors_lps = geometry.ras_to_lps_vectors_in_place(np.array(vectors_ras, dtype=np.float32))
-        return cls(
-            geometry.ras_to_lps_points(origin_ras),
-            geometry.ras_to_lps_direction(direction_ras),
-            spacing_mm,
-            vectors_lps,
-            check_vectors=False,
+        return cls._converted_plane_by_plane(
+            geometry.ras_to_lps_points(origin_ras), geometry.ras_to_lps_direction(direction_ras), spacing_mm,
+            np.asarray(vectors_ras), partial(_ras_plane_to_lps, scale=displacement_scale, shift=displacement_shift),
         )
+
+    @classmethod
+    def _converted_plane_by_plane(
+        cls,
+        origin_lps: Sequence[float] | np.ndarray,
+        direction_lps: np.ndarray,
+        spacing_mm: Sequence[float] | np.ndarray,
+        vectors: np.ndarray,
+        plane_to_lps: Callable[[np.ndarray], np.ndarray] | None,
+    ) -> DisplacementGrid:
+        """A grid holding `vectors` as they are (not checked), whose planes `plane_to_lps` turns
+        into LPS float32 ones (``None``: they are LPS float32 already)."""
+        grid = cls.__new__(cls)
+        grid._set_geometry(origin_lps, direction_lps, spacing_mm, vectors.shape)
+        grid._vectors, grid._plane_to_lps = vectors, plane_to_lps
+        grid.undefined = UndefinedVectors()
+        grid.vectors_checked = False
+        return grid
+
+    @property
+    def vectors_lps(self) -> np.ndarray:
+        """Displacements (n_k, n_j, n_i, 3), LPS components in mm, float32.
+
+        For a grid made by :meth:`from_ras` the first access converts the whole field (a copy of
+        it, kept); code that goes through the field plane by plane uses :meth:`plane_lps`.
+        """
+        if self._plane_to_lps is not None:
+            converted = np.empty(self._vectors.shape, dtype=np.float32)
+            for k in range(converted.shape[0]):
+                converted[k] = self._plane_to_lps(self._vectors[k])
+            self._vectors, self._plane_to_lps = converted, None
+        return self._vectors
+
+    def plane_lps(self, k: int) -> np.ndarray:
+        """The k-th plane (n_j, n_i, 3) of :attr:`vectors_lps`, float32, unchecked: a view of the
+        vectors, or for a grid made by :meth:`from_ras` a new array converted from RAS."""
+        if self._plane_to_lps is None:
+            return self._vectors[k]
+        return self._plane_to_lps(self._vectors[k])
 
     @property
     def dimensions(self) -> tuple[int, int, int]:
         """Grid Dimensions (n_i, n_j, n_k)."""
-        n_k, n_j, n_i, _ = self.vectors_lps.shape
+        n_k, n_j, n_i, _ = self._vectors.shape
         return (n_i, n_j, n_k)
 
     @property
@@ -239,30 +293,28 @@ class DisplacementGrid:
         # Checked before flipping, so that a message names the grid point as the caller indexes it.
         self.check_vectors()
         origin, direction, vectors = geometry.flip_k_axis(
-            self.origin_lps, self.direction_lps, self.spacing_mm, self.vectors_lps
+            self.origin_lps, self.direction_lps, self.spacing_mm, self._vectors
         )
-        grid = object.__new__(DisplacementGrid)
-        grid.origin_lps, grid.direction_lps, grid.spacing_mm, grid.vectors_lps = (
-            origin, direction, self.spacing_mm.copy(), vectors
-        )
+        grid = self._converted_plane_by_plane(origin, direction, self.spacing_mm.copy(), vectors, self._plane_to_lps)
         grid.vectors_checked = True
         grid.undefined = self.undefined
         return grid
 
     def checked_planes(self) -> Iterator[np.ndarray]:
-        """The k planes of `vectors_lps` (n_j, n_i, 3) in order, each checked before it is yielded
-        unless the whole field has been checked already (then `vectors_checked` becomes true).
+        """The k planes of `vectors_lps` (n_j, n_i, 3) in order, as :meth:`plane_lps` gives them, each
+        checked before it is yielded unless the whole field has been checked already (then
+        `vectors_checked` becomes true).
 
         Raises
         ------
         InvalidRegistrationError
             At the first plane holding an infinite value or a partly NaN triple.
         """
-        n_k, n_j, n_i, _ = self.vectors_lps.shape
+        n_i, n_j, n_k = self.dimensions
         if not self.vectors_checked:
             self.undefined = UndefinedVectors()
         for k in range(n_k):
-            plane = self.vectors_lps[k]
+            plane = self.plane_lps(k)
             if not self.vectors_checked:
                 check_vector_values(plane.reshape(-1, 3), k * n_j * n_i, n_i, n_j, self.undefined)
             yield plane
@@ -275,12 +327,12 @@ class DisplacementGrid:
 
     def describe_undefined(self) -> str:
         """'N of M grid points are undefined (NaN), the first at (i, j, k), LPS (x, y, z) mm' once checked."""
-        n_i, n_j, _ = self.dimensions
+        n_i, n_j, n_k = self.dimensions
         point = self.undefined.first_point or 0
         index = np.array([point % n_i, (point // n_i) % n_j, point // (n_i * n_j)])
         position = self.index_to_lps[:3, :3] @ index + self.index_to_lps[:3, 3]
         return (
-            f"{self.undefined.count} of {self.vectors_lps.size // 3} grid points are undefined (NaN vectors), "
+            f"{self.undefined.count} of {n_i * n_j * n_k} grid points are undefined (NaN vectors), "
             f"the first at grid point (i={index[0]}, j={index[1]}, k={index[2]}), LPS "
             f"({position[0]:.2f}, {position[1]:.2f}, {position[2]:.2f}) mm"
         )
@@ -292,6 +344,13 @@ class DisplacementGrid:
         lps_to_index = np.linalg.inv(self.index_to_lps)
         index = points @ lps_to_index[:3, :3].T + lps_to_index[:3, 3]
         return geometry.trilinear_sample(self.vectors_lps, index)
+
+
+def _ras_plane_to_lps(plane_ras: np.ndarray, scale: float, shift: float) -> np.ndarray:
+    """One plane of RAS vectors as a new LPS float32 array, ``scale * v + shift`` computed in float64."""
+    if scale != 1.0 or shift != 0.0:
+        plane_ras = plane_ras.astype(np.float64) * scale + shift
+    return geometry.ras_to_lps_vectors_in_place(np.array(plane_ras, dtype=np.float32))
 
 
 @dataclass
@@ -636,7 +695,9 @@ def axis_aligned_grid(grid: DisplacementGrid) -> DisplacementGrid | None:
     """The same grid re-indexed so that its axes are +L, +P, +S, or ``None`` if it is oblique.
 
     Only reorders and reverses grid axes (vectors are along patient axes and stay as they are), so
-    the result is exact. Returns a new contiguous vector array unless nothing needs to change.
+    the result is exact. Returns a new contiguous vector array unless nothing needs to change, or,
+    for a grid made by :meth:`DisplacementGrid.from_ras`, a grid over a view of the same RAS vectors
+    (re-indexing commutes with their plane-by-plane conversion, so the field is still not copied).
     """
     direction = grid.direction_lps
     rounded = np.round(direction)
@@ -650,11 +711,13 @@ def axis_aligned_grid(grid: DisplacementGrid) -> DisplacementGrid | None:
     source_axis = np.argmax(np.abs(rounded), axis=1)
     sign = rounded[np.arange(3), source_axis]
     dims = np.array(grid.dimensions)
-    vectors = grid.vectors_lps.transpose(2 - source_axis[2], 2 - source_axis[1], 2 - source_axis[0], 3)
+    vectors = grid._vectors.transpose(2 - source_axis[2], 2 - source_axis[1], 2 - source_axis[0], 3)
     reverse = tuple(2 - axis for axis in range(3) if sign[axis] < 0)
     if reverse:
         vectors = np.flip(vectors, axis=reverse)
     spacing = grid.spacing_mm[source_axis]
     origin = grid.origin_lps.copy()
     origin += np.where(sign < 0, -(dims[source_axis] - 1) * spacing, 0.0)
+    if grid._plane_to_lps is not None:
+        return DisplacementGrid._converted_plane_by_plane(origin, np.eye(3), spacing, vectors, grid._plane_to_lps)
     return DisplacementGrid(origin, np.eye(3), spacing, np.ascontiguousarray(vectors))

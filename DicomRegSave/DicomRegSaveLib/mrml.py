@@ -332,18 +332,18 @@ def _orthogonal_geometry(index_to_ras: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def _exact_grid(component: vtk.vtkGridTransform, pre_inverse_ras: np.ndarray) -> DisplacementGrid | None:
-    """The grid's vectors (float32 copy, LPS) on its geometry mapped by the inverse pre-matrix."""
+    """The grid's vectors on its geometry mapped by the inverse pre-matrix: a grid that refers to the
+    node's vectors and converts them to LPS float32 plane by plane as it is written (no copy of the field)."""
     index_to_ras, dims = _grid_index_to_ras(component)
     orthogonal = _orthogonal_geometry(pre_inverse_ras @ index_to_ras)
     if orthogonal is None:
         return None
     origin_ras, direction_ras, spacing = orthogonal
-    image = component.GetDisplacementGrid()
-    vectors_ras = _image_vectors(image, dims)
-    scale, shift = component.GetDisplacementScale(), component.GetDisplacementShift()
-    if scale != 1.0 or shift != 0.0:
-        vectors_ras = vectors_ras.astype(np.float64) * scale + shift
-    return DisplacementGrid.from_ras(origin_ras, direction_ras, spacing, vectors_ras)
+    vectors_ras = _image_vectors(component.GetDisplacementGrid(), dims)
+    return DisplacementGrid.from_ras(
+        origin_ras, direction_ras, spacing, vectors_ras,
+        displacement_scale=component.GetDisplacementScale(), displacement_shift=component.GetDisplacementShift(),
+    )
 
 
 def _image_vectors(image: vtk.vtkImageData, dims: tuple[int, int, int]) -> np.ndarray:
@@ -600,7 +600,7 @@ def _grid_transform(
     (times `linear`, if given), copied plane by plane: float64 exists for one plane at most."""
     index_to_ras = geometry.lps_to_ras_index_matrix(index_to_lps)
     origin_ras, direction_ras, spacing = _orthogonal_geometry(index_to_ras) or _raise_skewed(index_to_lps)
-    n_k, n_j, n_i, _ = grid.vectors_lps.shape
+    n_i, n_j, n_k = grid.dimensions
     report = progress or ignore_progress
     vectors_ras = np.empty((n_k, n_j, n_i, 3), dtype=np.float32)
     for k, plane in enumerate(grid.checked_planes()):

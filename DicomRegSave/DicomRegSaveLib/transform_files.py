@@ -613,11 +613,11 @@ def _total_displacement_grid(item: RegistrationItem) -> DisplacementGrid:
     affine = post @ pre - np.eye(4)
     # (A x + b) at x = index_to_lps @ (i, j, k, 1): one column per grid axis plus the constant
     per_index = affine[:3, :] @ grid.index_to_lps
-    n_i, n_j, _ = grid.dimensions
+    n_i, n_j, n_k = grid.dimensions
     along_i = np.arange(n_i)[:, None] * per_index[:, 0]
     along_j = np.arange(n_j)[:, None, None] * per_index[:, 1]
     linear = post[:3, :3].T
-    vectors = np.empty_like(grid.vectors_lps)
+    vectors = np.empty((n_k, n_j, n_i, 3), dtype=np.float32)
     for k, plane in enumerate(grid.checked_planes()):
         vectors[k] = along_j + along_i + (per_index[:, 3] + k * per_index[:, 2]) + plane.astype(np.float64) @ linear
     # The source planes were checked; the sums are checked as they are written.

@@ -1,7 +1,8 @@
 """Vector Grid Data from a numpy array to disk without copies of the field.
 
 A dataset holds each Vector Grid Data value as a :class:`VectorGridBuffer` over the grid's float32
-(k, j, i, 3) array: pydicom 3 accepts such buffered OF values, so ``save_as`` works as usual.
+(k, j, i, 3) vectors (or a grid that converts them plane by plane, :meth:`.DisplacementGrid.from_ras`):
+pydicom 3 accepts such buffered OF values, so ``save_as`` works as usual.
 pydicom still encodes every sequence into memory before writing it, and Vector Grid Data sits two
 sequences deep, which would hold the field in memory twice more; :func:`write_dataset_streaming`
 avoids that by writing the dataset with small placeholders in undefined-length sequences and
@@ -22,7 +23,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 
-from .model import UndefinedVectors, check_vector_values
+from .model import DisplacementGrid, UndefinedVectors, check_vector_values
 from .progress import Progress, ignore_progress, part
 
 VECTOR_GRID_DATA_TAG = 0x00640009
@@ -37,26 +38,37 @@ class VectorGridBuffer(io.BufferedIOBase):
     Parameters
     ----------
     vectors_kji:
-        Array of shape (n_k, n_j, n_i, 3); each k plane must be C-contiguous little-endian float32
-        (a plane that is not is converted, one plane at a time).
+        Array of shape (n_k, n_j, n_i, 3), LPS; a k plane that is not C-contiguous little-endian
+        float32 is converted, one plane at a time. Or a :class:`DisplacementGrid`, whose planes
+        are taken from :meth:`DisplacementGrid.plane_lps` one at a time.
     checked:
         Whether the values are known to be valid. If not, :meth:`write_to` checks each plane
         (no infinity, no partly NaN triple) just before writing it, while it is in the CPU's cache.
     """
 
     def __init__(
-        self, vectors_kji: np.ndarray, checked: bool = False, undefined: UndefinedVectors | None = None
+        self,
+        vectors_kji: np.ndarray | DisplacementGrid,
+        checked: bool = False,
+        undefined: UndefinedVectors | None = None,
     ) -> None:
         super().__init__()
-        if vectors_kji.ndim != 4 or vectors_kji.shape[3] != 3:
-            raise ValueError(f"expected shape (n_k, n_j, n_i, 3), got {vectors_kji.shape}")
-        self.array = vectors_kji
+        if isinstance(vectors_kji, DisplacementGrid):
+            n_i, n_j, n_k = vectors_kji.dimensions
+            self.shape = (n_k, n_j, n_i, 3)
+            self._plane_lps = vectors_kji.plane_lps
+        else:
+            if vectors_kji.ndim != 4 or vectors_kji.shape[3] != 3:
+                raise ValueError(f"expected shape (n_k, n_j, n_i, 3), got {vectors_kji.shape}")
+            self.shape = vectors_kji.shape
+            self._plane_lps = vectors_kji.__getitem__
         self.checked = checked
         #: Whole-NaN triples counted by the check in :meth:`write_to` (the grid's tally, when given).
         self.undefined = undefined if undefined is not None else UndefinedVectors()
-        self._plane_bytes = 12 * vectors_kji.shape[1] * vectors_kji.shape[2]
-        self._length = self._plane_bytes * vectors_kji.shape[0]
+        self._plane_bytes = 12 * self.shape[1] * self.shape[2]
+        self._length = self._plane_bytes * self.shape[0]
         self._position = 0
+        self._last_plane: tuple[int, memoryview | None] = (-1, None)
 
     def __len__(self) -> int:
         return self._length
@@ -75,9 +87,17 @@ class VectorGridBuffer(io.BufferedIOBase):
         self._position = max(0, base + offset)
         return self._position
 
+    def planes(self) -> Iterator[np.ndarray]:
+        """The k planes (n_j, n_i, 3) in order, unchecked, as they are written."""
+        for k in range(self.shape[0]):
+            yield self._plane_lps(k)
+
     def _plane(self, k: int) -> memoryview:
-        plane = np.ascontiguousarray(self.array[k], dtype="<f4")
-        return memoryview(plane).cast("B")
+        # read() serves a plane in many small pieces; a converted plane is made once for all of them.
+        if self._last_plane[0] != k:
+            plane = np.ascontiguousarray(self._plane_lps(k), dtype="<f4")
+            self._last_plane = (k, memoryview(plane).cast("B"))
+        return self._last_plane[1]
 
     def read(self, size: int | None = -1) -> bytes:
         end = self._length if size is None or size < 0 else min(self._length, self._position + size)
@@ -103,7 +123,7 @@ class VectorGridBuffer(io.BufferedIOBase):
             so far are incomplete: the caller discards the file).
         """
         progress = progress or ignore_progress
-        n_k, n_j, n_i, _ = self.array.shape
+        n_k, n_j, n_i, _ = self.shape
         if not self.checked:
             self.undefined.count, self.undefined.first_point = 0, None
         for k in range(n_k):
@@ -125,7 +145,7 @@ def vector_chunks(value: object, big_endian: bool = False) -> Iterator[tuple[int
     """
     if isinstance(value, VectorGridBuffer):
         start = 0
-        for plane in value.array:
+        for plane in value.planes():
             triples = plane.reshape(-1, 3)
             yield start, triples
             start += len(triples)
