@@ -30,6 +30,7 @@ from vtk.util import numpy_support
 
 from . import geometry
 from .errors import InvalidRegistrationError, TransformInputError
+from .mapped_pages import release_mapped_pages
 from .progress import Progress, ignore_progress
 from .model import (  # Deformation and axis_aligned_grid are re-exported: callers know them from here
     Deformation,
@@ -597,7 +598,8 @@ def _grid_transform(
     progress: Progress | None = None,
 ) -> vtk.vtkAbstractTransform:
     """A from-parent vtkOrientedGridTransform (RAS) on `index_to_lps` holding the grid's vectors
-    (times `linear`, if given), copied plane by plane: float64 exists for one plane at most."""
+    (times `linear`, if given), copied plane by plane: float64 exists for one plane at most, and
+    the file's pages under a plane read from a REG's memory map leave resident memory once copied."""
     index_to_ras = geometry.lps_to_ras_index_matrix(index_to_lps)
     origin_ras, direction_ras, spacing = _orthogonal_geometry(index_to_ras) or _raise_skewed(index_to_lps)
     n_i, n_j, n_k = grid.dimensions
@@ -609,6 +611,7 @@ def _grid_transform(
         else:
             vectors_ras[k] = plane.astype(np.float64) @ linear.T
         geometry.lps_to_ras_vectors_in_place(vectors_ras[k])
+        release_mapped_pages(plane)
         report((k + 1) / n_k, "Building the grid transform")
     vectors_ras = vectors_ras.reshape(-1, 3)
     image = vtk.vtkImageData()
