@@ -167,26 +167,22 @@ class DisplacementGrid:
         *,
         check_vectors: bool = True,
     ) -> None:
-        self._set_geometry(origin_lps, direction_lps, spacing_mm, np.shape(vectors_lps))
-        vectors = np.asarray(vectors_lps)
-        if vectors.dtype != np.float32:
-            vectors = vectors.astype(np.float32)
-        #: Whole-NaN triples found by the value check (complete once `vectors_checked` is true).
-        self.undefined = UndefinedVectors()
+        self._set_unchecked(origin_lps, direction_lps, spacing_mm, np.asarray(vectors_lps), None)
+        if self._vectors.dtype != np.float32:
+            self._vectors = self._vectors.astype(np.float32)
         if check_vectors:
-            check_vector_values(vectors.reshape(-1, 3), 0, vectors.shape[2], vectors.shape[1], self.undefined)
-        self._vectors = vectors
-        self._plane_to_lps: Callable[[np.ndarray], np.ndarray] | None = None
-        #: False until the vector values have been checked; see `check_vectors` above.
-        self.vectors_checked = check_vectors
+            self.check_vectors()
 
-    def _set_geometry(
+    def _set_unchecked(
         self,
         origin_lps: Sequence[float] | np.ndarray,
         direction_lps: np.ndarray,
         spacing_mm: Sequence[float] | np.ndarray,
-        shape: tuple[int, ...],
+        vectors: np.ndarray,
+        plane_to_lps: Callable[[np.ndarray], np.ndarray] | None,
     ) -> None:
+        """Validate and set the geometry; hold `vectors` as they are, their values not yet checked,
+        and `plane_to_lps` that turns one of their k planes into LPS float32 (``None``: they are)."""
         origin = np.array(origin_lps, dtype=np.float64).reshape(-1)
         spacing = np.array(spacing_mm, dtype=np.float64).reshape(-1)
         if origin.shape != (3,) or not np.all(np.isfinite(origin)):
@@ -196,6 +192,7 @@ class DisplacementGrid:
                 f"The grid spacing must be 3 positive numbers (mm); got {np.asarray(spacing_mm).tolist()}."
             )
         direction = geometry.check_direction(direction_lps)
+        shape = vectors.shape
         if len(shape) != 4 or shape[3] != 3 or min(shape[:3]) < 1:
             raise InvalidRegistrationError(
                 f"The displacement vectors must have shape (n_k, n_j, n_i, 3); got {shape}."
@@ -204,6 +201,12 @@ class DisplacementGrid:
         self.origin_lps = origin
         self.direction_lps = direction
         self.spacing_mm = spacing
+        self._vectors = vectors
+        self._plane_to_lps = plane_to_lps
+        #: Whole-NaN triples found by the value check (complete once `vectors_checked` is true).
+        self.undefined = UndefinedVectors()
+        #: False until the vector values have been checked; see `check_vectors` above.
+        self.vectors_checked = False
 
     @classmethod
     def from_ras(
@@ -227,27 +230,11 @@ class DisplacementGrid:
         VTK grid transform applies them; computed in float64 when not 1 and 0), rounded to float32.
         Their values are checked where the grid is written, in the same pass as the writing.
         """
-        return cls._converted_plane_by_plane(
+        grid = cls.__new__(cls)
+        grid._set_unchecked(
             geometry.ras_to_lps_points(origin_ras), geometry.ras_to_lps_direction(direction_ras), spacing_mm,
             np.asarray(vectors_ras), partial(_ras_plane_to_lps, scale=displacement_scale, shift=displacement_shift),
         )
-
-    @classmethod
-    def _converted_plane_by_plane(
-        cls,
-        origin_lps: Sequence[float] | np.ndarray,
-        direction_lps: np.ndarray,
-        spacing_mm: Sequence[float] | np.ndarray,
-        vectors: np.ndarray,
-        plane_to_lps: Callable[[np.ndarray], np.ndarray] | None,
-    ) -> DisplacementGrid:
-        """A grid holding `vectors` as they are (not checked), whose planes `plane_to_lps` turns
-        into LPS float32 ones (``None``: they are LPS float32 already)."""
-        grid = cls.__new__(cls)
-        grid._set_geometry(origin_lps, direction_lps, spacing_mm, vectors.shape)
-        grid._vectors, grid._plane_to_lps = vectors, plane_to_lps
-        grid.undefined = UndefinedVectors()
-        grid.vectors_checked = False
         return grid
 
     @property
@@ -295,7 +282,8 @@ class DisplacementGrid:
         origin, direction, vectors = geometry.flip_k_axis(
             self.origin_lps, self.direction_lps, self.spacing_mm, self._vectors
         )
-        grid = self._converted_plane_by_plane(origin, direction, self.spacing_mm.copy(), vectors, self._plane_to_lps)
+        grid = object.__new__(DisplacementGrid)
+        grid._set_unchecked(origin, direction, self.spacing_mm.copy(), vectors, self._plane_to_lps)
         grid.vectors_checked = True
         grid.undefined = self.undefined
         return grid
@@ -719,5 +707,7 @@ def axis_aligned_grid(grid: DisplacementGrid) -> DisplacementGrid | None:
     origin = grid.origin_lps.copy()
     origin += np.where(sign < 0, -(dims[source_axis] - 1) * spacing, 0.0)
     if grid._plane_to_lps is not None:
-        return DisplacementGrid._converted_plane_by_plane(origin, np.eye(3), spacing, vectors, grid._plane_to_lps)
+        aligned = object.__new__(DisplacementGrid)
+        aligned._set_unchecked(origin, np.eye(3), spacing, vectors, grid._plane_to_lps)
+        return aligned
     return DisplacementGrid(origin, np.eye(3), spacing, np.ascontiguousarray(vectors))
