@@ -19,6 +19,7 @@ from pydicom.tag import Tag
 
 from .dicom_file import tag_text
 from .errors import InvalidRegistrationError
+from .model import DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID
 from .values import problem_for_attribute
 
 logger = logging.getLogger(__name__)
@@ -84,6 +85,21 @@ def standard_tables() -> tuple[dict[str, list], dict[str, list]]:
 
         return IOD_MODULE_MAP, MODULE_ATTRIBUTE_MAP
     return get_iod_module_map(), get_module_attribute_map()
+
+
+def load_standard_tables() -> None:
+    """Load every copy of the standard's tables that writing a REG reads, once per process.
+
+    Ours (:func:`standard_tables`) and the ones highdicom's SOP-class constructor consults through
+    ``is_attribute_in_iod`` (on 0.28 and later also the SOP class -> IOD map). A process that
+    forks workers calls this first, so that each worker starts with the tables loaded.
+    """
+    standard_tables()
+    try:
+        from highdicom._standard_utils import is_attribute_in_iod
+    except ImportError:
+        from highdicom._module_utils import is_attribute_in_iod
+    is_attribute_in_iod("ContentDate", DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID)
 
 
 def _reg_modules() -> list[dict]:
