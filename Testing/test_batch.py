@@ -1,24 +1,39 @@
-"""``dicomregsave batch``: good and bad rows in parallel, the JSON report, resuming, and Ctrl-C."""
+"""``dicomregsave batch``: good and bad rows in parallel, the JSON report, resuming, and Ctrl-C.
+
+Rows run in children forked from the batch process on Linux; the ``workers`` parameter also runs the
+command-line tests with the subprocess workers used where there is no ``os.fork`` (Windows), by a
+launcher that removes ``os.fork`` before running the command.
+"""
 
 import csv
 import json
+import os
 import signal
 import subprocess
 import sys
+import textwrap
+import threading
 import time
 from pathlib import Path
 
 import pydicom
 import pytest
 
+from DicomRegSaveLib import batch, export_request
 from DicomRegSaveLib.conformance import validate_file
 from DicomRegSaveLib.sampledata import make_demo_case
 
 COMMAND = str(Path(sys.executable).with_name("dicomregsave"))
+#: How each kind of worker is reached from the command line.
+LAUNCHERS = {
+    "forked": [COMMAND],
+    "subprocess": [sys.executable, "-c",
+                   "import os, sys; del os.fork; from DicomRegSaveLib.cli import main; sys.exit(main())"],
+}
 
 
-def run(*args):
-    return subprocess.run([COMMAND, *map(str, args)], capture_output=True, text=True, timeout=600)
+def run(*args, workers="forked"):
+    return subprocess.run([*LAUNCHERS[workers], *map(str, args)], capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -50,11 +65,21 @@ def rows_for(case, manifest_dir: Path) -> list[dict]:
     ]
 
 
-def test_batch_runs_good_rows_reports_bad_ones_and_resumes(case, tmp_path):
+def vector_grid_data(path: Path) -> bytes:
+    dataset = pydicom.dcmread(path)
+    return b"".join(
+        grid.VectorGridData
+        for registration in dataset.DeformableRegistrationSequence
+        for grid in registration.get("DeformableRegistrationGridSequence", [])
+    )
+
+
+@pytest.mark.parametrize("workers", LAUNCHERS)
+def test_batch_runs_good_rows_reports_bad_ones_and_resumes(case, tmp_path, workers):
     manifest = write_manifest(case.folder.parent / "manifest.csv", rows_for(case, case.folder.parent))
     out = tmp_path / "out"
     out.mkdir()
-    result = run("batch", manifest, "--output", out, "--jobs", "2", "--json", tmp_path / "batch.json")
+    result = run("batch", manifest, "--output", out, "--jobs", "2", "--json", tmp_path / "batch.json", workers=workers)
     assert result.returncode == 1, result.stderr
     lines = result.stdout.splitlines()
     assert f"row 1: wrote {out / 'first.dcm'}" in lines and f"row 2: wrote {out / 'row-2.dcm'}" in lines
@@ -71,6 +96,11 @@ def test_batch_runs_good_rows_reports_bad_ones_and_resumes(case, tmp_path):
     grid = second.DeformableRegistrationSequence[1].DeformableRegistrationGridSequence[0]
     assert [float(v) for v in grid.GridResolution] == [8.0, 8.0, 8.0]
     assert validate_file(out / "first.dcm").ok and validate_file(out / "row-2.dcm").ok
+    single = run("export", "--transform", case.field_path, "--fixed", case.fixed_dir, "--moving", case.moving_dir,
+                 "--tag", "InstitutionName=Clinic A", "--output", tmp_path / "single.dcm")
+    assert single.returncode == 0, single.stderr
+    assert vector_grid_data(out / "first.dcm") == vector_grid_data(tmp_path / "single.dcm")
+    assert len(vector_grid_data(out / "first.dcm")) == 48 * 48 * 24 * 3 * 4
 
     report = json.loads((tmp_path / "batch.json").read_text())
     assert (report["report"], report["version"], report["ok"]) == ("batch", 1, False)
@@ -82,7 +112,7 @@ def test_batch_runs_good_rows_reports_bad_ones_and_resumes(case, tmp_path):
     assert [e["message"].split(":")[0] for e in report["errors"]] == ["Row 3", "Row 4"]
 
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
-    again = run("batch", manifest, "--output", out, "--jobs", "2")
+    again = run("batch", manifest, "--output", out, "--jobs", "2", workers=workers)
     assert again.returncode == 1
     assert f"row 1: skipped: {out / 'first.dcm'} exists and validates" in again.stdout
     assert "0 written, 2 skipped, 2 failed, 0 interrupted" in again.stdout
@@ -115,7 +145,8 @@ def test_a_bad_manifest_is_refused_before_anything_runs(tmp_path, rows, message)
     assert list(out.iterdir()) == []
 
 
-def test_ctrl_c_stops_cleanly_and_a_rerun_finishes(case, tmp_path):
+@pytest.mark.parametrize("workers", LAUNCHERS)
+def test_ctrl_c_stops_cleanly_and_a_rerun_finishes(case, tmp_path, workers):
     base = rows_for(case, case.folder.parent)[0]
     manifest = write_manifest(
         case.folder.parent / "many.csv",
@@ -123,7 +154,7 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_finishes(case, tmp_path):
     )
     out = tmp_path / "out"
     out.mkdir()
-    process = subprocess.Popen([COMMAND, "batch", str(manifest), "--output", str(out), "--jobs", "2"],
+    process = subprocess.Popen([*LAUNCHERS[workers], "batch", str(manifest), "--output", str(out), "--jobs", "2"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not any(out.iterdir()) and time.monotonic() < deadline:
@@ -139,7 +170,121 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_finishes(case, tmp_path):
     assert len(finished) < 8
     assert all(validate_file(p).ok for p in finished)
 
-    rerun = run("batch", manifest, "--output", out, "--jobs", "2")
+    rerun = run("batch", manifest, "--output", out, "--jobs", "2", workers=workers)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert f"{8 - len(finished)} written, {len(finished)} skipped, 0 failed" in rerun.stdout
     assert sorted(p.name for p in out.iterdir()) == sorted(f"reg-{n}.dcm" for n in range(8))
+
+
+class Escaped(BaseException):
+    """An exception that the command's last-resort handler (which catches Exception) lets through."""
+
+
+def test_a_crashing_row_is_reported_and_the_others_are_written(case, tmp_path, monkeypatch, capfd):
+    """Forked rows inherit this process's functions, so a patched export can crash in one row only: killed by
+    a signal (as the kernel's out-of-memory killer would), raising an unexpected error, or raising past
+    the command's own handlers."""
+    export = export_request.run_export_request
+
+    def misbehaving(request, progress):
+        if request.output.name == "killed.dcm":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if request.output.name == "raises.dcm":
+            raise RuntimeError("simulated fault")
+        if request.output.name == "escapes.dcm":
+            raise Escaped("simulated escape")
+        return export(request, progress)
+
+    monkeypatch.setattr(export_request, "run_export_request", misbehaving)
+    inputs = ["--transform", str(case.field_path), "--fixed", str(case.fixed_dir), "--moving", str(case.moving_dir)]
+    names = ["good-1.dcm", "killed.dcm", "raises.dcm", "escapes.dcm", "good-2.dcm"]
+    rows = [batch.BatchRow(n, tmp_path / name, inputs) for n, name in enumerate(names, start=1)]
+    started = record_workers(monkeypatch)
+
+    result = batch.run_batch(rows, jobs=2)
+
+    assert started == ["_ForkedCommand"] * 5
+    by_name = {o.output.name: o for o in result.outcomes}
+    assert [by_name[n].status for n in names] == ["written", "failed", "failed", "failed", "written"]
+    assert by_name["killed.dcm"].error == f"the export was ended by signal {int(signal.SIGKILL)} (Killed)"
+    assert "unexpected error RuntimeError: simulated fault" in by_name["raises.dcm"].error
+    assert by_name["escapes.dcm"].error == "test_batch.Escaped: simulated escape"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["good-1.dcm", "good-2.dcm"]
+    assert all(validate_file(tmp_path / name).ok for name in ("good-1.dcm", "good-2.dcm"))
+    assert vector_grid_data(tmp_path / "good-1.dcm") == vector_grid_data(tmp_path / "good-2.dcm")
+    assert by_name["good-1.dcm"].report["path"] == str(tmp_path / "good-1.dcm")
+    assert capfd.readouterr() == ("", "")  # the rows' output went to their own files only
+
+
+def test_a_ctrl_c_while_a_worker_starts_is_acted_on_once_it_is_registered():
+    registered = []
+    with pytest.raises(KeyboardInterrupt):
+        with batch._ctrl_c_deferred():
+            signal.raise_signal(signal.SIGINT)
+            registered.append("worker")
+    assert registered == ["worker"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def record_workers(monkeypatch) -> list[str]:
+    """The kind of each worker the batch starts (its class name), in order."""
+    started = []
+    start = batch._start_export
+
+    def recording(*args):
+        process = start(*args)
+        started.append(type(process).__name__)
+        return process
+
+    monkeypatch.setattr(batch, "_start_export", recording)
+    return started
+
+
+@pytest.mark.parametrize("condition", ["no fork", "another thread"])
+def test_rows_run_in_new_interpreters_without_fork_or_with_threads(case, tmp_path, monkeypatch, condition):
+    """Forking a process with another thread would copy the locks that thread holds without the thread."""
+    stop = threading.Event()
+    if condition == "no fork":
+        monkeypatch.delattr(os, "fork")
+    else:
+        threading.Thread(target=stop.wait, daemon=True).start()
+    inputs = ["--transform", str(case.field_path), "--fixed", str(case.fixed_dir), "--moving", str(case.moving_dir)]
+    started = record_workers(monkeypatch)
+    try:
+        result = batch.run_batch([batch.BatchRow(1, tmp_path / "reg.dcm", inputs)])
+    finally:
+        stop.set()
+    assert started == ["Popen"]
+    assert [o.status for o in result.outcomes] == ["written"] and validate_file(tmp_path / "reg.dcm").ok
+
+
+def test_the_batch_process_loads_what_an_export_needs_and_forks_with_one_thread(case, tmp_path):
+    """In a fresh interpreter: after the batch's loading step an export imports nothing more from numpy,
+    pydicom, highdicom (on 0.27 its standard tables are modules) or the engine; and a fork leaves the
+    process with one thread: numpy's import starts OpenBLAS worker threads, which OpenBLAS's fork
+    handler stops before the fork (they come back when a large matrix product needs them)."""
+    script = textwrap.dedent(f"""
+        import contextlib, io, json, os, sys, threading
+        from DicomRegSaveLib import batch, cli
+        batch._load_export_modules()
+        loaded = set(sys.modules)
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            status = cli.main(["export", "--transform", {str(case.field_path)!r}, "--fixed", {str(case.fixed_dir)!r},
+                               "--moving", {str(case.moving_dir)!r}, "--output", {str(tmp_path / "reg.dcm")!r}])
+        tasks_before = len(os.listdir("/proc/self/task"))
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        tasks_after = len(os.listdir("/proc/self/task"))
+        os.waitpid(pid, 0)
+        print(json.dumps({{"status": status, "imported": sorted(set(sys.modules) - loaded),
+                          "python_threads": threading.active_count(), "tasks": [tasks_before, tasks_after]}}))
+    """)
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr
+    found = json.loads(completed.stdout)
+    assert found["status"] == 0 and validate_file(tmp_path / "reg.dcm").ok
+    heavy = ("numpy", "pydicom", "highdicom", "DicomRegSaveLib")
+    assert [name for name in found["imported"] if name.split(".")[0] in heavy] == []
+    assert found["python_threads"] == 1
+    assert found["tasks"][1] == 1, found["tasks"]

@@ -1,7 +1,9 @@
 """Batch runs: many exports from a CSV manifest, in parallel worker processes.
 
 Each manifest row becomes one ``dicomregsave export`` in a process of its own, so a row that fails
-(or crashes) never affects the others. A row whose output exists and validates is skipped, which
+(or crashes) never affects the others. On Linux that process is forked from the batch process,
+which has loaded the export's modules and the standard's tables once; elsewhere it is a new
+Python interpreter. A row whose output exists and validates is skipped, which
 makes an interrupted batch resumable. On Ctrl-C the running exports are interrupted (each removes
 its temporary file; a file is either complete or absent) and no further row is started.
 """
@@ -15,11 +17,15 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+import traceback
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, NoReturn
 
 from .errors import DicomRegSaveError, OutputError
 
@@ -198,9 +204,11 @@ def run_batch(
 ) -> BatchResult:
     """Run the rows' exports, at most `jobs` at a time, each in its own worker process.
 
-    Rows whose output exists and validates are skipped; a row whose output exists but does not
-    validate fails without touching the file. A KeyboardInterrupt (Ctrl-C) interrupts the running
-    exports, starts no further row and returns with ``interrupted`` set.
+    Workers are forked from this process where that is safe (see :func:`_start_export`), else
+    they are new interpreters. Rows whose output exists and validates are skipped; a row whose
+    output exists but does not validate fails without touching the file. A KeyboardInterrupt
+    (Ctrl-C) interrupts the running exports, starts no further row and returns with
+    ``interrupted`` set.
     """
     from .conformance import validate_file
 
@@ -220,7 +228,8 @@ def run_batch(
                 if row.output.exists():
                     finish(_existing(row, validate_file(row.output)))
                     continue
-                running.append(_Worker(row))
+                with _ctrl_c_deferred():
+                    running.append(_Worker(row))
             for worker in [w for w in running if w.process.poll() is not None]:
                 running.remove(worker)
                 finish(worker.outcome())
@@ -248,19 +257,40 @@ def _existing(row: BatchRow, report) -> RowOutcome:
     )
 
 
+@contextmanager
+def _ctrl_c_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C back until the block has ended, so that a worker that has started is registered
+    (and so gets the interrupt) before the batch reacts to it.
+
+    Signals reach the main thread only; elsewhere, and where SIGINT has a handler that Python did
+    not install, nothing is changed.
+    """
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGINT) if main_thread else None
+    if previous is None:
+        yield
+        return
+    caught: list[int] = []
+    signal.signal(signal.SIGINT, lambda number, frame: caught.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            signal.raise_signal(signal.SIGINT)
+
+
 class _Worker:
-    """One ``dicomregsave export`` subprocess, in a session of its own so that only the batch
-    forwards Ctrl-C to it (exactly once, while it is running)."""
+    """One row's ``dicomregsave export``, its stdout and stderr in temporary files, in a session of its
+    own so that only the batch forwards Ctrl-C to it (exactly once, while it is running)."""
 
     def __init__(self, row: BatchRow) -> None:
         self.row = row
         self.started = time.perf_counter()
         self.stdout = tempfile.TemporaryFile()
         self.stderr = tempfile.TemporaryFile()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "DicomRegSaveLib.cli", "export", *row.arguments,
-             "--output", str(row.output), "--json", "-"],
-            stdin=subprocess.DEVNULL, stdout=self.stdout, stderr=self.stderr, start_new_session=True,
+        self.process = _start_export(
+            ["export", *row.arguments, "--output", str(row.output), "--json", "-"], self.stdout, self.stderr
         )
 
     def outcome(self, interrupted: bool = False) -> RowOutcome:
@@ -280,8 +310,118 @@ class _Worker:
             return RowOutcome(self.row.number, self.row.output, "written", None, report, seconds)
         if report is not None and report.get("errors"):
             error = " ".join(e["message"] for e in report["errors"])
+        elif code < 0:
+            error = f"the export was ended by signal {-code} ({signal.strsignal(-code)})"
+        elif err:
+            error = err.splitlines()[-1]
         else:
-            error = err.splitlines()[-1] if err else f"the export exited with status {code}"
+            error = f"the export exited with status {code}"
         status = "interrupted" if interrupted else "failed"
         export = report if report is not None and report.get("path") else None
         return RowOutcome(self.row.number, self.row.output, status, error, export, seconds)
+
+
+def _start_export(arguments: list[str], stdout: BinaryIO, stderr: BinaryIO) -> subprocess.Popen | _ForkedCommand:
+    """``dicomregsave ARGUMENTS`` in a new process writing to `stdout` and `stderr`, in a session of its own.
+
+    On Linux, forked from this process when no other Python thread runs: a forked child gets a
+    copy of every lock another thread may hold, but not the thread that would release it (numpy's
+    OpenBLAS stops its own threads before a fork and restarts them on demand). The first fork loads
+    what an export uses, so that no row pays for it again. Elsewhere a new interpreter runs
+    ``python -m DicomRegSaveLib.cli``: Windows has no fork, and on macOS system libraries may run
+    threads of their own (Python's multiprocessing does not fork there either).
+    """
+    if sys.platform == "linux" and hasattr(os, "fork") and threading.active_count() == 1:
+        _load_export_modules()
+        return _ForkedCommand(arguments, stdout, stderr)
+    return subprocess.Popen(
+        [sys.executable, "-m", "DicomRegSaveLib.cli", *arguments],
+        stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, start_new_session=True,
+    )
+
+
+@lru_cache(maxsize=None)
+def _load_export_modules() -> None:
+    """Import the modules an export imports (the command's parser's too) and load the standard's
+    tables, once in this process."""
+    from . import cli, dicom_input, export_request, reports, slicer_fields, tags, transform_files  # noqa: F401
+
+    cli.build_parser()
+    tags.load_standard_tables()
+
+
+class _ForkedCommand:
+    """``cli.main(arguments)`` in a child forked from this process, seen through the part of
+    :class:`subprocess.Popen` the batch uses: ``poll``, ``wait``, ``send_signal``, ``returncode``
+    (negative: the signal that ended the child)."""
+
+    def __init__(self, arguments: list[str], stdout: BinaryIO, stderr: BinaryIO) -> None:
+        self.returncode: int | None = None
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # A Ctrl-C typed before the child has left the batch's session would reach it as well as the
+        # one the batch forwards: SIGINT is blocked across the fork, and the child drops it.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            self.pid = os.fork()
+            if self.pid == 0:
+                _run_forked(arguments, stdout, stderr, mask)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+        return self.returncode
+
+    def send_signal(self, number: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, number)
+
+
+def _run_forked(arguments: list[str], stdout: BinaryIO, stderr: BinaryIO, mask: set) -> NoReturn:
+    """The child's side of :class:`_ForkedCommand`: what a new ``python -m DicomRegSaveLib.cli`` would do,
+    ending with ``os._exit`` so that nothing of the batch (atexit, its buffers) runs twice."""
+    code = 1
+    try:
+        for stream, fd in ((stdout, 1), (stderr, 2)):
+            os.dup2(stream.fileno(), fd)
+        with open(os.devnull, "rb") as nothing:
+            os.dup2(nothing.fileno(), 0)
+        # the batch's own sys.stdout may be no file descriptor at all (captured by a caller)
+        sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
+        sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
+        os.setsid()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # discards a SIGINT pending since the fork
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        from .cli import main
+
+        code = main(arguments)
+    except SystemExit as leaving:
+        code = _exit_status(leaving.code)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        try:
+            for stream in (sys.stdout, sys.stderr):
+                stream.flush()
+        finally:
+            os._exit(code)
+
+
+def _exit_status(code: object) -> int:
+    """The status Python gives ``sys.exit(code)``."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
