@@ -6,7 +6,11 @@ folder under GNU ``/usr/bin/time -f "%e %U %S %M"``: wall s, user s and sys s of
 every row it ran (the time of waited-for descendants counts), and the largest peak RSS among
 those processes. Medians are printed, with the load averages before and after::
 
-    python Testing/benchmark_batch.py [--rows 8] [--repeats 3] [--workdir DIR]
+    python Testing/benchmark_batch.py [--rows 8] [--repeats 3] [--workdir DIR] [--peer DICOMREGSAVE]
+
+With ``--peer`` (another ``dicomregsave`` executable, e.g. an older version's), each repeat is an
+alternating pair of the same batch by this version and by the peer (the order flips every pair),
+and the per-pair ratio of wall times (this / peer) is printed: median and range.
 """
 
 from __future__ import annotations
@@ -38,10 +42,10 @@ def write_manifest(folder: Path, rows: int) -> Path:
     return manifest
 
 
-def measured_batch(manifest: Path, output: Path, jobs: int) -> list[float]:
+def measured_batch(manifest: Path, output: Path, jobs: int, command: str = COMMAND) -> list[float]:
     output.mkdir()
     completed = subprocess.run(
-        ["/usr/bin/time", "-f", "%e %U %S %M", COMMAND, "batch", str(manifest), "--output", str(output),
+        ["/usr/bin/time", "-f", "%e %U %S %M", command, "batch", str(manifest), "--output", str(output),
          "--jobs", str(jobs)],
         capture_output=True, text=True, check=False,
     )
@@ -56,17 +60,31 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--peer", help="another dicomregsave executable to alternate with")
     args = parser.parse_args()
+    commands = {"this": COMMAND, **({"peer": args.peer} if args.peer else {})}
     with tempfile.TemporaryDirectory(dir=args.workdir) as folder:
         manifest = write_manifest(Path(folder), args.rows)
-        measured_batch(manifest, Path(folder) / "warm-up", 1)
+        for name, command in commands.items():
+            measured_batch(manifest, Path(folder) / f"warm-up-{name}", 1, command)
         print(f"load averages before: {Path('/proc/loadavg').read_text().split()[:3]}")
         print(f"{args.rows} rows of the small demo case, median of {args.repeats} runs")
-        print(f"{'jobs':>4} " + " ".join(f"{c:>12}" for c in COLUMNS))
+        print(f"{'':>5}{'jobs':>5} " + " ".join(f"{c:>12}" for c in COLUMNS))
         for jobs in (1, 2):
-            runs = [measured_batch(manifest, Path(folder) / f"out-{jobs}-{n}", jobs) for n in range(args.repeats)]
-            medians = [statistics.median(column) for column in zip(*runs)]
-            print(f"{jobs:>4} " + " ".join(f"{value:>12.2f}" for value in medians[:3]) + f" {medians[3]:>12.0f}")
+            runs: dict[str, list[list[float]]] = {name: [] for name in commands}
+            for repeat in range(args.repeats):
+                order = list(commands) if repeat % 2 == 0 else list(reversed(commands))
+                for name in order:
+                    output = Path(folder) / f"out-{name}-{jobs}-{repeat}"
+                    runs[name].append(measured_batch(manifest, output, jobs, commands[name]))
+            for name, measured in runs.items():
+                medians = [statistics.median(column) for column in zip(*measured)]
+                print(f"{name:>5}{jobs:>5} " + " ".join(f"{value:>12.2f}" for value in medians[:3])
+                      + f" {medians[3]:>12.0f}")
+            if args.peer:
+                ratios = [a[0] / b[0] for a, b in zip(runs["this"], runs["peer"])]
+                print(f"{'':>10} wall ratio this/peer per pair: median {statistics.median(ratios):.2f} "
+                      f"(range {min(ratios):.2f}-{max(ratios):.2f}, n={len(ratios)})")
         print(f"load averages after: {Path('/proc/loadavg').read_text().split()[:3]}")
     return 0
 
