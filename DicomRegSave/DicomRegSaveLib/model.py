@@ -17,7 +17,7 @@ in opposite directions, and this module (with :mod:`geometry`) is where that is 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -299,13 +299,12 @@ class DisplacementGrid:
             At the first plane holding an infinite value or a partly NaN triple.
         """
         n_i, n_j, n_k = self.dimensions
-        if not self.vectors_checked:
-            self.undefined = UndefinedVectors()
-        for k in range(n_k):
-            plane = self.plane_lps(k)
-            if not self.vectors_checked:
-                check_vector_values(plane.reshape(-1, 3), k * n_j * n_i, n_i, n_j, self.undefined)
-            yield plane
+        planes = map(self.plane_lps, range(n_k))
+        if self.vectors_checked:
+            yield from planes
+            return
+        self.undefined = UndefinedVectors()
+        yield from check_planes(planes, n_i, n_j, self.undefined)
         self.vectors_checked = True
 
     def check_vectors(self) -> None:
@@ -412,6 +411,17 @@ def check_vector_values(
             if whole.size and undefined.first_point is None:
                 undefined.first_point = first_index + start + int(whole[0])
             undefined.count += int(whole.size)
+
+
+def check_planes(
+    planes: Iterable[np.ndarray], n_i: int, n_j: int, undefined: UndefinedVectors
+) -> Iterator[np.ndarray]:
+    """Yield the k planes (n_j, n_i, 3) of a field in order, each after :func:`check_vector_values`;
+    `undefined` counts the whole-NaN triples from zero."""
+    undefined.count, undefined.first_point = 0, None
+    for k, plane in enumerate(planes):
+        check_vector_values(plane.reshape(-1, 3), k * n_j * n_i, n_i, n_j, undefined)
+        yield plane
 
 
 @dataclass

@@ -54,7 +54,7 @@ def _grid_item(grid: DisplacementGrid) -> Dataset:
     item.ImagePositionPatient = _ds(grid.origin_lps)
     item.GridDimensions = list(grid.dimensions)
     item.GridResolution = [float(s) for s in grid.spacing_mm]
-    item[VECTOR_GRID_DATA_TAG] = DataElement(VECTOR_GRID_DATA_TAG, "OF", VectorGridBuffer(grid, checked=grid.vectors_checked, undefined=grid.undefined))
+    item[VECTOR_GRID_DATA_TAG] = DataElement(VECTOR_GRID_DATA_TAG, "OF", VectorGridBuffer(grid))
     return item
 
 

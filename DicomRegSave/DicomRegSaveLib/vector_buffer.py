@@ -23,7 +23,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 
-from .model import DisplacementGrid, UndefinedVectors, check_vector_values
+from .model import DisplacementGrid, UndefinedVectors, check_planes
 from .progress import Progress, ignore_progress, part
 
 VECTOR_GRID_DATA_TAG = 0x00640009
@@ -38,33 +38,32 @@ class VectorGridBuffer(io.BufferedIOBase):
     Parameters
     ----------
     vectors_kji:
-        Array of shape (n_k, n_j, n_i, 3), LPS; a k plane that is not C-contiguous little-endian
-        float32 is converted, one plane at a time. Or a :class:`DisplacementGrid`, whose planes
-        are taken from :meth:`DisplacementGrid.plane_lps` one at a time.
+        A :class:`DisplacementGrid`, whose planes are taken from :meth:`DisplacementGrid.plane_lps`
+        one at a time and checked by the grid itself (:meth:`DisplacementGrid.checked_planes`:
+        the grid keeps the result). Or an array of shape (n_k, n_j, n_i, 3), LPS; a k plane that is
+        not C-contiguous little-endian float32 is converted, one plane at a time.
     checked:
-        Whether the values are known to be valid. If not, :meth:`write_to` checks each plane
-        (no infinity, no partly NaN triple) just before writing it, while it is in the CPU's cache.
+        For an array: whether the values are known to be valid. If not, :meth:`write_to` checks each
+        plane (no infinity, no partly NaN triple) just before writing it, while it is in the CPU's
+        cache, and counts whole-NaN triples in :attr:`undefined`.
     """
 
-    def __init__(
-        self,
-        vectors_kji: np.ndarray | DisplacementGrid,
-        checked: bool = False,
-        undefined: UndefinedVectors | None = None,
-    ) -> None:
+    def __init__(self, vectors_kji: np.ndarray | DisplacementGrid, checked: bool = False) -> None:
         super().__init__()
         if isinstance(vectors_kji, DisplacementGrid):
             n_i, n_j, n_k = vectors_kji.dimensions
             self.shape = (n_k, n_j, n_i, 3)
             self._plane_lps = vectors_kji.plane_lps
+            self._checked_planes = vectors_kji.checked_planes
         else:
             if vectors_kji.ndim != 4 or vectors_kji.shape[3] != 3:
                 raise ValueError(f"expected shape (n_k, n_j, n_i, 3), got {vectors_kji.shape}")
             self.shape = vectors_kji.shape
             self._plane_lps = vectors_kji.__getitem__
+            self._checked_planes = self._checked_array_planes
         self.checked = checked
-        #: Whole-NaN triples counted by the check in :meth:`write_to` (the grid's tally, when given).
-        self.undefined = undefined if undefined is not None else UndefinedVectors()
+        #: Whole-NaN triples counted when the planes of an array are checked.
+        self.undefined = UndefinedVectors()
         self._plane_bytes = 12 * self.shape[1] * self.shape[2]
         self._length = self._plane_bytes * self.shape[0]
         self._position = 0
@@ -92,6 +91,13 @@ class VectorGridBuffer(io.BufferedIOBase):
         for k in range(self.shape[0]):
             yield self._plane_lps(k)
 
+    def _checked_array_planes(self) -> Iterator[np.ndarray]:
+        planes = map(self._plane_lps, range(self.shape[0]))
+        if not self.checked:
+            planes = check_planes(planes, self.shape[2], self.shape[1], self.undefined)
+        yield from planes
+        self.checked = True
+
     def _plane(self, k: int) -> memoryview:
         # read() serves a plane in many small pieces; a converted plane is made once for all of them.
         if self._last_plane[0] != k:
@@ -114,7 +120,7 @@ class VectorGridBuffer(io.BufferedIOBase):
 
     def write_to(self, stream: BinaryIO, progress: Progress | None = None) -> None:
         """Write the bytes to `stream` plane by plane, without joining them, checking each plane
-        first unless the values are `checked`; `progress` is called after each plane.
+        first unless the values are checked already; `progress` is called after each plane.
 
         Raises
         ------
@@ -123,18 +129,10 @@ class VectorGridBuffer(io.BufferedIOBase):
             so far are incomplete: the caller discards the file).
         """
         progress = progress or ignore_progress
-        n_k, n_j, n_i, _ = self.shape
-        if not self.checked:
-            self.undefined.count, self.undefined.first_point = 0, None
-        for k in range(n_k):
-            plane = self._plane(k)
-            if not self.checked:
-                check_vector_values(
-                    np.frombuffer(plane, dtype="<f4").reshape(-1, 3), k * n_j * n_i, n_i, n_j, self.undefined
-                )
-            stream.write(plane)
+        n_k = self.shape[0]
+        for k, plane in enumerate(self._checked_planes()):
+            stream.write(memoryview(np.ascontiguousarray(plane, dtype="<f4")).cast("B"))
             progress((k + 1) / n_k, "Writing Vector Grid Data")
-        self.checked = True
 
 
 def vector_chunks(value: object, big_endian: bool = False) -> Iterator[tuple[int, np.ndarray]]:
