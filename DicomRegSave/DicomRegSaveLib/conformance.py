@@ -29,7 +29,9 @@ from pydicom.tag import Tag
 
 from . import geometry
 from .errors import DicomRegSaveError, InvalidRegistrationError, require_type
-from .model import DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID, SPATIAL_REGISTRATION_SOP_CLASS_UID
+from .model import (
+    DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID, SPATIAL_REGISTRATION_SOP_CLASS_UID, grid_point_ijk, vector_kinds,
+)
 from .dicom_file import read_dicom_file
 from .reader import read_dataset
 from .values import problem_content_label, problem_for_attribute, uses_code_extensions
@@ -358,18 +360,16 @@ def _check_vector_values(
         total += len(triples)
         if np.isfinite(triples).all():
             continue
-        nan_count = np.isnan(triples).sum(axis=1)
-        is_partial = (nan_count > 0) & (nan_count < 3)
-        is_infinite = np.isinf(triples).any(axis=1)
+        is_partial, is_infinite, is_undefined = vector_kinds(triples)
         partial += int(is_partial.sum())
         infinite += int(is_infinite.sum())
-        undefined += int((nan_count == 3).sum())
+        undefined += int(is_undefined.sum())
         bad = np.flatnonzero(is_partial | is_infinite)
         if first_bad is None and bad.size:
             first_bad = (start + int(bad[0]), triples[bad[0]].tolist())
     if first_bad is not None:
         voxel, vector = first_bad
-        i, j, k = voxel % n_i, (voxel // n_i) % n_j, voxel // (n_i * n_j)
+        i, j, k = grid_point_ijk(voxel, n_i, n_j)
         report.error(
             f"{where}: Vector Grid Data (0064,0009) has {partial} partly-NaN and {infinite} infinite vector(s), "
             f"the first at grid point (i={i}, j={j}, k={k}): {vector}. Vectors must be finite, or NaN in all "

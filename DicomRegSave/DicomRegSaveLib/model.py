@@ -316,7 +316,7 @@ class DisplacementGrid:
         """'N of M grid points are undefined (NaN), the first at (i, j, k), LPS (x, y, z) mm' once checked."""
         n_i, n_j, n_k = self.dimensions
         point = self.undefined.first_point or 0
-        index = np.array([point % n_i, (point // n_i) % n_j, point // (n_i * n_j)])
+        index = np.array(grid_point_ijk(point, n_i, n_j))
         position = self.index_to_lps[:3, :3] @ index + self.index_to_lps[:3, 3]
         return (
             f"{self.undefined.count} of {n_i * n_j * n_k} grid points are undefined (NaN vectors), "
@@ -374,6 +374,18 @@ def check_grid_size(dimensions: Sequence[int]) -> None:
         )
 
 
+def grid_point_ijk(point: int, n_i: int, n_j: int) -> tuple[int, int, int]:
+    """(i, j, k) of grid point index ``i + n_i * (j + n_j * k)``."""
+    return point % n_i, (point // n_i) % n_j, point // (n_i * n_j)
+
+
+def vector_kinds(triples: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Masks over (N, 3) `triples`: (partly NaN, infinite, whole NaN). A displacement is finite, or
+    NaN in all three components to mark its grid point as undefined; the first two are invalid."""
+    nan_count = np.isnan(triples).sum(axis=1)
+    return (nan_count > 0) & (nan_count < 3), np.isinf(triples).any(axis=1), nan_count == 3
+
+
 def check_vector_values(
     triples: np.ndarray, first_index: int, n_i: int, n_j: int, undefined: UndefinedVectors | None = None
 ) -> None:
@@ -396,21 +408,21 @@ def check_vector_values(
         chunk = triples[start:start + step]
         if np.isfinite(chunk).all():
             continue
-        nan_count = np.isnan(chunk).sum(axis=1)
-        bad = np.flatnonzero(((nan_count > 0) & (nan_count < 3)) | np.isinf(chunk).any(axis=1))
+        partial, infinite, whole = vector_kinds(chunk)
+        bad = np.flatnonzero(partial | infinite)
         if bad.size:
             voxel = first_index + start + int(bad[0])
-            i, j, k = voxel % n_i, (voxel // n_i) % n_j, voxel // (n_i * n_j)
+            i, j, k = grid_point_ijk(voxel, n_i, n_j)
             raise InvalidRegistrationError(
                 f"The displacement at grid point (i={i}, j={j}, k={k}) is {chunk[bad[0]].tolist()}: vectors "
                 "must be finite, or all three components NaN to mark the point as undefined "
                 f"({bad.size} such point(s) in this part of the grid). Fix or mask the transform."
             )
         if undefined is not None:
-            whole = np.flatnonzero(nan_count == 3)
-            if whole.size and undefined.first_point is None:
-                undefined.first_point = first_index + start + int(whole[0])
-            undefined.count += int(whole.size)
+            whole_points = np.flatnonzero(whole)
+            if whole_points.size and undefined.first_point is None:
+                undefined.first_point = first_index + start + int(whole_points[0])
+            undefined.count += int(whole_points.size)
 
 
 def check_planes(
