@@ -27,11 +27,10 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 from vtk.util import numpy_support
 
+from DicomRegSaveLib.option_choices import REGISTRATION_CLASSES  # imports nothing: safe before the requirements check
 from DicomRegSavePlugin import databaseHeaderLookup, engine, engineProblem, registrationWatcher
 
 DICOM_SOURCES = ["database", "file", "folder"]
-#: DicomRegSaveLib.export.REGISTRATION_CLASSES (the engine is imported only once it can run in this Slicer).
-REGISTRATION_CLASSES = ["auto", "spatial", "deformable"]
 
 
 class DicomRegSave(ScriptedLoadableModule):
@@ -77,7 +76,7 @@ class DicomRegSaveParameterNode:
     fixedPath: pathlib.Path
     movingSource: Annotated[str, Choice(DICOM_SOURCES)] = "database"
     movingPath: pathlib.Path
-    registrationClass: Annotated[str, Choice(REGISTRATION_CLASSES)] = "auto"
+    registrationClass: Annotated[str, Choice(list(REGISTRATION_CLASSES))] = "auto"
     gridSpacingMm: Annotated[float, WithinRange(0.0, 100.0)] = 0.0
     axisAligned: bool = False
     identityItem: bool = False

@@ -21,6 +21,7 @@ import numpy as np
 
 from . import __version__
 from .errors import DicomRegSaveError, OutputError
+from .option_choices import REGISTRATION_CLASSES, UNDEFINED_VECTOR_CHOICES
 from .progress import TerminalProgress
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
@@ -376,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--software-versions", metavar="T")
     export.add_argument("--identity-item", action="store_true",
                         help="add a leading identity item for the fixed frame (referencing the fixed images)")
-    export.add_argument("--registration-class", choices=("auto", "spatial", "deformable"), default="auto",
+    export.add_argument("--registration-class", choices=REGISTRATION_CLASSES, default="auto",
                         help="SOP class: spatial (66.1, matrices only), deformable (66.3), or auto (default): "
                         "spatial when the whole transform is linear")
     export.add_argument("--tag", action="append", type=_tag_assignment, metavar="KEYWORD=VALUE",
@@ -394,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Registration Type Code (CID 7100): a code value such as 125025 or a meaning such as "
                         "'Visual Alignment' (default: 125024 Image Content-based Alignment)")
     export.add_argument("--comment", metavar="T", help="Frame of Reference Transformation Comment of the registration item")
-    export.add_argument("--nan-vectors", choices=("refuse", "undefined"), default="refuse",
+    export.add_argument("--nan-vectors", choices=UNDEFINED_VECTOR_CHOICES, default="refuse",
                         help="NaN displacement vectors: refuse the export (default), or write them as DICOM's "
                         "'undefined here' marker (reported with their count)")
     export.add_argument("--send", metavar="AET@HOST:PORT", help="send the REG to this DICOM peer after writing it")

@@ -23,6 +23,7 @@ from .conformance import ConformanceReport, check_dataset
 from .dicom_file import tag_text
 from .dicom_input import ImageSeries
 from .errors import InvalidRegistrationError, require_type
+from .option_choices import REGISTRATION_CLASSES, UNDEFINED_VECTOR_CHOICES
 from .output import atomic_stream, check_output_path
 from .progress import Progress
 from .values import problem_for_attribute, problem_uid
@@ -87,10 +88,6 @@ def new_uid(root: str | None = None) -> str:
     return pydicom.uid.generate_uid(prefix=root + ".")
 
 
-#: ExportOptions.registration_class values: the SOP class to write.
-REGISTRATION_CLASSES = ("auto", "spatial", "deformable")
-
-
 def default_software_versions() -> list[str]:
     return [f"DicomRegSave {__version__}", f"pydicom {pydicom.__version__}", f"highdicom {hd.__version__}"]
 
@@ -136,10 +133,6 @@ class ExportOptions:
     copy_source_keywords: Sequence[str] = ()
     modifier: Callable[[Dataset], None] | None = None
     undefined_vectors: str = "refuse"
-
-
-#: Choices of ExportOptions.undefined_vectors.
-UNDEFINED_VECTOR_CHOICES = ("refuse", "undefined")
 
 
 @dataclass
