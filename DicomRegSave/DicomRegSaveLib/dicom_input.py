@@ -427,7 +427,7 @@ def series_from_instance_uids(uids: str | Sequence[str], lookup: HeaderLookup, r
             continue
         path = Path(found)
         try:
-            headers.append(read_dicom_file(path, stop_before_pixels=True))
+            headers.append(read_dicom_file(path, stop_before_pixels=True, decode_tags=INSTANCE_TAGS))
         except MalformedDicomError as exc:
             raise DicomInputError(
                 f"The {role} image instance {uid}: {exc} Check that the file exists and is a DICOM file."
