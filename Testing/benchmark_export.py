@@ -89,11 +89,11 @@ QUIET_LOAD = 0.3
 QUIET_BUSY = 0.05
 BUSY_WINDOW_S = 15.0
 #: What every export pays before it reads a file: the interpreter with numpy and pydicom (any Python
-#: DICOM tool), then highdicom and the standard's tables that its SOP-class constructor and
-#: ``tags.standard_tables`` load (what a REG export through highdicom pays).
+#: DICOM tool), then highdicom and the standard's tables that its SOP-class constructor and ours read
+#: (``tags.load_standard_tables``): what a REG export through highdicom pays.
 FLOOR_COMMANDS = {
     "python+numpy+pydicom": "import numpy, pydicom",
-    "+highdicom+tables": "import numpy, pydicom, highdicom\nfrom DicomRegSaveLib import tags\ntags.standard_tables()",
+    "+highdicom+tables": "import numpy, pydicom, highdicom\nfrom DicomRegSaveLib import tags\ntags.load_standard_tables()",
 }
 TARGETS = ("export-96", "export-576", "read-576", "slicer-export-576", "slicer-import-576", "scaling", "of-limit")
 SCALING_SIZES_MIB = (96.0, 576.0, 1536.0)
@@ -464,7 +464,7 @@ def slicer_step(step: str, field_path: Path, fixed_dir: Path, moving_dir: Path, 
         fixed, moving = read_image_series(fixed_dir, "fixed"), read_image_series(moving_dir, "moving")
         # A Slicer session imports these once; tracing the import of highdicom's tables (tens of MB
         # of Python objects) would take minutes, so they are loaded before the measured step.
-        tags.standard_tables()
+        tags.load_standard_tables()
         reset_peak_rss()
         before_rss = peak_rss_mib("VmRSS")
         tracemalloc.start()
