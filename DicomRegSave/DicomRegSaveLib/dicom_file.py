@@ -155,11 +155,7 @@ def read_dicom_file(
     )
     if problems:
         raise MalformedDicomError(f"{path} is truncated: {problems[0]}. The file is incomplete; copy it again.")
-    with quiet_pydicom():
-        if getattr(dataset, "file_meta", None) is not None:
-            decode_all(dataset.file_meta, str(path), tags=decode_tags)
-        decode_all(dataset, str(path), tags=decode_tags)
-    return dataset
+    return _decode_file(dataset, str(path), decode_tags)
 
 
 def decode_whole(dataset: Dataset, name: str) -> Dataset:
@@ -172,10 +168,15 @@ def decode_whole(dataset: Dataset, name: str) -> Dataset:
     MalformedDicomError
         As :func:`decode_all`, naming `name` (the file, or what the data set is).
     """
+    return _decode_file(dataset, name, None)
+
+
+def _decode_file(dataset: Dataset, name: str, tags: Collection[int] | None) -> Dataset:
+    """:func:`decode_all` on the file meta information and the data set, pydicom's notes logged."""
     with quiet_pydicom():
         if getattr(dataset, "file_meta", None) is not None:
-            decode_all(dataset.file_meta, name)
-        decode_all(dataset, name)
+            decode_all(dataset.file_meta, name, tags=tags)
+        decode_all(dataset, name, tags=tags)
     return dataset
 
 
