@@ -27,7 +27,7 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 from vtk.util import numpy_support
 
-from DicomRegSaveLib.option_choices import REGISTRATION_CLASSES  # imports nothing: safe before the requirements check
+from DicomRegSaveLib.export.option_table import REGISTRATION_CLASSES
 from DicomRegSavePlugin import databaseHeaderLookup, engine, engineProblem, registrationWatcher
 
 DICOM_SOURCES = ["database", "file", "folder"]
@@ -125,7 +125,7 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             for button in (self.ui.inheritButton, self.ui.validateButton, self.ui.saveButton):
                 button.enabled = False
         else:
-            self.buildTagFields(engine("slicer_fields"))
+            self.buildTagFields(engine("slicer.fields"))
         self.initializeParameterNode()
 
     def buildTagFields(self, slicer_fields):
@@ -199,7 +199,7 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onTransformChanged(self, node):
         if self._parameterNode is None or node is None or self.engineProblem:
             return
-        fixed, moving = engine("slicer_offer").suggested_volumes(node)
+        fixed, moving = engine("slicer.offer").suggested_volumes(node)
         # This slot runs before the wrapper's own connector slot on the same signal; any parameter write
         # makes the wrapper push every parameter back to its widget, so the new transform must be stored
         # first or the selector is reset to the previous one.
@@ -218,7 +218,7 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def tagProblems(self):
         if self.engineProblem or not self._tagEdits:
             return {}
-        return engine("slicer_fields").field_problems(self.tagValues())
+        return engine("slicer.fields").field_problems(self.tagValues())
 
     def showTagValues(self):
         values = self.tagValues()
@@ -227,7 +227,7 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.showTagProblem(keyword, edit.text)
 
     def showTagProblem(self, keyword, text):
-        problem = engine("slicer_fields").tag_problem(keyword, text)
+        problem = engine("slicer.fields").tag_problem(keyword, text)
         label = self._tagProblemLabels[keyword]
         label.text = problem or ""
         label.visible = problem is not None
@@ -242,7 +242,7 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self.engineProblem:
             return
         p = self._parameterNode
-        slicer_fields = engine("slicer_fields")
+        slicer_fields = engine("slicer.fields")
         try:
             header = self.logic.fixedImageHeader(p.fixedVolume, self.dicomFiles("fixed"))
         except Exception as exc:
@@ -348,7 +348,7 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def renderPreview(self):
         if self._previewDataset is None or self.engineProblem:
             return
-        self.ui.previewTextEdit.plainText = engine("slicer_export").dump_preview(self._previewDataset, self.ui.filterLineEdit.text)
+        self.ui.previewTextEdit.plainText = engine("slicer.export").dump_preview(self._previewDataset, self.ui.filterLineEdit.text)
 
     def reportFailure(self, exc):
         from DicomRegSaveLib.errors import DicomRegSaveError
@@ -402,12 +402,12 @@ class DicomRegSaveLogic(ScriptedLoadableModuleLogic):
         axisAligned, fixedDicom / movingDicom (DICOM file or folder instead of the database),
         progressCallback(fraction, message), raising DicomRegSaveLib.progress.OperationCancelled to cancel.
 
-        Returns DicomRegSaveLib.export.ExportResult (path, dataset, registration, report).
+        Returns DicomRegSaveLib.export.pipeline.ExportResult (path, dataset, registration, report).
         Raises DicomRegSaveLib.errors.DicomRegSaveError subclasses with messages to act on.
         """
         if not outputPath:
             raise ValueError("outputPath is required: the REG file path or an existing folder.")
-        slicer_export = engine("slicer_export")
+        slicer_export = engine("slicer.export")
         arguments = self.engineArguments(options)
         exportOptions, force = arguments.pop("options"), arguments.pop("force")
         return slicer_export.export_from_nodes(
@@ -417,7 +417,7 @@ class DicomRegSaveLogic(ScriptedLoadableModuleLogic):
 
     def validateRegistration(self, transformNode, fixedVolumeNode=None, movingVolumeNode=None, **options):
         """Build the REG without keeping it and run every check; returns (pydicom Dataset, ConformanceReport)."""
-        slicer_export = engine("slicer_export")
+        slicer_export = engine("slicer.export")
         arguments = self.engineArguments(options)
         exportOptions = arguments.pop("options")
         arguments.pop("force")
@@ -431,7 +431,7 @@ class DicomRegSaveLogic(ScriptedLoadableModuleLogic):
         Volumes of the registration loaded later in the session get their references (and the moving
         volume its transform) when they are loaded.
         """
-        result = engine("slicer_import").import_registration(path, slicer.mrmlScene, databaseHeaderLookup(), applyToMoving)
+        result = engine("slicer.importing").import_registration(path, slicer.mrmlScene, databaseHeaderLookup(), applyToMoving)
         registrationWatcher().start()
         return result
 
@@ -449,7 +449,7 @@ class DicomRegSaveLogic(ScriptedLoadableModuleLogic):
         """The first DICOM header of the fixed image (database, or the given file/folder)."""
         if fixedVolumeNode is None and not dicomFiles:
             raise ValueError("Choose the fixed volume (or its DICOM files) first.")
-        series = engine("slicer_provenance").image_series_for_volume(fixedVolumeNode, "fixed", databaseHeaderLookup(), dicomFiles)
+        series = engine("slicer.provenance").image_series_for_volume(fixedVolumeNode, "fixed", databaseHeaderLookup(), dicomFiles)
         return series.first_header
 
     @staticmethod
@@ -458,14 +458,14 @@ class DicomRegSaveLogic(ScriptedLoadableModuleLogic):
         unknown = sorted(set(options) - set(_CONSOLE_OPTIONS))
         if unknown:
             raise TypeError(f"Unknown option(s) {unknown}; known options: {', '.join(_CONSOLE_OPTIONS)}.")
-        from DicomRegSaveLib.export import ExportOptions
+        from DicomRegSaveLib.export.pipeline import ExportOptions
 
         base = ExportOptions(
             identity_item=bool(options.get("identityItem", False)),
             registration_class=options.get("registrationClass") or "auto",
         )
         return {
-            "options": engine("slicer_fields").options_from_tags(options.get("tags") or {}, options.get("inheritedTags"), base),
+            "options": engine("slicer.fields").options_from_tags(options.get("tags") or {}, options.get("inheritedTags"), base),
             "force": bool(options.get("force", False)),
             "grid_spacing_mm": options.get("gridSpacingMm") or None,
             "axis_aligned": bool(options.get("axisAligned", False)),
@@ -496,7 +496,7 @@ class DicomRegSaveTest(ScriptedLoadableModuleTest):
         Yields (DICOMUtils, database, case, output folder, fixed, moving, transform).
         """
         from DICOMLib import DICOMUtils
-        from DicomRegSaveLib import sampledata
+        from DicomRegSaveLib.inputs import sampledata
 
         self.delayDisplay("Writing fixed and moving DICOM series")
         with tempfile.TemporaryDirectory() as folder:
@@ -524,7 +524,7 @@ class DicomRegSaveTest(ScriptedLoadableModuleTest):
             exportables = plugin.examineForExport(shNode.GetItemByDataNode(transform))
             self.assertEqual(len(exportables), 1)
             self.assertEqual(exportables[0].pluginClass, "DicomRegSavePlugin")
-            self.assertEqual(exportables[0].confidence, engine("slicer_offer").PRESELECTED_CONFIDENCE)
+            self.assertEqual(exportables[0].confidence, engine("slicer.offer").PRESELECTED_CONFIDENCE)
             self.assertEqual(exportables[0].tag("Modality"), "REG")
             exportables[0].directory = str(output)
             self.assertEqual(plugin.export(exportables), "")

@@ -79,7 +79,7 @@ def registrationWatcher():
     slicer.mrmlScene lives as long as the application, so one watcher per session; it is started by
     the first REG loaded.
     """
-    return engine("slicer_linking").RegistrationWatcher(slicer.mrmlScene, databaseHeaderLookup, notifyUser)
+    return engine("slicer.linking").RegistrationWatcher(slicer.mrmlScene, databaseHeaderLookup, notifyUser)
 
 
 class DicomRegSavePluginClass(DICOMPlugin):
@@ -97,7 +97,7 @@ class DicomRegSavePluginClass(DICOMPlugin):
     def examineForImport(self, fileLists):
         if engineProblem():
             return []
-        slicer_import = engine("slicer_import")
+        slicer_import = engine("slicer.importing")
         loadables = []
         for files in fileLists:
             cached = self.getCachedLoadables(files)
@@ -113,7 +113,7 @@ class DicomRegSavePluginClass(DICOMPlugin):
     def examineFiles(self, files):
         if engineProblem():
             return []
-        slicer_import = engine("slicer_import")
+        slicer_import = engine("slicer.importing")
         sopClassUIDs = slicer_import.LOADABLE_SOP_CLASS_UIDS
         loadables = []
         for path in files:
@@ -134,7 +134,7 @@ class DicomRegSavePluginClass(DICOMPlugin):
         return loadables
 
     def load(self, loadable):
-        slicer_import = engine("slicer_import")
+        slicer_import = engine("slicer.importing")
         from DicomRegSaveLib.errors import DicomRegSaveError
 
         try:
@@ -148,7 +148,7 @@ class DicomRegSavePluginClass(DICOMPlugin):
         shNode = slicer.mrmlScene.GetSubjectHierarchyNode()
         studyItemID = shNode.GetItemParent(shNode.GetItemByDataNode(result.leaf))
         others = [node for node in result.nodes if node is not result.leaf]
-        engine("slicer_hierarchy").place_in_subject_hierarchy(shNode, others, studyItemID)
+        engine("slicer.hierarchy").place_in_subject_hierarchy(shNode, others, studyItemID)
         registrationWatcher().start()
         for message in result.pending:
             logging.info(message)
@@ -166,11 +166,11 @@ class DicomRegSavePluginClass(DICOMPlugin):
         problem = engineProblem()
         if problem:
             return [self.exportable(subjectHierarchyItemID, 0.0, problem, {})]
-        slicer_offer = engine("slicer_offer")
+        slicer_offer = engine("slicer.offer")
         decision = slicer_offer.examine_transform_item(shNode, subjectHierarchyItemID, databaseHeaderLookup())
         if decision.offer and decision.fixed_header is not None:
             # The dialog reads the patient and study rows from the item's parents after this call.
-            engine("slicer_hierarchy").place_in_fixed_study(shNode, subjectHierarchyItemID, decision.fixed_header)
+            engine("slicer.hierarchy").place_in_fixed_study(shNode, subjectHierarchyItemID, decision.fixed_header)
         name = f"{decision.registration_class} Registration (DicomRegSave)" if decision.offer else None
         return [self.exportable(subjectHierarchyItemID, decision.confidence, decision.reason, decision.series_tags, name)]
 
@@ -192,7 +192,7 @@ class DicomRegSavePluginClass(DICOMPlugin):
         if problem:
             return problem
         slicer_offer, slicer_fields, slicer_hierarchy, slicer_export = (
-            engine("slicer_offer"), engine("slicer_fields"), engine("slicer_hierarchy"), engine("slicer_export")
+            engine("slicer.offer"), engine("slicer.fields"), engine("slicer.hierarchy"), engine("slicer.export")
         )
         from DicomRegSaveLib.errors import DicomRegSaveError
 

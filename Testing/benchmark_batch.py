@@ -24,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from DicomRegSaveLib.sampledata import make_demo_case
+from DicomRegSaveLib.inputs.sampledata import make_demo_case
 
 COMMAND = str(Path(sys.executable).with_name("dicomregsave"))
 COLUMNS = ("wall_s", "user_s", "sys_s", "peak_rss_kib")

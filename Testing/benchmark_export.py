@@ -79,7 +79,7 @@ import numpy as np
 import pydicom
 from pydicom.uid import generate_uid
 
-from DicomRegSaveLib import sampledata
+from DicomRegSaveLib.inputs import sampledata
 
 MIB = 1 << 20
 PLASTIMATCH_REQUIREMENT = "plastimatch==1.10.0"
@@ -98,7 +98,7 @@ BUSY_WINDOW_S = 15.0
 #: (``tags.load_standard_tables``): what a REG export through highdicom pays.
 FLOOR_COMMANDS = {
     "python+numpy+pydicom": "import numpy, pydicom",
-    "+highdicom+tables": "import numpy, pydicom, highdicom\nfrom DicomRegSaveLib import tags\ntags.load_standard_tables()",
+    "+highdicom+tables": "import numpy, pydicom, highdicom\nfrom DicomRegSaveLib.reg import tags\ntags.load_standard_tables()",
 }
 TARGETS = ("export-96", "export-576", "read-576", "slicer-export-576", "slicer-import-576", "scaling", "of-limit")
 SCALING_SIZES_MIB = (96.0, 576.0, 1536.0)
@@ -450,10 +450,11 @@ def slicer_step(step: str, field_path: Path, fixed_dir: Path, moving_dir: Path, 
         import vtk
         from vtk.util import numpy_support
 
-        from DicomRegSaveLib import mrml, tags
-        from DicomRegSaveLib.dicom_input import read_image_series
-        from DicomRegSaveLib.export import export_registration
-        from DicomRegSaveLib.transform_files import raw_field_header
+        from DicomRegSaveLib.mrml import nodes as mrml
+        from DicomRegSaveLib.reg import tags
+        from DicomRegSaveLib.inputs.series import read_image_series
+        from DicomRegSaveLib.export.pipeline import export_registration
+        from DicomRegSaveLib.inputs.transform_files import raw_field_header
         from mrml_helpers import vtk_matrix
 
         header = raw_field_header(field_path)
@@ -490,7 +491,7 @@ def slicer_step(step: str, field_path: Path, fixed_dir: Path, moving_dir: Path, 
     else:
         from vtk.util import numpy_support
 
-        from DicomRegSaveLib.slicer_import import import_registration
+        from DicomRegSaveLib.slicer.importing import import_registration
 
         reset_peak_rss()
         before_rss = peak_rss_mib("VmRSS")

@@ -18,11 +18,11 @@ from pydicom.dataset import Dataset
 from pydicom.uid import ImplicitVRLittleEndian
 
 import reg_builders as rb
-from DicomRegSaveLib.conformance import check_against_images, check_dataset
+from DicomRegSaveLib.validation.conformance import check_against_images, check_dataset
 from DicomRegSaveLib.dicom_file import open_dicom_file
-from DicomRegSaveLib.dump import dump
+from DicomRegSaveLib.reg.dump import dump
 from DicomRegSaveLib.errors import DicomRegSaveError
-from DicomRegSaveLib.reader import read_dataset, read_registration
+from DicomRegSaveLib.reg.reader import read_dataset, read_registration
 
 #: Lengths that damaged files declare: empty, odd, just too long, undefined, huge.
 INTERESTING_LENGTHS = (0, 1, 3, 7, 0xFF, 0xFFFF, 0x7FFFFFFF, 0xFFFFFFFE, 0xFFFFFFFF)

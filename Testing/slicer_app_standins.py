@@ -17,7 +17,7 @@ import slicer
 import vtk
 
 from DicomRegSaveLib import geometry
-from DicomRegSaveLib.dicom_input import read_image_series
+from DicomRegSaveLib.inputs.series import read_image_series
 from mrml_helpers import vtk_matrix
 
 PLUGIN_FOLDER = Path(__file__).resolve().parents[1] / "DicomRegSave"

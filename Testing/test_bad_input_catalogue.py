@@ -19,8 +19,8 @@ import numpy as np
 import pydicom
 import pytest
 
-from DicomRegSaveLib import cli
-from DicomRegSaveLib.sampledata import make_demo_case
+from DicomRegSaveLib.cli import main as cli
+from DicomRegSaveLib.inputs.sampledata import make_demo_case
 
 
 def _nrrd(path: Path, array: np.ndarray, kinds: str, value_type: str = "float") -> Path:

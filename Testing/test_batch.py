@@ -19,16 +19,17 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from DicomRegSaveLib import batch, export_request
-from DicomRegSaveLib.conformance import validate_file
-from DicomRegSaveLib.sampledata import make_demo_case
+from DicomRegSaveLib.cli import batch
+from DicomRegSaveLib.export import request as export_request
+from DicomRegSaveLib.validation.conformance import validate_file
+from DicomRegSaveLib.inputs.sampledata import make_demo_case
 
 COMMAND = str(Path(sys.executable).with_name("dicomregsave"))
 #: How each kind of worker is reached from the command line.
 LAUNCHERS = {
     "forked": [COMMAND],
     "subprocess": [sys.executable, "-c",
-                   "import os, sys; del os.fork; from DicomRegSaveLib.cli import main; sys.exit(main())"],
+                   "import os, sys; del os.fork; from DicomRegSaveLib.cli.main import main; sys.exit(main())"],
 }
 
 
@@ -265,7 +266,7 @@ def test_the_batch_process_loads_what_an_export_needs_and_forks_with_one_thread(
     handler stops before the fork (they come back when a large matrix product needs them)."""
     script = textwrap.dedent(f"""
         import contextlib, io, json, os, sys, threading
-        from DicomRegSaveLib import batch, cli
+        from DicomRegSaveLib.cli import batch, main as cli
         batch._load_export_modules()
         loaded = set(sys.modules)
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):

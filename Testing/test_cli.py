@@ -10,8 +10,8 @@ import numpy as np
 import pydicom
 import pytest
 
-from DicomRegSaveLib.reader import read_registration
-from DicomRegSaveLib.sampledata import make_demo_case, write_image_series
+from DicomRegSaveLib.reg.reader import read_registration
+from DicomRegSaveLib.inputs.sampledata import make_demo_case, write_image_series
 
 COMMAND = str(Path(sys.executable).with_name("dicomregsave"))
 
@@ -194,7 +194,7 @@ def test_references_are_the_moving_input_files_and_a_patient_mismatch_is_reporte
 
 def bad_field(case, path, change):
     """The demo field with one thing broken: the vectors, or a header line."""
-    from DicomRegSaveLib.sampledata import write_displacement_field_mha
+    from DicomRegSaveLib.inputs.sampledata import write_displacement_field_mha
 
     vectors = np.zeros((case.field_dimensions[2], case.field_dimensions[1], case.field_dimensions[0], 3), np.float32)
     index_to_lps = case.field_ijk_to_lps

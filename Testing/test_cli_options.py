@@ -11,8 +11,8 @@ import pydicom
 import pytest
 
 from DicomRegSaveLib import IMPLEMENTATION_VERSION_NAME, __version__
-from DicomRegSaveLib.reader import read_registration
-from DicomRegSaveLib.sampledata import make_demo_case, write_displacement_field_mha
+from DicomRegSaveLib.reg.reader import read_registration
+from DicomRegSaveLib.inputs.sampledata import make_demo_case, write_displacement_field_mha
 
 COMMAND = str(Path(sys.executable).with_name("dicomregsave"))
 

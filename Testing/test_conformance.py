@@ -13,16 +13,9 @@ from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian
 
 import reg_builders as rb
-from DicomRegSaveLib import vector_buffer
+from DicomRegSaveLib.reg import vector_grid_data as vector_buffer
 from DicomRegSaveLib.errors import InvalidRegistrationError
-from DicomRegSaveLib.conformance import (
-    ConformanceReport,
-    check_against_images,
-    check_dataset,
-    run_dcentvfy,
-    run_dciodvfy,
-    validate_file,
-)
+from DicomRegSaveLib.validation.conformance import ConformanceReport, check_against_images, check_dataset, run_dcentvfy, run_dciodvfy, validate_file
 
 
 def _errors(dataset: Dataset) -> str:

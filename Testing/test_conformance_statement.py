@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from DicomRegSaveLib import IMPLEMENTATION_VERSION_NAME
-from DicomRegSaveLib.conformance_statement import conformance_statement
+from DicomRegSaveLib.cli.conformance_statement import conformance_statement
 
 STATEMENT = Path(__file__).resolve().parents[1] / "Resources" / "ConformanceStatement.md"
 COMMAND = str(Path(sys.executable).with_name("dicomregsave"))

@@ -9,12 +9,12 @@ import tracemalloc
 import pytest
 
 import reg_builders as rb
-from DicomRegSaveLib.conformance import validate_file
+from DicomRegSaveLib.validation.conformance import validate_file
 from DicomRegSaveLib.dicom_file import MalformedDicomError, open_dicom_file, read_dicom_file
-from DicomRegSaveLib.dicom_input import read_image_series
-from DicomRegSaveLib.dump import dump
+from DicomRegSaveLib.inputs.series import read_image_series
+from DicomRegSaveLib.reg.dump import dump
 from DicomRegSaveLib.errors import DicomInputError, InvalidRegistrationError
-from DicomRegSaveLib.reader import read_registration
+from DicomRegSaveLib.reg.reader import read_registration
 
 
 def _explicit_element(data: bytes, tag: tuple[int, int], vr: bytes) -> int:

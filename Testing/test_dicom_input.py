@@ -16,15 +16,9 @@ from pydicom.filewriter import write_dataset
 from dicom_input_helpers import rotation, write_non_image
 
 from DicomRegSaveLib import geometry
-from DicomRegSaveLib.dicom_input import (
-    ImageSeries,
-    header_lookup_from_folder,
-    read_image_series,
-    series_from_headers,
-    series_from_instance_uids,
-)
+from DicomRegSaveLib.inputs.series import ImageSeries, header_lookup_from_folder, read_image_series, series_from_headers, series_from_instance_uids
 from DicomRegSaveLib.errors import DicomInputError
-from DicomRegSaveLib.sampledata import write_image_series
+from DicomRegSaveLib.inputs.sampledata import write_image_series
 
 
 def _write(folder: Path, **kwargs) -> list[Path]:

@@ -13,13 +13,13 @@ import pydicom
 import pytest
 from pydicom.uid import generate_uid
 
-from DicomRegSaveLib.conformance import check_dataset, run_dcentvfy, run_dciodvfy
-from DicomRegSaveLib.dicom_input import read_image_series
-from DicomRegSaveLib.export import ExportOptions, export_registration
+from DicomRegSaveLib.validation.conformance import check_dataset, run_dcentvfy, run_dciodvfy
+from DicomRegSaveLib.inputs.series import read_image_series
+from DicomRegSaveLib.export.pipeline import ExportOptions, export_registration
 from DicomRegSaveLib.model import DisplacementGrid, RegistrationMatrix
 from DicomRegSaveLib.model import Deformation
-from DicomRegSaveLib.reader import read_registration
-from DicomRegSaveLib.sampledata import write_image_series
+from DicomRegSaveLib.reg.reader import read_registration
+from DicomRegSaveLib.inputs.sampledata import write_image_series
 
 AXIAL = np.eye(3)
 SAGITTAL = np.array([[0, 0, -1], [1, 0, 0], [0, -1, 0.0]])  # columns: i posterior, j inferior, k right

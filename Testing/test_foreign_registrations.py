@@ -20,11 +20,11 @@ import SimpleITK as sitk
 import reg_builders as rb
 import mrml_helpers
 from mrml_helpers import from_world_lps, homogeneous, new_scene
-from DicomRegSaveLib.cli import main
-from DicomRegSaveLib.conformance import check_dataset, run_dciodvfy
+from DicomRegSaveLib.cli.main import main
+from DicomRegSaveLib.validation.conformance import check_dataset, run_dciodvfy
 from DicomRegSaveLib.errors import RegistrationChoiceError
-from DicomRegSaveLib.reader import read_registration
-from DicomRegSaveLib.slicer_import import import_registration
+from DicomRegSaveLib.reg.reader import read_registration
+from DicomRegSaveLib.slicer.importing import import_registration
 
 MAPPING_TOLERANCE_MM = 1e-4
 

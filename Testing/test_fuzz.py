@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fuzz_mutations as fm
-from DicomRegSaveLib.conformance import check_dataset
-from DicomRegSaveLib.reader import read_dataset
+from DicomRegSaveLib.validation.conformance import check_dataset
+from DicomRegSaveLib.reg.reader import read_dataset
 
 MUTATION = st.tuples(
     st.sampled_from(fm.OPERATORS), st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)

@@ -5,14 +5,7 @@ import pytest
 
 from DicomRegSaveLib import geometry
 from DicomRegSaveLib.errors import InvalidRegistrationError
-from DicomRegSaveLib.model import (
-    MAX_VECTOR_GRID_BYTES,
-    DisplacementGrid,
-    ImageReference,
-    Registration,
-    RegistrationItem,
-    RegistrationMatrix,
-)
+from DicomRegSaveLib.model import MAX_VECTOR_GRID_BYTES, DisplacementGrid, ImageReference, Registration, RegistrationItem, RegistrationMatrix
 
 FRAME_A = "1.2.3.4"
 FRAME_B = "1.2.3.5"

@@ -12,14 +12,7 @@ import vtk
 from DicomRegSaveLib import geometry
 from DicomRegSaveLib.errors import TransformInputError
 from DicomRegSaveLib.model import DisplacementGrid, RegistrationItem, RegistrationMatrix
-from DicomRegSaveLib.mrml import (
-    axis_aligned_grid,
-    deformation_from_transform_node,
-    from_parent_components,
-    nodes_from_registration,
-    resolve_fixed_and_moving,
-    volume_geometry,
-)
+from DicomRegSaveLib.mrml.nodes import axis_aligned_grid, deformation_from_transform_node, from_parent_components, nodes_from_registration, resolve_fixed_and_moving, volume_geometry
 from mrml_helpers import (
     bspline_node,
     LEFT_HANDED,

@@ -16,13 +16,14 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, Exp
 from vtk.util import numpy_support
 
 import reg_builders as rb
-from DicomRegSaveLib import geometry, tags
-from DicomRegSaveLib.export import ExportOptions, create_dataset, write_dataset
+from DicomRegSaveLib import geometry
+from DicomRegSaveLib.reg import tags
+from DicomRegSaveLib.export.pipeline import ExportOptions, create_dataset, write_dataset
 from DicomRegSaveLib.mapped_pages import release_mapped_pages
 from DicomRegSaveLib.model import ImageReference, Registration
-from DicomRegSaveLib.mrml import deformation_from_transform_node
-from DicomRegSaveLib.reader import read_registration
-from DicomRegSaveLib.slicer_import import import_registration
+from DicomRegSaveLib.mrml.nodes import deformation_from_transform_node
+from DicomRegSaveLib.reg.reader import read_registration
+from DicomRegSaveLib.slicer.importing import import_registration
 from mrml_helpers import LEFT_HANDED, OBLIQUE, grid_node, homogeneous, new_scene, random_vectors
 
 CT = "1.2.840.10008.5.1.4.1.1.2"

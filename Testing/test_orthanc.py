@@ -19,7 +19,7 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from DicomRegSaveLib.sampledata import make_demo_case
+from DicomRegSaveLib.inputs.sampledata import make_demo_case
 
 COMMAND = str(Path(sys.executable).with_name("dicomregsave"))
 LOOPBACK = "127.0.0.1"

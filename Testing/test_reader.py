@@ -13,7 +13,7 @@ from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian
 
 import reg_builders as rb
 from DicomRegSaveLib.errors import InvalidRegistrationError
-from DicomRegSaveLib.reader import read_registration
+from DicomRegSaveLib.reg.reader import read_registration
 
 N_POINTS = 2000
 

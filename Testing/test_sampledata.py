@@ -11,14 +11,8 @@ import slicer
 from dicom_input_helpers import dciodvfy_errors, dciodvfy_lines, rotation
 
 from DicomRegSaveLib import geometry
-from DicomRegSaveLib.dicom_input import read_image_series
-from DicomRegSaveLib.sampledata import (
-    DemoCase,
-    make_demo_case,
-    phantom_hu,
-    write_displacement_field_mha,
-    write_image_series,
-)
+from DicomRegSaveLib.inputs.series import read_image_series
+from DicomRegSaveLib.inputs.sampledata import DemoCase, make_demo_case, phantom_hu, write_displacement_field_mha, write_image_series
 
 OBLIQUE_LEFT_HANDED = rotation((1.0, -0.5, 0.25), 35.0) @ np.diag([1.0, 1.0, -1.0])
 

@@ -8,11 +8,11 @@ evaluating the from-world transform a moving volume placed under it gets (VTK, R
 import numpy as np
 import pytest
 
-from DicomRegSaveLib.export_request import ExportRequest, run_export_request
+from DicomRegSaveLib.export.request import ExportRequest, run_export_request
 from DicomRegSaveLib.model import DisplacementGrid, RegistrationItem, RegistrationMatrix
-from DicomRegSaveLib.reader import read_registration
-from DicomRegSaveLib.sampledata import make_demo_case
-from DicomRegSaveLib.transform_files import read_transform_file, write_transform_file
+from DicomRegSaveLib.reg.reader import read_registration
+from DicomRegSaveLib.inputs.sampledata import make_demo_case
+from DicomRegSaveLib.inputs.transform_files import read_transform_file, write_transform_file
 from mrml_helpers import OBLIQUE, bspline_node, from_world_lps, homogeneous, new_scene, points_in_box, random_vectors, rotation
 
 EXACT_MM = 1e-4

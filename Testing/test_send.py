@@ -12,7 +12,7 @@ import pydicom.fileset
 import pytest
 from pynetdicom import AE, evt
 
-from DicomRegSaveLib.sampledata import make_demo_case
+from DicomRegSaveLib.inputs.sampledata import make_demo_case
 
 COMMAND = str(Path(sys.executable).with_name("dicomregsave"))
 LOOPBACK = "127.0.0.1"

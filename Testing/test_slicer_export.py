@@ -12,14 +12,14 @@ import pytest
 import slicer
 import vtk
 
-from DicomRegSaveLib import (
-    geometry, sampledata, slicer_export, slicer_fields, slicer_hierarchy, slicer_import, slicer_offer,
-)
-from DicomRegSaveLib.dicom_input import header_lookup_from_folder, read_image_series
+from DicomRegSaveLib import geometry
+from DicomRegSaveLib.inputs import sampledata
+from DicomRegSaveLib.slicer import export as slicer_export, fields as slicer_fields, hierarchy as slicer_hierarchy, importing as slicer_import, offer as slicer_offer
+from DicomRegSaveLib.inputs.series import header_lookup_from_folder, read_image_series
 from DicomRegSaveLib.errors import DicomInputError, InvalidRegistrationError, OutputError
-from DicomRegSaveLib.export import ExportOptions
+from DicomRegSaveLib.export.pipeline import ExportOptions
 from DicomRegSaveLib.progress import OperationCancelled
-from DicomRegSaveLib.reader import read_registration
+from DicomRegSaveLib.reg.reader import read_registration
 from mrml_helpers import from_world_lps, grid_node, homogeneous, linear_node, points_in_box, rotation, vtk_matrix
 
 EXACT_MM = 1e-4
@@ -506,7 +506,7 @@ def test_import_without_applying_sets_the_references_only(exported, dicom_case):
 
 
 def test_watcher_links_volumes_that_get_their_instance_uids_later_and_stops_cleanly(exported, dicom_case):
-    from DicomRegSaveLib.slicer_linking import RegistrationWatcher
+    from DicomRegSaveLib.slicer.linking import RegistrationWatcher
 
     _, result = exported
     scene = slicer.vtkMRMLScene()

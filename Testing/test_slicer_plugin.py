@@ -16,8 +16,8 @@ import pydicom
 import pytest
 import slicer
 
-from DicomRegSaveLib import slicer_export, slicer_fields, slicer_offer
-from DicomRegSaveLib.reader import read_registration
+from DicomRegSaveLib.slicer import export as slicer_export, fields as slicer_fields, offer as slicer_offer
+from DicomRegSaveLib.reg.reader import read_registration
 from mrml_helpers import from_world_lps, homogeneous, linear_node, rotation
 from slicer_app_standins import Application, Database, ExportDialog, SlicerRtRegPlugin, load_loadables
 from test_slicer_export import (  # noqa: F401 (dicom_case is a fixture)

@@ -20,16 +20,16 @@ from pydicom.uid import generate_uid
 
 import mrml_helpers
 from mrml_helpers import from_world_lps, homogeneous, new_scene
-from DicomRegSaveLib.cli import main
-from DicomRegSaveLib.conformance import check_dataset, run_dcentvfy, run_dciodvfy, validate_file
-from DicomRegSaveLib.dicom_input import read_image_series
+from DicomRegSaveLib.cli.main import main
+from DicomRegSaveLib.validation.conformance import check_dataset, run_dcentvfy, run_dciodvfy, validate_file
+from DicomRegSaveLib.inputs.series import read_image_series
 from DicomRegSaveLib.errors import InvalidRegistrationError
-from DicomRegSaveLib.export import ExportOptions, export_registration
+from DicomRegSaveLib.export.pipeline import ExportOptions, export_registration
 from DicomRegSaveLib.model import SPATIAL_REGISTRATION_SOP_CLASS_UID, DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID
-from DicomRegSaveLib.reader import read_registration
-from DicomRegSaveLib.sampledata import write_image_series
-from DicomRegSaveLib.slicer_import import import_registration
-from DicomRegSaveLib.transform_files import deformation_from_file
+from DicomRegSaveLib.reg.reader import read_registration
+from DicomRegSaveLib.inputs.sampledata import write_image_series
+from DicomRegSaveLib.slicer.importing import import_registration
+from DicomRegSaveLib.inputs.transform_files import deformation_from_file
 
 MAPPING_TOLERANCE_MM = 1e-4
 N_POINTS = 2000
@@ -227,7 +227,7 @@ def test_deformable_class_keeps_a_linear_transform_as_zero_grid_and_post_matrix(
 
 
 def test_spatial_class_refuses_a_displacement_field_with_the_reason(tmp_path, capsys):
-    from DicomRegSaveLib.sampledata import make_demo_case
+    from DicomRegSaveLib.inputs.sampledata import make_demo_case
 
     case = make_demo_case(tmp_path / "input")
     arguments = ["export", "--transform", str(case.field_path), "--fixed", str(case.fixed_dir),

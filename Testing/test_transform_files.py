@@ -14,13 +14,8 @@ import slicer
 
 from DicomRegSaveLib.errors import OutputError, TransformInputError
 from DicomRegSaveLib.model import DisplacementGrid, Registration, RegistrationItem, RegistrationMatrix
-from DicomRegSaveLib.mrml import deformation_from_transform_node
-from DicomRegSaveLib.transform_files import (
-    deformation_from_file,
-    raw_field_header,
-    read_transform_file,
-    write_transform_file,
-)
+from DicomRegSaveLib.mrml.nodes import deformation_from_transform_node
+from DicomRegSaveLib.inputs.transform_files import deformation_from_file, raw_field_header, read_transform_file, write_transform_file
 from mrml_helpers import (
     bspline_node,
     LEFT_HANDED,

@@ -9,14 +9,14 @@ import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
-from DicomRegSaveLib import tags
+from DicomRegSaveLib.reg import tags
 from DicomRegSaveLib.errors import InvalidRegistrationError, OutputError
-from DicomRegSaveLib.export import ExportOptions, create_dataset, write_dataset
+from DicomRegSaveLib.export.pipeline import ExportOptions, create_dataset, write_dataset
 from DicomRegSaveLib.model import DisplacementGrid, ImageReference, Registration, RegistrationItem, RegistrationMatrix
 from DicomRegSaveLib.progress import OperationCancelled
-from DicomRegSaveLib.references import common_instance_reference
-from DicomRegSaveLib.sop import DeformableSpatialRegistration
-from DicomRegSaveLib.vector_buffer import VectorGridBuffer
+from DicomRegSaveLib.reg.references import common_instance_reference
+from DicomRegSaveLib.reg.sop import DeformableSpatialRegistration
+from DicomRegSaveLib.reg.vector_grid_data import VectorGridBuffer
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 

@@ -34,7 +34,7 @@ from pydicom.filereader import read_sequence
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.tag import BaseTag
 
-from .errors import DicomInputError, InvalidRegistrationError
+from DicomRegSaveLib.errors import DicomInputError, InvalidRegistrationError
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Coordinate conventions: RAS (3D Slicer) <-> LPS (DICOM, ITK), matrix types, grid handedness.
 
-This module and :mod:`DicomRegSaveLib.mrml` are the only places that know the direction and
+This module and :mod:`DicomRegSaveLib.mrml.nodes` are the only places that know the direction and
 coordinate conventions; everything else works in DICOM patient coordinates (LPS, mm).
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import InvalidRegistrationError
+from DicomRegSaveLib.errors import InvalidRegistrationError
 
 #: Change of basis between RAS and LPS for homogeneous 4x4 matrices; it is its own inverse.
 RAS_LPS_4X4 = np.diag([-1.0, -1.0, 1.0, 1.0])

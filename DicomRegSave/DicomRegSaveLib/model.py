@@ -24,9 +24,9 @@ from functools import partial
 import numpy as np
 from pydicom.sr.coding import Code
 
-from . import geometry
-from .errors import InvalidRegistrationError, RegistrationChoiceError
-from .values import problem_uid, require
+from DicomRegSaveLib import geometry
+from DicomRegSaveLib.errors import InvalidRegistrationError, RegistrationChoiceError
+from DicomRegSaveLib.values import problem_uid, require
 
 #: SOP Class UID of Deformable Spatial Registration Storage (PS3.4, modality REG).
 DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.66.3"

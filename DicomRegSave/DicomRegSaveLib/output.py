@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import OutputError
+from DicomRegSaveLib.errors import OutputError
 
 #: Multi-part extensions that a temporary file must keep, because writers choose the format by it.
 _COMPOUND_SUFFIXES = (".nii.gz", ".tar.gz")

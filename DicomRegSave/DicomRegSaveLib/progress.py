@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from .errors import DicomRegSaveError
+from DicomRegSaveLib.errors import DicomRegSaveError
 
 #: ``progress(fraction, message)``; see the module documentation.
 Progress = Callable[[float, str], None]

@@ -16,7 +16,7 @@ import numpy as np
 from pydicom.datadict import dictionary_VM, dictionary_VR
 from pydicom.multival import MultiValue
 
-from .errors import InvalidRegistrationError
+from DicomRegSaveLib.errors import InvalidRegistrationError
 
 _UID_PATTERN = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 _CONTENT_LABEL_PATTERN = re.compile(r"^[A-Z0-9_ ]*$")

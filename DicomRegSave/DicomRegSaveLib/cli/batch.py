@@ -1,0 +1,431 @@
+"""Batch runs: many exports from a CSV manifest, in parallel worker processes.
+
+Each manifest row becomes one ``dicomregsave export`` in a process of its own, so a row that fails
+(or crashes) never affects the others. On Linux that process is forked from the batch process,
+which has loaded the export's modules and the standard's tables once; elsewhere it is a new
+Python interpreter. A row whose output exists and validates is skipped, which
+makes an interrupted batch resumable. On Ctrl-C the running exports are interrupted (each removes
+its temporary file; a file is either complete or absent) and no further row is started.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, BinaryIO, NoReturn
+
+from DicomRegSaveLib.errors import DicomRegSaveError, OutputError
+
+#: Columns every manifest must have.
+REQUIRED_COLUMNS = ("transform", "fixed", "moving")
+#: Columns whose paths are taken relative to the manifest's folder.
+INPUT_PATH_COLUMNS = REQUIRED_COLUMNS
+#: Export options a manifest may not set: the batch decides where reports go and never replaces files.
+REFUSED_COLUMNS = ("json", "force")
+#: Column values that switch a flag option on / off.
+TRUE_WORDS = frozenset({"1", "true", "yes", "y", "x", "on"})
+FALSE_WORDS = frozenset({"", "0", "false", "no", "n", "off"})
+#: Row statuses, in the order summaries list them.
+STATUSES = ("written", "skipped", "failed", "interrupted")
+#: Seconds between checks of the running workers.
+_POLL_S = 0.05
+
+
+class ManifestError(DicomRegSaveError):
+    """The manifest cannot be read or has a column or value the export does not take."""
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """How a manifest column maps to an ``export`` option.
+
+    Parameters
+    ----------
+    flag:
+        The option as written on the command line, e.g. ``--series-description``.
+    kind:
+        ``"value"`` (one value), ``"values"`` (several, separated by spaces in the cell),
+        ``"repeat"`` (repeatable option, values separated by ``;`` in the cell) or ``"switch"``
+        (a flag: yes/no in the cell).
+    """
+
+    flag: str
+    kind: str
+
+
+@dataclass
+class BatchRow:
+    """One manifest row as the export it asks for."""
+
+    number: int
+    output: Path
+    arguments: list[str]
+
+
+@dataclass
+class RowOutcome:
+    """What happened to one row: ``status`` is written, skipped, failed or interrupted."""
+
+    row: int
+    output: Path
+    status: str
+    error: str | None = None
+    report: dict[str, Any] | None = None
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "row": self.row,
+            "output": str(self.output),
+            "status": self.status,
+            "error": self.error,
+            "seconds": round(self.seconds, 3),
+            "export": self.report,
+        }
+
+
+@dataclass
+class BatchResult:
+    """Every row's outcome, in manifest order; ``interrupted`` after Ctrl-C."""
+
+    outcomes: list[RowOutcome] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """True when every row was written or skipped and the batch ran to its end."""
+        return not self.interrupted and all(o.status in ("written", "skipped") for o in self.outcomes)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Status -> number of rows (:data:`STATUSES`)."""
+        return {status: sum(o.status == status for o in self.outcomes) for status in STATUSES}
+
+
+def read_manifest(path: str | os.PathLike, output_dir: str | os.PathLike, options: Mapping[str, OptionSpec]) -> list[BatchRow]:
+    """The rows of a CSV manifest (with a header) as export arguments.
+
+    Columns: ``transform``, ``fixed``, ``moving`` (required; paths relative to the manifest's
+    folder), ``output`` (optional; relative to `output_dir`; default ``row-N.dcm``) and any export
+    option named by its long form with ``-`` written ``_`` (`options` maps those names).
+
+    Raises
+    ------
+    ManifestError
+        If the file cannot be read, a required column is missing, a column is unknown or refused,
+        a required cell is empty, a switch holds something other than yes/no, or two rows write
+        the same output.
+    OutputError
+        If `output_dir` is not an existing folder.
+    """
+    manifest = Path(path)
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        raise OutputError(f"The batch output folder {output_dir} does not exist. Create it first.")
+    try:
+        with open(manifest, newline="", encoding="utf-8-sig") as stream:
+            reader = csv.DictReader(stream)
+            header = [name.strip() for name in (reader.fieldnames or [])]
+            records = [(reader.line_num, record) for record in reader]
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise ManifestError(f"Cannot read the manifest {manifest}: {error}.") from error
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise ManifestError(
+            f"The manifest {manifest} lacks the column(s) {', '.join(missing)}; its first line must name "
+            f"the columns, at least {','.join(REQUIRED_COLUMNS)}."
+        )
+    unknown = [c for c in header if c not in (*REQUIRED_COLUMNS, "output") and (c not in options or c in REFUSED_COLUMNS)]
+    if unknown:
+        raise ManifestError(
+            f"The manifest {manifest} has column(s) that are not export options: {', '.join(unknown)}. "
+            "Columns are transform, fixed, moving, output and the long export options with - written _ "
+            f"(e.g. series_description); {' and '.join(REFUSED_COLUMNS)} are decided by the batch."
+        )
+    rows: list[BatchRow] = []
+    outputs: dict[Path, int] = {}
+    for number, (line, record) in enumerate(records, start=1):
+        cells = {key.strip(): (value or "").strip() for key, value in record.items() if key is not None}
+        where = f"Row {number} (line {line}) of {manifest}"
+        arguments: list[str] = []
+        for column in REQUIRED_COLUMNS:
+            if not cells.get(column):
+                raise ManifestError(f"{where} has no {column}.")
+            arguments += [f"--{column}", str(manifest.parent / cells[column])]
+        for column in header:
+            if column in (*REQUIRED_COLUMNS, "output"):
+                continue
+            arguments += _option_arguments(options[column], cells.get(column, ""), where, column)
+        output = output_dir / (cells.get("output") or f"row-{number}.dcm")
+        if output.resolve() in outputs:
+            raise ManifestError(
+                f"{where} writes {output}, as row {outputs[output.resolve()]} does; give each row its own output."
+            )
+        outputs[output.resolve()] = number
+        rows.append(BatchRow(number, output, arguments))
+    if not rows:
+        raise ManifestError(f"The manifest {manifest} has a header but no rows.")
+    return rows
+
+
+def _option_arguments(spec: OptionSpec, cell: str, where: str, column: str) -> list[str]:
+    if spec.kind == "switch":
+        word = cell.lower()
+        if word not in TRUE_WORDS | FALSE_WORDS:
+            raise ManifestError(f"{where}: the column {column} takes yes or no, not {cell!r}.")
+        return [spec.flag] if word in TRUE_WORDS else []
+    if not cell:
+        return []
+    if spec.kind == "values":
+        return [spec.flag, *cell.split()]
+    if spec.kind == "repeat":
+        return [part for value in cell.split(";") if value.strip() for part in (spec.flag, value.strip())]
+    return [spec.flag, cell]
+
+
+def run_batch(
+    rows: Sequence[BatchRow],
+    *,
+    jobs: int = 1,
+    on_outcome: Callable[[RowOutcome], None] | None = None,
+) -> BatchResult:
+    """Run the rows' exports, at most `jobs` at a time, each in its own worker process.
+
+    Workers are forked from this process where that is safe (see :func:`_start_export`), else
+    they are new interpreters. Rows whose output exists and validates are skipped; a row whose
+    output exists but does not validate fails without touching the file. A KeyboardInterrupt
+    (Ctrl-C) interrupts the running exports, starts no further row and returns with
+    ``interrupted`` set.
+    """
+    from DicomRegSaveLib.validation.conformance import validate_file
+
+    result = BatchResult()
+    waiting = list(rows)
+    running: list[_Worker] = []
+
+    def finish(outcome: RowOutcome) -> None:
+        result.outcomes.append(outcome)
+        if on_outcome is not None:
+            on_outcome(outcome)
+
+    try:
+        while waiting or running:
+            while waiting and len(running) < max(1, jobs):
+                row = waiting.pop(0)
+                if row.output.exists():
+                    finish(_existing(row, validate_file(row.output)))
+                    continue
+                with _ctrl_c_deferred():
+                    running.append(_Worker(row))
+            for worker in [w for w in running if w.process.poll() is not None]:
+                running.remove(worker)
+                finish(worker.outcome())
+            time.sleep(_POLL_S)
+    except KeyboardInterrupt:
+        result.interrupted = True
+        for worker in running:
+            worker.process.send_signal(signal.SIGINT)
+        for worker in running:
+            worker.process.wait()
+            finish(worker.outcome(interrupted=True))
+        for row in waiting:
+            finish(RowOutcome(row.number, row.output, "interrupted", "not started: the batch was interrupted"))
+    result.outcomes.sort(key=lambda o: o.row)
+    return result
+
+
+def _existing(row: BatchRow, report) -> RowOutcome:
+    if report.ok:
+        return RowOutcome(row.number, row.output, "skipped")
+    return RowOutcome(
+        row.number, row.output, "failed",
+        f"{row.output} exists but does not validate ({len(report.errors)} error(s), first: {report.errors[0]}); "
+        "it was left as it is. Remove it to export this row again.",
+    )
+
+
+@contextmanager
+def _ctrl_c_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C back until the block has ended, so that a worker that has started is registered
+    (and so gets the interrupt) before the batch reacts to it.
+
+    Signals reach the main thread only; elsewhere, and where SIGINT has a handler that Python did
+    not install, nothing is changed.
+    """
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGINT) if main_thread else None
+    if previous is None:
+        yield
+        return
+    caught: list[int] = []
+    signal.signal(signal.SIGINT, lambda number, frame: caught.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            signal.raise_signal(signal.SIGINT)
+
+
+class _Worker:
+    """One row's ``dicomregsave export``, its stdout and stderr in temporary files, in a session of its
+    own so that only the batch forwards Ctrl-C to it (exactly once, while it is running)."""
+
+    def __init__(self, row: BatchRow) -> None:
+        self.row = row
+        self.started = time.perf_counter()
+        self.stdout = tempfile.TemporaryFile()
+        self.stderr = tempfile.TemporaryFile()
+        self.process = _start_export(
+            ["export", *row.arguments, "--output", str(row.output), "--json", "-"], self.stdout, self.stderr
+        )
+
+    def outcome(self, interrupted: bool = False) -> RowOutcome:
+        seconds = time.perf_counter() - self.started
+        self.stdout.seek(0)
+        self.stderr.seek(0)
+        out = self.stdout.read().decode("utf-8", "replace")
+        err = self.stderr.read().decode("utf-8", "replace").strip()
+        self.stdout.close()
+        self.stderr.close()
+        try:
+            report = json.loads(out)
+        except json.JSONDecodeError:
+            report = None
+        code = self.process.returncode
+        if code == 0 and report is not None and report.get("ok"):
+            return RowOutcome(self.row.number, self.row.output, "written", None, report, seconds)
+        if report is not None and report.get("errors"):
+            error = " ".join(e["message"] for e in report["errors"])
+        elif code < 0:
+            error = f"the export was ended by signal {-code} ({signal.strsignal(-code)})"
+        elif err:
+            error = err.splitlines()[-1]
+        else:
+            error = f"the export exited with status {code}"
+        status = "interrupted" if interrupted else "failed"
+        export = report if report is not None and report.get("path") else None
+        return RowOutcome(self.row.number, self.row.output, status, error, export, seconds)
+
+
+def _start_export(arguments: list[str], stdout: BinaryIO, stderr: BinaryIO) -> subprocess.Popen | _ForkedCommand:
+    """``dicomregsave ARGUMENTS`` in a new process writing to `stdout` and `stderr`, in a session of its own.
+
+    On Linux, forked from this process when no other Python thread runs: a forked child gets a
+    copy of every lock another thread may hold, but not the thread that would release it (numpy's
+    OpenBLAS stops its own threads before a fork and restarts them on demand). The first fork loads
+    what an export uses, so that no row pays for it again. Elsewhere a new interpreter runs
+    ``python -m DicomRegSaveLib.cli``: Windows has no fork, and on macOS system libraries may run
+    threads of their own (Python's multiprocessing does not fork there either).
+    """
+    if sys.platform == "linux" and hasattr(os, "fork") and threading.active_count() == 1:
+        _load_export_modules()
+        return _ForkedCommand(arguments, stdout, stderr)
+    return subprocess.Popen(
+        [sys.executable, "-m", "DicomRegSaveLib.cli", *arguments],
+        stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, start_new_session=True,
+    )
+
+
+@lru_cache(maxsize=None)
+def _load_export_modules() -> None:
+    """Import the modules an export imports (the command's parser's too) and load the standard's
+    tables, once in this process."""
+    from DicomRegSaveLib.cli import main as cli, reports
+    from DicomRegSaveLib.inputs import series as dicom_input, transform_files
+    from DicomRegSaveLib.export import request as export_request
+    from DicomRegSaveLib.slicer import fields as slicer_fields
+    from DicomRegSaveLib.reg import tags  # noqa: F401
+
+    cli.build_parser()
+    tags.load_standard_tables()
+
+
+class _ForkedCommand:
+    """``cli.main(arguments)`` in a child forked from this process, seen through the part of
+    :class:`subprocess.Popen` the batch uses: ``poll``, ``wait``, ``send_signal``, ``returncode``
+    (negative: the signal that ended the child)."""
+
+    def __init__(self, arguments: list[str], stdout: BinaryIO, stderr: BinaryIO) -> None:
+        self.returncode: int | None = None
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # A Ctrl-C typed before the child has left the batch's session would reach it as well as the
+        # one the batch forwards: SIGINT is blocked across the fork, and the child drops it.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            self.pid = os.fork()
+            if self.pid == 0:
+                _run_forked(arguments, stdout, stderr, mask)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+        return self.returncode
+
+    def send_signal(self, number: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, number)
+
+
+def _run_forked(arguments: list[str], stdout: BinaryIO, stderr: BinaryIO, mask: set) -> NoReturn:
+    """The child's side of :class:`_ForkedCommand`: what a new ``python -m DicomRegSaveLib.cli`` would do,
+    ending with ``os._exit`` so that nothing of the batch (atexit, its buffers) runs twice."""
+    code = 1
+    try:
+        for stream, fd in ((stdout, 1), (stderr, 2)):
+            os.dup2(stream.fileno(), fd)
+        with open(os.devnull, "rb") as nothing:
+            os.dup2(nothing.fileno(), 0)
+        # the batch's own sys.stdout may be no file descriptor at all (captured by a caller)
+        sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
+        sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
+        os.setsid()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # discards a SIGINT pending since the fork
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        from DicomRegSaveLib.cli.main import main
+
+        code = main(arguments)
+    except SystemExit as leaving:
+        code = _exit_status(leaving.code)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        try:
+            for stream in (sys.stdout, sys.stderr):
+                stream.flush()
+        finally:
+            os._exit(code)
+
+
+def _exit_status(code: object) -> int:
+    """The status Python gives ``sys.exit(code)``."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1

@@ -1,0 +1,361 @@
+"""Send DICOM files to a storage SCP (a PACS, a planning system) with pynetdicom.
+
+One association per call: C-ECHO first (is the peer there and does it talk DICOM?), then one
+C-STORE per file. The association proposes a presentation context for exactly the SOP classes of
+the files being sent, because the default context lists of most tools lack the registration
+classes (66.1 / 66.3). Every file's outcome is reported with the peer's status explained.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pydicom
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, UID
+
+from DicomRegSaveLib import IMPLEMENTATION_VERSION_NAME
+from DicomRegSaveLib.errors import DicomInputError, DicomRegSaveError
+
+#: The calling AE title when none is given.
+DEFAULT_CALLING_AE_TITLE = "DICOMREGSAVE"
+#: Seconds to wait for the connection, each association step and each DIMSE response.
+DEFAULT_TIMEOUT_S = 30.0
+#: Uncompressed transfer syntaxes proposed in a second context besides a file's own, so that a peer
+#: which does not accept the file's syntax can still receive it (pynetdicom converts between these).
+UNCOMPRESSED_TRANSFER_SYNTAXES = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
+#: Most presentation contexts one association may carry (PS3.8 9.3.2.2: odd context IDs 1-255).
+MAX_PRESENTATION_CONTEXTS = 128
+#: Media Storage Directory Storage (DICOMDIR): an index of files, not an instance to store.
+MEDIA_STORAGE_DIRECTORY_SOP_CLASS_UID = "1.2.840.10008.1.3.10"
+#: Abstract syntax of the Verification SOP Class (C-ECHO).
+VERIFICATION_SOP_CLASS_UID = "1.2.840.10008.1.1"
+
+_AE_TITLE = re.compile(r"^[^\\\x00-\x1f]{1,16}$")
+
+
+class SendError(DicomRegSaveError):
+    """The files could not be sent: peer unreachable, association rejected or aborted, echo failed."""
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A DICOM application entity to send to: ``AET@HOST:PORT``."""
+
+    ae_title: str
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> Peer:
+        """Parse ``AET@HOST:PORT`` (an IPv6 host in brackets: ``AET@[::1]:104``).
+
+        Raises
+        ------
+        SendError
+            If the text is not of that form, the AE title is not 1-16 characters without
+            backslash/control characters, or the port is not 1-65535.
+        """
+        match = re.fullmatch(r"(?P<aet>[^@]+)@(?:\[(?P<ipv6>[^\]]+)\]|(?P<host>[^:@\[\]]+)):(?P<port>\d+)", text.strip())
+        if match is None:
+            raise SendError(
+                f"{text!r} is not a DICOM peer; write it as AET@HOST:PORT, e.g. ORTHANC@127.0.0.1:4242."
+            )
+        ae_title = match["aet"].strip()
+        if not _AE_TITLE.match(ae_title):
+            raise SendError(
+                f"The AE title {ae_title!r} in {text!r} is not valid: 1-16 characters, no backslash or control characters."
+            )
+        port = int(match["port"])
+        if not 1 <= port <= 65535:
+            raise SendError(f"The port {port} in {text!r} is not valid: use 1-65535.")
+        return cls(ae_title, match["ipv6"] or match["host"], port)
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.ae_title}@{host}:{self.port}"
+
+
+@dataclass
+class FileOutcome:
+    """What happened to one file: ``status`` is the peer's C-STORE status (``None``: not sent).
+
+    ``skipped`` files are not meant to be stored: a DICOMDIR, or a non-DICOM file found in a folder.
+    """
+
+    path: Path
+    sop_class_uid: str | None
+    sop_instance_uid: str | None
+    status: int | None
+    message: str
+    skipped: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """True when the peer stored the file (status Success or Warning) or it was skipped."""
+        return self.skipped or (self.status is not None and _category(self.status) in ("Success", "Warning"))
+
+
+@dataclass
+class SendReport:
+    """Outcome of one :func:`send_files` call."""
+
+    peer: Peer
+    calling_ae_title: str
+    echo: str = "not attempted"
+    files: list[FileOutcome] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the association worked and every file was stored."""
+        return self.error is None and all(outcome.ok for outcome in self.files)
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    path: Path
+    sop_class_uid: str
+    sop_instance_uid: str
+    transfer_syntax_uid: str
+
+
+def dicom_files_to_send(paths: Iterable[str | Path]) -> dict[Path, bool]:
+    """The files named and every file in named folders (recursively, sorted), each with whether it
+    was named itself (a named file that is not DICOM is an error; one found in a folder is skipped).
+
+    Raises
+    ------
+    DicomInputError
+        If a path does not exist, or nothing is found.
+    """
+    files: dict[Path, bool] = {}
+    for path in map(Path, paths):
+        if not path.exists():
+            raise DicomInputError(f"{path} does not exist. Give DICOM files or folders to send.")
+        if path.is_dir():
+            for found in sorted(p for p in path.rglob("*") if p.is_file()):
+                files.setdefault(found, False)
+        else:
+            files[path] = True
+    if not files:
+        raise DicomInputError("No files were found to send in " + ", ".join(map(str, paths)) + ".")
+    return files
+
+
+def send_files(
+    paths: Sequence[str | Path],
+    peer: Peer,
+    *,
+    calling_ae_title: str = DEFAULT_CALLING_AE_TITLE,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    on_file: Callable[[FileOutcome], None] | None = None,
+) -> SendReport:
+    """C-ECHO `peer`, then C-STORE every DICOM file of `paths` (folders searched recursively).
+
+    Files that are not DICOM are reported as not sent. Nothing is retried.
+
+    Parameters
+    ----------
+    calling_ae_title:
+        Our AE title, as the peer knows us.
+    timeout_s:
+        Seconds for the TCP connection, association negotiation and each response.
+    on_file:
+        Called with each file's outcome as soon as it is known (for one line per file).
+
+    Raises
+    ------
+    SendError
+        If the calling AE title is not valid, or the files need more presentation contexts than
+        one association can carry.
+    DicomInputError
+        If a path does not exist.
+    """
+    from pynetdicom import AE
+
+    if not _AE_TITLE.match(calling_ae_title):
+        raise SendError(
+            f"The calling AE title {calling_ae_title!r} is not valid: 1-16 characters, no backslash or control characters."
+        )
+    report = SendReport(peer, calling_ae_title)
+
+    def record(outcome: FileOutcome) -> None:
+        report.files.append(outcome)
+        if on_file is not None:
+            on_file(outcome)
+
+    candidates = []
+    for path, named in dicom_files_to_send(paths).items():
+        candidate = _candidate(path, named)
+        if isinstance(candidate, FileOutcome):
+            record(candidate)
+        else:
+            candidates.append(candidate)
+    if not candidates:
+        report.error = "There is no DICOM instance to send among the files given; nothing was sent."
+        return report
+
+    contexts = _presentation_contexts(candidates)
+    ae = AE(ae_title=calling_ae_title)
+    ae.implementation_version_name = IMPLEMENTATION_VERSION_NAME
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout_s
+    ae.connection_timeout = timeout_s
+    ae.add_requested_context(VERIFICATION_SOP_CLASS_UID)
+    for sop_class_uid, transfer_syntaxes in contexts:
+        ae.add_requested_context(sop_class_uid, transfer_syntaxes)
+
+    association = ae.associate(peer.host, peer.port, ae_title=peer.ae_title)
+    try:
+        if not association.is_established:
+            report.error = _association_failure(association, peer)
+            for candidate in candidates:
+                record(_not_sent(candidate, "not sent: no association"))
+            return report
+        report.echo = _echo(association)
+        if report.echo != "Success":
+            report.error = f"{peer} answered C-ECHO with {report.echo}; nothing was sent."
+            for candidate in candidates:
+                record(_not_sent(candidate, "not sent: C-ECHO failed"))
+            return report
+        accepted = {str(cx.abstract_syntax) for cx in association.accepted_contexts}
+        for candidate in candidates:
+            if candidate.sop_class_uid not in accepted:
+                record(_not_sent(candidate, f"not sent: {peer} does not accept {_sop_class_name(candidate.sop_class_uid)} "
+                                            f"({candidate.sop_class_uid}) in any transfer syntax we offered"))
+                continue
+            record(_store(association, candidate, peer))
+            if not association.is_established:
+                report.error = f"{peer} ended the association while files were being sent."
+                for rest in candidates[candidates.index(candidate) + 1:]:
+                    record(_not_sent(rest, "not sent: the association was lost"))
+                break
+    finally:
+        if association.is_established:
+            association.release()
+    return report
+
+
+def _candidate(path: Path, named: bool) -> _Candidate | FileOutcome:
+    try:
+        meta = pydicom.filereader.read_file_meta_info(path)
+        sop_class_uid = str(meta.get("MediaStorageSOPClassUID", ""))
+        sop_instance_uid = str(meta.get("MediaStorageSOPInstanceUID", ""))
+        transfer_syntax_uid = str(meta.get("TransferSyntaxUID", ""))
+    except Exception as exc:  # noqa: BLE001 - any parser failure means: not a DICOM Part 10 file
+        if not named:
+            return FileOutcome(path, None, None, None, "skipped: not a DICOM file", skipped=True)
+        return FileOutcome(path, None, None, None, f"not sent: not a DICOM file ({type(exc).__name__}: {exc})")
+    if sop_class_uid == MEDIA_STORAGE_DIRECTORY_SOP_CLASS_UID:
+        return FileOutcome(path, sop_class_uid, None, None, "skipped: a DICOMDIR is an index of files, not an instance",
+                           skipped=True)
+    if not (sop_class_uid and sop_instance_uid and transfer_syntax_uid):
+        return FileOutcome(path, sop_class_uid or None, sop_instance_uid or None, None,
+                           "not sent: the file meta information lacks the SOP Class/Instance or Transfer Syntax UID")
+    return _Candidate(path, sop_class_uid, sop_instance_uid, transfer_syntax_uid)
+
+
+def _presentation_contexts(candidates: Sequence[_Candidate]) -> list[tuple[str, list[str]]]:
+    """(SOP class, transfer syntaxes) to propose: per SOP class one context with the files' own
+    transfer syntaxes, so that a peer accepting them receives the files as they are, and for
+    uncompressed files a fallback context with the uncompressed syntaxes pynetdicom converts between.
+    """
+    own: dict[str, list[str]] = {}
+    for candidate in candidates:
+        syntaxes = own.setdefault(candidate.sop_class_uid, [])
+        if candidate.transfer_syntax_uid not in syntaxes:
+            syntaxes.append(candidate.transfer_syntax_uid)
+    contexts = []
+    for sop_class_uid, syntaxes in own.items():
+        contexts.append((sop_class_uid, syntaxes))
+        if all(not UID(s).is_compressed for s in syntaxes):
+            contexts.append((sop_class_uid, list(UNCOMPRESSED_TRANSFER_SYNTAXES)))
+    if len(contexts) + 1 > MAX_PRESENTATION_CONTEXTS:
+        raise SendError(
+            f"The files need {len(contexts)} presentation contexts for {len(own)} SOP classes; one association "
+            f"carries at most {MAX_PRESENTATION_CONTEXTS - 1} besides Verification. Send them in smaller groups."
+        )
+    return contexts
+
+
+def _association_failure(association, peer: Peer) -> str:
+    response = association.acceptor.primitive
+    if association.is_rejected:
+        return (
+            f"{peer} rejected the association ({response.result_str}, source: {response.source_str}, "
+            f"reason: {response.reason_str}). Check that the peer knows the calling AE title and "
+            "that its called AE title is right."
+        )
+    if response is not None:
+        return (
+            f"{peer} accepted the association but none of the proposed presentation contexts "
+            "(SOP class and transfer syntax). Check the peer's configuration for these SOP classes."
+        )
+    return (
+        f"Cannot connect to {peer}: no DICOM peer answered at {peer.host} port {peer.port} within the "
+        "timeout. Check the address and port, and that the peer is running and reachable from here."
+    )
+
+
+def _echo(association) -> str:
+    if VERIFICATION_SOP_CLASS_UID not in {str(cx.abstract_syntax) for cx in association.accepted_contexts}:
+        return "a rejection of the Verification presentation context"
+    status = association.send_c_echo()
+    if "Status" not in status:
+        return "no response within the timeout"
+    code = int(status.Status)
+    return "Success" if code == 0 else f"status 0x{code:04X} ({explain_status(code)})"
+
+
+def _store(association, candidate: _Candidate, peer: Peer) -> FileOutcome:
+    try:
+        dataset = pydicom.dcmread(candidate.path)
+    except Exception as exc:  # noqa: BLE001 - a damaged file is reported, the others are still sent
+        return _not_sent(candidate, f"not sent: cannot read the file ({type(exc).__name__}: {exc})")
+    try:
+        status = association.send_c_store(dataset)
+    except (ValueError, AttributeError, RuntimeError) as exc:
+        return _not_sent(candidate, f"not sent: {exc}")
+    if "Status" not in status:
+        return _not_sent(candidate, f"no response from {peer} (timeout, or the association was aborted)")
+    code = int(status.Status)
+    comment = f"; peer says: {status.ErrorComment}" if "ErrorComment" in status and status.ErrorComment else ""
+    word = {"Success": "stored", "Warning": "stored with a warning"}.get(_category(code), "refused")
+    return FileOutcome(candidate.path, candidate.sop_class_uid, candidate.sop_instance_uid, code,
+                       f"{word} (status 0x{code:04X}: {explain_status(code)}{comment})")
+
+
+def _not_sent(candidate: _Candidate, message: str) -> FileOutcome:
+    return FileOutcome(candidate.path, candidate.sop_class_uid, candidate.sop_instance_uid, None, message)
+
+
+def _category(code: int) -> str:
+    from pynetdicom.status import code_to_category
+
+    return code_to_category(code)
+
+
+def explain_status(code: int) -> str:
+    """A C-STORE/C-ECHO status code in words (PS3.4 Annex B, PS3.7 Annex C)."""
+    from pynetdicom.status import GENERAL_STATUS, STORAGE_SERVICE_CLASS_STATUS
+
+    if code in STORAGE_SERVICE_CLASS_STATUS:
+        category, description = STORAGE_SERVICE_CLASS_STATUS[code]
+    elif code in GENERAL_STATUS:
+        category, description = GENERAL_STATUS[code]
+    elif 0xA700 <= code <= 0xA7FF:
+        category, description = "Failure", "Refused: Out of Resources"
+    elif 0xA900 <= code <= 0xA9FF:
+        category, description = "Failure", "Data Set does not match SOP Class"
+    elif 0xC000 <= code <= 0xCFFF:
+        category, description = "Failure", "Cannot understand"
+    else:
+        category, description = _category(code), "no meaning defined by the standard"
+    return f"{category}, {description}".rstrip(", ") if description else category
+
+
+def _sop_class_name(uid: str) -> str:
+    name = UID(uid).name
+    return name if name and name != uid else "this SOP class"

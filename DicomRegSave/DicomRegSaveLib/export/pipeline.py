@@ -1,0 +1,393 @@
+"""The export pipeline shared by the command line and the Slicer module.
+
+deformation + fixed/moving image series -> :class:`Registration` -> dataset -> own checks -> file.
+A failed export leaves no file behind and never replaces an existing file unless asked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import highdicom as hd
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.tag import Tag
+from pydicom.sr.coding import Code
+
+from DicomRegSaveLib import IMPLEMENTATION_VERSION_NAME, __version__
+from DicomRegSaveLib.reg import tags
+from DicomRegSaveLib.validation.conformance import ConformanceReport, check_dataset
+from DicomRegSaveLib.dicom_file import tag_text
+from DicomRegSaveLib.inputs.series import ImageSeries
+from DicomRegSaveLib.errors import InvalidRegistrationError, require_type
+from DicomRegSaveLib.export.option_table import REGISTRATION_CLASSES, UNDEFINED_VECTOR_CHOICES
+from DicomRegSaveLib.output import atomic_stream, check_output_path
+from DicomRegSaveLib.progress import Progress
+from DicomRegSaveLib.values import problem_for_attribute, problem_uid
+from DicomRegSaveLib.model import FRAME_OF_REFERENCE_IDENTITY, IMAGE_CONTENT_BASED_ALIGNMENT, Deformation, Registration, RegistrationItem
+from DicomRegSaveLib.reg.sop import DeformableSpatialRegistration, SpatialRegistration
+from DicomRegSaveLib.reg.vector_grid_data import write_dataset_streaming
+
+
+#: DICOM keyword -> ExportOptions field, for the attributes ExportOptions carries itself.
+OPTION_FIELDS = {
+    "SeriesDescription": "series_description",
+    "SeriesNumber": "series_number",
+    "ContentLabel": "content_label",
+    "ContentDescription": "content_description",
+    "ContentCreatorName": "content_creator_name",
+    "Manufacturer": "manufacturer",
+    "ManufacturerModelName": "manufacturer_model_name",
+    "DeviceSerialNumber": "device_serial_number",
+    "SoftwareVersions": "software_versions",
+}
+
+#: Attributes that the SOP class constructor sets, so overrides of them are passed to it.
+_CONSTRUCTOR_OVERRIDES = {
+    **OPTION_FIELDS,
+    "StudyInstanceUID": "study_instance_uid",
+    "SeriesInstanceUID": "series_instance_uid",
+    "SOPInstanceUID": "sop_instance_uid",
+    "InstanceNumber": "instance_number",
+}
+
+
+#: Longest UID root for new UIDs: what is left of the 64 characters must keep them unique.
+MAX_UID_ROOT_LENGTH = 44
+
+
+def new_uid(root: str | None = None) -> str:
+    """A new UID: under `root` (an organisation's UID root) or else highdicom's.
+
+    Raises
+    ------
+    InvalidRegistrationError
+        If `root` is not a valid UID or longer than :data:`MAX_UID_ROOT_LENGTH` characters (the
+        generated UIDs have at most 64; at least 20 digits remain to make them unique).
+    """
+    if root is None:
+        return hd.UID()
+    root = root.rstrip(".")
+    problem = problem_uid(root)
+    if problem is not None:
+        raise InvalidRegistrationError(f"The UID root {root!r} is not valid: {problem}.")
+    if len(root) > MAX_UID_ROOT_LENGTH:
+        raise InvalidRegistrationError(
+            f"The UID root {root!r} has {len(root)} characters; at most {MAX_UID_ROOT_LENGTH} leave room for "
+            "the 20 unique digits of a UID of at most 64 characters. Use a shorter root."
+        )
+    return pydicom.uid.generate_uid(prefix=root + ".")
+
+
+def default_software_versions() -> list[str]:
+    return [f"DicomRegSave {__version__}", f"pydicom {pydicom.__version__}", f"highdicom {hd.__version__}"]
+
+
+@dataclass
+class ExportOptions:
+    """Everything a user may choose about the REG object; the defaults describe DicomRegSave.
+
+    ``overrides`` (keyword or ``gggg,eeee`` -> value, ``None`` deletes) apply after everything
+    else except ``modifier``, a callable that receives the finished dataset (private tags,
+    site-specific clean-ups). ``copy_source_keywords`` copies further attributes from the fixed
+    image on request, with a warning each.
+
+    ``series_description`` ``None`` names the class written ("Deformable registration" or
+    "Spatial registration"). ``registration_class`` chooses the SOP class: ``"spatial"`` a Spatial Registration (66.1,
+    matrices only; refused for a non-linear transform), ``"deformable"`` a Deformable Spatial
+    Registration (66.3; a linear transform gets a zero grid and a post matrix), ``"auto"`` (the
+    default) spatial when the whole transform is linear, else deformable.
+
+    ``undefined_vectors`` says what to do with NaN displacement vectors: ``"refuse"`` (the default:
+    nothing is written, the message says how many and where) or ``"undefined"`` (written as
+    DICOM's whole-NaN "undefined here" marker; the result's report warns with the count).
+    """
+
+    series_description: str | None = None
+    series_number: int = 1000
+    instance_number: int = 1
+    content_label: str = "REGISTRATION"
+    content_description: str | None = None
+    content_creator_name: str | None = None
+    manufacturer: str = "DicomRegSave"
+    manufacturer_model_name: str = "DicomRegSave"
+    device_serial_number: str = "DICOMREGSAVE"
+    software_versions: Sequence[str] = field(default_factory=default_software_versions)
+    identity_item: bool = False
+    registration_class: str = "auto"
+    registration_type: Code | None = IMAGE_CONTENT_BASED_ALIGNMENT
+    comment: str | None = None
+    series_instance_uid: str | None = None
+    sop_instance_uid: str | None = None
+    uid_root: str | None = None
+    overrides: Mapping[str, object] = field(default_factory=dict)
+    copy_source_keywords: Sequence[str] = ()
+    modifier: Callable[[Dataset], None] | None = None
+    undefined_vectors: str = "refuse"
+
+
+@dataclass
+class ExportResult:
+    """What an export produced: the file, the dataset written and the checks' report."""
+
+    path: Path
+    dataset: Dataset
+    registration: Registration
+    report: ConformanceReport
+
+
+def build_registration(
+    fixed: ImageSeries,
+    moving: ImageSeries,
+    deformation: Deformation,
+    *,
+    identity_item: bool = False,
+    registration_type: Code | None = IMAGE_CONTENT_BASED_ALIGNMENT,
+    comment: str | None = None,
+    registration_class: str = "deformable",
+) -> Registration:
+    """The registration of `moving` to `fixed` by `deformation`.
+
+    Parameters
+    ----------
+    identity_item:
+        Add a leading item for the fixed frame itself (Frame of Reference Identity, no grid,
+        referencing every fixed image), which some receivers expect.
+    registration_class:
+        ``"spatial"`` (one matrix per item, for a Spatial Registration), ``"deformable"`` or
+        ``"auto"`` (see :class:`ExportOptions`).
+
+    Raises
+    ------
+    InvalidRegistrationError
+        For ``"spatial"`` with a non-linear deformation, or an unknown class.
+    """
+    spatial = _is_spatial(registration_class, deformation)
+    items = []
+    if identity_item:
+        items.append(
+            RegistrationItem(
+                fixed.frame_of_reference_uid,
+                fixed.image_references(),
+                registration_type=FRAME_OF_REFERENCE_IDENTITY,
+            )
+        )
+    moving_item = deformation.spatial_item if spatial else deformation.item
+    items.append(
+        moving_item(
+            moving.frame_of_reference_uid,
+            referenced_images=moving.image_references(),
+            registration_type=registration_type,
+            comment=comment,
+        )
+    )
+    return Registration(fixed.frame_of_reference_uid, items)
+
+
+def _is_spatial(registration_class: str, deformation: Deformation) -> bool:
+    if registration_class not in REGISTRATION_CLASSES:
+        raise InvalidRegistrationError(
+            f"Unknown registration class {registration_class!r}; choose one of {', '.join(REGISTRATION_CLASSES)}."
+        )
+    return registration_class == "spatial" or (registration_class == "auto" and deformation.linear)
+
+
+_DEFAULT_SERIES_DESCRIPTIONS = {
+    DeformableSpatialRegistration: "Deformable registration",
+    SpatialRegistration: "Spatial registration",
+}
+
+
+def sop_class_for(registration: Registration) -> type[DeformableSpatialRegistration | SpatialRegistration]:
+    """The SOP class whose items `registration` holds: spatial unless an item is deformable."""
+    if any(item.is_deformable for item in registration.items):
+        return DeformableSpatialRegistration
+    return SpatialRegistration
+
+
+def _require_valid(keyword: str, value: object) -> None:
+    problem = problem_for_attribute(keyword, value)
+    if problem is not None:
+        raise InvalidRegistrationError(f"{tag_text(Tag(keyword))}: {problem}. Choose a valid value.")
+
+
+def create_dataset(registration: Registration, fixed_image: Dataset, options: ExportOptions) -> Dataset:
+    """The REG dataset for `registration`, with options, overrides and the modifier applied.
+
+    Raises
+    ------
+    InvalidRegistrationError
+        If an option or override is not a valid value of its attribute (VR, multiplicity, the
+        attribute's rules: :func:`values.problem_for_attribute`, which validation applies too).
+    """
+    arguments = {
+        "study_instance_uid": None,
+        "series_instance_uid": options.series_instance_uid or new_uid(options.uid_root),
+        "sop_instance_uid": options.sop_instance_uid or new_uid(options.uid_root),
+        "series_number": options.series_number,
+        "instance_number": options.instance_number,
+        "series_description": options.series_description or _DEFAULT_SERIES_DESCRIPTIONS[sop_class_for(registration)],
+        "content_label": options.content_label,
+        "content_description": options.content_description,
+        "content_creator_name": options.content_creator_name,
+        "manufacturer": options.manufacturer,
+        "manufacturer_model_name": options.manufacturer_model_name,
+        "device_serial_number": options.device_serial_number,
+        "software_versions": list(options.software_versions),
+    }
+    for keyword, name in _CONSTRUCTOR_OVERRIDES.items():
+        _require_valid(keyword, arguments.get(name))
+    _require_valid("FrameOfReferenceTransformationComment", options.comment)
+    remaining = {}
+    for key, value in options.overrides.items():
+        keyword = tags.resolve_keyword(key)
+        tags.check_override(keyword, value)
+        if keyword in _CONSTRUCTOR_OVERRIDES:
+            arguments[_CONSTRUCTOR_OVERRIDES[keyword]] = int(value) if keyword.endswith("Number") else value
+        else:
+            remaining[keyword] = value
+    dataset = sop_class_for(registration)(registration, fixed_image, **arguments)
+    tags.copy_extra_attributes(dataset, fixed_image, options.copy_source_keywords)
+    tags.apply_overrides(dataset, remaining)
+    tags.ensure_character_set(dataset)
+    dataset.file_meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    if options.modifier is not None:
+        options.modifier(dataset)
+    return dataset
+
+
+def output_path_for(
+    output: str | os.PathLike,
+    sop_instance_uid: str,
+    force: bool = False,
+    inputs: Sequence[str | os.PathLike] = (),
+) -> Path:
+    """Where the REG goes: `output` itself, or ``<SOP Instance UID>.dcm`` inside an existing folder.
+
+    Raises
+    ------
+    OutputError
+        If the folder does not exist, the file is one of `inputs`, or it exists and `force` is false.
+    """
+    return check_output_path(_output_file(output, sop_instance_uid), force, inputs)
+
+
+def _output_file(output: str | os.PathLike, sop_instance_uid: str) -> Path:
+    path = Path(output)
+    return path / f"{sop_instance_uid}.dcm" if path.is_dir() else path
+
+
+def write_dataset(
+    dataset: Dataset,
+    output: str | os.PathLike,
+    force: bool = False,
+    progress: Progress | None = None,
+    inputs: Sequence[str | os.PathLike] = (),
+    check_written: Callable[[], None] | None = None,
+) -> Path:
+    """Write `dataset` atomically (:func:`output.atomic_stream`); return the path.
+
+    `inputs` are never overwritten, even with `force` (see :func:`output.check_output_path`).
+    `check_written` runs after the last byte is written and before the file takes its name:
+    raising from it leaves nothing (for conclusions of the checks made while writing).
+
+    Vector values not yet checked are checked as they are written; on an invalid value, an error
+    or a cancel raised by `progress`, nothing is left behind.
+    """
+    path = _output_file(output, dataset.SOPInstanceUID)
+    with atomic_stream(path, force, inputs) as stream:
+        write_dataset_streaming(dataset, stream, progress)
+        if check_written is not None:
+            check_written()
+    return path
+
+
+def export_registration(
+    deformation: Deformation,
+    fixed: ImageSeries,
+    moving: ImageSeries,
+    output: str | os.PathLike,
+    options: ExportOptions | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+    inputs: Sequence[str | os.PathLike] = (),
+) -> ExportResult:
+    """Build, check and write the REG of `moving` registered to `fixed` by `deformation`.
+
+    `progress` (see :mod:`.progress`) follows the writing of the vectors, which is nearly all of
+    the time; raising from it cancels the export and leaves no file. The output never replaces
+    one of the fixed or moving image files or of `inputs` (the transform file), `force` or not.
+
+    Raises
+    ------
+    InvalidRegistrationError
+        If the dataset fails the writer's own conformance checks (nothing is written).
+    OutputError
+        If the output cannot be written (nothing is left behind).
+    """
+    require_type("deformation", deformation, Deformation)
+    require_type("fixed", fixed, ImageSeries)
+    require_type("moving", moving, ImageSeries)
+    require_type("output", output, str, os.PathLike)
+    options = options or ExportOptions()
+    require_type("options", options, ExportOptions)
+    if options.undefined_vectors not in UNDEFINED_VECTOR_CHOICES:
+        raise ValueError(
+            f"options.undefined_vectors must be one of {', '.join(UNDEFINED_VECTOR_CHOICES)}, "
+            f"not {options.undefined_vectors!r}"
+        )
+    if fixed.series_instance_uid == moving.series_instance_uid:
+        raise InvalidRegistrationError(
+            f"The fixed and the moving image are the same series ({fixed.series_instance_uid}). "
+            "Choose the image the registration was computed from as the moving image."
+        )
+    if options.sop_instance_uid is None:
+        options = dataclasses.replace(options, sop_instance_uid=new_uid(options.uid_root))
+    inputs = [*inputs, *fixed.paths, *moving.paths]
+    output_path_for(output, options.sop_instance_uid, force, inputs)
+    registration = build_registration(
+        fixed,
+        moving,
+        deformation,
+        identity_item=options.identity_item,
+        registration_type=options.registration_type,
+        comment=options.comment,
+        registration_class=options.registration_class,
+    )
+    dataset = create_dataset(registration, fixed.first_header, options)
+    report = check_dataset(dataset)
+    report.warnings.extend(deformation.warnings)
+    fixed_patient = fixed.first_header.get("PatientID", "")
+    moving_patient = moving.first_header.get("PatientID", "")
+    if fixed_patient != moving_patient:
+        report.warnings.append(
+            f"The fixed image belongs to patient ID {fixed_patient!r} and the moving image to "
+            f"{moving_patient!r}; check that these are the series you meant to register."
+        )
+    if not report.ok:
+        raise InvalidRegistrationError(
+            "The registration object fails the standard's rules, so it was not written:\n" + report.text()
+        )
+    grid = deformation.grid
+
+    def refuse_undefined_vectors() -> None:
+        if grid is not None and grid.undefined.count and options.undefined_vectors == "refuse":
+            raise InvalidRegistrationError(
+                f"The transform's displacement field has NaN vectors: {grid.describe_undefined()}. Nothing was "
+                "written: fix the transform (fill or crop the holes), or write them as DICOM's \"undefined here\" "
+                "marker on purpose (command line --nan-vectors undefined; ExportOptions.undefined_vectors)."
+            )
+
+    if grid is not None and grid.vectors_checked:
+        refuse_undefined_vectors()
+    path = write_dataset(dataset, output, force, progress, inputs, check_written=refuse_undefined_vectors)
+    if grid is not None and grid.undefined.count:
+        report.warnings.append(
+            f"{grid.describe_undefined()}; they were written as DICOM's \"undefined here\" marker "
+            "(whole-NaN vectors), as asked."
+        )
+    return ExportResult(path, dataset, registration, report)

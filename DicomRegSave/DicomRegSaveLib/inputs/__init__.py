@@ -1,0 +1,1 @@
+"""What an export reads: DICOM image series (one file walker), transform and displacement field files."""

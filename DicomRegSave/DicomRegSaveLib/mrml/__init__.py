@@ -1,0 +1,1 @@
+"""Slicer MRML nodes <-> the registration model (imports ``slicer``: the application's or slicer-core's)."""
