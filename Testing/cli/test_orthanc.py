@@ -20,8 +20,8 @@ import pydicom
 import pytest
 
 from DicomRegSaveLib.inputs.sampledata import make_demo_case
+from commands import COMMAND
 
-COMMAND = str(Path(sys.executable).with_name("dicomregsave"))
 LOOPBACK = "127.0.0.1"
 INSTALL_HINT = "install Debian's Orthanc first: `sudo apt-get install orthanc` (or run the suite as root)"
 

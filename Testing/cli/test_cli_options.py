@@ -13,18 +13,7 @@ import pytest
 from DicomRegSaveLib import IMPLEMENTATION_VERSION_NAME, __version__
 from DicomRegSaveLib.reg.reader import read_registration
 from DicomRegSaveLib.inputs.sampledata import make_demo_case, write_displacement_field_mha
-
-COMMAND = str(Path(sys.executable).with_name("dicomregsave"))
-
-
-def run(*args):
-    return subprocess.run([COMMAND, *map(str, args)], capture_output=True, text=True, timeout=300)
-
-
-@pytest.fixture(scope="module")
-def case(tmp_path_factory):
-    return make_demo_case(tmp_path_factory.mktemp("options"))
-
+from commands import COMMAND, run
 
 def export(case, output, *options, fixed=None, moving=None):
     return run("export", "--transform", case.field_path, "--fixed", fixed or case.fixed_dir,

@@ -23,8 +23,8 @@ from DicomRegSaveLib.cli import batch
 from DicomRegSaveLib.export import request as export_request
 from DicomRegSaveLib.validation.conformance import validate_file
 from DicomRegSaveLib.inputs.sampledata import make_demo_case
+from commands import COMMAND
 
-COMMAND = str(Path(sys.executable).with_name("dicomregsave"))
 #: How each kind of worker is reached from the command line.
 LAUNCHERS = {
     "forked": [COMMAND],
@@ -35,11 +35,6 @@ LAUNCHERS = {
 
 def run(*args, workers="forked"):
     return subprocess.run([*LAUNCHERS[workers], *map(str, args)], capture_output=True, text=True, timeout=600)
-
-
-@pytest.fixture(scope="module")
-def case(tmp_path_factory):
-    return make_demo_case(tmp_path_factory.mktemp("batch") / "case")
 
 
 def write_manifest(path: Path, rows: list[dict]) -> Path:

@@ -20,9 +20,7 @@ from DicomRegSaveLib.slicer import export as slicer_export, fields as slicer_fie
 from DicomRegSaveLib.reg.reader import read_registration
 from mrml_helpers import from_world_lps, homogeneous, linear_node, rotation
 from slicer_app_standins import Application, Database, ExportDialog, SlicerRtRegPlugin, load_loadables
-from test_slicer_export import (  # noqa: F401 (dicom_case is a fixture)
-    PATIENT_ID, Scene, dicom_case, fixed_points, max_error, registration_transform,
-)
+from slicer_cases import PATIENT_ID, Scene, fixed_points, max_error, registration_transform
 
 MAPPING_MM = 1e-3
 

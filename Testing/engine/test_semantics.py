@@ -19,11 +19,6 @@ EXACT_MM = 1e-4
 UID = "1.2.826.0.1.3680043.8.498.7"
 
 
-@pytest.fixture(scope="module")
-def case(tmp_path_factory):
-    return make_demo_case(tmp_path_factory.mktemp("semantics"))
-
-
 def export_and_read(case, transform_path, tmp_path, **kwargs):
     outcome = run_export_request(
         ExportRequest(transform_path, [case.fixed_dir], [case.moving_dir], tmp_path / "reg.dcm", **kwargs)

@@ -1,6 +1,6 @@
 """Long mutation fuzzing of the reading side (reader, ``inspect``, ``validate``), outside the suite.
 
-    python Testing/fuzz_reader.py --count 100000 --seed 1 [--workdir DIR] [--processes N] [--seconds S]
+    python Testing/fuzz/fuzz_reader.py --count 100000 --seed 1 [--workdir DIR] [--processes N] [--seconds S]
 
 Prints how many inputs were tried, the outcome counts per code path, and every crash (an exception
 that is not a DicomRegSave error) with the mutation that reproduces it. Exit status 1 if any crashed.
@@ -20,7 +20,7 @@ import time
 import traceback
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 
 import fuzz_mutations as fm  # noqa: E402
 

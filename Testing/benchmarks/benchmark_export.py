@@ -3,7 +3,7 @@
 Not a pytest test (pytest collects ``test_*.py`` only): a script that prints a report and a
 markdown table for the README::
 
-    python Testing/benchmark_export.py [--pairs 7] [--only TARGET ...] [--workdir DIR]
+    python Testing/benchmarks/benchmark_export.py [--pairs 7] [--only TARGET ...] [--workdir DIR]
 
 Targets (``--only`` takes any of them; default all, in this order):
 
@@ -416,7 +416,7 @@ def busy_fraction(seconds: float = BUSY_WINDOW_S) -> float:
 
 
 def commit_description() -> str:
-    repository = Path(__file__).resolve().parents[1]
+    repository = Path(__file__).resolve().parents[2]
     try:
         commit = subprocess.run(["git", "-C", str(repository), "rev-parse", "--short", "HEAD"],
                                 capture_output=True, text=True, check=True).stdout.strip()

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from DicomRegSaveLib import IMPLEMENTATION_VERSION_NAME
 from DicomRegSaveLib.cli.conformance_statement import conformance_statement
+from commands import COMMAND
 
-STATEMENT = Path(__file__).resolve().parents[1] / "Resources" / "ConformanceStatement.md"
-COMMAND = str(Path(sys.executable).with_name("dicomregsave"))
+STATEMENT = Path(__file__).resolve().parents[2] / "Resources" / "ConformanceStatement.md"
 
 
 def test_the_file_is_what_the_code_generates():

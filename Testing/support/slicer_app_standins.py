@@ -20,7 +20,7 @@ from DicomRegSaveLib import geometry
 from DicomRegSaveLib.inputs.series import read_image_series
 from mrml_helpers import vtk_matrix
 
-PLUGIN_FOLDER = Path(__file__).resolve().parents[1] / "DicomRegSave"
+PLUGIN_FOLDER = Path(__file__).resolve().parents[2] / "DicomRegSave"
 
 
 class Database:

@@ -13,16 +13,12 @@ import pytest
 from pynetdicom import AE, evt
 
 from DicomRegSaveLib.inputs.sampledata import make_demo_case
+from commands import run
 
-COMMAND = str(Path(sys.executable).with_name("dicomregsave"))
 LOOPBACK = "127.0.0.1"
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 REG_STORAGE = "1.2.840.10008.5.1.4.1.1.66.3"
 VERIFICATION = "1.2.840.10008.1.1"
-
-
-def run(*args):
-    return subprocess.run([COMMAND, *map(str, args)], capture_output=True, text=True, timeout=300)
 
 
 class StorageSCP:

@@ -11,19 +11,8 @@ import pydicom
 import pytest
 
 from DicomRegSaveLib.reg.reader import read_registration
-from DicomRegSaveLib.inputs.sampledata import make_demo_case, write_image_series
-
-COMMAND = str(Path(sys.executable).with_name("dicomregsave"))
-
-
-def run(*args, cwd=None):
-    return subprocess.run([COMMAND, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300)
-
-
-@pytest.fixture(scope="module")
-def case(tmp_path_factory):
-    return make_demo_case(tmp_path_factory.mktemp("case"))
-
+from DicomRegSaveLib.inputs.sampledata import write_image_series
+from commands import COMMAND, run
 
 def listing(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())

@@ -6,7 +6,7 @@ folder under GNU ``/usr/bin/time -f "%e %U %S %M"``: wall s, user s and sys s of
 every row it ran (the time of waited-for descendants counts), and the largest peak RSS among
 those processes. Medians are printed, with the load averages before and after::
 
-    python Testing/benchmark_batch.py [--rows 8] [--repeats 3] [--workdir DIR] [--peer DICOMREGSAVE]
+    python Testing/benchmarks/benchmark_batch.py [--rows 8] [--repeats 3] [--workdir DIR] [--peer DICOMREGSAVE]
 
 With ``--peer`` (another ``dicomregsave`` executable, e.g. an older version's), each repeat is an
 alternating pair of the same batch by this version and by the peer (the order flips every pair),

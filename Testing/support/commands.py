@@ -1,0 +1,15 @@
+"""The ``dicomregsave`` command of the environment running the tests, run as a user runs it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+#: The console script installed beside this interpreter (pip's entry point, as a user's shell finds it).
+COMMAND = str(Path(sys.executable).with_name("dicomregsave"))
+
+
+def run(*args: object, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``dicomregsave ARGS...`` in a subprocess and capture its text output."""
+    return subprocess.run([COMMAND, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout)
