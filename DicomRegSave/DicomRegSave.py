@@ -188,7 +188,10 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         p = self._parameterNode
         if p is None:
             return
-        for source, pathEdit in ((p.fixedSource, self.ui.fixedPathLineEdit), (p.movingSource, self.ui.movingPathLineEdit)):
+        for source, pathEdit in (
+            (p.fixedSource, self.ui.fixedPathLineEdit),
+            (p.movingSource, self.ui.movingPathLineEdit),
+        ):
             pathEdit.enabled = source != "database"
             pathEdit.filters = ctk.ctkPathLineEdit.Dirs if source == "folder" else ctk.ctkPathLineEdit.Files
         self.ui.addToDatabaseCheckBox.enabled = databaseHeaderLookup() is not None
@@ -303,14 +306,18 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if report.ok:
             self.setStatus(f"Valid: no errors, {len(report.warnings)} warning(s).")
         else:
-            self.setStatus(f"{len(report.errors)} error(s), {len(report.warnings)} warning(s); see the report.", error=True)
+            self.setStatus(
+                f"{len(report.errors)} error(s), {len(report.warnings)} warning(s); see the report.", error=True
+            )
 
     @contextlib.contextmanager
     def progressDialog(self, labelText):
         """A progress dialog and the engine callback that updates it and raises OperationCancelled on Cancel."""
         from DicomRegSaveLib.progress import OperationCancelled
 
-        progress = slicer.util.createProgressDialog(windowTitle="DICOM Registration Export", labelText=labelText, maximum=100)
+        progress = slicer.util.createProgressDialog(
+            windowTitle="DICOM Registration Export", labelText=labelText, maximum=100
+        )
 
         def onProgress(fraction, message):
             progress.labelText = message
@@ -329,7 +336,10 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         try:
             with self.progressDialog("Exporting the registration...") as onProgress:
                 result = self.logic.exportRegistration(
-                    p.transform, p.fixedVolume, p.movingVolume, self.outputFolder(),
+                    p.transform,
+                    p.fixedVolume,
+                    p.movingVolume,
+                    self.outputFolder(),
                     **self.exportArguments(force=p.overwrite, progressCallback=onProgress),
                 )
         except Exception as exc:
@@ -348,7 +358,9 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def renderPreview(self):
         if self._previewDataset is None or self.engineProblem:
             return
-        self.ui.previewTextEdit.plainText = engine("slicer.export").dump_preview(self._previewDataset, self.ui.filterLineEdit.text)
+        self.ui.previewTextEdit.plainText = engine("slicer.export").dump_preview(
+            self._previewDataset, self.ui.filterLineEdit.text
+        )
 
     def reportFailure(self, exc):
         from DicomRegSaveLib.errors import DicomRegSaveError
@@ -368,18 +380,26 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
 
 _CONSOLE_OPTIONS = (
-    "force", "tags", "inheritedTags", "identityItem", "registrationClass", "gridSpacingMm", "axisAligned",
-    "fixedDicom", "movingDicom", "progressCallback",
+    "force",
+    "tags",
+    "inheritedTags",
+    "identityItem",
+    "registrationClass",
+    "gridSpacingMm",
+    "axisAligned",
+    "fixedDicom",
+    "movingDicom",
+    "progressCallback",
 )
 
 
 class DicomRegSaveLogic(ScriptedLoadableModuleLogic):
     """Console API (no Qt). Example::
 
-        logic = slicer.util.getModuleLogic("DicomRegSave")
-        result = logic.exportRegistration(getNode("Transform"), outputPath="/tmp/reg")
-        print(result.path, result.report.text())
-        nodes = logic.importRegistration("/tmp/reg/1.2.3.dcm").nodes
+    logic = slicer.util.getModuleLogic("DicomRegSave")
+    result = logic.exportRegistration(getNode("Transform"), outputPath="/tmp/reg")
+    print(result.path, result.report.text())
+    nodes = logic.importRegistration("/tmp/reg/1.2.3.dcm").nodes
     """
 
     def __init__(self):
@@ -388,7 +408,9 @@ class DicomRegSaveLogic(ScriptedLoadableModuleLogic):
     def getParameterNode(self):
         return DicomRegSaveParameterNode(super().getParameterNode())
 
-    def exportRegistration(self, transformNode, fixedVolumeNode=None, movingVolumeNode=None, outputPath=None, **options):
+    def exportRegistration(
+        self, transformNode, fixedVolumeNode=None, movingVolumeNode=None, outputPath=None, **options
+    ):
         """Write the registration that `transformNode` performs from the fixed to the moving volume.
 
         Fixed and moving volumes default to the transform's registration references (and the volume
@@ -411,7 +433,13 @@ class DicomRegSaveLogic(ScriptedLoadableModuleLogic):
         arguments = self.engineArguments(options)
         exportOptions, force = arguments.pop("options"), arguments.pop("force")
         return slicer_export.export_from_nodes(
-            transformNode, fixedVolumeNode, movingVolumeNode, databaseHeaderLookup(), outputPath, exportOptions, force,
+            transformNode,
+            fixedVolumeNode,
+            movingVolumeNode,
+            databaseHeaderLookup(),
+            outputPath,
+            exportOptions,
+            force,
             **arguments,
         )
 
@@ -431,7 +459,9 @@ class DicomRegSaveLogic(ScriptedLoadableModuleLogic):
         Volumes of the registration loaded later in the session get their references (and the moving
         volume its transform) when they are loaded.
         """
-        result = engine("slicer.importing").import_registration(path, slicer.mrmlScene, databaseHeaderLookup(), applyToMoving)
+        result = engine("slicer.importing").import_registration(
+            path, slicer.mrmlScene, databaseHeaderLookup(), applyToMoving
+        )
         registrationWatcher().start()
         return result
 
@@ -449,7 +479,9 @@ class DicomRegSaveLogic(ScriptedLoadableModuleLogic):
         """The first DICOM header of the fixed image (database, or the given file/folder)."""
         if fixedVolumeNode is None and not dicomFiles:
             raise ValueError("Choose the fixed volume (or its DICOM files) first.")
-        series = engine("slicer.provenance").image_series_for_volume(fixedVolumeNode, "fixed", databaseHeaderLookup(), dicomFiles)
+        series = engine("slicer.provenance").image_series_for_volume(
+            fixedVolumeNode, "fixed", databaseHeaderLookup(), dicomFiles
+        )
         return series.first_header
 
     @staticmethod
@@ -465,7 +497,9 @@ class DicomRegSaveLogic(ScriptedLoadableModuleLogic):
             registration_class=options.get("registrationClass") or "auto",
         )
         return {
-            "options": engine("slicer.fields").options_from_tags(options.get("tags") or {}, options.get("inheritedTags"), base),
+            "options": engine("slicer.fields").options_from_tags(
+                options.get("tags") or {}, options.get("inheritedTags"), base
+            ),
             "force": bool(options.get("force", False)),
             "grid_spacing_mm": options.get("gridSpacingMm") or None,
             "axis_aligned": bool(options.get("axisAligned", False)),
@@ -496,6 +530,7 @@ class DicomRegSaveTest(ScriptedLoadableModuleTest):
         Yields (DICOMUtils, database, case, output folder, fixed, moving, transform).
         """
         from DICOMLib import DICOMUtils
+
         from DicomRegSaveLib.inputs import sampledata
 
         self.delayDisplay("Writing fixed and moving DICOM series")
@@ -551,7 +586,9 @@ class DicomRegSaveTest(ScriptedLoadableModuleTest):
         with self.registrationInDatabase() as (DICOMUtils, database, case, output, fixed, moving, transform):
             points, expected = self.fromWorldMapping(transform, fixed, count=500)
             plugin = slicer.modules.dicomPlugins["DicomRegSavePlugin"]()
-            exportables = plugin.examineForExport(slicer.mrmlScene.GetSubjectHierarchyNode().GetItemByDataNode(transform))
+            exportables = plugin.examineForExport(
+                slicer.mrmlScene.GetSubjectHierarchyNode().GetItemByDataNode(transform)
+            )
             exportables[0].directory = str(output)
             self.assertEqual(plugin.export(exportables), "")
             DICOMUtils.importDicom(str(output), database)
@@ -567,7 +604,9 @@ class DicomRegSaveTest(ScriptedLoadableModuleTest):
             self.assertIs(leaf.GetNodeReference(leaf.GetMovingNodeReferenceRole()), moving)
             actual = vtk.vtkGeneralTransform()
             leaf.GetTransformFromWorld(actual)
-            error = max(float(np.linalg.norm(np.subtract(actual.TransformPoint(p), e))) for p, e in zip(points, expected))
+            error = max(
+                float(np.linalg.norm(np.subtract(actual.TransformPoint(p), e))) for p, e in zip(points, expected)
+            )
             self.assertLess(error, 1e-3, f"loaded transform differs by {error} mm")
             fixed = self.loadVolume(DICOMUtils, case.fixed_series_instance_uid)
             self.assertIs(leaf.GetNodeReference(leaf.GetFixedNodeReferenceRole()), fixed)

@@ -21,12 +21,11 @@ REQUIREMENTS_FILE = pathlib.Path(__file__).parent / "Resources" / "requirements.
 LOAD_CONFIDENCE = 0.95
 
 
-
 class EngineUnavailable(ImportError):
     """This Slicer lacks the Python packages DicomRegSave needs; the message says which Slicer to use."""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def engineProblem():
     """None if DicomRegSave can run in this Slicer, else the one message saying which Slicer is needed.
 
@@ -72,7 +71,7 @@ def notifyUser(message):
     qt.QTimer.singleShot(0, lambda: slicer.util.warningDisplay(message, windowTitle="DICOM registration"))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def registrationWatcher():
     """The one watcher that applies loaded registrations to volumes as they arrive in slicer.mrmlScene.
 
@@ -172,7 +171,9 @@ class DicomRegSavePluginClass(DICOMPlugin):
             # The dialog reads the patient and study rows from the item's parents after this call.
             engine("slicer.hierarchy").place_in_fixed_study(shNode, subjectHierarchyItemID, decision.fixed_header)
         name = f"{decision.registration_class} Registration (DicomRegSave)" if decision.offer else None
-        return [self.exportable(subjectHierarchyItemID, decision.confidence, decision.reason, decision.series_tags, name)]
+        return [
+            self.exportable(subjectHierarchyItemID, decision.confidence, decision.reason, decision.series_tags, name)
+        ]
 
     def exportable(self, subjectHierarchyItemID, confidence, tooltip, seriesTags, name=None):
         """An exportable; without `name` one that cannot be exported yet (the tooltip says why)."""
@@ -192,7 +193,10 @@ class DicomRegSavePluginClass(DICOMPlugin):
         if problem:
             return problem
         slicer_offer, slicer_fields, slicer_hierarchy, slicer_export = (
-            engine("slicer.offer"), engine("slicer.fields"), engine("slicer.hierarchy"), engine("slicer.export")
+            engine("slicer.offer"),
+            engine("slicer.fields"),
+            engine("slicer.hierarchy"),
+            engine("slicer.export"),
         )
         from DicomRegSaveLib.errors import DicomRegSaveError
 
@@ -206,12 +210,16 @@ class DicomRegSavePluginClass(DICOMPlugin):
                 continue
             name = decision.transform_node.GetName()
             if (exportable.tag("Modality") or "REG") != "REG":
-                errors.append(f"'{name}': Modality must stay REG for a registration (it was changed to "
-                              f"{exportable.tag('Modality')!r}); nothing was written.")
+                errors.append(
+                    f"'{name}': Modality must stay REG for a registration (it was changed to "
+                    f"{exportable.tag('Modality')!r}); nothing was written."
+                )
                 continue
             if decision.fixed_header is None:
-                errors.append(f"'{name}': the fixed image's DICOM header was not found in the DICOM database; "
-                              "nothing was written.")
+                errors.append(
+                    f"'{name}': the fixed image's DICOM header was not found in the DICOM database; "
+                    "nothing was written."
+                )
                 continue
             edits, refusals = slicer_hierarchy.dialog_patient_study_edits(
                 {keyword: exportable.tag(keyword) for keyword in slicer_hierarchy.dialog_tag_names()},
@@ -226,8 +234,12 @@ class DicomRegSavePluginClass(DICOMPlugin):
                     {**values, **edits}, slicer_fields.inherited_values(decision.fixed_header)
                 )
                 result = slicer_export.export_from_nodes(
-                    decision.transform_node, decision.fixed_node, decision.moving_node, lookup,
-                    exportable.directory, options,
+                    decision.transform_node,
+                    decision.fixed_node,
+                    decision.moving_node,
+                    lookup,
+                    exportable.directory,
+                    options,
                 )
             except DicomRegSaveError as exc:
                 errors.append(f"'{name}': {exc}")
@@ -262,8 +274,6 @@ and the <a href="https://github.com/dicomregsave/DicomRegSave#readme">README</a>
 Built on 3D Slicer's DICOM plugin architecture, pydicom and highdicom.
 """
         parent.hidden = True
-        try:
-            slicer.modules.dicomPlugins
-        except AttributeError:
+        if not hasattr(slicer.modules, "dicomPlugins"):
             slicer.modules.dicomPlugins = {}
         slicer.modules.dicomPlugins["DicomRegSavePlugin"] = DicomRegSavePluginClass

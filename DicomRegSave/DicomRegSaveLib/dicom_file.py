@@ -78,7 +78,7 @@ class BufferReader:
 
     def read(self, size: int = -1) -> bytes | memoryview:
         end = len(self._view) if size is None or size < 0 else min(self._position + size, len(self._view))
-        chunk = self._view[self._position:end]
+        chunk = self._view[self._position : end]
         self._position = max(self._position, end)
         return chunk if len(chunk) >= VIEW_THRESHOLD_BYTES else chunk.tobytes()
 
@@ -243,8 +243,11 @@ def decode_element(container: Dataset, tag: int, encodings: list[str] | None = N
         vr = element.VR or (dictionary_VR(tag) if keyword_for_tag(tag) else None)
         if element.value is not None and vr == "SQ":
             items = read_sequence(
-                BufferReader(element.value), element.is_implicit_VR, element.is_little_endian,
-                len(element.value), encodings or _encodings(container),
+                BufferReader(element.value),
+                element.is_implicit_VR,
+                element.is_little_endian,
+                len(element.value),
+                encodings or _encodings(container),
             )
             container[tag] = DataElement(tag, "SQ", DicomSequence(items))
     return container[tag]

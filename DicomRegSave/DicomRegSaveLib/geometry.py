@@ -125,9 +125,7 @@ def is_right_handed(direction: np.ndarray) -> bool:
     return bool(np.linalg.det(np.asarray(direction, dtype=np.float64)) > 0)
 
 
-def index_to_patient_matrix(
-    origin: np.ndarray, direction: np.ndarray, spacing_mm: np.ndarray
-) -> np.ndarray:
+def index_to_patient_matrix(origin: np.ndarray, direction: np.ndarray, spacing_mm: np.ndarray) -> np.ndarray:
     """4x4 matrix that maps voxel indices (i, j, k) to patient coordinates (same system as `origin`)."""
     matrix = np.eye(4)
     matrix[:3, :3] = np.asarray(direction, dtype=np.float64) * np.asarray(spacing_mm, dtype=np.float64)

@@ -194,9 +194,7 @@ class DisplacementGrid:
         direction = geometry.check_direction(direction_lps)
         shape = vectors.shape
         if len(shape) != 4 or shape[3] != 3 or min(shape[:3]) < 1:
-            raise InvalidRegistrationError(
-                f"The displacement vectors must have shape (n_k, n_j, n_i, 3); got {shape}."
-            )
+            raise InvalidRegistrationError(f"The displacement vectors must have shape (n_k, n_j, n_i, 3); got {shape}.")
         check_grid_size((shape[2], shape[1], shape[0]))
         self.origin_lps = origin
         self.direction_lps = direction
@@ -232,8 +230,11 @@ class DisplacementGrid:
         """
         grid = cls.__new__(cls)
         grid._set_unchecked(
-            geometry.ras_to_lps_points(origin_ras), geometry.ras_to_lps_direction(direction_ras), spacing_mm,
-            np.asarray(vectors_ras), partial(_ras_plane_to_lps, scale=displacement_scale, shift=displacement_shift),
+            geometry.ras_to_lps_points(origin_ras),
+            geometry.ras_to_lps_direction(direction_ras),
+            spacing_mm,
+            np.asarray(vectors_ras),
+            partial(_ras_plane_to_lps, scale=displacement_scale, shift=displacement_shift),
         )
         return grid
 
@@ -405,7 +406,7 @@ def check_vector_values(
     """
     step = max(1, _CHECK_CHUNK_ELEMENTS // 3)
     for start in range(0, triples.shape[0], step):
-        chunk = triples[start:start + step]
+        chunk = triples[start : start + step]
         if np.isfinite(chunk).all():
             continue
         partial, infinite, whole = vector_kinds(chunk)
@@ -425,9 +426,7 @@ def check_vector_values(
             undefined.count += int(whole_points.size)
 
 
-def check_planes(
-    planes: Iterable[np.ndarray], n_i: int, n_j: int, undefined: UndefinedVectors
-) -> Iterator[np.ndarray]:
+def check_planes(planes: Iterable[np.ndarray], n_i: int, n_j: int, undefined: UndefinedVectors) -> Iterator[np.ndarray]:
     """Yield the k planes (n_j, n_i, 3) of a field in order, each after :func:`check_vector_values`;
     `undefined` counts the whole-NaN triples from zero."""
     undefined.count, undefined.first_point = 0, None
@@ -606,7 +605,8 @@ class Registration:
             if len(candidates) == 1:
                 return candidates[0]
             problem = (
-                f"no item has the source Frame of Reference UID {source_frame_of_reference_uid}" if not candidates
+                f"no item has the source Frame of Reference UID {source_frame_of_reference_uid}"
+                if not candidates
                 else f"{len(candidates)} items have the source Frame of Reference UID {source_frame_of_reference_uid}"
             )
             raise RegistrationChoiceError(f"The registration cannot be used: {problem}.\n{self.describe_items()}")
@@ -685,7 +685,9 @@ class Deformation:
                 "Deformable Spatial Registration (66.3)."
             )
         identity = RegistrationMatrix.identity()
-        registered_to_source = (self.pre_deformation_matrix or identity).compose(self.post_deformation_matrix or identity)
+        registered_to_source = (self.pre_deformation_matrix or identity).compose(
+            self.post_deformation_matrix or identity
+        )
         return RegistrationItem(
             source_frame_of_reference_uid, matrix_registration=registered_to_source.inverse(), **kwargs
         )
@@ -711,9 +713,11 @@ def axis_aligned_grid(grid: DisplacementGrid) -> DisplacementGrid | None:
     """
     direction = grid.direction_lps
     rounded = np.round(direction)
-    if not np.allclose(direction, rounded, atol=geometry.EXACT_DIRECTION_TOLERANCE) or not np.allclose(
-        np.abs(rounded).sum(axis=0), 1.0
-    ) or not np.allclose(np.abs(rounded).sum(axis=1), 1.0):
+    if (
+        not np.allclose(direction, rounded, atol=geometry.EXACT_DIRECTION_TOLERANCE)
+        or not np.allclose(np.abs(rounded).sum(axis=0), 1.0)
+        or not np.allclose(np.abs(rounded).sum(axis=1), 1.0)
+    ):
         return None
     if np.array_equal(rounded, np.eye(3)):
         return grid

@@ -19,7 +19,9 @@ from contextlib import contextmanager
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 # vtkLogger's prefix: "2026-11-30 17:09:12.850 (   6.169s) [    7F26B7AACB80]vtkMRMLTransformStorage:158    ERR| "
 _LOG_PREFIX = re.compile(r"^\S+ \S+ \(\s*[\d.]+s\) \[[^\]]*\][^|]*\|\s*")
-_ITK_DESCRIPTION = re.compile(r"Description: (?:ITK ERROR: )?(?:\w+\(0x[0-9a-f]+\): )?(.*?)(?: Tried to| You probably|$)")
+_ITK_DESCRIPTION = re.compile(
+    r"Description: (?:ITK ERROR: )?(?:\w+\(0x[0-9a-f]+\): )?(.*?)(?: Tried to| You probably|$)"
+)
 _MAX_SUMMARY_CHARACTERS = 300
 
 

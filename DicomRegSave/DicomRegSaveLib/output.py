@@ -35,7 +35,7 @@ def _suffix(path: Path) -> str:
     name = path.name.lower()
     for suffix in _COMPOUND_SUFFIXES:
         if name.endswith(suffix):
-            return path.name[-len(suffix):]
+            return path.name[-len(suffix) :]
     return path.suffix
 
 
@@ -57,9 +57,7 @@ def _is_same_file(output: Path, source: Path) -> bool:
     return output.resolve() == source.resolve()
 
 
-def check_output_path(
-    path: str | os.PathLike, force: bool = False, inputs: Iterable[str | os.PathLike] = ()
-) -> Path:
+def check_output_path(path: str | os.PathLike, force: bool = False, inputs: Iterable[str | os.PathLike] = ()) -> Path:
     """Return `path` if a file may be written there.
 
     Parameters

@@ -41,7 +41,9 @@ def unmet_requirements(path: str | os.PathLike) -> list[str]:
         try:
             installed = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
-            unmet.append(f"{name} (not installed)" if minimum is None else f"{name} (not installed; needs >= {minimum})")
+            unmet.append(
+                f"{name} (not installed)" if minimum is None else f"{name} (not installed; needs >= {minimum})"
+            )
             continue
         if minimum is not None and _release(installed) < _release(minimum):
             unmet.append(f"{name} {installed} (needs >= {minimum})")

@@ -115,16 +115,34 @@ def require(problem: Callable[..., str | None], value: object, what: str, *args:
 
 #: Largest number of characters of one value (PS3.5 Table 6.2-1).
 MAX_CHARACTERS = {
-    "AE": 16, "AS": 4, "CS": 16, "DA": 8, "DS": 16, "DT": 26, "IS": 12, "LO": 64, "LT": 10240,
-    "SH": 16, "ST": 1024, "TM": 14, "UI": 64,
+    "AE": 16,
+    "AS": 4,
+    "CS": 16,
+    "DA": 8,
+    "DS": 16,
+    "DT": 26,
+    "IS": 12,
+    "LO": 64,
+    "LT": 10240,
+    "SH": 16,
+    "ST": 1024,
+    "TM": 14,
+    "UI": 64,
 }
 #: Inclusive ranges of the integer VRs.
 INTEGER_RANGES = {
-    "IS": (-(2**31), 2**31 - 1), "SS": (-(2**15), 2**15 - 1), "US": (0, 2**16 - 1),
-    "SL": (-(2**31), 2**31 - 1), "UL": (0, 2**32 - 1), "SV": (-(2**63), 2**63 - 1), "UV": (0, 2**64 - 1),
+    "IS": (-(2**31), 2**31 - 1),
+    "SS": (-(2**15), 2**15 - 1),
+    "US": (0, 2**16 - 1),
+    "SL": (-(2**31), 2**31 - 1),
+    "UL": (0, 2**32 - 1),
+    "SV": (-(2**63), 2**63 - 1),
+    "UV": (0, 2**64 - 1),
 }
 #: VRs whose values are text; the backslash separates values in all but the single-valued ones.
-_STRING_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"})
+_STRING_VRS = frozenset(
+    {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"}
+)
 _SINGLE_VALUED_TEXT_VRS = frozenset({"LT", "ST", "UT", "UR"})
 #: Control characters allowed in free text for layout (PS3.5 6.1.3): TAB, LF, FF, CR.
 _LAYOUT_CONTROLS = frozenset("\t\n\f\r")
@@ -183,7 +201,9 @@ def problem_value(vr: str, value: object, code_extensions: bool = False) -> str 
             return f"{int(value)} is outside the range of VR {vr} ({low} to {high})"
         return None
     if vr in ("FL", "FD"):
-        return None if isinstance(value, (int, float, np.floating, np.integer)) else f"{value!r} is not a number (VR {vr})"
+        return (
+            None if isinstance(value, (int, float, np.floating, np.integer)) else f"{value!r} is not a number (VR {vr})"
+        )
     if vr not in _STRING_VRS or isinstance(value, (bytes, bytearray)):
         return None
     text = str(value)

@@ -37,17 +37,35 @@ def write_manifest(folder: Path, rows: int) -> Path:
         writer = csv.writer(stream)
         writer.writerow(["transform", "fixed", "moving", "output"])
         for number in range(rows):
-            writer.writerow([case.field_path.relative_to(folder), case.fixed_dir.relative_to(folder),
-                             case.moving_dir.relative_to(folder), f"reg-{number}.dcm"])
+            writer.writerow(
+                [
+                    case.field_path.relative_to(folder),
+                    case.fixed_dir.relative_to(folder),
+                    case.moving_dir.relative_to(folder),
+                    f"reg-{number}.dcm",
+                ]
+            )
     return manifest
 
 
 def measured_batch(manifest: Path, output: Path, jobs: int, command: str = COMMAND) -> list[float]:
     output.mkdir()
     completed = subprocess.run(
-        ["/usr/bin/time", "-f", "%e %U %S %M", command, "batch", str(manifest), "--output", str(output),
-         "--jobs", str(jobs)],
-        capture_output=True, text=True, check=False,
+        [
+            "/usr/bin/time",
+            "-f",
+            "%e %U %S %M",
+            command,
+            "batch",
+            str(manifest),
+            "--output",
+            str(output),
+            "--jobs",
+            str(jobs),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if completed.returncode != 0:
         raise SystemExit(f"the batch failed:\n{completed.stdout}{completed.stderr}")
@@ -79,12 +97,17 @@ def main() -> int:
                     runs[name].append(measured_batch(manifest, output, jobs, commands[name]))
             for name, measured in runs.items():
                 medians = [statistics.median(column) for column in zip(*measured)]
-                print(f"{name:>5}{jobs:>5} " + " ".join(f"{value:>12.2f}" for value in medians[:3])
-                      + f" {medians[3]:>12.0f}")
+                print(
+                    f"{name:>5}{jobs:>5} "
+                    + " ".join(f"{value:>12.2f}" for value in medians[:3])
+                    + f" {medians[3]:>12.0f}"
+                )
             if args.peer:
                 ratios = [a[0] / b[0] for a, b in zip(runs["this"], runs["peer"])]
-                print(f"{'':>10} wall ratio this/peer per pair: median {statistics.median(ratios):.2f} "
-                      f"(range {min(ratios):.2f}-{max(ratios):.2f}, n={len(ratios)})")
+                print(
+                    f"{'':>10} wall ratio this/peer per pair: median {statistics.median(ratios):.2f} "
+                    f"(range {min(ratios):.2f}-{max(ratios):.2f}, n={len(ratios)})"
+                )
         print(f"load averages after: {Path('/proc/loadavg').read_text().split()[:3]}")
     return 0
 

@@ -186,8 +186,12 @@ class Run:
 
 
 def median_run(runs: list[Run]) -> Run:
-    return Run(*(statistics.median(getattr(r, name) for r in runs)
-                 for name in ("wall", "user", "sys", "peak_rss_mib", "wall_sync")))
+    return Run(
+        *(
+            statistics.median(getattr(r, name) for r in runs)
+            for name in ("wall", "user", "sys", "peak_rss_mib", "wall_sync")
+        )
+    )
 
 
 def grid_dimensions(size_mib: float) -> tuple[int, int, int]:
@@ -201,22 +205,41 @@ def grid_dimensions(size_mib: float) -> tuple[int, int, int]:
 
 def write_case(folder: Path) -> Case:
     """Fixed and moving phantom CT series (same patient, different studies and frames of reference)."""
-    uids = {name: str(generate_uid(entropy_srcs=["DicomRegSave benchmark", name])) for name in
-            ("fixed study", "fixed series", "fixed frame", "moving study", "moving series", "moving frame")}
-    common = dict(patient_name="Benchmark^Phantom", patient_id="DRS-BENCH", dimensions=FIXED_DIMENSIONS,
-                  spacing_mm=FIXED_SPACING_MM)
+    uids = {
+        name: str(generate_uid(entropy_srcs=["DicomRegSave benchmark", name]))
+        for name in ("fixed study", "fixed series", "fixed frame", "moving study", "moving series", "moving frame")
+    }
+    common = dict(
+        patient_name="Benchmark^Phantom",
+        patient_id="DRS-BENCH",
+        dimensions=FIXED_DIMENSIONS,
+        spacing_mm=FIXED_SPACING_MM,
+    )
     fixed_dir, moving_dir = folder / "fixed", folder / "moving"
     for directory in (fixed_dir, moving_dir):
         shutil.rmtree(directory, ignore_errors=True)
     sampledata.write_image_series(
-        fixed_dir, **common, study_instance_uid=uids["fixed study"], series_instance_uid=uids["fixed series"],
-        frame_of_reference_uid=uids["fixed frame"], study_id="FIXED", series_number=2,
-        series_description="Fixed CT", file_prefix="FIXED",
+        fixed_dir,
+        **common,
+        study_instance_uid=uids["fixed study"],
+        series_instance_uid=uids["fixed series"],
+        frame_of_reference_uid=uids["fixed frame"],
+        study_id="FIXED",
+        series_number=2,
+        series_description="Fixed CT",
+        file_prefix="FIXED",
     )
     sampledata.write_image_series(
-        moving_dir, **common, study_instance_uid=uids["moving study"], series_instance_uid=uids["moving series"],
-        frame_of_reference_uid=uids["moving frame"], study_date="20240612", study_id="MOVING", series_number=3,
-        series_description="Moving CT", file_prefix="MOVING",
+        moving_dir,
+        **common,
+        study_instance_uid=uids["moving study"],
+        series_instance_uid=uids["moving series"],
+        frame_of_reference_uid=uids["moving frame"],
+        study_date="20240612",
+        study_id="MOVING",
+        series_number=3,
+        series_description="Moving CT",
+        file_prefix="MOVING",
         origin_lps=-(np.array(FIXED_SPACING_MM) * (np.array(FIXED_DIMENSIONS) - 1)) / 2.0 + [2.0, -1.0, 4.0],
     )
     return Case(fixed_dir, moving_dir, uids["fixed frame"], uids["moving frame"])
@@ -252,8 +275,9 @@ def write_field(path: Path, size_mib: float, seed: int) -> Field:
     control = rng.normal(0.0, DISPLACEMENT_SCALE_MM, size=(*CONTROL_POINTS[::-1], 3))
     w_i, w_j, w_k = (_linear_weights(n, c) for n, c in zip(result.dimensions, CONTROL_POINTS))
     temporary = path.with_suffix(".partial.mha")
-    vectors = np.lib.format.open_memmap(path.with_suffix(".partial.npy"), mode="w+", dtype="<f4",
-                                        shape=(n_k, n_j, n_i, 3))
+    vectors = np.lib.format.open_memmap(
+        path.with_suffix(".partial.npy"), mode="w+", dtype="<f4", shape=(n_k, n_j, n_i, 3)
+    )
     for k in range(n_k):
         plane = np.tensordot(w_k[k], control, axes=(0, 0)).transpose(2, 0, 1)  # (3, c_j, c_i)
         vectors[k] = (w_j @ plane @ w_i.T).transpose(1, 2, 0)
@@ -267,9 +291,12 @@ def write_field(path: Path, size_mib: float, seed: int) -> Field:
 def write_sparse_field(path: Path, size_mib: float) -> Field:
     """A MetaImage whose header declares a field of `size_mib` and whose data is a hole (no disk used)."""
     result = field_geometry(path, size_mib)
-    sampledata.write_displacement_field_mha(path, result.origin_lps, np.eye(3), result.spacing_mm,
-                                            np.zeros((1, 1, 1, 3), np.float32))
-    header = path.read_bytes()[:-12].replace(b"DimSize = 1 1 1", f"DimSize = {' '.join(map(str, result.dimensions))}".encode())
+    sampledata.write_displacement_field_mha(
+        path, result.origin_lps, np.eye(3), result.spacing_mm, np.zeros((1, 1, 1, 3), np.float32)
+    )
+    header = path.read_bytes()[:-12].replace(
+        b"DimSize = 1 1 1", f"DimSize = {' '.join(map(str, result.dimensions))}".encode()
+    )
     path.write_bytes(header)
     os.truncate(path, len(header) + result.vector_bytes)
     return result
@@ -372,8 +399,10 @@ def same_values(stored: np.ndarray, expected: np.ndarray) -> bool:
     if stored.shape != expected.shape:
         return False
     step = 16 * MIB
-    return all(np.array_equal(stored[start:start + step], expected[start:start + step])
-               for start in range(0, stored.size, step))
+    return all(
+        np.array_equal(stored[start : start + step], expected[start : start + step])
+        for start in range(0, stored.size, step)
+    )
 
 
 def field_file_matches(path: Path, field_: Field) -> bool:
@@ -418,10 +447,15 @@ def busy_fraction(seconds: float = BUSY_WINDOW_S) -> float:
 def commit_description() -> str:
     repository = Path(__file__).resolve().parents[2]
     try:
-        commit = subprocess.run(["git", "-C", str(repository), "rev-parse", "--short", "HEAD"],
-                                capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(repository), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "-C", str(repository), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(repository), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown commit (not a git checkout)"
     return commit + (" + uncommitted changes" if dirty else "")
@@ -450,11 +484,11 @@ def slicer_step(step: str, field_path: Path, fixed_dir: Path, moving_dir: Path, 
         import vtk
         from vtk.util import numpy_support
 
+        from DicomRegSaveLib.export.pipeline import export_registration
+        from DicomRegSaveLib.inputs.series import read_image_series
+        from DicomRegSaveLib.inputs.transform_files import raw_field_header
         from DicomRegSaveLib.mrml import nodes as mrml
         from DicomRegSaveLib.reg import tags
-        from DicomRegSaveLib.inputs.series import read_image_series
-        from DicomRegSaveLib.export.pipeline import export_registration
-        from DicomRegSaveLib.inputs.transform_files import raw_field_header
         from mrml_helpers import vtk_matrix
 
         header = raw_field_header(field_path)
@@ -499,14 +533,27 @@ def slicer_step(step: str, field_path: Path, fixed_dir: Path, moving_dir: Path, 
         started, cpu = time.perf_counter(), cpu_seconds()
         result = import_registration(reg_path, scene, None, apply_to_moving=False)
         seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
-        grids = [n for n in (scene.GetNthNodeByClass(i, "vtkMRMLGridTransformNode")
-                             for i in range(scene.GetNumberOfNodesByClass("vtkMRMLGridTransformNode")))]
+        grids = [
+            n
+            for n in (
+                scene.GetNthNodeByClass(i, "vtkMRMLGridTransformNode")
+                for i in range(scene.GetNumberOfNodesByClass("vtkMRMLGridTransformNode"))
+            )
+        ]
         scalars = grids[0].GetTransformFromParent().GetDisplacementGrid().GetPointData().GetScalars()
-        details = (f"{len(result.items)} transform chain(s), grid node values {scalars.GetDataTypeAsString()} "
-                   f"({numpy_support.vtk_to_numpy(scalars).nbytes / MIB:.0f} MiB)")
+        details = (
+            f"{len(result.items)} transform chain(s), grid node values {scalars.GetDataTypeAsString()} "
+            f"({numpy_support.vtk_to_numpy(scalars).nbytes / MIB:.0f} MiB)"
+        )
     _, traced_peak = tracemalloc.get_traced_memory()
-    return {"seconds": seconds, "cpu": cpu, "traced_peak_mib": traced_peak / MIB, "step_peak_rss_mib": peak_rss_mib(),
-            "rss_before_mib": before_rss, "details": details}
+    return {
+        "seconds": seconds,
+        "cpu": cpu,
+        "traced_peak_mib": traced_peak / MIB,
+        "step_peak_rss_mib": peak_rss_mib(),
+        "rss_before_mib": before_rss,
+        "details": details,
+    }
 
 
 def reset_peak_rss() -> None:
@@ -569,19 +616,43 @@ class Bench:
     def measure(self, name: str, command: list[str], expect_failure: bool = False) -> Run:
         self.counter += 1
         run = run_measured(command, self.logs / f"{self.counter:03d}-{name}.log", expect_failure)
-        print(f"  {name:<26}{run.wall:7.2f} s wall (+sync {run.wall_sync:5.2f}) {run.user:6.2f} user "
-              f"{run.sys:6.2f} sys {run.peak_rss_mib:7.0f} MiB", flush=True)
+        print(
+            f"  {name:<26}{run.wall:7.2f} s wall (+sync {run.wall_sync:5.2f}) {run.user:6.2f} user "
+            f"{run.sys:6.2f} sys {run.peak_rss_mib:7.0f} MiB",
+            flush=True,
+        )
         return run
 
     def export_command(self, field_: Field, output: Path) -> list[str]:
         case = self.case
-        return [str(self.dicomregsave), "export", "--transform", str(field_.path), "--fixed", str(case.fixed_dir),
-                "--moving", str(case.moving_dir), "--output", str(output), "--force"]
+        return [
+            str(self.dicomregsave),
+            "export",
+            "--transform",
+            str(field_.path),
+            "--fixed",
+            str(case.fixed_dir),
+            "--moving",
+            str(case.moving_dir),
+            "--output",
+            str(output),
+            "--force",
+        ]
 
     def plastimatch_command(self, field_: Field, output: Path) -> list[str]:
         case = self.case
-        return [str(self.plastimatch), "xf-convert", "--input", str(field_.path), "--output-dicom", str(output),
-                "--fixed-rcs", str(case.fixed_dir), "--moving-rcs", str(case.moving_dir)]
+        return [
+            str(self.plastimatch),
+            "xf-convert",
+            "--input",
+            str(field_.path),
+            "--output-dicom",
+            str(output),
+            "--fixed-rcs",
+            str(case.fixed_dir),
+            "--moving-rcs",
+            str(case.moving_dir),
+        ]
 
     def read_command(self, reg: Path, output: Path) -> list[str]:
         return [str(self.dicomregsave), "to-transform", str(reg), str(output), "--force"]
@@ -627,19 +698,32 @@ class Bench:
         sync_ratios = [a.wall_sync / b.wall_sync for a, b in zip(ours, theirs)]
         ours_m, theirs_m = median_run(ours), median_run(theirs)
         limit = field_.mib + MEMORY_ALLOWANCE_MIB
-        print(f" ratio dicomregsave/plastimatch per pair: {_ratios(ratios)}; until on disk (+sync): {_ratios(sync_ratios)}")
-        self.rows.append(Row(
-            f"export {field_.label}", _cell(ours_m), _cell(theirs_m) + " (plastimatch)", _ratios(ratios),
-            f"time <= {ratio_goal:g}x, RSS <= {limit:.0f} MiB",
-            statistics.median(ratios) <= ratio_goal and ours_m.peak_rss_mib <= limit,
-        ))
+        print(
+            f" ratio dicomregsave/plastimatch per pair: {_ratios(ratios)}; until on disk (+sync): {_ratios(sync_ratios)}"
+        )
+        self.rows.append(
+            Row(
+                f"export {field_.label}",
+                _cell(ours_m),
+                _cell(theirs_m) + " (plastimatch)",
+                _ratios(ratios),
+                f"time <= {ratio_goal:g}x, RSS <= {limit:.0f} MiB",
+                statistics.median(ratios) <= ratio_goal and ours_m.peak_rss_mib <= limit,
+            )
+        )
         for name, runs in floors.items():
             floor_ratios = [a.wall / b.wall for a, b in zip(runs, theirs)]
             print(f" ratio start-up floor {name} / plastimatch per pair: {_ratios(floor_ratios)}")
-            self.rows.append(Row(
-                f"start-up floor: {name} (no file read)", _cell(median_run(runs)),
-                f"plastimatch's export of {field_.label}", _ratios(floor_ratios), "", None,
-            ))
+            self.rows.append(
+                Row(
+                    f"start-up floor: {name} (no file read)",
+                    _cell(median_run(runs)),
+                    f"plastimatch's export of {field_.label}",
+                    _ratios(floor_ratios),
+                    "",
+                    None,
+                )
+            )
 
     def read_pairs(self, size_mib: float) -> None:
         field_ = self.field(size_mib)
@@ -652,8 +736,10 @@ class Bench:
                 output = self.workdir / f"read-back{extension}"
                 reads[extension].append(self.measure(f"to-transform -> {extension}", self.read_command(reg, output)))
                 if pair == 0:
-                    self.check(f"{extension} vectors bit for bit = field",
-                               [] if field_file_matches(output, field_) else ["they differ"])
+                    self.check(
+                        f"{extension} vectors bit for bit = field",
+                        [] if field_file_matches(output, field_) else ["they differ"],
+                    )
                 remove(output)
         remove(reg)
         limit = field_.mib + MEMORY_ALLOWANCE_MIB
@@ -661,11 +747,16 @@ class Bench:
             ratios = [r.wall / e.wall for r, e in zip(runs, exports)]
             median = median_run(runs)
             print(f" ratio to-transform {extension} / export per pair: {_ratios(ratios)}")
-            self.rows.append(Row(
-                f"read {field_.label} REG -> {extension}", _cell(median), _cell(median_run(exports)) + " (export)",
-                _ratios(ratios), f"time <= 1x export, RSS <= {limit:.0f} MiB",
-                statistics.median(ratios) <= 1.0 and median.peak_rss_mib <= limit,
-            ))
+            self.rows.append(
+                Row(
+                    f"read {field_.label} REG -> {extension}",
+                    _cell(median),
+                    _cell(median_run(exports)) + " (export)",
+                    _ratios(ratios),
+                    f"time <= 1x export, RSS <= {limit:.0f} MiB",
+                    statistics.median(ratios) <= 1.0 and median.peak_rss_mib <= limit,
+                )
+            )
 
     def slicer_path(self, step: str, size_mib: float) -> None:
         field_ = self.field(size_mib)
@@ -675,13 +766,28 @@ class Bench:
         runs, steps = [], []
         for repeat in range(self.args.scaling_repeats):
             result_file = self.workdir / "slicer-step.json"
-            command = [sys.executable, str(Path(__file__).resolve()), "--slicer-step", step, "--workdir",
-                       str(self.workdir), "--field", str(field_.path), "--reg", str(reg), "--result", str(result_file)]
+            command = [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--slicer-step",
+                step,
+                "--workdir",
+                str(self.workdir),
+                "--field",
+                str(field_.path),
+                "--reg",
+                str(reg),
+                "--result",
+                str(result_file),
+            ]
             runs.append(self.measure(f"Slicer {step} (process)", command))
             steps.append(json.loads(result_file.read_text()))
-            print(f"   step: {steps[-1]['seconds']:.2f} s, {steps[-1]['cpu']:.2f} s CPU, peak RSS "
-                  f"{steps[-1]['step_peak_rss_mib']:.0f} MiB (RSS before it {steps[-1]['rss_before_mib']:.0f} MiB), allocations peak {steps[-1]['traced_peak_mib']:.0f} MiB; "
-                  f"{steps[-1]['details']}", flush=True)
+            print(
+                f"   step: {steps[-1]['seconds']:.2f} s, {steps[-1]['cpu']:.2f} s CPU, peak RSS "
+                f"{steps[-1]['step_peak_rss_mib']:.0f} MiB (RSS before it {steps[-1]['rss_before_mib']:.0f} MiB), allocations peak {steps[-1]['traced_peak_mib']:.0f} MiB; "
+                f"{steps[-1]['details']}",
+                flush=True,
+            )
             if step == "export" and repeat == 0:
                 self.check("REG vectors bit for bit = field", check_reg(reg, field_, self.case))
         remove(reg)
@@ -694,13 +800,17 @@ class Bench:
         limit = 2 * field_.mib + MEMORY_ALLOWANCE_MIB
         no_float64 = traced < 1.5 * field_.mib
         what = "grid transform node (float32, in memory) -> REG" if step == "export" else "REG -> transform nodes"
-        self.rows.append(Row(
-            f"Slicer {what}, {field_.label}",
-            f"{seconds:.2f} s ({cpu:.2f} s CPU), peak RSS {step_rss:.0f} MiB (before the step {rss_before:.0f} MiB; "
-            f"process incl. set-up {process.peak_rss_mib:.0f} MiB), allocations peak {traced:.0f} MiB", "", "",
-            f"RSS <= {limit:.0f} MiB, no float64 copy (allocations < 1.5x field)",
-            step_rss <= limit and no_float64,
-        ))
+        self.rows.append(
+            Row(
+                f"Slicer {what}, {field_.label}",
+                f"{seconds:.2f} s ({cpu:.2f} s CPU), peak RSS {step_rss:.0f} MiB (before the step {rss_before:.0f} MiB; "
+                f"process incl. set-up {process.peak_rss_mib:.0f} MiB), allocations peak {traced:.0f} MiB",
+                "",
+                "",
+                f"RSS <= {limit:.0f} MiB, no float64 copy (allocations < 1.5x field)",
+                step_rss <= limit and no_float64,
+            )
+        )
 
     def scaling(self) -> None:
         rows = []
@@ -719,16 +829,23 @@ class Bench:
         print("\n scaling (medians):")
         print(f" {'field':<26}{'export s':>9}{'MiB/s':>8}{'RSS-field':>10}{'read s':>9}{'MiB/s':>8}{'RSS-field':>10}")
         for field_, export, read in rows:
-            print(f" {field_.label:<26}{export.wall:9.2f}{field_.mib / export.wall:8.0f}"
-                  f"{export.peak_rss_mib - field_.mib:10.0f}{read.wall:9.2f}{field_.mib / read.wall:8.0f}"
-                  f"{read.peak_rss_mib - field_.mib:10.0f}")
+            print(
+                f" {field_.label:<26}{export.wall:9.2f}{field_.mib / export.wall:8.0f}"
+                f"{export.peak_rss_mib - field_.mib:10.0f}{read.wall:9.2f}{field_.mib / read.wall:8.0f}"
+                f"{read.peak_rss_mib - field_.mib:10.0f}"
+            )
         for field_, export, read in rows:
             linear = all(r.peak_rss_mib <= field_.mib + MEMORY_ALLOWANCE_MIB for r in (export, read))
-            self.rows.append(Row(
-                f"scaling {field_.label}: export / read", f"{_cell(export)} / {_cell(read)}", "",
-                f"{field_.mib / export.wall:.0f} / {field_.mib / read.wall:.0f} MiB/s",
-                f"RSS <= field + {MEMORY_ALLOWANCE_MIB:.0f} MiB", linear,
-            ))
+            self.rows.append(
+                Row(
+                    f"scaling {field_.label}: export / read",
+                    f"{_cell(export)} / {_cell(read)}",
+                    "",
+                    f"{field_.mib / export.wall:.0f} / {field_.mib / read.wall:.0f} MiB/s",
+                    f"RSS <= field + {MEMORY_ALLOWANCE_MIB:.0f} MiB",
+                    linear,
+                )
+            )
 
     def of_limit(self) -> None:
         field_ = write_sparse_field(self.workdir / "field-over-4GiB.mha", OVER_LIMIT_SIZE_MIB)
@@ -739,10 +856,16 @@ class Bench:
         problems += [f"{output} was written"] if output.exists() else []
         self.check("OF limit reported, nothing written", problems)
         field_.path.unlink()
-        self.rows.append(Row(
-            f"export {field_.label} (over the OF limit)", f"refused in {run.wall:.2f} s, peak {run.peak_rss_mib:.0f} MiB",
-            "", "", "error before any vector is read", not problems and run.peak_rss_mib < MEMORY_ALLOWANCE_MIB,
-        ))
+        self.rows.append(
+            Row(
+                f"export {field_.label} (over the OF limit)",
+                f"refused in {run.wall:.2f} s, peak {run.peak_rss_mib:.0f} MiB",
+                "",
+                "",
+                "error before any vector is read",
+                not problems and run.peak_rss_mib < MEMORY_ALLOWANCE_MIB,
+            )
+        )
 
 
 def _cell(run: Run) -> str:
@@ -753,11 +876,19 @@ def _ratios(ratios: list[float]) -> str:
     return f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f}, n={len(ratios)})"
 
 
-def print_table(bench: Bench, commit: str, before: tuple[float, ...], after: tuple[float, ...], quiet: bool,
-                busy: tuple[float, float]) -> None:
-    print(f"\n## Benchmark (commit {commit}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-          f"{os.cpu_count()} cores, load {before[0]:.2f} before / {after[0]:.2f} after, CPU busy "
-          f"{busy[0]:.1%} before / {busy[1]:.1%} after{'' if quiet else ', NOT QUIET: not results'})\n")
+def print_table(
+    bench: Bench,
+    commit: str,
+    before: tuple[float, ...],
+    after: tuple[float, ...],
+    quiet: bool,
+    busy: tuple[float, float],
+) -> None:
+    print(
+        f"\n## Benchmark (commit {commit}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"{os.cpu_count()} cores, load {before[0]:.2f} before / {after[0]:.2f} after, CPU busy "
+        f"{busy[0]:.1%} before / {busy[1]:.1%} after{'' if quiet else ', NOT QUIET: not results'})\n"
+    )
     print("Times are medians: wall (user + sys CPU), peak RSS; ratios per alternating pair: median (range, pairs).\n")
     print("| target | dicomregsave | reference | ratio | goal | met |")
     print("|---|---|---|---|---|---|")
@@ -773,11 +904,15 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> int:
     busy_before = busy_fraction()
     print(f"DicomRegSave benchmark, commit {commit}; targets: {', '.join(targets)}; {args.pairs} pairs")
     print(f"dicomregsave: {Path(sys.executable).parent / 'dicomregsave'}; work folder {workdir}")
-    print(f"load averages before: {before[0]:.2f} {before[1]:.2f} {before[2]:.2f} ({os.cpu_count()} cores); "
-          f"CPU busy {busy_before:.1%} of all cores over {BUSY_WINDOW_S:g} s")
+    print(
+        f"load averages before: {before[0]:.2f} {before[1]:.2f} {before[2]:.2f} ({os.cpu_count()} cores); "
+        f"CPU busy {busy_before:.1%} of all cores over {BUSY_WINDOW_S:g} s"
+    )
     if before[0] > QUIET_LOAD or busy_before > QUIET_BUSY:
-        print(f"WARNING: THE MACHINE IS NOT QUIET (1-minute load {before[0]:.2f} > {QUIET_LOAD} or CPU busy "
-              f"{busy_before:.1%} > {QUIET_BUSY:.0%}): the numbers below are a smoke test, not results.")
+        print(
+            f"WARNING: THE MACHINE IS NOT QUIET (1-minute load {before[0]:.2f} > {QUIET_LOAD} or CPU busy "
+            f"{busy_before:.1%} > {QUIET_BUSY:.0%}): the numbers below are a smoke test, not results."
+        )
     started = time.perf_counter()
     bench = Bench(workdir, args)
     if any(t.startswith("export") for t in targets):
@@ -802,12 +937,16 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> int:
     busy_after = busy_fraction()
     after = settled_load_averages()
     quiet = before[0] <= QUIET_LOAD and after[0] <= QUIET_LOAD_AFTER and max(busy_before, busy_after) <= QUIET_BUSY
-    print(f"\nload averages after (once the run's own load had decayed, at most {SETTLE_LIMIT_S:g} s): "
-          f"{after[0]:.2f} {after[1]:.2f} {after[2]:.2f}; CPU busy {busy_after:.1%} over {BUSY_WINDOW_S:g} s; "
-          f"whole run {whole_run:.0f} s")
+    print(
+        f"\nload averages after (once the run's own load had decayed, at most {SETTLE_LIMIT_S:g} s): "
+        f"{after[0]:.2f} {after[1]:.2f} {after[2]:.2f}; CPU busy {busy_after:.1%} over {BUSY_WINDOW_S:g} s; "
+        f"whole run {whole_run:.0f} s"
+    )
     if not quiet:
-        print(f"WARNING: THE MACHINE WAS NOT QUIET (load above {QUIET_LOAD} before or {QUIET_LOAD_AFTER} after, or CPU "
-              f"busy above {QUIET_BUSY:.0%}): these numbers are not results; re-run on a quiet machine.")
+        print(
+            f"WARNING: THE MACHINE WAS NOT QUIET (load above {QUIET_LOAD} before or {QUIET_LOAD_AFTER} after, or CPU "
+            f"busy above {QUIET_BUSY:.0%}): these numbers are not results; re-run on a quiet machine."
+        )
     print_table(bench, commit, before, after, quiet, (busy_before, busy_after))
     return 1 if bench.failed else 0
 
@@ -815,14 +954,24 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", type=int, default=7, help="alternating pairs per comparison (default 7)")
-    parser.add_argument("--only", nargs="+", choices=TARGETS, metavar="TARGET",
-                        help=f"run only these targets ({', '.join(TARGETS)})")
-    parser.add_argument("--scaling-repeats", type=int, default=3,
-                        help="runs per size for scaling and the Slicer paths (default 3)")
-    parser.add_argument("--no-floor", dest="floor", action="store_false",
-                        help="skip the start-up floor commands measured with the export pairs")
-    parser.add_argument("--workdir", type=Path, metavar="DIR",
-                        help="keep inputs here and reuse them (default: a temporary folder, removed at the end)")
+    parser.add_argument(
+        "--only", nargs="+", choices=TARGETS, metavar="TARGET", help=f"run only these targets ({', '.join(TARGETS)})"
+    )
+    parser.add_argument(
+        "--scaling-repeats", type=int, default=3, help="runs per size for scaling and the Slicer paths (default 3)"
+    )
+    parser.add_argument(
+        "--no-floor",
+        dest="floor",
+        action="store_false",
+        help="skip the start-up floor commands measured with the export pairs",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        metavar="DIR",
+        help="keep inputs here and reuse them (default: a temporary folder, removed at the end)",
+    )
     for hidden in ("--slicer-step", "--field", "--reg", "--result"):
         parser.add_argument(hidden, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -62,7 +62,7 @@ def _replace_vr(path: Path, tag: tuple[int, int], vr: bytes, new: bytes, target:
     data = bytearray(path.read_bytes())
     offset = data.find(struct.pack("<HH", *tag) + vr)
     assert offset > 0, (path, tag)
-    data[offset + 4:offset + 6] = new
+    data[offset + 4 : offset + 6] = new
     target.write_bytes(data)
     return target
 
@@ -72,9 +72,9 @@ def _set_length(path: Path, tag: tuple[int, int], vr: bytes, length: int, target
     offset = data.find(struct.pack("<HH", *tag) + vr)
     assert offset > 0, (path, tag)
     if vr in (b"OB", b"OF", b"SQ", b"UN", b"UT", b"OW"):
-        data[offset + 8:offset + 12] = struct.pack("<I", length)
+        data[offset + 8 : offset + 12] = struct.pack("<I", length)
     else:
-        data[offset + 6:offset + 8] = struct.pack("<H", length)
+        data[offset + 6 : offset + 8] = struct.pack("<H", length)
     target.write_bytes(data)
     return target
 
@@ -95,8 +95,22 @@ def root(tmp_path_factory):
     bad.mkdir()
     good_reg = root / "good" / "reg.dcm"
     good_reg.parent.mkdir()
-    assert cli.main(["export", "--transform", str(case.field_path), "--fixed", str(case.fixed_dir),
-                     "--moving", str(case.moving_dir), "--output", str(good_reg)]) == 0
+    assert (
+        cli.main(
+            [
+                "export",
+                "--transform",
+                str(case.field_path),
+                "--fixed",
+                str(case.fixed_dir),
+                "--moving",
+                str(case.moving_dir),
+                "--output",
+                str(good_reg),
+            ]
+        )
+        == 0
+    )
     slices = sorted(case.fixed_dir.iterdir())
     vectors = np.zeros((5, 6, 7, 3), np.float32)
 
@@ -153,8 +167,11 @@ def root(tmp_path_factory):
         shutil.copytree(case.fixed_dir, folder)
         victim = folder / slices[3].name
         if name == "duplicate_uid":
-            _edit(folder / slices[4].name, folder / "copy.dcm",
-                  lambda d: setattr(d, "SOPInstanceUID", pydicom.dcmread(victim).SOPInstanceUID))
+            _edit(
+                folder / slices[4].name,
+                folder / "copy.dcm",
+                lambda d, victim=victim: setattr(d, "SOPInstanceUID", pydicom.dcmread(victim).SOPInstanceUID),
+            )
             (folder / slices[4].name).unlink()
         elif name == "missing_slice":
             victim.unlink()
@@ -172,11 +189,22 @@ def root(tmp_path_factory):
     (bad / "reg_truncated.dcm").write_bytes(good_reg.read_bytes()[:-5000])
     _set_length(good_reg, (0x0064, 0x0009), b"OF", 0xFFFFFFF0, bad / "reg_huge_length.dcm")
     _edit(good_reg, bad / "reg_two_uids.dcm", lambda d: setattr(d, "StudyInstanceUID", [d.StudyInstanceUID, "1.2.3"]))
-    _edit(good_reg, bad / "reg_short_vectors.dcm", lambda d: setattr(
-        d.DeformableRegistrationSequence[0].DeformableRegistrationGridSequence[0], "VectorGridData",
-        d.DeformableRegistrationSequence[0].DeformableRegistrationGridSequence[0].VectorGridData[:-12]))
-    _edit(good_reg, bad / "reg_one_dimension.dcm", lambda d: setattr(
-        d.DeformableRegistrationSequence[0].DeformableRegistrationGridSequence[0], "GridDimensions", [4]))
+    _edit(
+        good_reg,
+        bad / "reg_short_vectors.dcm",
+        lambda d: setattr(
+            d.DeformableRegistrationSequence[0].DeformableRegistrationGridSequence[0],
+            "VectorGridData",
+            d.DeformableRegistrationSequence[0].DeformableRegistrationGridSequence[0].VectorGridData[:-12],
+        ),
+    )
+    _edit(
+        good_reg,
+        bad / "reg_one_dimension.dcm",
+        lambda d: setattr(
+            d.DeformableRegistrationSequence[0].DeformableRegistrationGridSequence[0], "GridDimensions", [4]
+        ),
+    )
     os.symlink(slices[0], bad / "link_to_fixed.dcm")
     (root / "out").mkdir()
     (root / "out" / "existing.dcm").write_bytes(b"precious")
@@ -184,8 +212,12 @@ def root(tmp_path_factory):
 
 
 def _export(root: Path, case, **changes) -> list[str]:
-    arguments = {"--transform": case.field_path, "--fixed": case.fixed_dir, "--moving": case.moving_dir,
-                 "--output": root / "out" / "reg.dcm"}
+    arguments = {
+        "--transform": case.field_path,
+        "--fixed": case.fixed_dir,
+        "--moving": case.moving_dir,
+        "--output": root / "out" / "reg.dcm",
+    }
     extra = changes.pop("extra", [])
     arguments.update({f"--{k.replace('_', '-')}": v for k, v in changes.items()})
     return ["export", *[str(x) for pair in arguments.items() for x in pair], *map(str, extra)]
@@ -211,13 +243,18 @@ CASES = {
     "transform_2d_field": (lambda r, c: _export(r, c, transform=r / B / "two_d.mha"), "a 2-D image"),
     "transform_nan": (lambda r, c: _export(r, c, transform=r / B / "nan.mha"), "2 of 210 grid points are undefined"),
     "transform_inf": (lambda r, c: _export(r, c, transform=r / B / "inf.mha"), "must be finite"),
-    "transform_partial_nan": (lambda r, c: _export(r, c, transform=r / B / "partial_nan.mha"), "all three components NaN"),
-    "transform_zero_spacing": (lambda r, c: _export(r, c, transform=r / B / "zero_spacing.mha"), "spacing must be positive"),
+    "transform_partial_nan": (
+        lambda r, c: _export(r, c, transform=r / B / "partial_nan.mha"),
+        "all three components NaN",
+    ),
+    "transform_zero_spacing": (
+        lambda r, c: _export(r, c, transform=r / B / "zero_spacing.mha"),
+        "spacing must be positive",
+    ),
     "transform_truncated": (lambda r, c: _export(r, c, transform=r / B / "truncated.mha"), "too short"),
     "transform_detached_missing": (lambda r, c: _export(r, c, transform=r / B / "detached.mhd"), "missing.raw"),
     "transform_is_folder": (lambda r, c: _export(r, c, transform=r / B / "folder.h5"), "not a file"),
-    "transform_grid_spacing_on_nan": (lambda r, c: _export(r, c, transform=r / B / "nan.mha", grid_spacing=8),
-                                      "NaN"),
+    "transform_grid_spacing_on_nan": (lambda r, c: _export(r, c, transform=r / B / "nan.mha", grid_spacing=8), "NaN"),
     # DICOM inputs
     "fixed_missing": (lambda r, c: _export(r, c, fixed=r / B / "nowhere"), "does not exist"),
     "moving_empty_folder": (lambda r, c: _export(r, c, moving=r / B / "empty"), "No DICOM files"),
@@ -227,10 +264,16 @@ CASES = {
     "fixed_text_named_dcm": (lambda r, c: _export(r, c, fixed=r / B / "text.dcm"), "not a DICOM file"),
     "fixed_is_moving": (lambda r, c: _export(r, c, fixed=c.moving_dir), "same series"),
     "fixed_is_a_reg": (lambda r, c: _export(r, c, fixed=r / "good"), "no image series"),
-    "fixed_unknown_vr": (lambda r, c: _export(r, c, fixed=r / B / "fixed_unknown_vr"), "(0020,0032) ImagePositionPatient"),
+    "fixed_unknown_vr": (
+        lambda r, c: _export(r, c, fixed=r / B / "fixed_unknown_vr"),
+        "(0020,0032) ImagePositionPatient",
+    ),
     "fixed_huge_length": (lambda r, c: _export(r, c, fixed=r / B / "fixed_huge_length"), "PixelSpacing"),
     "fixed_truncated_slice": (lambda r, c: _export(r, c, fixed=r / B / "fixed_truncated"), "cannot be read"),
-    "fixed_duplicate_uid": (lambda r, c: _export(r, c, fixed=r / B / "fixed_duplicate_uid"), "share the SOP Instance UID"),
+    "fixed_duplicate_uid": (
+        lambda r, c: _export(r, c, fixed=r / B / "fixed_duplicate_uid"),
+        "share the SOP Instance UID",
+    ),
     "fixed_missing_slice": (lambda r, c: _export(r, c, fixed=r / B / "fixed_missing_slice"), "not uniformly spaced"),
     "fixed_tilted_slice": (lambda r, c: _export(r, c, fixed=r / B / "fixed_tilted_slice"), "Image Orientation"),
     "fixed_no_frame": (lambda r, c: _export(r, c, fixed=r / B / "fixed_no_frame"), "Frame of Reference UID"),
@@ -261,35 +304,57 @@ CASES = {
     # outputs
     "output_folder_missing": (lambda r, c: _export(r, c, output=r / "out" / "missing" / "reg.dcm"), "does not exist"),
     "output_exists": (lambda r, c: _export(r, c, output=r / "out" / "existing.dcm"), "exists already"),
-    "output_is_fixed_slice": (lambda r, c: _export(r, c, output=c.fixed_dir / FIRST, extra=["--force"]),
-                              "is the input file"),
+    "output_is_fixed_slice": (
+        lambda r, c: _export(r, c, output=c.fixed_dir / FIRST, extra=["--force"]),
+        "is the input file",
+    ),
     "output_is_transform": (lambda r, c: _export(r, c, output=c.field_path, extra=["--force"]), "is the input file"),
-    "output_links_to_fixed": (lambda r, c: _export(r, c, output=r / B / "link_to_fixed.dcm", extra=["--force"]),
-                              "is the input file"),
+    "output_links_to_fixed": (
+        lambda r, c: _export(r, c, output=r / B / "link_to_fixed.dcm", extra=["--force"]),
+        "is the input file",
+    ),
     "output_unwritable": (lambda r, c: _export(r, c, output="/proc/reg.dcm"), "Cannot write"),
     "json_is_an_input": (lambda r, c: _export(r, c, json=c.fixed_dir / FIRST), "is the input file"),
-    "to_transform_over_reg": (lambda r, c: ["to-transform", str(r / "good" / "reg.dcm"), str(r / "good" / "reg.dcm"),
-                                            "--force"], "is the input file"),
-    "to_transform_bad_extension": (lambda r, c: ["to-transform", str(r / "good" / "reg.dcm"), str(r / "out" / "x.xyz")],
-                                   "use one of"),
+    "to_transform_over_reg": (
+        lambda r, c: ["to-transform", str(r / "good" / "reg.dcm"), str(r / "good" / "reg.dcm"), "--force"],
+        "is the input file",
+    ),
+    "to_transform_bad_extension": (
+        lambda r, c: ["to-transform", str(r / "good" / "reg.dcm"), str(r / "out" / "x.xyz")],
+        "use one of",
+    ),
     # reading side
     "inspect_missing": (lambda r, c: ["inspect", str(r / B / "nowhere.dcm")], "no such file"),
     "inspect_text": (lambda r, c: ["inspect", str(r / B / "text.dcm")], "not a readable DICOM file"),
     "validate_text": (lambda r, c: ["validate", str(r / B / "text.dcm")], "not a readable DICOM file"),
-    "read_image_not_reg": (lambda r, c: ["to-transform", str(c.fixed_dir / FIRST), str(r / "out" / "t.h5")],
-                           "this is CT Image Storage"),
-    "read_unknown_vr": (lambda r, c: ["to-transform", str(r / B / "reg_unknown_vr.dcm"), str(r / "out" / "t.h5")],
-                        "(0008,0070) Manufacturer"),
-    "read_truncated": (lambda r, c: ["to-transform", str(r / B / "reg_truncated.dcm"), str(r / "out" / "t.h5")],
-                       "truncated or a length in it is wrong"),
-    "read_huge_length": (lambda r, c: ["to-transform", str(r / B / "reg_huge_length.dcm"), str(r / "out" / "t.h5")],
-                         "truncated or a length in it is wrong"),
-    "read_two_uids": (lambda r, c: ["to-transform", str(r / B / "reg_two_uids.dcm"), str(r / "out" / "t.h5")],
-                      "holds 2 UIDs"),
-    "read_short_vectors": (lambda r, c: ["to-transform", str(r / B / "reg_short_vectors.dcm"),
-                                         str(r / "out" / "t.nrrd")], "(0064,0009)"),
-    "read_one_dimension": (lambda r, c: ["to-transform", str(r / B / "reg_one_dimension.dcm"),
-                                         str(r / "out" / "t.nrrd")], "Grid Dimensions"),
+    "read_image_not_reg": (
+        lambda r, c: ["to-transform", str(c.fixed_dir / FIRST), str(r / "out" / "t.h5")],
+        "this is CT Image Storage",
+    ),
+    "read_unknown_vr": (
+        lambda r, c: ["to-transform", str(r / B / "reg_unknown_vr.dcm"), str(r / "out" / "t.h5")],
+        "(0008,0070) Manufacturer",
+    ),
+    "read_truncated": (
+        lambda r, c: ["to-transform", str(r / B / "reg_truncated.dcm"), str(r / "out" / "t.h5")],
+        "truncated or a length in it is wrong",
+    ),
+    "read_huge_length": (
+        lambda r, c: ["to-transform", str(r / B / "reg_huge_length.dcm"), str(r / "out" / "t.h5")],
+        "truncated or a length in it is wrong",
+    ),
+    "read_two_uids": (
+        lambda r, c: ["to-transform", str(r / B / "reg_two_uids.dcm"), str(r / "out" / "t.h5")],
+        "holds 2 UIDs",
+    ),
+    "read_short_vectors": (
+        lambda r, c: ["to-transform", str(r / B / "reg_short_vectors.dcm"), str(r / "out" / "t.nrrd")],
+        "(0064,0009)",
+    ),
+    "read_one_dimension": (
+        lambda r, c: ["to-transform", str(r / B / "reg_one_dimension.dcm"), str(r / "out" / "t.nrrd")],
+        "Grid Dimensions",
+    ),
     "validate_unknown_vr": (lambda r, c: ["validate", str(r / B / "reg_unknown_vr.dcm")], "(0008,0070) Manufacturer"),
     "validate_two_uids": (lambda r, c: ["validate", str(r / B / "reg_two_uids.dcm")], "holds 2 UIDs"),
 }
@@ -298,7 +363,8 @@ CASES = {
 def _snapshot(folder: Path) -> dict[str, str]:
     return {
         str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "dir"
-        for path in sorted(folder.rglob("*")) if not path.is_symlink()
+        for path in sorted(folder.rglob("*"))
+        if not path.is_symlink()
     }
 
 
@@ -339,8 +405,14 @@ def test_undefined_vectors_are_written_only_when_asked(root, capfd):
     folder, case = root
     target = folder / "out" / "undefined.dcm"
     try:
-        assert cli.main(_export(folder, case, transform=folder / B / "nan.mha", output=target,
-                                extra=["--nan-vectors", "undefined"])) == 0
+        assert (
+            cli.main(
+                _export(
+                    folder, case, transform=folder / B / "nan.mha", output=target, extra=["--nan-vectors", "undefined"]
+                )
+            )
+            == 0
+        )
         err = capfd.readouterr().out
         assert "2 of 210 grid points are undefined" in err and "as asked" in err
         grid = pydicom.dcmread(target).DeformableRegistrationSequence[0].DeformableRegistrationGridSequence[0]

@@ -19,17 +19,19 @@ from pathlib import Path
 import pydicom
 import pytest
 
+from commands import COMMAND
 from DicomRegSaveLib.cli import batch
 from DicomRegSaveLib.export import request as export_request
 from DicomRegSaveLib.validation.conformance import validate_file
-from DicomRegSaveLib.inputs.sampledata import make_demo_case
-from commands import COMMAND
 
 #: How each kind of worker is reached from the command line.
 LAUNCHERS = {
     "forked": [COMMAND],
-    "subprocess": [sys.executable, "-c",
-                   "import os, sys; del os.fork; from DicomRegSaveLib.cli.main import main; sys.exit(main())"],
+    "subprocess": [
+        sys.executable,
+        "-c",
+        "import os, sys; del os.fork; from DicomRegSaveLib.cli.main import main; sys.exit(main())",
+    ],
 }
 
 
@@ -48,14 +50,22 @@ def write_manifest(path: Path, rows: list[dict]) -> Path:
 
 def rows_for(case, manifest_dir: Path) -> list[dict]:
     """Paths relative to the manifest's folder, as a cohort manifest would have them."""
+
     def relative(path):
         return str(Path(path).relative_to(manifest_dir))
 
-    good = {"transform": relative(case.field_path), "fixed": relative(case.fixed_dir), "moving": relative(case.moving_dir)}
+    good = {
+        "transform": relative(case.field_path),
+        "fixed": relative(case.fixed_dir),
+        "moving": relative(case.moving_dir),
+    }
     return [
-        dict(good, output="first.dcm", series_description="Row one", series_number="11", tag="InstitutionName=Clinic A"),
-        dict(good, output="", series_description="Row two", series_number="12", identity_item="yes",
-             grid_spacing="8 8 8"),
+        dict(
+            good, output="first.dcm", series_description="Row one", series_number="11", tag="InstitutionName=Clinic A"
+        ),
+        dict(
+            good, output="", series_description="Row two", series_number="12", identity_item="yes", grid_spacing="8 8 8"
+        ),
         dict(good, output="bad-transform.dcm", transform="missing.mha"),
         dict(good, output="bad-tag.dcm", tag="PatientID=SOMEONE ELSE"),
     ]
@@ -92,8 +102,19 @@ def test_batch_runs_good_rows_reports_bad_ones_and_resumes(case, tmp_path, worke
     grid = second.DeformableRegistrationSequence[1].DeformableRegistrationGridSequence[0]
     assert [float(v) for v in grid.GridResolution] == [8.0, 8.0, 8.0]
     assert validate_file(out / "first.dcm").ok and validate_file(out / "row-2.dcm").ok
-    single = run("export", "--transform", case.field_path, "--fixed", case.fixed_dir, "--moving", case.moving_dir,
-                 "--tag", "InstitutionName=Clinic A", "--output", tmp_path / "single.dcm")
+    single = run(
+        "export",
+        "--transform",
+        case.field_path,
+        "--fixed",
+        case.fixed_dir,
+        "--moving",
+        case.moving_dir,
+        "--tag",
+        "InstitutionName=Clinic A",
+        "--output",
+        tmp_path / "single.dcm",
+    )
     assert single.returncode == 0, single.stderr
     assert vector_grid_data(out / "first.dcm") == vector_grid_data(tmp_path / "single.dcm")
     assert len(vector_grid_data(out / "first.dcm")) == 48 * 48 * 24 * 3 * 4
@@ -124,14 +145,17 @@ def test_an_existing_output_that_does_not_validate_is_kept_and_reported(case, tm
     assert (tmp_path / "first.dcm").read_bytes() == b"not a registration"
 
 
-@pytest.mark.parametrize("rows, message", [
-    ([{"transform": "t.mha", "fixed": "f"}], "lacks the column(s) moving"),
-    ([{"transform": "t.mha", "fixed": "f", "moving": "m", "colour": "red"}], "not export options: colour"),
-    ([{"transform": "t.mha", "fixed": "f", "moving": "m", "force": "yes"}], "not export options: force"),
-    ([{"transform": "t.mha", "fixed": "f", "moving": "m", "identity_item": "maybe"}], "takes yes or no"),
-    ([{"transform": "t.mha", "fixed": "f", "moving": "m", "output": "a.dcm"}] * 2, "as row 1 does"),
-    ([{"transform": "", "fixed": "f", "moving": "m"}], "has no transform"),
-])
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        ([{"transform": "t.mha", "fixed": "f"}], "lacks the column(s) moving"),
+        ([{"transform": "t.mha", "fixed": "f", "moving": "m", "colour": "red"}], "not export options: colour"),
+        ([{"transform": "t.mha", "fixed": "f", "moving": "m", "force": "yes"}], "not export options: force"),
+        ([{"transform": "t.mha", "fixed": "f", "moving": "m", "identity_item": "maybe"}], "takes yes or no"),
+        ([{"transform": "t.mha", "fixed": "f", "moving": "m", "output": "a.dcm"}] * 2, "as row 1 does"),
+        ([{"transform": "", "fixed": "f", "moving": "m"}], "has no transform"),
+    ],
+)
 def test_a_bad_manifest_is_refused_before_anything_runs(tmp_path, rows, message):
     manifest = write_manifest(tmp_path / "manifest.csv", rows)
     out = tmp_path / "out"
@@ -150,8 +174,12 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_finishes(case, tmp_path, workers):
     )
     out = tmp_path / "out"
     out.mkdir()
-    process = subprocess.Popen([*LAUNCHERS[workers], "batch", str(manifest), "--output", str(out), "--jobs", "2"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [*LAUNCHERS[workers], "batch", str(manifest), "--output", str(out), "--jobs", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while not any(out.iterdir()) and time.monotonic() < deadline:
         time.sleep(0.02)

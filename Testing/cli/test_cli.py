@@ -2,27 +2,44 @@
 
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
 
-from DicomRegSaveLib.reg.reader import read_registration
+from commands import run
 from DicomRegSaveLib.inputs.sampledata import write_image_series
-from commands import COMMAND, run
+from DicomRegSaveLib.reg.reader import read_registration
+
 
 def listing(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
 def test_export_writes_a_reg_that_maps_like_the_field(case, tmp_path):
-    result = run("export", "--transform", case.field_path, "--fixed", case.fixed_dir, "--moving", case.moving_dir,
-                 "--output", tmp_path / "reg.dcm", "--series-description", "CBCT to CT", "--series-number", "77",
-                 "--content-label", "DIR_1", "--content-creator", "Physicist^Ann", "--manufacturer", "Clinic",
-                 "--identity-item")
+    result = run(
+        "export",
+        "--transform",
+        case.field_path,
+        "--fixed",
+        case.fixed_dir,
+        "--moving",
+        case.moving_dir,
+        "--output",
+        tmp_path / "reg.dcm",
+        "--series-description",
+        "CBCT to CT",
+        "--series-number",
+        "77",
+        "--content-label",
+        "DIR_1",
+        "--content-creator",
+        "Physicist^Ann",
+        "--manufacturer",
+        "Clinic",
+        "--identity-item",
+    )
     assert result.returncode == 0, result.stderr
     assert "Wrote" in result.stdout and "reg.dcm" in result.stdout
     dataset = pydicom.dcmread(tmp_path / "reg.dcm")
@@ -38,8 +55,17 @@ def test_export_writes_a_reg_that_maps_like_the_field(case, tmp_path):
 
 
 def test_export_into_a_folder_names_the_file_after_the_instance(case, tmp_path):
-    result = run("export", "--transform", case.field_path, "--fixed", case.fixed_dir, "--moving", case.moving_dir,
-                 "--output", tmp_path)
+    result = run(
+        "export",
+        "--transform",
+        case.field_path,
+        "--fixed",
+        case.fixed_dir,
+        "--moving",
+        case.moving_dir,
+        "--output",
+        tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     (written,) = tmp_path.iterdir()
     assert written.name == pydicom.dcmread(written).SOPInstanceUID + ".dcm"
@@ -48,13 +74,32 @@ def test_export_into_a_folder_names_the_file_after_the_instance(case, tmp_path):
 def test_existing_output_is_kept_without_force(case, tmp_path):
     target = tmp_path / "reg.dcm"
     target.write_bytes(b"precious")
-    result = run("export", "--transform", case.field_path, "--fixed", case.fixed_dir, "--moving", case.moving_dir,
-                 "--output", target)
+    result = run(
+        "export",
+        "--transform",
+        case.field_path,
+        "--fixed",
+        case.fixed_dir,
+        "--moving",
+        case.moving_dir,
+        "--output",
+        target,
+    )
     assert result.returncode == 1
     assert "exists already" in result.stderr and "--force" in result.stderr
     assert target.read_bytes() == b"precious" and listing(tmp_path) == ["reg.dcm"]
-    forced = run("export", "--transform", case.field_path, "--fixed", case.fixed_dir, "--moving", case.moving_dir,
-                 "--output", target, "--force")
+    forced = run(
+        "export",
+        "--transform",
+        case.field_path,
+        "--fixed",
+        case.fixed_dir,
+        "--moving",
+        case.moving_dir,
+        "--output",
+        target,
+        "--force",
+    )
     assert forced.returncode == 0, forced.stderr
     assert pydicom.dcmread(target).Modality == "REG"
 
@@ -81,8 +126,12 @@ def test_bad_input_fails_with_a_message_and_leaves_nothing(case, tmp_path, chang
     (tmp_path / "transform.xyz").write_text("not a transform")
     out = tmp_path / "out"
     out.mkdir()
-    arguments = {"--transform": case.field_path, "--fixed": case.fixed_dir, "--moving": case.moving_dir,
-                 "--output": out / "reg.dcm"}
+    arguments = {
+        "--transform": case.field_path,
+        "--fixed": case.fixed_dir,
+        "--moving": case.moving_dir,
+        "--output": out / "reg.dcm",
+    }
     arguments.update(change(case, tmp_path))
     result = run("export", *[x for pair in arguments.items() for x in pair])
     assert result.returncode == 1, result.stdout
@@ -94,30 +143,56 @@ def test_bad_input_fails_with_a_message_and_leaves_nothing(case, tmp_path, chang
 def test_usage_errors_exit_2():
     assert run("export", "--transform").returncode == 2
     assert run("frobnicate").returncode == 2
-    result = run("export", "--transform", "a.mha", "--fixed", "f", "--moving", "m", "--output", "o",
-                 "--grid-spacing", "1", "2")
+    result = run(
+        "export", "--transform", "a.mha", "--fixed", "f", "--moving", "m", "--output", "o", "--grid-spacing", "1", "2"
+    )
     assert result.returncode == 2 and "1 or 3 positive numbers" in result.stderr
 
 
 def test_inspect_summarises_the_vectors_and_filters(case, tmp_path):
-    assert run("export", "--transform", case.field_path, "--fixed", case.fixed_dir, "--moving", case.moving_dir,
-               "--output", tmp_path / "reg.dcm").returncode == 0
+    assert (
+        run(
+            "export",
+            "--transform",
+            case.field_path,
+            "--fixed",
+            case.fixed_dir,
+            "--moving",
+            case.moving_dir,
+            "--output",
+            tmp_path / "reg.dcm",
+        ).returncode
+        == 0
+    )
     everything = run("inspect", tmp_path / "reg.dcm")
     assert everything.returncode == 0
     assert "(0064,0009) OF VectorGridData" in everything.stdout and "mean" in everything.stdout
     assert "(0008,0060) CS Modality  [REG]" in everything.stdout
     filtered = run("inspect", tmp_path / "reg.dcm", "--filter", "Grid(Dimensions|Resolution)")
     assert [line.split()[2] for line in filtered.stdout.splitlines()] == ["GridDimensions", "GridResolution"]
-    short = run("inspect", tmp_path / "reg.dcm", "--filter", "ImplementationVersionName|SoftwareVersions",
-                "--max-chars", "8")
+    short = run(
+        "inspect", tmp_path / "reg.dcm", "--filter", "ImplementationVersionName|SoftwareVersions", "--max-chars", "8"
+    )
     assert "..." in short.stdout
     missing = run("inspect", tmp_path / "none.dcm")
     assert missing.returncode == 1 and "none.dcm" in missing.stderr
 
 
 def test_validate_exit_status_follows_the_errors(case, tmp_path):
-    assert run("export", "--transform", case.field_path, "--fixed", case.fixed_dir, "--moving", case.moving_dir,
-               "--output", tmp_path / "reg.dcm").returncode == 0
+    assert (
+        run(
+            "export",
+            "--transform",
+            case.field_path,
+            "--fixed",
+            case.fixed_dir,
+            "--moving",
+            case.moving_dir,
+            "--output",
+            tmp_path / "reg.dcm",
+        ).returncode
+        == 0
+    )
     good = run("validate", tmp_path / "reg.dcm", "--images", case.fixed_dir, case.moving_dir)
     assert good.returncode == 0, good.stdout
     assert "0 error(s)" in good.stdout
@@ -130,14 +205,35 @@ def test_validate_exit_status_follows_the_errors(case, tmp_path):
 
 
 def test_to_transform_writes_a_field_that_reads_back_as_the_same_mapping(case, tmp_path):
-    assert run("export", "--transform", case.field_path, "--fixed", case.fixed_dir, "--moving", case.moving_dir,
-               "--output", tmp_path / "reg.dcm").returncode == 0
+    assert (
+        run(
+            "export",
+            "--transform",
+            case.field_path,
+            "--fixed",
+            case.fixed_dir,
+            "--moving",
+            case.moving_dir,
+            "--output",
+            tmp_path / "reg.dcm",
+        ).returncode
+        == 0
+    )
     result = run("to-transform", tmp_path / "reg.dcm", tmp_path / "back.mha")
     assert result.returncode == 0, result.stderr
     again = run("to-transform", tmp_path / "reg.dcm", tmp_path / "back.mha")
     assert again.returncode == 1 and "exists already" in again.stderr
-    second = run("export", "--transform", tmp_path / "back.mha", "--fixed", case.fixed_dir,
-                 "--moving", case.moving_dir, "--output", tmp_path / "again.dcm")
+    second = run(
+        "export",
+        "--transform",
+        tmp_path / "back.mha",
+        "--fixed",
+        case.fixed_dir,
+        "--moving",
+        case.moving_dir,
+        "--output",
+        tmp_path / "again.dcm",
+    )
     assert second.returncode == 0, second.stderr
     first = read_registration(tmp_path / "reg.dcm").choose_item().grid
     back = read_registration(tmp_path / "again.dcm").choose_item().grid
@@ -167,14 +263,39 @@ def test_demo_default_output_is_a_new_folder(tmp_path):
 
 def test_references_are_the_moving_input_files_and_a_patient_mismatch_is_reported(case, tmp_path):
     extra = tmp_path / "moving_copy"
-    write_image_series(extra, patient_name="Other^Patient", patient_id="X", dimensions=(8, 8, 4),
-                       spacing_mm=(2.0, 2.0, 2.0), origin_lps=(0.0, 0.0, 0.0), direction_lps=np.eye(3))
-    result = run("export", "--transform", case.field_path, "--fixed", case.fixed_dir, "--moving", extra,
-                 "--output", tmp_path / "reg.dcm")
+    write_image_series(
+        extra,
+        patient_name="Other^Patient",
+        patient_id="X",
+        dimensions=(8, 8, 4),
+        spacing_mm=(2.0, 2.0, 2.0),
+        origin_lps=(0.0, 0.0, 0.0),
+        direction_lps=np.eye(3),
+    )
+    result = run(
+        "export",
+        "--transform",
+        case.field_path,
+        "--fixed",
+        case.fixed_dir,
+        "--moving",
+        extra,
+        "--output",
+        tmp_path / "reg.dcm",
+    )
     assert result.returncode == 0, result.stderr
     assert "patient ID 'DRS-DEMO-0001'" in result.stdout and "'X'" in result.stdout
-    same = run("export", "--transform", case.field_path, "--fixed", case.fixed_dir, "--moving", case.fixed_dir,
-               "--output", tmp_path / "same.dcm")
+    same = run(
+        "export",
+        "--transform",
+        case.field_path,
+        "--fixed",
+        case.fixed_dir,
+        "--moving",
+        case.fixed_dir,
+        "--output",
+        tmp_path / "same.dcm",
+    )
     assert same.returncode == 1 and "same series" in same.stderr
     dataset = pydicom.dcmread(tmp_path / "reg.dcm")
     referenced = {i.ReferencedSOPInstanceUID for i in dataset.DeformableRegistrationSequence[0].ReferencedImageSequence}
@@ -211,8 +332,9 @@ def test_bad_field_values_fail_with_a_message_and_leave_nothing(case, tmp_path, 
     field = bad_field(case, tmp_path / "bad.mha", change)
     out = tmp_path / "out"
     out.mkdir()
-    result = run("export", "--transform", field, "--fixed", case.fixed_dir, "--moving", case.moving_dir,
-                 "--output", out)
+    result = run(
+        "export", "--transform", field, "--fixed", case.fixed_dir, "--moving", case.moving_dir, "--output", out
+    )
     assert result.returncode == 1, result.stdout
     assert message in result.stderr and "Traceback" not in result.stderr
     assert listing(out) == []
@@ -228,8 +350,17 @@ def test_a_field_too_large_for_vector_grid_data_is_refused_before_any_input_is_r
     os.truncate(field, len(header) + 12 * 512 * 512 * 1536)
     out = tmp_path / "out"
     out.mkdir()
-    result = run("export", "--transform", field, "--fixed", tmp_path / "no-such-folder", "--moving",
-                 tmp_path / "no-such-folder", "--output", out)
+    result = run(
+        "export",
+        "--transform",
+        field,
+        "--fixed",
+        tmp_path / "no-such-folder",
+        "--moving",
+        tmp_path / "no-such-folder",
+        "--output",
+        out,
+    )
     assert result.returncode == 1, result.stdout
     assert "512x512x1536 needs 4831838208 bytes, more than Vector Grid Data (OF) can hold" in result.stderr
     assert listing(out) == []

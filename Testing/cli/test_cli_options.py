@@ -2,29 +2,53 @@
 
 import json
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
 
+from commands import run
 from DicomRegSaveLib import IMPLEMENTATION_VERSION_NAME, __version__
+from DicomRegSaveLib.inputs.sampledata import write_displacement_field_mha
 from DicomRegSaveLib.reg.reader import read_registration
-from DicomRegSaveLib.inputs.sampledata import make_demo_case, write_displacement_field_mha
-from commands import COMMAND, run
+
 
 def export(case, output, *options, fixed=None, moving=None):
-    return run("export", "--transform", case.field_path, "--fixed", fixed or case.fixed_dir,
-               "--moving", moving or case.moving_dir, "--output", output, *options)
+    return run(
+        "export",
+        "--transform",
+        case.field_path,
+        "--fixed",
+        fixed or case.fixed_dir,
+        "--moving",
+        moving or case.moving_dir,
+        "--output",
+        output,
+        *options,
+    )
 
 
 def test_tags_type_comment_uid_root_and_json_report_are_in_the_file(case, tmp_path):
-    result = export(case, tmp_path / "reg.dcm", "--tag", "InstitutionName=Clinic A", "--tag", "0008,1010=LINAC 2",
-                    "--tag", "SeriesDescription=From tag", "--tag", "OperatorsName=One^Op\\Two^Op",
-                    "--registration-type", "Visual Alignment", "--comment", "checked by QA",
-                    "--uid-root", "1.2.826.0.1.3680043.10.99", "--json", tmp_path / "report.json")
+    result = export(
+        case,
+        tmp_path / "reg.dcm",
+        "--tag",
+        "InstitutionName=Clinic A",
+        "--tag",
+        "0008,1010=LINAC 2",
+        "--tag",
+        "SeriesDescription=From tag",
+        "--tag",
+        "OperatorsName=One^Op\\Two^Op",
+        "--registration-type",
+        "Visual Alignment",
+        "--comment",
+        "checked by QA",
+        "--uid-root",
+        "1.2.826.0.1.3680043.10.99",
+        "--json",
+        tmp_path / "report.json",
+    )
     assert result.returncode == 0, result.stderr
     dataset = pydicom.dcmread(tmp_path / "reg.dcm")
     assert dataset.InstitutionName == "Clinic A" and dataset.StationName == "LINAC 2"
@@ -50,7 +74,11 @@ def test_tags_type_comment_uid_root_and_json_report_are_in_the_file(case, tmp_pa
     assert report["frame_of_reference_uid"] == dataset.FrameOfReferenceUID == case.fixed_frame_of_reference_uid
     assert report["fixed"]["series_instance_uid"] == case.fixed_series_instance_uid
     assert report["moving"]["series_instance_uid"] == case.moving_series_instance_uid
-    assert report["moving"]["frame_of_reference_uid"] == item.SourceFrameOfReferenceUID == case.moving_frame_of_reference_uid
+    assert (
+        report["moving"]["frame_of_reference_uid"]
+        == item.SourceFrameOfReferenceUID
+        == case.moving_frame_of_reference_uid
+    )
     assert report["moving"]["instances"] == len(item.ReferencedImageSequence) == len(case.moving_paths)
     grid = item.DeformableRegistrationGridSequence[0]
     assert report["grid"]["dimensions"] == list(grid.GridDimensions)
@@ -59,17 +87,20 @@ def test_tags_type_comment_uid_root_and_json_report_are_in_the_file(case, tmp_pa
     assert report["sent"] is None
 
 
-@pytest.mark.parametrize("tag, message", [
-    ("PatientName=Someone^Else", "PatientName 'Someone^Else'"),
-    ("PatientID=OTHER", "PatientID 'OTHER'"),
-    ("StudyInstanceUID=1.2.3", "StudyInstanceUID '1.2.3'"),
-    ("KVP=120", "belongs to no module of the registration object"),
-    ("Modality=CT", "cannot be overridden"),
-    ("ContentLabel=lower case", "Content Label (0070,0080)"),
-    ("SeriesNumber=-3", "Series Number (0020,0011)"),
-    ("InstitutionName=" + "x" * 65, "the limit for LO is 64"),
-    ("NoSuchKeyword=1", "Unknown attribute 'NoSuchKeyword'"),
-])
+@pytest.mark.parametrize(
+    "tag, message",
+    [
+        ("PatientName=Someone^Else", "PatientName 'Someone^Else'"),
+        ("PatientID=OTHER", "PatientID 'OTHER'"),
+        ("StudyInstanceUID=1.2.3", "StudyInstanceUID '1.2.3'"),
+        ("KVP=120", "belongs to no module of the registration object"),
+        ("Modality=CT", "cannot be overridden"),
+        ("ContentLabel=lower case", "Content Label (0070,0080)"),
+        ("SeriesNumber=-3", "Series Number (0020,0011)"),
+        ("InstitutionName=" + "x" * 65, "the limit for LO is 64"),
+        ("NoSuchKeyword=1", "Unknown attribute 'NoSuchKeyword'"),
+    ],
+)
 def test_bad_tags_and_contradicting_identity_are_refused_with_nothing_written(case, tmp_path, tag, message):
     result = export(case, tmp_path / "reg.dcm", "--tag", tag, "--json", "-")
     assert result.returncode == 1
@@ -81,18 +112,27 @@ def test_bad_tags_and_contradicting_identity_are_refused_with_nothing_written(ca
 
 
 def test_identity_tags_equal_to_the_fixed_image_are_accepted(case, tmp_path):
-    result = export(case, tmp_path / "reg.dcm", "--tag", f"PatientID={case.patient_id}",
-                    "--tag", f"StudyInstanceUID={case.fixed_study_instance_uid}")
+    result = export(
+        case,
+        tmp_path / "reg.dcm",
+        "--tag",
+        f"PatientID={case.patient_id}",
+        "--tag",
+        f"StudyInstanceUID={case.fixed_study_instance_uid}",
+    )
     assert result.returncode == 0, result.stderr
     assert pydicom.dcmread(tmp_path / "reg.dcm").PatientID == case.patient_id
 
 
-@pytest.mark.parametrize("options, message", [
-    (["--uid-root", "1.2.abc"], "UID root '1.2.abc' is not valid"),
-    (["--uid-root", "1." + "2" * 50], "at most 44"),
-    (["--registration-type", "guesswork"], "125022 (Fiducial Alignment)"),
-    (["--fixed-series", "1.2.3.4"], "no image series with Series Instance UID 1.2.3.4"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--uid-root", "1.2.abc"], "UID root '1.2.abc' is not valid"),
+        (["--uid-root", "1." + "2" * 50], "at most 44"),
+        (["--registration-type", "guesswork"], "125022 (Fiducial Alignment)"),
+        (["--fixed-series", "1.2.3.4"], "no image series with Series Instance UID 1.2.3.4"),
+    ],
+)
 def test_bad_option_values_fail_with_a_message(case, tmp_path, options, message):
     result = export(case, tmp_path / "reg.dcm", *options)
     assert result.returncode == 1 and message in result.stderr
@@ -106,8 +146,16 @@ def test_series_are_picked_from_one_folder_holding_both(case, tmp_path):
     ambiguous = export(case, tmp_path / "reg.dcm", fixed=both, moving=both)
     assert ambiguous.returncode == 1 and "2 image series" in ambiguous.stderr
     assert "Series Instance UID" in ambiguous.stderr
-    result = export(case, tmp_path / "reg.dcm", "--fixed-series", case.fixed_series_instance_uid,
-                    "--moving-series", case.moving_series_instance_uid, fixed=both, moving=both)
+    result = export(
+        case,
+        tmp_path / "reg.dcm",
+        "--fixed-series",
+        case.fixed_series_instance_uid,
+        "--moving-series",
+        case.moving_series_instance_uid,
+        fixed=both,
+        moving=both,
+    )
     assert result.returncode == 0, result.stderr
     dataset = pydicom.dcmread(tmp_path / "reg.dcm", stop_before_pixels=True)
     assert dataset.FrameOfReferenceUID == case.fixed_frame_of_reference_uid
@@ -119,11 +167,32 @@ def test_axis_aligned_reindexes_a_flipped_grid_exactly(case, tmp_path):
     rng = np.random.default_rng(3)
     vectors = rng.normal(size=(6, 7, 8, 3)).astype(np.float32)
     flipped = np.diag([-1.0, -1.0, 1.0])
-    field = write_displacement_field_mha(tmp_path / "flipped.mha", [40.0, 30.0, -20.0], flipped, [3.0, 2.5, 4.0], vectors)
-    plain = run("export", "--transform", field, "--fixed", case.fixed_dir, "--moving", case.moving_dir,
-                "--output", tmp_path / "plain.dcm")
-    aligned = run("export", "--transform", field, "--fixed", case.fixed_dir, "--moving", case.moving_dir,
-                  "--output", tmp_path / "aligned.dcm", "--axis-aligned")
+    field = write_displacement_field_mha(
+        tmp_path / "flipped.mha", [40.0, 30.0, -20.0], flipped, [3.0, 2.5, 4.0], vectors
+    )
+    plain = run(
+        "export",
+        "--transform",
+        field,
+        "--fixed",
+        case.fixed_dir,
+        "--moving",
+        case.moving_dir,
+        "--output",
+        tmp_path / "plain.dcm",
+    )
+    aligned = run(
+        "export",
+        "--transform",
+        field,
+        "--fixed",
+        case.fixed_dir,
+        "--moving",
+        case.moving_dir,
+        "--output",
+        tmp_path / "aligned.dcm",
+        "--axis-aligned",
+    )
     assert plain.returncode == 0 and aligned.returncode == 0, plain.stderr + aligned.stderr
 
     def grid_of(name):
@@ -179,8 +248,21 @@ def test_json_report_of_a_spatial_registration_names_its_class_and_has_no_grid(c
         "#Insight Transform File V1.0\n#Transform 0\nTransform: AffineTransform_double_3_3\n"
         "Parameters: 1 0 0 0 1 0 0 0 1 5 -2 1\nFixedParameters: 0 0 0\n"
     )
-    result = run("export", "--transform", tmp_path / "shift.tfm", "--fixed", case.fixed_dir, "--moving",
-                 case.moving_dir, "--output", tmp_path / "reg.dcm", "--registration-class", "spatial", "--json", "-")
+    result = run(
+        "export",
+        "--transform",
+        tmp_path / "shift.tfm",
+        "--fixed",
+        case.fixed_dir,
+        "--moving",
+        case.moving_dir,
+        "--output",
+        tmp_path / "reg.dcm",
+        "--registration-class",
+        "spatial",
+        "--json",
+        "-",
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     dataset = pydicom.dcmread(tmp_path / "reg.dcm")

@@ -1,12 +1,11 @@
 """The conformance statement: the file in Resources/ is what the code generates, and says what the writer does."""
 
 import subprocess
-import sys
 from pathlib import Path
 
+from commands import COMMAND
 from DicomRegSaveLib import IMPLEMENTATION_VERSION_NAME
 from DicomRegSaveLib.cli.conformance_statement import conformance_statement
-from commands import COMMAND
 
 STATEMENT = Path(__file__).resolve().parents[2] / "Resources" / "ConformanceStatement.md"
 
@@ -37,5 +36,7 @@ def test_the_statement_names_what_the_writer_writes():
     assert "| Spatial Registration Storage | `1.2.840.10008.5.1.4.1.1.66.1` |" in text
     assert "| Equipment | enhanced-general-equipment |" in text.split("### Spatial Registration")[0]
     assert "| Equipment | enhanced-general-equipment |" not in text.split("### Spatial Registration")[1]
-    assert ("| Registration Sequence (0070,0308) > Frame of Reference UID (0020,0052) | spatial-registration | "
-            "the moving image's") in text
+    assert (
+        "| Registration Sequence (0070,0308) > Frame of Reference UID (0020,0052) | spatial-registration | "
+        "the moving image's"
+    ) in text

@@ -11,7 +11,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -19,8 +18,8 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from DicomRegSaveLib.inputs.sampledata import make_demo_case
 from commands import COMMAND
+from DicomRegSaveLib.inputs.sampledata import make_demo_case
 
 LOOPBACK = "127.0.0.1"
 INSTALL_HINT = "install Debian's Orthanc first: `sudo apt-get install orthanc` (or run the suite as root)"
@@ -72,8 +71,9 @@ class Orthanc:
         }
         (folder / "orthanc.json").write_text(json.dumps(configuration, indent=2))
         self.log = open(folder / "orthanc.log", "w")
-        self.process = subprocess.Popen([orthanc_binary(), str(folder / "orthanc.json")],
-                                        stdout=self.log, stderr=subprocess.STDOUT, cwd=folder)
+        self.process = subprocess.Popen(
+            [orthanc_binary(), str(folder / "orthanc.json")], stdout=self.log, stderr=subprocess.STDOUT, cwd=folder
+        )
         self.log_path = folder / "orthanc.log"
         deadline = time.monotonic() + 60
         while True:
@@ -116,22 +116,52 @@ def orthanc(tmp_path):
 def test_orthanc_stores_the_reg_in_the_fixed_study_and_returns_it_unchanged(orthanc, tmp_path):
     case = make_demo_case(tmp_path / "case")
     reg = tmp_path / "reg.dcm"
-    exported = subprocess.run([COMMAND, "export", "--transform", str(case.field_path), "--fixed", str(case.fixed_dir),
-                               "--moving", str(case.moving_dir), "--output", str(reg)], capture_output=True, text=True)
+    exported = subprocess.run(
+        [
+            COMMAND,
+            "export",
+            "--transform",
+            str(case.field_path),
+            "--fixed",
+            str(case.fixed_dir),
+            "--moving",
+            str(case.moving_dir),
+            "--output",
+            str(reg),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert exported.returncode == 0, exported.stderr
-    sent = subprocess.run([COMMAND, "send", str(case.fixed_dir), str(case.moving_dir), str(reg),
-                           "--to", f"ORTHANC@{LOOPBACK}:{orthanc.dicom_port}"], capture_output=True, text=True, timeout=300)
+    sent = subprocess.run(
+        [
+            COMMAND,
+            "send",
+            str(case.fixed_dir),
+            str(case.moving_dir),
+            str(reg),
+            "--to",
+            f"ORTHANC@{LOOPBACK}:{orthanc.dicom_port}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     total = len(case.fixed_paths) + len(case.moving_paths) + 1
     assert sent.returncode == 0, sent.stdout + sent.stderr
     assert f"{total} of {total} file(s) stored by ORTHANC@{LOOPBACK}:{orthanc.dicom_port}" in sent.stdout
 
     written = pydicom.dcmread(reg)
-    (instance_id,) = orthanc.post("/tools/find", {"Level": "Instance", "Query": {"SOPInstanceUID": written.SOPInstanceUID}})
+    (instance_id,) = orthanc.post(
+        "/tools/find", {"Level": "Instance", "Query": {"SOPInstanceUID": written.SOPInstanceUID}}
+    )
     series = orthanc.get(f"/instances/{instance_id}/series")
     study = orthanc.get(f"/instances/{instance_id}/study")
     assert series["MainDicomTags"]["Modality"] == "REG"
     assert study["MainDicomTags"]["StudyInstanceUID"] == case.fixed_study_instance_uid
-    fixed_series = orthanc.post("/tools/find", {"Level": "Series", "Query": {"SeriesInstanceUID": case.fixed_series_instance_uid}})
+    fixed_series = orthanc.post(
+        "/tools/find", {"Level": "Series", "Query": {"SeriesInstanceUID": case.fixed_series_instance_uid}}
+    )
     assert len(fixed_series) == 1 and fixed_series[0] in study["Series"]
     assert len(orthanc.get("/instances")) == total
 

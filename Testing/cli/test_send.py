@@ -3,8 +3,6 @@
 import json
 import shutil
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pydicom
@@ -12,8 +10,8 @@ import pydicom.fileset
 import pytest
 from pynetdicom import AE, evt
 
-from DicomRegSaveLib.inputs.sampledata import make_demo_case
 from commands import run
+from DicomRegSaveLib.inputs.sampledata import make_demo_case
 
 LOOPBACK = "127.0.0.1"
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
@@ -72,8 +70,17 @@ def scp_factory():
 def case_and_reg(tmp_path_factory):
     folder = tmp_path_factory.mktemp("send")
     case = make_demo_case(folder / "case")
-    result = run("export", "--transform", case.field_path, "--fixed", case.fixed_dir, "--moving", case.moving_dir,
-                 "--output", folder / "reg.dcm")
+    result = run(
+        "export",
+        "--transform",
+        case.field_path,
+        "--fixed",
+        case.fixed_dir,
+        "--moving",
+        case.moving_dir,
+        "--output",
+        folder / "reg.dcm",
+    )
     assert result.returncode == 0, result.stderr
     return case, folder / "reg.dcm"
 
@@ -105,15 +112,30 @@ def test_send_stores_every_file_with_exactly_the_sop_classes_present(scp_factory
 def test_export_send_stores_the_new_reg(scp_factory, case_and_reg, tmp_path):
     case, _ = case_and_reg
     scp = scp_factory()
-    result = run("export", "--transform", case.field_path, "--fixed", case.fixed_dir, "--moving", case.moving_dir,
-                 "--output", tmp_path / "sent.dcm", "--send", scp.peer, "--json", tmp_path / "report.json")
+    result = run(
+        "export",
+        "--transform",
+        case.field_path,
+        "--fixed",
+        case.fixed_dir,
+        "--moving",
+        case.moving_dir,
+        "--output",
+        tmp_path / "sent.dcm",
+        "--send",
+        scp.peer,
+        "--json",
+        tmp_path / "report.json",
+    )
     assert result.returncode == 0, result.stderr
     dataset = pydicom.dcmread(tmp_path / "sent.dcm")
     assert scp.requested == [VERIFICATION, REG_STORAGE, REG_STORAGE]
     assert same_as_file(scp.received[dataset.SOPInstanceUID], tmp_path / "sent.dcm")
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["ok"] is True and report["sent"]["ok"] is True
-    assert report["sent"]["peer"] == scp.peer and report["sent"]["files"][0]["sop_instance_uid"] == dataset.SOPInstanceUID
+    assert (
+        report["sent"]["peer"] == scp.peer and report["sent"]["files"][0]["sop_instance_uid"] == dataset.SOPInstanceUID
+    )
 
 
 def test_rejected_association_is_explained(scp_factory, case_and_reg):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from DicomRegSaveLib.validation.conformance import check_dataset, validate_file
+from DicomRegSaveLib.export.pipeline import export_registration
 from DicomRegSaveLib.inputs.series import read_image_series
-from DicomRegSaveLib.export.pipeline import ExportOptions, export_registration
-from DicomRegSaveLib.reg.reader import read_registration
 from DicomRegSaveLib.inputs.transform_files import deformation_from_file
+from DicomRegSaveLib.reg.reader import read_registration
+from DicomRegSaveLib.validation.conformance import check_dataset, validate_file
 
 
 @pytest.mark.parametrize(

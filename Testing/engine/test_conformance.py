@@ -13,9 +13,16 @@ from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian
 
 import reg_builders as rb
-from DicomRegSaveLib.reg import vector_grid_data as vector_buffer
 from DicomRegSaveLib.errors import InvalidRegistrationError
-from DicomRegSaveLib.validation.conformance import ConformanceReport, check_against_images, check_dataset, run_dcentvfy, run_dciodvfy, validate_file
+from DicomRegSaveLib.reg import vector_grid_data as vector_buffer
+from DicomRegSaveLib.validation.conformance import (
+    ConformanceReport,
+    check_against_images,
+    check_dataset,
+    run_dcentvfy,
+    run_dciodvfy,
+    validate_file,
+)
 
 
 def _errors(dataset: Dataset) -> str:
@@ -26,6 +33,7 @@ def _errors(dataset: Dataset) -> str:
 
 
 # Report ------------------------------------------------------------------------------------------------
+
 
 def test_report_collects_and_formats_findings():
     report = ConformanceReport()
@@ -42,6 +50,7 @@ def test_report_collects_and_formats_findings():
 
 # Correct objects ----------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "options",
     [
@@ -49,8 +58,10 @@ def test_report_collects_and_formats_findings():
         {"identity_item": True},
         {"same_study": True},
         {"same_frame_of_reference": True, "same_study": True},
-        {"post_matrix": np.diag([1.5, 1.5, 2.0, 1.0]), "pre_matrix": np.array(
-            [[1, 0.2, 0, 3], [0, 1, 0, -2], [0, 0, 1, 1], [0, 0, 0, 1]], dtype=float)},
+        {
+            "post_matrix": np.diag([1.5, 1.5, 2.0, 1.0]),
+            "pre_matrix": np.array([[1, 0.2, 0, 3], [0, 1, 0, -2], [0, 0, 1, 1], [0, 0, 0, 1]], dtype=float),
+        },
     ],
     ids=["plain", "identity-item", "same-study", "same-frame", "scale-and-affine"],
 )
@@ -73,6 +84,7 @@ def test_whole_nan_triples_are_allowed():
 
 
 # check_dataset: one failing dataset per rule --------------------------------------------------------------
+
 
 def test_sop_class_and_modality():
     case = rb.make_case()
@@ -126,14 +138,20 @@ def test_vector_grid_buffers_are_checked_as_they_are_written():
 def test_no_item_with_a_grid():
     case = rb.make_case(identity_item=True)
     del case.item.DeformableRegistrationGridSequence
-    assert "No Deformable Registration Sequence (0064,0002) item has a Deformable Registration Grid" in _errors(case.dataset)
+    assert "No Deformable Registration Sequence (0064,0002) item has a Deformable Registration Grid" in _errors(
+        case.dataset
+    )
     case.dataset.DeformableRegistrationSequence = []
     assert "(0064,0002) is missing or empty" in _errors(case.dataset)
 
 
 @pytest.mark.parametrize(
     "keyword",
-    ["DeformableRegistrationGridSequence", "PreDeformationMatrixRegistrationSequence", "PostDeformationMatrixRegistrationSequence"],
+    [
+        "DeformableRegistrationGridSequence",
+        "PreDeformationMatrixRegistrationSequence",
+        "PostDeformationMatrixRegistrationSequence",
+    ],
 )
 def test_exactly_one_item_per_grid_and_matrix_sequence(keyword):
     case = rb.make_case()
@@ -163,10 +181,17 @@ def test_all_nan_grid_is_a_warning():
     ("matrix", "matrix_type", "expected"),
     [
         (np.diag([2.0, 2.0, 2.0, 1.0]), "RIGID", "declared RIGID but is RIGID_SCALE"),
-        (np.array([[1, 0.3, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=float), "RIGID_SCALE",
-         "declared RIGID_SCALE but is AFFINE"),
+        (
+            np.array([[1, 0.3, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=float),
+            "RIGID_SCALE",
+            "declared RIGID_SCALE but is AFFINE",
+        ),
         (np.diag([1.0, 1.0, -1.0, 1.0]), "RIGID", "declared RIGID but is AFFINE"),
-        (np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0.5, 1]], dtype=float), "AFFINE", "bottom row 0 0 0 1"),
+        (
+            np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0.5, 1]], dtype=float),
+            "AFFINE",
+            "bottom row 0 0 0 1",
+        ),
         (np.eye(4), "PERSPECTIVE", "use one of RIGID, RIGID_SCALE, AFFINE"),
         (np.eye(4), "", "Matrix Type (0070,030C) is missing"),
     ],
@@ -233,7 +258,10 @@ def test_decimal_strings_longer_than_16_characters():
         warnings.simplefilter("ignore")
         case.item.DeformableRegistrationGridSequence[0].ImagePositionPatient = ["0.30000000000000004", "0", "0"]
     text = _errors(case.dataset)
-    assert "DeformableRegistrationSequence[1].DeformableRegistrationGridSequence[1].ImagePositionPatient (0020,0032)" in text
+    assert (
+        "DeformableRegistrationSequence[1].DeformableRegistrationGridSequence[1].ImagePositionPatient (0020,0032)"
+        in text
+    )
     assert "'0.30000000000000004' is 19 characters long; the limit for DS is 16" in text
 
 
@@ -260,7 +288,9 @@ def test_content_label(label, expected):
 def test_enhanced_general_equipment_is_type_1(keyword):
     case = rb.make_case()
     setattr(case.dataset, keyword, "")
-    assert f"{keyword} (" in _errors(case.dataset) and "Enhanced General Equipment module requires it" in _errors(case.dataset)
+    assert f"{keyword} (" in _errors(case.dataset) and "Enhanced General Equipment module requires it" in _errors(
+        case.dataset
+    )
 
 
 def test_uids_are_checked_everywhere():
@@ -287,7 +317,11 @@ def test_common_instance_reference_must_list_every_referenced_instance():
 
 def test_common_instance_reference_lists_each_instance_once_and_nothing_extra():
     case = rb.make_case()
-    instances = case.dataset.StudiesContainingOtherReferencedInstancesSequence[0].ReferencedSeriesSequence[0].ReferencedInstanceSequence
+    instances = (
+        case.dataset.StudiesContainingOtherReferencedInstancesSequence[0]
+        .ReferencedSeriesSequence[0]
+        .ReferencedInstanceSequence
+    )
     instances.append(instances[0])
     extra = Dataset()
     extra.ReferencedSOPClassUID = rb.CT_IMAGE_SOP_CLASS
@@ -324,9 +358,15 @@ def test_common_instance_reference_structure():
 
 def test_common_instance_reference_sop_class_must_agree():
     case = rb.make_case()
-    instance = case.dataset.StudiesContainingOtherReferencedInstancesSequence[0].ReferencedSeriesSequence[0].ReferencedInstanceSequence[0]
+    instance = (
+        case.dataset.StudiesContainingOtherReferencedInstancesSequence[0]
+        .ReferencedSeriesSequence[0]
+        .ReferencedInstanceSequence[0]
+    )
     instance.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
-    assert "Referenced SOP Class UID 1.2.840.10008.5.1.4.1.1.4 differs from 1.2.840.10008.5.1.4.1.1.2" in _errors(case.dataset)
+    assert "Referenced SOP Class UID 1.2.840.10008.5.1.4.1.1.4 differs from 1.2.840.10008.5.1.4.1.1.2" in _errors(
+        case.dataset
+    )
 
 
 def test_same_frame_of_reference_needs_referenced_images():
@@ -367,10 +407,13 @@ def test_read_from_file_gives_the_same_findings(tmp_path):
     path = rb.write(case.dataset, tmp_path / "reg.dcm")
     report = validate_file(path)
     assert [e for e in report.errors if e.startswith("[dicomregsave]")] == in_memory
-    assert any(e.startswith("[dciodvfy] Error - </DeviceSerialNumber(0018,1000)> - Empty attribute") for e in report.errors)
+    assert any(
+        e.startswith("[dciodvfy] Error - </DeviceSerialNumber(0018,1000)> - Empty attribute") for e in report.errors
+    )
 
 
 # check_against_images --------------------------------------------------------------------------------------
+
 
 def test_images_consistent():
     case = rb.make_case(identity_item=True)
@@ -402,7 +445,10 @@ def test_unsupplied_and_unreferenced_images_are_warnings():
     report = check_against_images(case.dataset, [case.moving[0], *case.fixed, *unrelated])
     assert report.errors == []
     text = "\n".join(report.warnings)
-    assert f"1 referenced instance(s) were not among the supplied images and could not be checked (first: {case.moving[1].SOPInstanceUID})" in text
+    assert (
+        f"1 referenced instance(s) were not among the supplied images and could not be checked (first: {case.moving[1].SOPInstanceUID})"
+        in text
+    )
     assert "2 supplied image(s) outside the registered frame of reference are not referenced" in text
 
 
@@ -412,8 +458,11 @@ def test_patient_and_study_of_the_fixed_images(tmp_path):
     case.dataset.StudyInstanceUID = "1.2.3.55"
     _, fixed_paths, moving_paths = rb.write_case(case, tmp_path)
     report = check_against_images(case.dataset, [*fixed_paths, *moving_paths])
-    assert any("Patient ID (0010,0020) 'SOMEONE_ELSE' of the registration differs from the fixed images' Patient ID ['REGTEST01']" in e
-               for e in report.errors)
+    assert any(
+        "Patient ID (0010,0020) 'SOMEONE_ELSE' of the registration differs from the fixed images' Patient ID ['REGTEST01']"
+        in e
+        for e in report.errors
+    )
     assert any("is not the fixed images' study" in w for w in report.warnings)
     report = check_against_images(case.dataset, moving_paths)
     assert any("None of the supplied images is in the registered frame of reference" in w for w in report.warnings)
@@ -421,12 +470,16 @@ def test_patient_and_study_of_the_fixed_images(tmp_path):
 
 # External validators -----------------------------------------------------------------------------------------
 
+
 def test_dciodvfy_errors_and_warnings_are_reported_verbatim(tmp_path):
     case = rb.make_case()
     case.dataset.DeviceSerialNumber = ""
     case.item.DeformableRegistrationGridSequence[0]["VectorGridData"].VR = "OB"
     report = run_dciodvfy(rb.write(case.dataset, tmp_path / "reg.dcm"))
-    assert "[dciodvfy] Error - </DeviceSerialNumber(0018,1000)> - Empty attribute (no value) for Type 1 Required - Module=<EnhancedGeneralEquipment>" in report.errors
+    assert (
+        "[dciodvfy] Error - </DeviceSerialNumber(0018,1000)> - Empty attribute (no value) for Type 1 Required - Module=<EnhancedGeneralEquipment>"
+        in report.errors
+    )
     assert any("VectorGridData(0064,0009)> - Invalid Value Representation OB (OF Required)" in e for e in report.errors)
     assert any(w.startswith("[dciodvfy] Warning - ") and "[OB] Dictionary [OF]" in w for w in report.warnings)
 
@@ -442,8 +495,10 @@ def test_dcentvfy_reports_dangling_references_and_patient_mismatch(tmp_path):
     assert run_dcentvfy(reg_path, [*fixed_paths, *moving_paths]).errors == []
 
     dangling = run_dcentvfy(reg_path, fixed_paths)
-    expected = {f"[dcentvfy] Error - Missing SOPInstanceUID that was referenced - {m.SOPInstanceUID} for file <{reg_path}>"
-                for m in case.moving}
+    expected = {
+        f"[dcentvfy] Error - Missing SOPInstanceUID that was referenced - {m.SOPInstanceUID} for file <{reg_path}>"
+        for m in case.moving
+    }
     assert set(dangling.errors) == expected  # each reported once, though dcentvfy repeats them
 
     case.dataset.PatientID = "OTHER"

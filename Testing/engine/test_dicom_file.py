@@ -9,12 +9,12 @@ import tracemalloc
 import pytest
 
 import reg_builders as rb
-from DicomRegSaveLib.validation.conformance import validate_file
 from DicomRegSaveLib.dicom_file import MalformedDicomError, open_dicom_file, read_dicom_file
+from DicomRegSaveLib.errors import DicomInputError, InvalidRegistrationError
 from DicomRegSaveLib.inputs.series import read_image_series
 from DicomRegSaveLib.reg.dump import dump
-from DicomRegSaveLib.errors import DicomInputError, InvalidRegistrationError
 from DicomRegSaveLib.reg.reader import read_registration
+from DicomRegSaveLib.validation.conformance import validate_file
 
 
 def _explicit_element(data: bytes, tag: tuple[int, int], vr: bytes) -> int:
@@ -32,7 +32,7 @@ def reg_bytes(tmp_path):
 def test_unknown_vr_names_file_tag_and_keyword(tmp_path, reg_bytes):
     data = bytearray(reg_bytes)
     offset = _explicit_element(data, (0x0008, 0x0070), b"LO")
-    data[offset + 4:offset + 6] = b"ZZ"
+    data[offset + 4 : offset + 6] = b"ZZ"
     path = tmp_path / "bad_vr.dcm"
     path.write_bytes(data)
     with pytest.raises(InvalidRegistrationError) as info:
@@ -49,7 +49,7 @@ def test_unknown_vr_names_file_tag_and_keyword(tmp_path, reg_bytes):
 def test_huge_length_reserves_no_memory(tmp_path, reg_bytes):
     data = bytearray(reg_bytes)
     offset = _explicit_element(data, (0x0064, 0x0009), b"OF")
-    data[offset + 8:offset + 12] = struct.pack("<I", 0xFFFFFFF0)
+    data[offset + 8 : offset + 12] = struct.pack("<I", 0xFFFFFFF0)
     path = tmp_path / "huge.dcm"
     path.write_bytes(data)
     tracemalloc.start()
@@ -96,7 +96,7 @@ def test_damaged_image_input_is_reported_with_the_element(tmp_path):
     paths = [rb.write(image, tmp_path / f"ct{n}.dcm") for n, image in enumerate(images)]
     data = bytearray(paths[1].read_bytes())
     offset = _explicit_element(data, (0x0020, 0x0032), b"DS")
-    data[offset + 4:offset + 6] = b"\x01\x02"
+    data[offset + 4 : offset + 6] = b"\x01\x02"
     paths[1].write_bytes(data)
     with pytest.raises(DicomInputError) as info:
         read_image_series(tmp_path, "fixed")

@@ -13,12 +13,18 @@ import pytest
 from pydicom.dataelem import RawDataElement
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
-from dicom_input_helpers import rotation, write_non_image
 
+from dicom_input_helpers import rotation, write_non_image
 from DicomRegSaveLib import geometry
-from DicomRegSaveLib.inputs.series import ImageSeries, header_lookup_from_folder, read_image_series, series_from_headers, series_from_instance_uids
 from DicomRegSaveLib.errors import DicomInputError
 from DicomRegSaveLib.inputs.sampledata import write_image_series
+from DicomRegSaveLib.inputs.series import (
+    ImageSeries,
+    header_lookup_from_folder,
+    read_image_series,
+    series_from_headers,
+    series_from_instance_uids,
+)
 
 
 def _write(folder: Path, **kwargs) -> list[Path]:
@@ -190,9 +196,9 @@ def test_references_carry_uids_in_slice_order(tmp_path: Path) -> None:
     references = read_image_series(tmp_path, "moving").image_references()
     assert len(references) == 7
     assert [r.sop_instance_uid for r in references] == [pydicom.dcmread(p).SOPInstanceUID for p in paths]
-    assert {(r.study_instance_uid, r.series_instance_uid, r.frame_of_reference_uid, r.sop_class_uid) for r in references} == {
-        ("1.2.3.4", "1.2.3.5", "1.2.3.6", "1.2.840.10008.5.1.4.1.1.2")
-    }
+    assert {
+        (r.study_instance_uid, r.series_instance_uid, r.frame_of_reference_uid, r.sop_class_uid) for r in references
+    } == {("1.2.3.4", "1.2.3.5", "1.2.3.6", "1.2.840.10008.5.1.4.1.1.2")}
 
 
 def test_non_image_objects_and_non_dicom_files_are_ignored(tmp_path: Path) -> None:
@@ -372,7 +378,9 @@ def test_instance_uids_not_found(tmp_path: Path) -> None:
     _write(tmp_path, dimensions=(4, 4, 2))
     lookup = header_lookup_from_folder(tmp_path)
     uids = [str(pydicom.dcmread(p).SOPInstanceUID) for p in sorted(tmp_path.glob("*.dcm"))]
-    with pytest.raises(DicomInputError, match=r"2 of the 4 moving image instances were not found: 1\.2\.9\.1, 1\.2\.9\.2"):
+    with pytest.raises(
+        DicomInputError, match=r"2 of the 4 moving image instances were not found: 1\.2\.9\.1, 1\.2\.9\.2"
+    ):
         series_from_instance_uids(uids + ["1.2.9.1", "1.2.9.2"], lookup, "moving")
     with pytest.raises(DicomInputError, match="1 of the 1 fixed image instances were not found"):
         series_from_instance_uids(["1.2.9.3"], lambda uid: "", "fixed")
@@ -409,7 +417,7 @@ def _damage_vr(path: Path, tag: tuple[int, int], vr: bytes) -> None:
     data = bytearray(path.read_bytes())
     offset = data.find(struct.pack("<HH", *tag) + vr)
     assert offset > 0
-    data[offset + 4:offset + 6] = b"ZZ"
+    data[offset + 4 : offset + 6] = b"ZZ"
     path.write_bytes(bytes(data))
 
 

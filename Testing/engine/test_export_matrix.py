@@ -13,13 +13,12 @@ import pydicom
 import pytest
 from pydicom.uid import generate_uid
 
-from DicomRegSaveLib.validation.conformance import check_dataset, run_dcentvfy, run_dciodvfy
-from DicomRegSaveLib.inputs.series import read_image_series
 from DicomRegSaveLib.export.pipeline import ExportOptions, export_registration
-from DicomRegSaveLib.model import DisplacementGrid, RegistrationMatrix
-from DicomRegSaveLib.model import Deformation
-from DicomRegSaveLib.reg.reader import read_registration
 from DicomRegSaveLib.inputs.sampledata import write_image_series
+from DicomRegSaveLib.inputs.series import read_image_series
+from DicomRegSaveLib.model import Deformation, DisplacementGrid, RegistrationMatrix
+from DicomRegSaveLib.reg.reader import read_registration
+from DicomRegSaveLib.validation.conformance import check_dataset, run_dcentvfy, run_dciodvfy
 
 AXIAL = np.eye(3)
 SAGITTAL = np.array([[0, 0, -1], [1, 0, 0], [0, -1, 0.0]])  # columns: i posterior, j inferior, k right
@@ -93,27 +92,43 @@ def exported(tmp_path_factory):
         folder = tmp_path_factory.mktemp(case.name)
         fixed_study, fixed_frame = generate_uid(), generate_uid()
         common = dict(patient_name=case.patient_name, patient_id="PHANTOM-1")
-        write_image_series(folder / "fixed", study_instance_uid=fixed_study, frame_of_reference_uid=fixed_frame,
-                           dimensions=(24, 20, 10), spacing_mm=(4.0, 4.0, 5.0), origin_lps=(-48.0, -40.0, -25.0),
-                           direction_lps=AXIAL, **common)
-        write_image_series(folder / "moving",
-                           study_instance_uid=fixed_study if case.same_study else generate_uid(),
-                           frame_of_reference_uid=fixed_frame if case.same_frame else generate_uid(),
-                           dimensions=(20, 18, 8), spacing_mm=(4.5, 4.5, 6.0), origin_lps=(-45.0, -40.0, -24.0),
-                           direction_lps=AXIAL, multiframe=case.multiframe, **common)
+        write_image_series(
+            folder / "fixed",
+            study_instance_uid=fixed_study,
+            frame_of_reference_uid=fixed_frame,
+            dimensions=(24, 20, 10),
+            spacing_mm=(4.0, 4.0, 5.0),
+            origin_lps=(-48.0, -40.0, -25.0),
+            direction_lps=AXIAL,
+            **common,
+        )
+        write_image_series(
+            folder / "moving",
+            study_instance_uid=fixed_study if case.same_study else generate_uid(),
+            frame_of_reference_uid=fixed_frame if case.same_frame else generate_uid(),
+            dimensions=(20, 18, 8),
+            spacing_mm=(4.5, 4.5, 6.0),
+            origin_lps=(-45.0, -40.0, -24.0),
+            direction_lps=AXIAL,
+            multiframe=case.multiframe,
+            **common,
+        )
         fixed = read_image_series(folder / "fixed", "fixed")
         moving = read_image_series(folder / "moving", "moving")
         if case.multiframe_subset:
             moving = moving.subset([2, 3, 4, 5])
-        grid = make_grid(case, fixed.ijk_to_lps[:3, :3] @ (np.array(fixed.dimensions) - 1) / 2 + fixed.ijk_to_lps[:3, 3])
+        grid = make_grid(
+            case, fixed.ijk_to_lps[:3, :3] @ (np.array(fixed.dimensions) - 1) / 2 + fixed.ijk_to_lps[:3, 3]
+        )
         deformation = Deformation(
             grid,
             RegistrationMatrix(case.pre) if case.pre is not None else None,
             RegistrationMatrix(case.post) if case.post is not None else None,
         )
         # NaN vectors are written (as "undefined here") only when asked for
-        options = ExportOptions(identity_item=case.identity_item,
-                                undefined_vectors="undefined" if case.nan_points else "refuse")
+        options = ExportOptions(
+            identity_item=case.identity_item, undefined_vectors="undefined" if case.nan_points else "refuse"
+        )
         result = export_registration(deformation, fixed, moving, folder / "reg.dcm", options)
         results[case.name] = (case, result, fixed, moving, grid)
     return results
@@ -121,8 +136,11 @@ def exported(tmp_path_factory):
 
 def test_undefined_points_are_reported_with_count_and_place(exported):
     _, result, _, _, _ = exported["undefined_points"]
-    assert any("2 of 336 grid points are undefined (NaN vectors), the first at grid point (i=0, j=0, k=0)" in w
-               and "as asked" in w for w in result.report.warnings), result.report.warnings
+    assert any(
+        "2 of 336 grid points are undefined (NaN vectors), the first at grid point (i=0, j=0, k=0)" in w
+        and "as asked" in w
+        for w in result.report.warnings
+    ), result.report.warnings
 
 
 @pytest.mark.parametrize("name", [case.name for case in CASES])
@@ -155,10 +173,14 @@ def test_round_trip_is_bit_exact(exported, name):
     assert np.allclose(item.grid.direction_lps, expected.direction_lps, atol=1e-6)
     assert np.allclose(item.grid.spacing_mm, expected.spacing_mm, atol=1e-6)
     for matrix, written in ((case.pre, item.pre_deformation_matrix), (case.post, item.post_deformation_matrix)):
-        assert np.allclose(written.matrix_lps if written is not None else np.eye(4),
-                           matrix if matrix is not None else np.eye(4), atol=1e-6)
+        assert np.allclose(
+            written.matrix_lps if written is not None else np.eye(4),
+            matrix if matrix is not None else np.eye(4),
+            atol=1e-6,
+        )
     assert [r.sop_instance_uid for r in item.referenced_images] == [
-        r.sop_instance_uid for r in moving.image_references()]
+        r.sop_instance_uid for r in moving.image_references()
+    ]
 
 
 def test_the_special_cases_are_encoded_as_intended(exported):

@@ -17,14 +17,14 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 
-import reg_builders as rb
 import mrml_helpers
-from mrml_helpers import from_world_lps, homogeneous, new_scene
+import reg_builders as rb
 from DicomRegSaveLib.cli.main import main
-from DicomRegSaveLib.validation.conformance import check_dataset, run_dciodvfy
 from DicomRegSaveLib.errors import RegistrationChoiceError
 from DicomRegSaveLib.reg.reader import read_registration
 from DicomRegSaveLib.slicer.importing import import_registration
+from DicomRegSaveLib.validation.conformance import check_dataset, run_dciodvfy
+from mrml_helpers import from_world_lps, homogeneous, new_scene
 
 MAPPING_TOLERANCE_MM = 1e-4
 
@@ -50,10 +50,13 @@ def vendor_spatial_registration(tmp_path):
     patient = rb.Patient()
     fixed = rb.make_ct_series(3, patient=patient, series_number=1)
     moving = rb.make_ct_series(2, patient=patient, series_number=2, origin_lps=(-8.0, -9.0, 0.0), study_id="S2")
-    dataset = rb.build_spatial_reg(fixed, [
-        rb.SpatialItemSpec(fixed[0].FrameOfReferenceUID, fixed, registration_type=rb.FRAME_OF_REFERENCE_IDENTITY),
-        rb.SpatialItemSpec(moving[0].FrameOfReferenceUID, moving, matrices=[VENDOR_MATRIX]),
-    ])
+    dataset = rb.build_spatial_reg(
+        fixed,
+        [
+            rb.SpatialItemSpec(fixed[0].FrameOfReferenceUID, fixed, registration_type=rb.FRAME_OF_REFERENCE_IDENTITY),
+            rb.SpatialItemSpec(moving[0].FrameOfReferenceUID, moving, matrices=[VENDOR_MATRIX]),
+        ],
+    )
     path = rb.write(dataset, tmp_path / "vendor_rigid.dcm")
     images = [rb.write(image, tmp_path / f"image{number}.dcm") for number, image in enumerate(fixed + moving)]
     return path, fixed, moving, images
@@ -111,10 +114,14 @@ def test_matrix_sequence_items_are_applied_in_order(tmp_path):
     moving = rb.make_ct_series(2, patient=patient, series_number=2)
     first = homogeneous(np.diag([1.1, 0.9, 1.0]), (1.0, 2.0, 3.0))
     second = homogeneous(rotation((0, 0, 1), 30), (-4.0, 0.0, 6.0))
-    dataset = rb.build_spatial_reg(fixed, [
-        rb.SpatialItemSpec(moving[0].FrameOfReferenceUID, moving, matrices=[first, second],
-                           matrix_types=["RIGID_SCALE", "RIGID"]),
-    ])
+    dataset = rb.build_spatial_reg(
+        fixed,
+        [
+            rb.SpatialItemSpec(
+                moving[0].FrameOfReferenceUID, moving, matrices=[first, second], matrix_types=["RIGID_SCALE", "RIGID"]
+            ),
+        ],
+    )
     assert run_dciodvfy(rb.write(dataset, tmp_path / "two.dcm")).errors == []
     item = read_registration(dataset).choose_item()
     points = random_points(seed=3)
@@ -133,11 +140,14 @@ def two_moving_deformable(tmp_path):
     grid_a = rb.GridSpec((-5.0, -5.0, -5.0), rb.smooth_vectors((5, 5, 5), seed=10), (2.0, 2.0, 2.0))
     grid_b = rb.GridSpec((-8.0, -2.0, 1.0), rb.smooth_vectors((4, 6, 3), seed=11), (3.0, 1.0, 2.0))
     post_b = homogeneous(rotation((0, 0, 1), 30), (1.0, 2.0, 3.0))
-    dataset = rb.build_reg(fixed, [
-        rb.ItemSpec(fixed[0].FrameOfReferenceUID, fixed, registration_type=rb.FRAME_OF_REFERENCE_IDENTITY),
-        rb.ItemSpec(moving_a[0].FrameOfReferenceUID, moving_a, grid=grid_a),
-        rb.ItemSpec(moving_b[0].FrameOfReferenceUID, moving_b, grid=grid_b, post_matrix=post_b, post_type="RIGID"),
-    ])
+    dataset = rb.build_reg(
+        fixed,
+        [
+            rb.ItemSpec(fixed[0].FrameOfReferenceUID, fixed, registration_type=rb.FRAME_OF_REFERENCE_IDENTITY),
+            rb.ItemSpec(moving_a[0].FrameOfReferenceUID, moving_a, grid=grid_a),
+            rb.ItemSpec(moving_b[0].FrameOfReferenceUID, moving_b, grid=grid_b, post_matrix=post_b, post_type="RIGID"),
+        ],
+    )
     return rb.write(dataset, tmp_path / "two_moving.dcm"), moving_a, moving_b, grid_a, grid_b
 
 
@@ -187,8 +197,20 @@ def test_to_transform_with_a_source_frame_writes_that_item(tmp_path, moving_inde
     item = read_registration(path).choose_item(moving[0].FrameOfReferenceUID)
     output = tmp_path / "chosen.h5"
     report_path = tmp_path / "report.json"
-    assert main(["to-transform", str(path), str(output), "--source-frame", moving[0].FrameOfReferenceUID,
-                 "--json", str(report_path)]) == 0
+    assert (
+        main(
+            [
+                "to-transform",
+                str(path),
+                str(output),
+                "--source-frame",
+                moving[0].FrameOfReferenceUID,
+                "--json",
+                str(report_path),
+            ]
+        )
+        == 0
+    )
     assert f"item {moving_index + 2} of 3" in capsys.readouterr().out
     report = json.loads(report_path.read_text())
     assert report["item"] == moving_index + 2
@@ -206,11 +228,14 @@ def test_spatial_registration_with_two_moving_items_needs_a_choice(tmp_path, cap
     moving_a = rb.make_ct_series(2, patient=patient, series_number=2)
     moving_b = rb.make_ct_series(2, patient=patient, series_number=3)
     matrix_b = homogeneous(rotation((1, 0, 0), -8), (0.0, 3.0, -2.0))
-    dataset = rb.build_spatial_reg(fixed, [
-        rb.SpatialItemSpec(fixed[0].FrameOfReferenceUID, fixed, registration_type=rb.FRAME_OF_REFERENCE_IDENTITY),
-        rb.SpatialItemSpec(moving_a[0].FrameOfReferenceUID, moving_a, matrices=[VENDOR_MATRIX]),
-        rb.SpatialItemSpec(moving_b[0].FrameOfReferenceUID, moving_b, matrices=[matrix_b]),
-    ])
+    dataset = rb.build_spatial_reg(
+        fixed,
+        [
+            rb.SpatialItemSpec(fixed[0].FrameOfReferenceUID, fixed, registration_type=rb.FRAME_OF_REFERENCE_IDENTITY),
+            rb.SpatialItemSpec(moving_a[0].FrameOfReferenceUID, moving_a, matrices=[VENDOR_MATRIX]),
+            rb.SpatialItemSpec(moving_b[0].FrameOfReferenceUID, moving_b, matrices=[matrix_b]),
+        ],
+    )
     path = rb.write(dataset, tmp_path / "two_rigid.dcm")
     assert run_dciodvfy(path).errors == []
     assert len(read_registration(path).items) == 3

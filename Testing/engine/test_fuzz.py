@@ -7,16 +7,13 @@ time and takes well under a minute; ``Testing/fuzz_reader.py`` runs the same mut
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 import fuzz_mutations as fm
-from DicomRegSaveLib.validation.conformance import check_dataset
 from DicomRegSaveLib.reg.reader import read_dataset
+from DicomRegSaveLib.validation.conformance import check_dataset
 
-MUTATION = st.tuples(
-    st.sampled_from(fm.OPERATORS), st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)
-)
+MUTATION = st.tuples(st.sampled_from(fm.OPERATORS), st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1))
 
 
 @pytest.fixture(scope="module")

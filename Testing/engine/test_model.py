@@ -5,7 +5,14 @@ import pytest
 
 from DicomRegSaveLib import geometry
 from DicomRegSaveLib.errors import InvalidRegistrationError
-from DicomRegSaveLib.model import MAX_VECTOR_GRID_BYTES, DisplacementGrid, ImageReference, Registration, RegistrationItem, RegistrationMatrix
+from DicomRegSaveLib.model import (
+    MAX_VECTOR_GRID_BYTES,
+    DisplacementGrid,
+    ImageReference,
+    Registration,
+    RegistrationItem,
+    RegistrationMatrix,
+)
 
 FRAME_A = "1.2.3.4"
 FRAME_B = "1.2.3.5"
@@ -152,8 +159,12 @@ def test_item_applies_pre_then_displacement_at_x_then_post():
     pre[:3, 3] = [1, 2, 3]
     post = np.eye(4)
     post[:3, 3] = [-5, 0, 7]
-    item = RegistrationItem(FRAME_B, grid=grid, pre_deformation_matrix=RegistrationMatrix(pre),
-                            post_deformation_matrix=RegistrationMatrix(post))
+    item = RegistrationItem(
+        FRAME_B,
+        grid=grid,
+        pre_deformation_matrix=RegistrationMatrix(pre),
+        post_deformation_matrix=RegistrationMatrix(post),
+    )
     rng = np.random.default_rng(2)
     index = rng.uniform(0, 1, size=(1000, 3)) * (np.array(grid.dimensions) - 1)
     x = index @ grid.index_to_lps[:3, :3].T + grid.index_to_lps[:3, 3]

@@ -20,6 +20,7 @@ N_POINTS = 2000
 
 # Independent evaluation of the standard's equation -----------------------------------------------
 
+
 def _axes(grid: rb.GridSpec) -> np.ndarray:
     """Rows: unit i, j, k axes from Image Orientation (Patient); k = row x column."""
     row = np.asarray(grid.iop[:3], dtype=float)
@@ -97,6 +98,7 @@ OBLIQUE_IOP = tuple(np.r_[_rotation((1, 2, 3), 25)[:, 0], _rotation((1, 2, 3), 2
 
 
 # Structure -----------------------------------------------------------------------------------------
+
 
 def test_reads_frames_references_grid_and_codes(tmp_path):
     case = rb.make_case(identity_item=True)
@@ -238,6 +240,7 @@ def test_large_vector_grid_data_is_a_view_of_the_memory_mapped_file(tmp_path):
 
 # The standard's mapping ----------------------------------------------------------------------------
 
+
 def test_identity_matrices_linear_field_exact():
     a = np.array([[0.3, -0.1, 0.2], [0.05, 0.4, -0.3], [-0.2, 0.1, 0.25]])
     b = np.array([1.0, -2.0, 0.5])
@@ -279,8 +282,9 @@ def test_rigid_pre_and_post_matrices():
 
 
 def test_oblique_grid_with_anisotropic_spacing():
-    grid = rb.GridSpec((3.0, -40.0, 12.0), rb.smooth_vectors((9, 6, 4), seed=6, scale_mm=5.0), (1.2, 3.7, 5.5),
-                       iop=OBLIQUE_IOP)
+    grid = rb.GridSpec(
+        (3.0, -40.0, 12.0), rb.smooth_vectors((9, 6, 4), seed=6, scale_mm=5.0), (1.2, 3.7, 5.5), iop=OBLIQUE_IOP
+    )
     registration = read_registration(rb.make_case(grid=grid).dataset)
     read_grid = registration.choose_item().grid
     np.testing.assert_allclose(read_grid.direction_lps.T, _axes(grid), atol=1e-6)
@@ -322,11 +326,16 @@ def test_several_items_each_map_with_their_own_grid():
     grid_a = rb.GridSpec((-5.0, -5.0, -5.0), rb.smooth_vectors((5, 5, 5), seed=10), (2.0, 2.0, 2.0))
     grid_b = rb.GridSpec((-8.0, -2.0, 1.0), rb.smooth_vectors((4, 6, 3), seed=11), (3.0, 1.0, 2.0), iop=OBLIQUE_IOP)
     post_b = _rigid((0, 0, 1), 30, (1.0, 2.0, 3.0))
-    dataset = rb.build_reg(fixed, [
-        rb.ItemSpec(fixed[0].FrameOfReferenceUID, fixed, registration_type=("125021", "DCM", "Frame of Reference Identity")),
-        rb.ItemSpec(moving_a[0].FrameOfReferenceUID, moving_a, grid=grid_a),
-        rb.ItemSpec(moving_b[0].FrameOfReferenceUID, moving_b, grid=grid_b, post_matrix=post_b, post_type="RIGID"),
-    ])
+    dataset = rb.build_reg(
+        fixed,
+        [
+            rb.ItemSpec(
+                fixed[0].FrameOfReferenceUID, fixed, registration_type=("125021", "DCM", "Frame of Reference Identity")
+            ),
+            rb.ItemSpec(moving_a[0].FrameOfReferenceUID, moving_a, grid=grid_a),
+            rb.ItemSpec(moving_b[0].FrameOfReferenceUID, moving_b, grid=grid_b, post_matrix=post_b, post_type="RIGID"),
+        ],
+    )
     registration = read_registration(dataset)
     identity, item_a, item_b = registration.items
     assert identity.is_identity and not item_a.is_identity and not item_b.is_identity
@@ -351,6 +360,7 @@ def test_points_outside_the_grid_are_nan():
 
 
 # Errors ----------------------------------------------------------------------------------------------
+
 
 def _read_error(dataset_or_path) -> str:
     with pytest.raises(InvalidRegistrationError) as info:
@@ -395,26 +405,55 @@ def test_byte_length_must_match_grid_dimensions(tmp_path):
     ("mutate", "expected"),
     [
         (lambda ds, item: delattr(ds, "FrameOfReferenceUID"), "Frame Of Reference UID (0020,0052) is missing"),
-        (lambda ds, item: delattr(item, "SourceFrameOfReferenceUID"), "item 1: Source Frame Of Reference UID (0064,0003)"),
+        (
+            lambda ds, item: delattr(item, "SourceFrameOfReferenceUID"),
+            "item 1: Source Frame Of Reference UID (0064,0003)",
+        ),
         (lambda ds, item: setattr(ds, "DeformableRegistrationSequence", []), "(0064,0002) is empty"),
-        (lambda ds, item: delattr(item, "DeformableRegistrationGridSequence"), "at least one item with a displacement grid"),
-        (lambda ds, item: item.DeformableRegistrationGridSequence.append(item.DeformableRegistrationGridSequence[0]),
-         "(0064,0005) holds 2 items"),
-        (lambda ds, item: item.RegistrationTypeCodeSequence.append(item.RegistrationTypeCodeSequence[0]),
-         "(0070,030D) holds 2 items"),
-        (lambda ds, item: setattr(item.DeformableRegistrationGridSequence[0], "GridDimensions", [5, 4]),
-         "Grid Dimensions (0064,0007) must hold 3"),
-        (lambda ds, item: delattr(item.DeformableRegistrationGridSequence[0], "VectorGridData"),
-         "Vector Grid Data (0064,0009) is missing"),
-        (lambda ds, item: setattr(item.DeformableRegistrationGridSequence[0], "ImageOrientationPatient",
-                                  [1, 0, 0, 0.5, 1, 0]), "not orthonormal"),
-        (lambda ds, item: setattr(item.PreDeformationMatrixRegistrationSequence[0], "FrameOfReferenceTransformationMatrix",
-                                  ["2", "0", "0", "0", "0", "2", "0", "0", "0", "0", "2", "0", "0", "0", "0", "1"]),
-         "declared RIGID but is RIGID_SCALE"),
-        (lambda ds, item: setattr(item.PostDeformationMatrixRegistrationSequence[0], "FrameOfReferenceTransformationMatrix",
-                                  ["1"] * 12), "(3006,00C6) must hold 16"),
-        (lambda ds, item: delattr(ds, "StudiesContainingOtherReferencedInstancesSequence"),
-         "is not listed in the Common Instance Reference module"),
+        (
+            lambda ds, item: delattr(item, "DeformableRegistrationGridSequence"),
+            "at least one item with a displacement grid",
+        ),
+        (
+            lambda ds, item: item.DeformableRegistrationGridSequence.append(item.DeformableRegistrationGridSequence[0]),
+            "(0064,0005) holds 2 items",
+        ),
+        (
+            lambda ds, item: item.RegistrationTypeCodeSequence.append(item.RegistrationTypeCodeSequence[0]),
+            "(0070,030D) holds 2 items",
+        ),
+        (
+            lambda ds, item: setattr(item.DeformableRegistrationGridSequence[0], "GridDimensions", [5, 4]),
+            "Grid Dimensions (0064,0007) must hold 3",
+        ),
+        (
+            lambda ds, item: delattr(item.DeformableRegistrationGridSequence[0], "VectorGridData"),
+            "Vector Grid Data (0064,0009) is missing",
+        ),
+        (
+            lambda ds, item: setattr(
+                item.DeformableRegistrationGridSequence[0], "ImageOrientationPatient", [1, 0, 0, 0.5, 1, 0]
+            ),
+            "not orthonormal",
+        ),
+        (
+            lambda ds, item: setattr(
+                item.PreDeformationMatrixRegistrationSequence[0],
+                "FrameOfReferenceTransformationMatrix",
+                ["2", "0", "0", "0", "0", "2", "0", "0", "0", "0", "2", "0", "0", "0", "0", "1"],
+            ),
+            "declared RIGID but is RIGID_SCALE",
+        ),
+        (
+            lambda ds, item: setattr(
+                item.PostDeformationMatrixRegistrationSequence[0], "FrameOfReferenceTransformationMatrix", ["1"] * 12
+            ),
+            "(3006,00C6) must hold 16",
+        ),
+        (
+            lambda ds, item: delattr(ds, "StudiesContainingOtherReferencedInstancesSequence"),
+            "is not listed in the Common Instance Reference module",
+        ),
     ],
 )
 def test_malformed_datasets_name_the_tag(mutate, expected):

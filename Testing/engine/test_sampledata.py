@@ -8,11 +8,17 @@ import numpy as np
 import pydicom
 import pytest
 import slicer
-from dicom_input_helpers import dciodvfy_errors, dciodvfy_lines, rotation
 
+from dicom_input_helpers import dciodvfy_errors, dciodvfy_lines, rotation
 from DicomRegSaveLib import geometry
+from DicomRegSaveLib.inputs.sampledata import (
+    DemoCase,
+    make_demo_case,
+    phantom_hu,
+    write_displacement_field_mha,
+    write_image_series,
+)
 from DicomRegSaveLib.inputs.series import read_image_series
-from DicomRegSaveLib.inputs.sampledata import DemoCase, make_demo_case, phantom_hu, write_displacement_field_mha, write_image_series
 
 OBLIQUE_LEFT_HANDED = rotation((1.0, -0.5, 0.25), 35.0) @ np.diag([1.0, 1.0, -1.0])
 
@@ -81,8 +87,12 @@ def test_pixels_are_the_phantom_at_voxel_centres(tmp_path: Path) -> None:
 
 
 def test_custom_pixel_function_and_same_series_uid_gives_same_files(tmp_path: Path) -> None:
-    options = dict(study_instance_uid="1.2.3.1", series_instance_uid="1.2.3.2", frame_of_reference_uid="1.2.3.3",
-                   pixel_function=lambda points: points[:, 0] * 10)
+    options = dict(
+        study_instance_uid="1.2.3.1",
+        series_instance_uid="1.2.3.2",
+        frame_of_reference_uid="1.2.3.3",
+        pixel_function=lambda points: points[:, 0] * 10,
+    )
     first = _write(tmp_path / "a", **options)
     second = _write(tmp_path / "b", **options)
     assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
@@ -115,9 +125,15 @@ def test_demo_case_has_two_studies_of_one_patient(demo: DemoCase) -> None:
     np.testing.assert_allclose(fixed.spacing_mm, [4.0, 4.0, 4.0])
     np.testing.assert_allclose(fixed.ijk_to_lps, case.field_ijk_to_lps, atol=1e-9)
     assert (fixed.study_instance_uid, fixed.series_instance_uid, fixed.frame_of_reference_uid) == (
-        case.fixed_study_instance_uid, case.fixed_series_instance_uid, case.fixed_frame_of_reference_uid)
+        case.fixed_study_instance_uid,
+        case.fixed_series_instance_uid,
+        case.fixed_frame_of_reference_uid,
+    )
     assert (moving.study_instance_uid, moving.series_instance_uid, moving.frame_of_reference_uid) == (
-        case.moving_study_instance_uid, case.moving_series_instance_uid, case.moving_frame_of_reference_uid)
+        case.moving_study_instance_uid,
+        case.moving_series_instance_uid,
+        case.moving_frame_of_reference_uid,
+    )
     assert fixed.study_instance_uid != moving.study_instance_uid
     assert fixed.frame_of_reference_uid != moving.frame_of_reference_uid
     for header in (fixed.first_header, moving.first_header):
@@ -130,8 +146,10 @@ def test_demo_case_is_deterministic(tmp_path: Path, demo: DemoCase) -> None:
     case = demo
     again = make_demo_case(tmp_path)
     assert again.fixed_series_instance_uid == case.fixed_series_instance_uid
-    for old, new in zip(case.fixed_paths + case.moving_paths + [case.field_path],
-                        again.fixed_paths + again.moving_paths + [again.field_path]):
+    for old, new in zip(
+        case.fixed_paths + case.moving_paths + [case.field_path],
+        again.fixed_paths + again.moving_paths + [again.field_path],
+    ):
         assert old.read_bytes() == new.read_bytes()
     other_seed = make_demo_case(tmp_path / "seed1", size="tiny", seed=1)
     assert other_seed.fixed_study_instance_uid != case.fixed_study_instance_uid

@@ -6,14 +6,21 @@ evaluating the from-world transform a moving volume placed under it gets (VTK, R
 """
 
 import numpy as np
-import pytest
 
 from DicomRegSaveLib.export.request import ExportRequest, run_export_request
+from DicomRegSaveLib.inputs.transform_files import read_transform_file, write_transform_file
 from DicomRegSaveLib.model import DisplacementGrid, RegistrationItem, RegistrationMatrix
 from DicomRegSaveLib.reg.reader import read_registration
-from DicomRegSaveLib.inputs.sampledata import make_demo_case
-from DicomRegSaveLib.inputs.transform_files import read_transform_file, write_transform_file
-from mrml_helpers import OBLIQUE, bspline_node, from_world_lps, homogeneous, new_scene, points_in_box, random_vectors, rotation
+from mrml_helpers import (
+    OBLIQUE,
+    bspline_node,
+    from_world_lps,
+    homogeneous,
+    new_scene,
+    points_in_box,
+    random_vectors,
+    rotation,
+)
 
 EXACT_MM = 1e-4
 UID = "1.2.826.0.1.3680043.8.498.7"
@@ -52,7 +59,9 @@ def composite_field_file(case, path):
     grid = DisplacementGrid(origin, OBLIQUE, spacing, random_vectors(dims, amplitude=1.0, seed=9))
     pre = RegistrationMatrix(homogeneous(rotation([0, 0, 1], 0.05), (1.0, -2.0, 0.5)))
     post = RegistrationMatrix(homogeneous([[1.02, 0.01, 0.0], [0.0, 0.98, 0.02], [0.0, 0.0, 1.01]], (3.0, 0.0, -1.0)))
-    write_transform_file(RegistrationItem(UID, grid=grid, pre_deformation_matrix=pre, post_deformation_matrix=post), path)
+    write_transform_file(
+        RegistrationItem(UID, grid=grid, pre_deformation_matrix=pre, post_deformation_matrix=post), path
+    )
     return grid, pre, post
 
 
@@ -65,7 +74,10 @@ def test_composite_transform_file_becomes_pre_grid_post_exactly(case, tmp_path):
     assert np.allclose(item.post_deformation_matrix.matrix_lps, post.matrix_lps, atol=1e-6)
     assert np.array_equal(item.grid.vectors_lps, grid.vectors_lps)
     points = points_in_box(item.grid.index_to_lps, item.grid.dimensions, n=2000, margin=0.5)
-    assert np.abs(registration.choose_item().map_points(points) - slicer_mapping(tmp_path / "composite.h5", points)).max() < EXACT_MM
+    assert (
+        np.abs(registration.choose_item().map_points(points) - slicer_mapping(tmp_path / "composite.h5", points)).max()
+        < EXACT_MM
+    )
 
 
 def test_bspline_file_is_sampled_on_the_fixed_image_within_a_stated_tolerance(case, tmp_path):
@@ -107,4 +119,6 @@ def test_to_transform_output_reads_back_in_slicer_as_the_files_mapping(case, tmp
     points = points_in_box(item.grid.index_to_lps, item.grid.dimensions, n=1500, margin=0.5)
     for suffix in (".h5", ".tfm", ".nii.gz"):
         path = write_transform_file(registration.choose_item(), tmp_path / f"back{suffix}")
-        assert np.abs(slicer_mapping(path, points) - registration.choose_item().map_points(points)).max() < EXACT_MM, suffix
+        assert np.abs(slicer_mapping(path, points) - registration.choose_item().map_points(points)).max() < EXACT_MM, (
+            suffix
+        )

@@ -19,17 +19,17 @@ import SimpleITK as sitk
 from pydicom.uid import generate_uid
 
 import mrml_helpers
-from mrml_helpers import from_world_lps, homogeneous, new_scene
 from DicomRegSaveLib.cli.main import main
-from DicomRegSaveLib.validation.conformance import check_dataset, run_dcentvfy, run_dciodvfy, validate_file
-from DicomRegSaveLib.inputs.series import read_image_series
 from DicomRegSaveLib.errors import InvalidRegistrationError
 from DicomRegSaveLib.export.pipeline import ExportOptions, export_registration
-from DicomRegSaveLib.model import SPATIAL_REGISTRATION_SOP_CLASS_UID, DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID
-from DicomRegSaveLib.reg.reader import read_registration
 from DicomRegSaveLib.inputs.sampledata import write_image_series
-from DicomRegSaveLib.slicer.importing import import_registration
+from DicomRegSaveLib.inputs.series import read_image_series
 from DicomRegSaveLib.inputs.transform_files import deformation_from_file
+from DicomRegSaveLib.model import DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID, SPATIAL_REGISTRATION_SOP_CLASS_UID
+from DicomRegSaveLib.reg.reader import read_registration
+from DicomRegSaveLib.slicer.importing import import_registration
+from DicomRegSaveLib.validation.conformance import check_dataset, run_dcentvfy, run_dciodvfy, validate_file
+from mrml_helpers import from_world_lps, homogeneous, new_scene
 
 MAPPING_TOLERANCE_MM = 1e-4
 N_POINTS = 2000
@@ -75,10 +75,14 @@ class Case:
 
     @property
     def name(self) -> str:
-        return "-".join([
-            self.matrix_type.lower(), "oblique" if self.oblique else "axial",
-            "same_study" if self.same_study else "cross_study", "identity" if self.identity_item else "single",
-        ])
+        return "-".join(
+            [
+                self.matrix_type.lower(),
+                "oblique" if self.oblique else "axial",
+                "same_study" if self.same_study else "cross_study",
+                "identity" if self.identity_item else "single",
+            ]
+        )
 
 
 CASES = [Case(*values) for values in itertools.product(STORED_MATRICES, (False, True), (False, True), (False, True))]
@@ -89,10 +93,21 @@ def write_series(folder, case_oblique: bool, same_study_uid: str | None = None):
     direction = OBLIQUE if case_oblique else np.eye(3)
     fixed_study = generate_uid()
     common = dict(patient_name="Phantom^Rigid", patient_id="RIGID-1", dimensions=(12, 10, 6), direction_lps=direction)
-    write_image_series(folder / "fixed", study_instance_uid=fixed_study, spacing_mm=(4.0, 4.0, 5.0),
-                       origin_lps=(-24.0, -20.0, -15.0), **common)
-    write_image_series(folder / "moving", study_instance_uid=fixed_study if same_study_uid else generate_uid(),
-                       spacing_mm=(4.5, 4.5, 6.0), origin_lps=(-20.0, -25.0, -10.0), series_number=2, **common)
+    write_image_series(
+        folder / "fixed",
+        study_instance_uid=fixed_study,
+        spacing_mm=(4.0, 4.0, 5.0),
+        origin_lps=(-24.0, -20.0, -15.0),
+        **common,
+    )
+    write_image_series(
+        folder / "moving",
+        study_instance_uid=fixed_study if same_study_uid else generate_uid(),
+        spacing_mm=(4.5, 4.5, 6.0),
+        origin_lps=(-20.0, -25.0, -10.0),
+        series_number=2,
+        **common,
+    )
     return read_image_series(folder / "fixed", "fixed"), read_image_series(folder / "moving", "moving")
 
 
@@ -109,8 +124,9 @@ def exports(tmp_path_factory):
             fixed_to_moving = np.linalg.inv(stored)
             write_itk_transform(folder / "T.tfm", fixed_to_moving)
             deformation = deformation_from_file(folder / "T.tfm", fixed.ijk_to_lps, fixed.dimensions)
-            result = export_registration(deformation, fixed, moving, folder / "reg.dcm",
-                                         ExportOptions(identity_item=case.identity_item))
+            result = export_registration(
+                deformation, fixed, moving, folder / "reg.dcm", ExportOptions(identity_item=case.identity_item)
+            )
             made[case] = (result, fixed, moving, fixed_to_moving)
         return made[case]
 
@@ -202,7 +218,9 @@ def test_validate_and_inspect_cover_spatial_registration(exports, capsys):
     result, fixed, moving, _ = exports(Case("RIGID_SCALE", False, True, True))
     report = validate_file(result.path, [*fixed.paths, *moving.paths])
     assert report.errors == [], report.text()
-    assert main(["validate", str(result.path), "--images", str(fixed.paths[0].parent), str(moving.paths[0].parent)]) == 0
+    assert (
+        main(["validate", str(result.path), "--images", str(fixed.paths[0].parent), str(moving.paths[0].parent)]) == 0
+    )
     capsys.readouterr()
     assert main(["inspect", str(result.path), "--filter", "FrameOfReferenceTransformationMatrixType"]) == 0
     assert capsys.readouterr().out.count("RIGID") == 2
@@ -216,8 +234,9 @@ def test_deformable_class_keeps_a_linear_transform_as_zero_grid_and_post_matrix(
     fixed_to_moving = np.linalg.inv(STORED_MATRICES["RIGID"])
     write_itk_transform(tmp_path / "T.tfm", fixed_to_moving)
     deformation = deformation_from_file(tmp_path / "T.tfm", fixed.ijk_to_lps, fixed.dimensions)
-    result = export_registration(deformation, fixed, moving, tmp_path / "reg.dcm",
-                                 ExportOptions(registration_class="deformable"))
+    result = export_registration(
+        deformation, fixed, moving, tmp_path / "reg.dcm", ExportOptions(registration_class="deformable")
+    )
     assert result.dataset.SOPClassUID == DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID
     assert result.dataset.SeriesDescription == "Deformable registration"
     item = read_registration(result.path).choose_item()
@@ -230,8 +249,17 @@ def test_spatial_class_refuses_a_displacement_field_with_the_reason(tmp_path, ca
     from DicomRegSaveLib.inputs.sampledata import make_demo_case
 
     case = make_demo_case(tmp_path / "input")
-    arguments = ["export", "--transform", str(case.field_path), "--fixed", str(case.fixed_dir),
-                 "--moving", str(case.moving_dir), "--output", str(tmp_path / "reg.dcm")]
+    arguments = [
+        "export",
+        "--transform",
+        str(case.field_path),
+        "--fixed",
+        str(case.fixed_dir),
+        "--moving",
+        str(case.moving_dir),
+        "--output",
+        str(tmp_path / "reg.dcm"),
+    ]
     assert main([*arguments, "--registration-class", "spatial"]) == 1
     error = capsys.readouterr().err
     assert "not linear" in error and "Deformable Spatial Registration (66.3)" in error

@@ -13,15 +13,20 @@ import pytest
 import slicer
 
 from DicomRegSaveLib.errors import OutputError, TransformInputError
+from DicomRegSaveLib.inputs.transform_files import (
+    deformation_from_file,
+    raw_field_header,
+    read_transform_file,
+    write_transform_file,
+)
 from DicomRegSaveLib.model import DisplacementGrid, Registration, RegistrationItem, RegistrationMatrix
 from DicomRegSaveLib.mrml.nodes import deformation_from_transform_node
-from DicomRegSaveLib.inputs.transform_files import deformation_from_file, raw_field_header, read_transform_file, write_transform_file
 from mrml_helpers import (
-    bspline_node,
     LEFT_HANDED,
-    apply_vtk_transform_lps,
     OBLIQUE,
     UID,
+    apply_vtk_transform_lps,
+    bspline_node,
     from_world_lps,
     grid_node,
     homogeneous,
@@ -75,7 +80,7 @@ def to_float32_file(path: Path) -> Path:
     """Rewrite a float64 field written by Slicer as float32 with the same header otherwise."""
     data = path.read_bytes()
     n_values = int(np.prod(raw_field_header(path).dimensions)) * 3
-    header, values = data[: len(data) - 8 * n_values], np.frombuffer(data[len(data) - 8 * n_values:], "<f8")
+    header, values = data[: len(data) - 8 * n_values], np.frombuffer(data[len(data) - 8 * n_values :], "<f8")
     header = header.replace(b"MET_DOUBLE", b"MET_FLOAT").replace(b"type: double", b"type: float")
     target = path.with_name("f32-" + path.name)
     target.write_bytes(header + values.astype("<f4").tobytes())
@@ -156,7 +161,8 @@ def test_grid_spacing_request_and_axis_alignment_use_the_right_paths(tmp_path):
     plain = deformation_from_file(path, FIXED_IJK_TO_LPS, FIXED_DIMS)
     np.testing.assert_allclose(
         RegistrationItem(UID, grid=aligned.grid).map_points(points),
-        RegistrationItem(UID, grid=plain.grid).map_points(points), atol=1e-9,
+        RegistrationItem(UID, grid=plain.grid).map_points(points),
+        atol=1e-9,
     )
 
 
@@ -200,7 +206,9 @@ def test_bspline_transform_file_is_resampled(tmp_path):
 
 def registration(direction_lps, pre=None, post=None, dims=(10, 9, 8)):
     grid = DisplacementGrid((12.0, -30.0, 5.0), direction_lps, (3.0, 4.0, 5.0), random_vectors(dims, seed=4))
-    return Registration(UID, [RegistrationItem(UID, grid=grid, pre_deformation_matrix=pre, post_deformation_matrix=post)])
+    return Registration(
+        UID, [RegistrationItem(UID, grid=grid, pre_deformation_matrix=pre, post_deformation_matrix=post)]
+    )
 
 
 RIGID = RegistrationMatrix(homogeneous(rotation([1, 1, -1], 0.25), (6.0, -3.0, 9.0)))
@@ -223,7 +231,9 @@ def test_written_file_read_back_by_slicer_maps_like_the_registration(tmp_path, e
     node = read_transform_file(path, scene)
     grid = reg.choose_item().grid
     points = points_in_box(grid.index_to_lps, grid.dimensions, n=1500)
-    error = np.linalg.norm(from_world_lps(node, points, trilinear=True) - reg.choose_item().map_points(points), axis=1).max()
+    error = np.linalg.norm(
+        from_world_lps(node, points, trilinear=True) - reg.choose_item().map_points(points), axis=1
+    ).max()
     assert error < EXACT_MM, f"{extension} {case}: {error} mm"
 
 
@@ -257,7 +267,7 @@ def test_field_files_hold_the_float32_vectors_bit_for_bit(tmp_path, extension):
     path = write_transform_file(item, tmp_path / f"field{extension}", lambda fraction, _: seen.append(fraction))
     header = raw_field_header(path)
     assert header.dtype == np.dtype("<f4") and path.stat().st_size == header.data_offset + vectors.nbytes
-    assert path.read_bytes()[header.data_offset:] == vectors.astype("<f4").tobytes()
+    assert path.read_bytes()[header.data_offset :] == vectors.astype("<f4").tobytes()
     np.testing.assert_allclose(header.read_grid().index_to_lps, item.grid.index_to_lps, atol=1e-12)
     assert seen == [(k + 1) / vectors.shape[0] for k in range(vectors.shape[0])]
 
@@ -302,7 +312,9 @@ def field_then_affine_file(path: Path, shift_lps) -> None:
     image = sitk.GetImageFromArray(vectors, isVector=True)
     image.SetSpacing((spacing,) * 3)
     image.SetOrigin(origin)
-    composite = sitk.CompositeTransform([sitk.DisplacementFieldTransform(image), sitk.TranslationTransform(3, shift_lps)])
+    composite = sitk.CompositeTransform(
+        [sitk.DisplacementFieldTransform(image), sitk.TranslationTransform(3, shift_lps)]
+    )
     sitk.WriteTransform(composite, str(path))
 
 

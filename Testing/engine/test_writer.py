@@ -9,11 +9,11 @@ import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
-from DicomRegSaveLib.reg import tags
 from DicomRegSaveLib.errors import InvalidRegistrationError, OutputError
 from DicomRegSaveLib.export.pipeline import ExportOptions, create_dataset, write_dataset
 from DicomRegSaveLib.model import DisplacementGrid, ImageReference, Registration, RegistrationItem, RegistrationMatrix
 from DicomRegSaveLib.progress import OperationCancelled
+from DicomRegSaveLib.reg import tags
 from DicomRegSaveLib.reg.references import common_instance_reference
 from DicomRegSaveLib.reg.sop import DeformableSpatialRegistration
 from DicomRegSaveLib.reg.vector_grid_data import VectorGridBuffer
@@ -63,10 +63,23 @@ def registration_for(fixed: Dataset, *, moving_study=None, same_frame=False, n_i
 def test_inherits_only_what_the_reg_modules_declare():
     fixed = fixed_header()
     dataset = create_dataset(registration_for(fixed), fixed, ExportOptions())
-    for keyword in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientIdentityRemoved",
-                    "StudyInstanceUID", "StudyDate", "StudyTime", "StudyID", "AccessionNumber",
-                    "ReferringPhysicianName", "StudyDescription", "BodyPartExamined",
-                    "PositionReferenceIndicator", "SpecificCharacterSet"):
+    for keyword in (
+        "PatientName",
+        "PatientID",
+        "PatientBirthDate",
+        "PatientSex",
+        "PatientIdentityRemoved",
+        "StudyInstanceUID",
+        "StudyDate",
+        "StudyTime",
+        "StudyID",
+        "AccessionNumber",
+        "ReferringPhysicianName",
+        "StudyDescription",
+        "BodyPartExamined",
+        "PositionReferenceIndicator",
+        "SpecificCharacterSet",
+    ):
         assert dataset[keyword].value == fixed[keyword].value, keyword
     assert "KVP" not in dataset
     assert dataset.Manufacturer == "DicomRegSave" and dataset.Modality == "REG"
@@ -93,7 +106,9 @@ def test_common_instance_reference_is_split_by_study():
     assert "ReferencedSeriesSequence" not in other_study
     study_item = other_study.StudiesContainingOtherReferencedInstancesSequence[0]
     referenced = [i.ReferencedSOPInstanceUID for i in study_item.ReferencedSeriesSequence[0].ReferencedInstanceSequence]
-    item_references = [i.ReferencedSOPInstanceUID for i in other_study.DeformableRegistrationSequence[0].ReferencedImageSequence]
+    item_references = [
+        i.ReferencedSOPInstanceUID for i in other_study.DeformableRegistrationSequence[0].ReferencedImageSequence
+    ]
     assert referenced == item_references
 
 
@@ -105,8 +120,9 @@ def test_common_instance_reference_lists_each_instance_once_across_items():
     assert len(listed) == 6  # the function lists what it is given; Registration.referenced_images dedups
     fixed = fixed_header()
     registration = registration_for(fixed)
-    registration.items.append(RegistrationItem(registration.items[0].source_frame_of_reference_uid,
-                                               registration.items[0].referenced_images))
+    registration.items.append(
+        RegistrationItem(registration.items[0].source_frame_of_reference_uid, registration.items[0].referenced_images)
+    )
     assert len(registration.referenced_images) == 3
 
 
@@ -142,8 +158,14 @@ def test_vector_buffer_serves_reversed_views_and_seeks():
 
 def test_overrides_apply_last_and_are_checked():
     fixed = fixed_header()
-    options = ExportOptions(overrides={"SeriesDescription": "Mine", "0008,1030": "Study text",
-                                       "SOPInstanceUID": "1.2.826.0.1.3680043.10.1", "AccessionNumber": None})
+    options = ExportOptions(
+        overrides={
+            "SeriesDescription": "Mine",
+            "0008,1030": "Study text",
+            "SOPInstanceUID": "1.2.826.0.1.3680043.10.1",
+            "AccessionNumber": None,
+        }
+    )
     dataset = create_dataset(registration_for(fixed), fixed, options)
     assert dataset.SeriesDescription == "Mine" and dataset.StudyDescription == "Study text"
     assert dataset.SOPInstanceUID == dataset.file_meta.MediaStorageSOPInstanceUID == "1.2.826.0.1.3680043.10.1"
@@ -201,8 +223,9 @@ def test_modifier_runs_last():
         block = dataset.private_block(0x0099, "DICOMREGSAVE TEST", create=True)
         block.add_new(0x01, "LO", "site value")
 
-    dataset = create_dataset(registration_for(fixed), fixed, ExportOptions(modifier=modifier,
-                                                                           overrides={"SeriesDescription": "X"}))
+    dataset = create_dataset(
+        registration_for(fixed), fixed, ExportOptions(modifier=modifier, overrides={"SeriesDescription": "X"})
+    )
     assert seen == ["X"] and dataset[0x00991001].value == "site value"
 
 
@@ -296,12 +319,19 @@ def test_write_progress_rises_to_one_and_a_raising_callback_cancels(tmp_path):
 def test_streamed_file_holds_the_dataset_and_leaves_it_unchanged(tmp_path):
     fixed = fixed_header()
     registration = registration_for(fixed)
-    registration.items.append(RegistrationItem(registration.items[0].source_frame_of_reference_uid,
-                                               grid=registration.items[0].grid.right_handed()))
+    registration.items.append(
+        RegistrationItem(
+            registration.items[0].source_frame_of_reference_uid, grid=registration.items[0].grid.right_handed()
+        )
+    )
     dataset = create_dataset(registration, fixed, ExportOptions())
-    before = [i.DeformableRegistrationGridSequence[0]["VectorGridData"].value for i in dataset.DeformableRegistrationSequence]
+    before = [
+        i.DeformableRegistrationGridSequence[0]["VectorGridData"].value for i in dataset.DeformableRegistrationSequence
+    ]
     path = write_dataset(dataset, tmp_path / "reg.dcm")
-    after = [i.DeformableRegistrationGridSequence[0]["VectorGridData"].value for i in dataset.DeformableRegistrationSequence]
+    after = [
+        i.DeformableRegistrationGridSequence[0]["VectorGridData"].value for i in dataset.DeformableRegistrationSequence
+    ]
     assert all(a is b for a, b in zip(before, after))
     assert not dataset["DeformableRegistrationSequence"].is_undefined_length
     read = pydicom.dcmread(path)
@@ -319,9 +349,16 @@ def test_streamed_file_holds_the_dataset_and_leaves_it_unchanged(tmp_path):
 def test_sop_class_validates_its_arguments():
     fixed = fixed_header()
     registration = registration_for(fixed)
-    arguments = dict(series_instance_uid=generate_uid(), series_number=1, sop_instance_uid=generate_uid(),
-                     instance_number=1, manufacturer="M", manufacturer_model_name="N",
-                     device_serial_number="1", software_versions="1")
+    arguments = dict(
+        series_instance_uid=generate_uid(),
+        series_number=1,
+        sop_instance_uid=generate_uid(),
+        instance_number=1,
+        manufacturer="M",
+        manufacturer_model_name="N",
+        device_serial_number="1",
+        software_versions="1",
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         dataset = DeformableSpatialRegistration(registration, fixed, **arguments)

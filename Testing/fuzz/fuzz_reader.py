@@ -27,8 +27,7 @@ import fuzz_mutations as fm  # noqa: E402
 
 def _mutations(rng: random.Random) -> list[tuple[str, int, int]]:
     return [
-        (rng.choice(fm.OPERATORS), rng.getrandbits(32), rng.getrandbits(32))
-        for _ in range(rng.choice((1, 1, 2, 3, 5)))
+        (rng.choice(fm.OPERATORS), rng.getrandbits(32), rng.getrandbits(32)) for _ in range(rng.choice((1, 1, 2, 3, 5)))
     ]
 
 
@@ -76,8 +75,10 @@ def main() -> int:
     deadline = time.time() + args.seconds
     with tempfile.TemporaryDirectory(dir=args.workdir) as workdir:
         share = -(-args.count // args.processes)
-        jobs = [(args.seed, start, min(share, args.count - start), workdir, deadline)
-                for start in range(0, args.count, share)]
+        jobs = [
+            (args.seed, start, min(share, args.count - start), workdir, deadline)
+            for start in range(0, args.count, share)
+        ]
         with multiprocessing.Pool(args.processes) as pool:
             results = pool.map(_work, jobs)
     counts: collections.Counter = collections.Counter()

@@ -12,13 +12,20 @@ import vtk
 from DicomRegSaveLib import geometry
 from DicomRegSaveLib.errors import TransformInputError
 from DicomRegSaveLib.model import DisplacementGrid, RegistrationItem, RegistrationMatrix
-from DicomRegSaveLib.mrml.nodes import axis_aligned_grid, deformation_from_transform_node, from_parent_components, nodes_from_registration, resolve_fixed_and_moving, volume_geometry
+from DicomRegSaveLib.mrml.nodes import (
+    axis_aligned_grid,
+    deformation_from_transform_node,
+    from_parent_components,
+    nodes_from_registration,
+    resolve_fixed_and_moving,
+    volume_geometry,
+)
 from mrml_helpers import (
-    bspline_node,
     LEFT_HANDED,
     OBLIQUE,
     UID,
     apply_vtk_transform_lps,
+    bspline_node,
     from_world_lps,
     grid_node,
     grid_points,
@@ -220,12 +227,14 @@ def test_resampled_grid_under_a_rigid_parent_is_sampled_where_the_grid_lies_in_t
     scene = new_scene()
     rigid_to_parent = homogeneous(rotation([0, 1, 0], 0.5), (30.0, -10.0, 5.0))
     root = linear_node(scene, rigid_to_parent)
-    node = grid_node(scene, ORIGIN_RAS, OBLIQUE, SPACING, smooth_grid_vectors(DIMS, SPACING), to_parent=True,
-                     parent=root)
+    node = grid_node(
+        scene, ORIGIN_RAS, OBLIQUE, SPACING, smooth_grid_vectors(DIMS, SPACING), to_parent=True, parent=root
+    )
     deformation = deform(node)
     node_grid_ras = homogeneous(OBLIQUE * np.array(SPACING), ORIGIN_RAS)
-    np.testing.assert_allclose(deformation.grid.index_to_lps,
-                               np.diag([-1, -1, 1, 1]) @ rigid_to_parent @ node_grid_ras, atol=1e-9)
+    np.testing.assert_allclose(
+        deformation.grid.index_to_lps, np.diag([-1, -1, 1, 1]) @ rigid_to_parent @ node_grid_ras, atol=1e-9
+    )
     assert_sampled_like_vtk(node, deformation)
 
 
@@ -252,10 +261,17 @@ def test_shearing_pre_matrix_is_resampled():
 
 def test_two_grids_are_resampled_on_the_fixed_image_at_twice_its_spacing():
     scene = new_scene()
-    first = grid_node(scene, (-60.0, -60.0, -60.0), np.eye(3), (20.0, 20.0, 20.0),
-                      smooth_grid_vectors((7, 7, 7), (20.0, 20.0, 20.0)))
-    second = grid_node(scene, (-60.0, -60.0, -60.0), OBLIQUE, (20.0, 20.0, 20.0),
-                       smooth_grid_vectors((7, 7, 7), (20.0, 20.0, 20.0), 2.0), parent=first)
+    first = grid_node(
+        scene, (-60.0, -60.0, -60.0), np.eye(3), (20.0, 20.0, 20.0), smooth_grid_vectors((7, 7, 7), (20.0, 20.0, 20.0))
+    )
+    second = grid_node(
+        scene,
+        (-60.0, -60.0, -60.0),
+        OBLIQUE,
+        (20.0, 20.0, 20.0),
+        smooth_grid_vectors((7, 7, 7), (20.0, 20.0, 20.0), 2.0),
+        parent=first,
+    )
     deformation = deform(second)
     grid = deformation.grid
     np.testing.assert_allclose(grid.spacing_mm, [3.0, 3.0, 6.0])
@@ -392,13 +408,18 @@ def test_node_round_trip_is_exact():
     assert again.exact
     assert np.array_equal(again.grid.vectors_lps, deformation.grid.vectors_lps)
     np.testing.assert_allclose(again.grid.index_to_lps, deformation.grid.index_to_lps, atol=1e-9)
-    np.testing.assert_allclose(again.pre_deformation_matrix.matrix_lps, item.pre_deformation_matrix.matrix_lps, atol=1e-12)
-    np.testing.assert_allclose(again.post_deformation_matrix.matrix_lps, item.post_deformation_matrix.matrix_lps, atol=1e-12)
+    np.testing.assert_allclose(
+        again.pre_deformation_matrix.matrix_lps, item.pre_deformation_matrix.matrix_lps, atol=1e-12
+    )
+    np.testing.assert_allclose(
+        again.post_deformation_matrix.matrix_lps, item.post_deformation_matrix.matrix_lps, atol=1e-12
+    )
 
 
 def test_nodes_from_vtk_composite_are_equivalent_to_vtk_general_transform():
-    item = RegistrationItem(UID, grid=grid_lps(OBLIQUE), pre_deformation_matrix=SHEAR_PRE,
-                            post_deformation_matrix=AFFINE_POST)
+    item = RegistrationItem(
+        UID, grid=grid_lps(OBLIQUE), pre_deformation_matrix=SHEAR_PRE, post_deformation_matrix=AFFINE_POST
+    )
     composite = vtk.vtkGeneralTransform()
     composite.PostMultiply()
     for _, transform in from_parent_components(item):

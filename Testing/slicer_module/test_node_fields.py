@@ -17,11 +17,11 @@ from vtk.util import numpy_support
 
 import reg_builders as rb
 from DicomRegSaveLib import geometry
-from DicomRegSaveLib.reg import tags
 from DicomRegSaveLib.export.pipeline import ExportOptions, create_dataset, write_dataset
 from DicomRegSaveLib.mapped_pages import release_mapped_pages
 from DicomRegSaveLib.model import ImageReference, Registration
 from DicomRegSaveLib.mrml.nodes import deformation_from_transform_node
+from DicomRegSaveLib.reg import tags
 from DicomRegSaveLib.reg.reader import read_registration
 from DicomRegSaveLib.slicer.importing import import_registration
 from mrml_helpers import LEFT_HANDED, OBLIQUE, grid_node, homogeneous, new_scene, random_vectors
@@ -107,7 +107,7 @@ def test_reg_from_a_float64_node_with_displacement_scale_and_shift_holds_them_ro
 
 def test_writing_a_node_field_makes_no_copy_of_it(tmp_path):
     dims = (128, 128, 128)
-    field_bytes = 12 * 128 ** 3
+    field_bytes = 12 * 128**3
     vectors_ras = node_vectors_ras(dims)
     node = grid_node(new_scene(), ORIGIN_RAS, LEFT_HANDED, SPACING, vectors_ras)
     # highdicom's tables are loaded once per process (tens of MB of Python objects), not per export
@@ -125,8 +125,9 @@ def test_writing_a_node_field_makes_no_copy_of_it(tmp_path):
 def oblique_grid(seed: int) -> rb.GridSpec:
     vectors_lps = node_vectors_ras((5, 6, 7), seed=seed)
     row, column = OBLIQUE[:, 0], OBLIQUE[:, 1]
-    return rb.GridSpec(origin_lps=(10.0, -20.0, 30.0), vectors_lps=vectors_lps, spacing_mm=(2.0, 2.5, 3.0),
-                       iop=(*row, *column))
+    return rb.GridSpec(
+        origin_lps=(10.0, -20.0, 30.0), vectors_lps=vectors_lps, spacing_mm=(2.0, 2.5, 3.0), iop=(*row, *column)
+    )
 
 
 def grid_nodes(nodes):
@@ -147,7 +148,8 @@ def assert_node_holds_grid_in_ras(node, grid_lps):
 
 
 @pytest.mark.parametrize(
-    "transfer_syntax", [ExplicitVRLittleEndian, ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian],
+    "transfer_syntax",
+    [ExplicitVRLittleEndian, ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian],
     ids=["little-endian", "big-endian", "deflated"],
 )
 def test_import_gives_the_node_the_file_vectors_in_ras_bit_for_bit(tmp_path, transfer_syntax):

@@ -10,27 +10,32 @@ import numpy as np
 import pydicom
 import pytest
 import slicer
-import vtk
 
-from DicomRegSaveLib import geometry
-from DicomRegSaveLib.inputs import sampledata
-from DicomRegSaveLib.slicer import export as slicer_export, fields as slicer_fields, hierarchy as slicer_hierarchy, importing as slicer_import, offer as slicer_offer
-from DicomRegSaveLib.inputs.series import header_lookup_from_folder, read_image_series
 from DicomRegSaveLib.errors import DicomInputError, InvalidRegistrationError, OutputError
 from DicomRegSaveLib.export.pipeline import ExportOptions
 from DicomRegSaveLib.progress import OperationCancelled
 from DicomRegSaveLib.reg.reader import read_registration
-from mrml_helpers import from_world_lps, grid_node, homogeneous, linear_node, points_in_box, rotation, vtk_matrix
+from DicomRegSaveLib.slicer import (
+    export as slicer_export,
+    fields as slicer_fields,
+    hierarchy as slicer_hierarchy,
+    importing as slicer_import,
+    offer as slicer_offer,
+)
+from mrml_helpers import from_world_lps, homogeneous, linear_node
+from slicer_cases import (
+    PATIENT_ID,
+    Scene,
+    add_volume,
+    fixed_points,
+    max_error,
+)
 
 EXACT_MM = 1e-4
 
 
-from slicer_cases import (  # noqa: F401 (names the tests use)
-    FIXED_DIMS, FIXED_SPACING, N_POINTS, PATIENT_ID, Scene, add_volume, fixed_points, max_error, registration_transform,
-)
-
-
 # Which items are offered, and why not ---------------------------------------------------------------
+
 
 def test_grid_transform_with_dicom_volumes_is_offered_with_series_tags(world, dicom_case):
     transform = world.registration_transform()
@@ -106,7 +111,10 @@ def test_instances_missing_from_the_database_are_reported(world):
     transform = world.registration_transform()
     decision = slicer_offer.examine_transform_item(world.sh, world.item(transform), lambda uid: "")
     assert not decision.offer
-    assert f"{dicom_count(world.case['fixed'])} of the {dicom_count(world.case['fixed'])} DICOM instances of the fixed" in decision.reason
+    assert (
+        f"{dicom_count(world.case['fixed'])} of the {dicom_count(world.case['fixed'])} DICOM instances of the fixed"
+        in decision.reason
+    )
     assert "Import the fixed image series into the DICOM database" in decision.reason
 
 
@@ -115,6 +123,7 @@ def dicom_count(series):
 
 
 # Tag values ---------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("keyword", "value", "expected"),
@@ -140,8 +149,15 @@ def test_tag_problems_say_what_is_wrong(keyword, value, expected):
 
 @pytest.mark.parametrize(
     ("keyword", "value"),
-    [("ContentLabel", "DIR 2_A"), ("SeriesNumber", "42"), ("SeriesDescription", ""), ("StudyDate", "20240601"),
-     ("SoftwareVersions", "A 1\\B 2"), ("PatientName", "Müller^Anna"), ("ContentDescription", "x" * 64)],
+    [
+        ("ContentLabel", "DIR 2_A"),
+        ("SeriesNumber", "42"),
+        ("SeriesDescription", ""),
+        ("StudyDate", "20240601"),
+        ("SoftwareVersions", "A 1\\B 2"),
+        ("PatientName", "Müller^Anna"),
+        ("ContentDescription", "x" * 64),
+    ],
 )
 def test_valid_tag_values_pass(keyword, value):
     assert slicer_fields.tag_problem(keyword, value) is None
@@ -150,8 +166,15 @@ def test_valid_tag_values_pass(keyword, value):
 def test_options_from_tags_sets_fields_and_overrides_only_what_changed():
     inherited = {"PatientName": "Müller^Anna", "StudyID": "F1"}
     options = slicer_fields.options_from_tags(
-        {"SeriesNumber": "77", "SeriesDescription": "DIR to planning CT", "SoftwareVersions": "Tool 1\\Lib 2",
-         "ContentDescription": "", "PatientName": "Müller^Anna", "StudyID": "F2", "AdmittingDiagnosesDescription": "A\\B"},
+        {
+            "SeriesNumber": "77",
+            "SeriesDescription": "DIR to planning CT",
+            "SoftwareVersions": "Tool 1\\Lib 2",
+            "ContentDescription": "",
+            "PatientName": "Müller^Anna",
+            "StudyID": "F2",
+            "AdmittingDiagnosesDescription": "A\\B",
+        },
         inherited,
     )
     assert options.series_number == 77
@@ -199,8 +222,10 @@ def test_patient_and_study_shown_by_slicer_are_read_from_the_hierarchy(world, di
     transform = world.registration_transform()
     shown = slicer_hierarchy.patient_study_tags_from_sh(world.sh, world.item(transform))
     assert shown == {
-        "PatientName": "Müller^Anna", "PatientID": PATIENT_ID,
-        "StudyDate": "20240315", "StudyInstanceUID": dicom_case["fixed"].study_instance_uid,
+        "PatientName": "Müller^Anna",
+        "PatientID": PATIENT_ID,
+        "StudyDate": "20240315",
+        "StudyInstanceUID": dicom_case["fixed"].study_instance_uid,
     }
 
 
@@ -230,12 +255,11 @@ def test_placeholders_of_slicer_are_the_fixed_image_s_empty_values(dicom_case):
 
 # Node-level export end to end ------------------------------------------------------------------------
 
+
 def test_export_from_nodes_writes_the_from_world_mapping_of_a_grid_under_a_linear_parent(world, dicom_case, tmp_path):
     transform = world.registration_transform()
     options = slicer_fields.options_from_tags({"SeriesNumber": "501", "ContentLabel": "DIR"})
-    result = slicer_export.export_from_nodes(
-        transform, None, None, dicom_case["lookup"], tmp_path, options
-    )
+    result = slicer_export.export_from_nodes(transform, None, None, dicom_case["lookup"], tmp_path, options)
     assert result.path.parent == tmp_path and result.path.name == f"{result.dataset.SOPInstanceUID}.dcm"
     registration = read_registration(result.path)
     item = registration.choose_item()
@@ -261,7 +285,9 @@ def test_validation_runs_every_check_and_leaves_nothing_behind(world, dicom_case
     assert not any("dciodvfy was not run" in w for w in report.warnings), "dciodvfy must be installed for this test"
     assert not any("dcentvfy was not run" in w for w in report.warnings)
     preview = slicer_export.dump_preview(dataset, r"ContentLabel|GridDimensions")
-    assert preview.splitlines() and all(("ContentLabel" in line) or ("GridDimensions" in line) for line in preview.splitlines())
+    assert preview.splitlines() and all(
+        ("ContentLabel" in line) or ("GridDimensions" in line) for line in preview.splitlines()
+    )
     assert "not a valid regular expression" in slicer_export.dump_preview(dataset, "([")
 
 
@@ -273,11 +299,18 @@ def test_volume_without_dicom_origin_exports_with_chosen_files(world, dicom_case
     assert "Export to DICOM" in str(raised.value)
     assert list(tmp_path.iterdir()) == []
     result = slicer_export.export_from_nodes(
-        transform, plain_fixed, world.moving, dicom_case["lookup"], tmp_path / "reg.dcm",
+        transform,
+        plain_fixed,
+        world.moving,
+        dicom_case["lookup"],
+        tmp_path / "reg.dcm",
         fixed_files=dicom_case["folder"] / "fixed",
     )
     points = fixed_points(dicom_case)
-    assert max_error(read_registration(result.path).choose_item().map_points(points), from_world_lps(transform, points)) <= EXACT_MM
+    assert (
+        max_error(read_registration(result.path).choose_item().map_points(points), from_world_lps(transform, points))
+        <= EXACT_MM
+    )
 
 
 def test_fixed_volume_that_was_moved_is_refused(world, dicom_case, tmp_path):
@@ -308,9 +341,7 @@ def test_cancel_and_existing_file_write_nothing(world, dicom_case, tmp_path):
             raise OperationCancelled("cancelled")
 
     with pytest.raises(OperationCancelled):
-        slicer_export.export_from_nodes(
-            transform, None, None, dicom_case["lookup"], tmp_path, progress=cancel_at_grid
-        )
+        slicer_export.export_from_nodes(transform, None, None, dicom_case["lookup"], tmp_path, progress=cancel_at_grid)
     assert steps == [0.05, 0.2, 0.35] and list(tmp_path.iterdir()) == []
 
     def cancel_while_writing(fraction, message):
@@ -333,11 +364,16 @@ def test_cancel_and_existing_file_write_nothing(world, dicom_case, tmp_path):
 
 # Import ---------------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def exported(world, dicom_case, tmp_path):
     transform = world.registration_transform()
     result = slicer_export.export_from_nodes(
-        transform, None, None, dicom_case["lookup"], tmp_path,
+        transform,
+        None,
+        None,
+        dicom_case["lookup"],
+        tmp_path,
         slicer_fields.options_from_tags({"SeriesDescription": "DIR result"}),
     )
     return transform, result

@@ -16,8 +16,8 @@ import pydicom
 import pytest
 import slicer
 
-from DicomRegSaveLib.slicer import export as slicer_export, fields as slicer_fields, offer as slicer_offer
 from DicomRegSaveLib.reg.reader import read_registration
+from DicomRegSaveLib.slicer import export as slicer_export, fields as slicer_fields, offer as slicer_offer
 from mrml_helpers import from_world_lps, homogeneous, linear_node, rotation
 from slicer_app_standins import Application, Database, ExportDialog, SlicerRtRegPlugin, load_loadables
 from slicer_cases import PATIENT_ID, Scene, fixed_points, max_error, registration_transform
@@ -32,7 +32,11 @@ def reg_case(dicom_case, tmp_path_factory):  # noqa: F811 (pytest fixture)
     transform = world.registration_transform()
     folder = tmp_path_factory.mktemp("reg")
     result = slicer_export.export_from_nodes(
-        transform, None, None, dicom_case["lookup"], folder,
+        transform,
+        None,
+        None,
+        dicom_case["lookup"],
+        folder,
         slicer_fields.options_from_tags({"SeriesDescription": "DIR result"}),
     )
     points = fixed_points(dicom_case)
@@ -73,6 +77,7 @@ def nodes(scene, class_name):
 
 # Loading in any order ------------------------------------------------------------------------------
 
+
 def test_reg_loaded_before_its_moving_series_is_applied_when_the_series_arrives(app, reg_case):
     loadable = app.load_reg(reg_case["reg"])
     leaf = only_leaf(app.scene)
@@ -97,14 +102,18 @@ def test_reg_loaded_after_its_series_is_applied_at_once(app, reg_case):
     sh = app.scene.GetSubjectHierarchyNode()
     study = sh.GetItemParent(sh.GetItemByDataNode(leaf))
     assert study == sh.GetItemParent(sh.GetItemByDataNode(fixed)), "the REG joins the fixed image's study"
-    assert all(sh.GetItemParent(sh.GetItemByDataNode(node)) == study for node in nodes(app.scene, "vtkMRMLTransformNode"))
+    assert all(
+        sh.GetItemParent(sh.GetItemByDataNode(node)) == study for node in nodes(app.scene, "vtkMRMLTransformNode")
+    )
 
 
 @pytest.mark.parametrize("reg_plugin_first", [False, True])
 def test_reg_and_series_in_one_browser_batch_in_either_plugin_order(app, reg_case, reg_plugin_first):
     plugin = app.plugin
     reg_loadables = plugin.examineForImport([[str(reg_case["reg"])]])
-    series_loadables = [app.scalar.examineFiles([str(p) for p in series_paths(reg_case, role)])[0] for role in ("moving", "fixed")]
+    series_loadables = [
+        app.scalar.examineFiles([str(p) for p in series_paths(reg_case, role)])[0] for role in ("moving", "fixed")
+    ]
     batch = {plugin: reg_loadables, app.scalar: series_loadables}
     if not reg_plugin_first:
         batch = {app.scalar: series_loadables, plugin: reg_loadables}
@@ -135,7 +144,9 @@ def test_moving_series_loaded_twice_goes_to_the_newest_copy_and_the_user_is_told
 
 
 @pytest.mark.parametrize("reg_first", [True, False])
-def test_acquisition_transform_of_the_loader_stays_between_the_moving_volume_and_the_registration(app, reg_case, reg_first):
+def test_acquisition_transform_of_the_loader_stays_between_the_moving_volume_and_the_registration(
+    app, reg_case, reg_first
+):
     app.scalar.irregular_slices = True
     if reg_first:
         app.load_reg(reg_case["reg"])
@@ -165,6 +176,7 @@ def test_nothing_is_applied_twice_when_more_volumes_arrive(app, reg_case):
 
 
 # Export through the dialog ----------------------------------------------------------------------------
+
 
 def loaded_registration(app, case):
     """Fixed and moving series loaded from the database, and a registration result at the scene's top level."""
@@ -225,7 +237,9 @@ def test_transform_under_the_moving_study_is_moved_into_the_fixed_study(app, reg
     assert_written(reg_case, tmp_path, transform, reg_case["fixed"].first_header)
 
 
-def test_fixed_study_missing_from_the_hierarchy_is_created_with_the_fixed_image_s_patient_and_study(app, reg_case, tmp_path):
+def test_fixed_study_missing_from_the_hierarchy_is_created_with_the_fixed_image_s_patient_and_study(
+    app, reg_case, tmp_path
+):
     fixed, moving, transform = loaded_registration(app, reg_case)
     sh = app.scene.GetSubjectHierarchyNode()
     fixed_study = sh.GetItemParent(sh.GetItemByDataNode(fixed))
@@ -318,6 +332,7 @@ def test_linear_transform_goes_out_as_a_spatial_registration_and_comes_back_appl
 
 # An older Slicer -------------------------------------------------------------------------------------
 
+
 def test_old_slicer_gets_one_message_and_no_traceback(app, reg_case, tmp_path, caplog, monkeypatch):
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("pydicom>=99.0\nhighdicom-not-installed-anywhere>=0.27\n")
@@ -366,6 +381,7 @@ def test_nothing_maps_differently_from_numpy_oracle(reg_case):
 
 # A REG with several items (one per moving series, plus an identity item) ------------------------------
 
+
 @pytest.fixture
 def two_moving_series(tmp_path, monkeypatch):
     """A hand-built REG (reg_builders, not the product's writer) with an identity item for the fixed
@@ -380,13 +396,28 @@ def two_moving_series(tmp_path, monkeypatch):
     }
     post = np.eye(4)
     post[:3, 3] = (1.5, -2.0, 0.5)
-    items = [ItemSpec(fixed[0].FrameOfReferenceUID, fixed, registration_type=("125021", "DCM", "Frame of Reference Identity"))]
+    items = [
+        ItemSpec(
+            fixed[0].FrameOfReferenceUID, fixed, registration_type=("125021", "DCM", "Frame of Reference Identity")
+        )
+    ]
     for seed, (description, series) in enumerate(moving.items(), start=1):
         for image in series:
             image.SeriesDescription = description
-        grid = GridSpec(origin_lps=(-10.0, -12.0, -4.0), vectors_lps=smooth_vectors((5, 4, 3), seed=seed), spacing_mm=(2.0, 2.5, 3.0))
-        items.append(ItemSpec(series[0].FrameOfReferenceUID, series, grid=grid,
-                              post_matrix=post if seed == 2 else None, post_type="RIGID" if seed == 2 else None))
+        grid = GridSpec(
+            origin_lps=(-10.0, -12.0, -4.0),
+            vectors_lps=smooth_vectors((5, 4, 3), seed=seed),
+            spacing_mm=(2.0, 2.5, 3.0),
+        )
+        items.append(
+            ItemSpec(
+                series[0].FrameOfReferenceUID,
+                series,
+                grid=grid,
+                post_matrix=post if seed == 2 else None,
+                post_type="RIGID" if seed == 2 else None,
+            )
+        )
     paths = {"fixed": [write(image, tmp_path / f"fixed_{n}.dcm") for n, image in enumerate(fixed)]}
     for description, series in moving.items():
         paths[description] = [write(image, tmp_path / f"{description}_{n}.dcm") for n, image in enumerate(series)]

@@ -18,11 +18,11 @@ from pydicom.dataset import Dataset
 from pydicom.uid import ImplicitVRLittleEndian
 
 import reg_builders as rb
-from DicomRegSaveLib.validation.conformance import check_against_images, check_dataset
 from DicomRegSaveLib.dicom_file import open_dicom_file
-from DicomRegSaveLib.reg.dump import dump
 from DicomRegSaveLib.errors import DicomRegSaveError
+from DicomRegSaveLib.reg.dump import dump
 from DicomRegSaveLib.reg.reader import read_dataset, read_registration
+from DicomRegSaveLib.validation.conformance import check_against_images, check_dataset
 
 #: Lengths that damaged files declare: empty, odd, just too long, undefined, huge.
 INTERESTING_LENGTHS = (0, 1, 3, 7, 0xFF, 0xFFFF, 0x7FFFFFFF, 0xFFFFFFFE, 0xFFFFFFFF)
@@ -84,23 +84,25 @@ def mutate(data: bytes, mutations: Sequence[tuple[str, int, int]]) -> bytes:
             buffer[at] = value % 256
         elif operator == "set_length":
             length = INTERESTING_LENGTHS[value % len(INTERESTING_LENGTHS)] if value % 3 else _u32(value)
-            buffer[at:at + 4] = struct.pack("<I", length)
+            buffer[at : at + 4] = struct.pack("<I", length)
         elif operator == "set_vr":
             vr_positions = _vr_positions(buffer)
             if vr_positions:
                 where = vr_positions[position % len(vr_positions)]
-                buffer[where:where + 2] = VR_CODES[value % len(VR_CODES)]
+                buffer[where : where + 2] = VR_CODES[value % len(VR_CODES)]
         elif operator == "truncate":
-            del buffer[max(132, at):]
+            del buffer[max(132, at) :]
         elif operator == "delete_span":
-            del buffer[at:at + 1 + value % 64]
+            del buffer[at : at + 1 + value % 64]
         elif operator == "insert_bytes":
             buffer[at:at] = value.to_bytes(8, "little")[: 1 + value % 8]
         elif operator == "duplicate_span":
-            span = buffer[at:at + 1 + value % 256]
+            span = buffer[at : at + 1 + value % 256]
             buffer[at:at] = span
         elif operator == "swap_value_text":
-            buffer[at:at + 8] = (b"\\", b"\x00", b"\x1b[31m", b"1.2.03", b"-5", b"9" * 20, b"nan", b"\xff\xfe")[value % 8]
+            buffer[at : at + 8] = (b"\\", b"\x00", b"\x1b[31m", b"1.2.03", b"-5", b"9" * 20, b"nan", b"\xff\xfe")[
+                value % 8
+            ]
     return bytes(buffer)
 
 

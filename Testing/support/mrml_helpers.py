@@ -77,8 +77,9 @@ def oriented_grid(origin_ras, direction_ras, spacing, vectors_ras) -> slicer.vtk
     return transform
 
 
-def grid_node(scene, origin_ras, direction_ras, spacing, vectors_ras, *, to_parent: bool = False,
-              parent=None) -> slicer.vtkMRMLGridTransformNode:
+def grid_node(
+    scene, origin_ras, direction_ras, spacing, vectors_ras, *, to_parent: bool = False, parent=None
+) -> slicer.vtkMRMLGridTransformNode:
     node = scene.AddNewNodeByClass("vtkMRMLGridTransformNode")
     transform = oriented_grid(origin_ras, direction_ras, spacing, vectors_ras)
     if to_parent:
@@ -129,8 +130,7 @@ def apply_vtk_transform_lps(transform: vtk.vtkAbstractTransform, points_lps: np.
     return geometry.ras_to_lps_points(numpy_support.vtk_to_numpy(target.GetData()))
 
 
-def points_in_box(index_to_lps: np.ndarray, dims_ijk, n: int = 2000, seed: int = 1,
-                  margin: float = 0.0) -> np.ndarray:
+def points_in_box(index_to_lps: np.ndarray, dims_ijk, n: int = 2000, seed: int = 1, margin: float = 0.0) -> np.ndarray:
     """`n` random LPS points at continuous indices within [margin, n-1-margin] of a grid."""
     rng = np.random.default_rng(seed)
     high = np.maximum(np.array(dims_ijk, dtype=np.float64) - 1 - margin, margin)

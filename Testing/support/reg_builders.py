@@ -167,7 +167,9 @@ def code_item(value: str, scheme: str, meaning: str) -> Dataset:
     return item
 
 
-def referenced_image_sequence(images: Sequence[Dataset], frame_numbers: dict[str, list[int]] | None = None) -> list[Dataset]:
+def referenced_image_sequence(
+    images: Sequence[Dataset], frame_numbers: dict[str, list[int]] | None = None
+) -> list[Dataset]:
     """Referenced Image Sequence items (SOP Class/Instance, frame numbers where given)."""
     references = []
     for image in images:
@@ -351,9 +353,7 @@ def smooth_vectors(dimensions_ijk: tuple[int, int, int], seed: int = 0, scale_mm
     k, j, i = np.meshgrid(np.arange(n_k), np.arange(n_j), np.arange(n_i), indexing="ij")
     rng = np.random.default_rng(seed)
     a = rng.uniform(0.2, 0.9, size=(3, 3))
-    vectors = np.stack(
-        [scale_mm * np.sin(a[c, 0] * i + a[c, 1] * j + a[c, 2] * k + c) for c in range(3)], axis=-1
-    )
+    vectors = np.stack([scale_mm * np.sin(a[c, 0] * i + a[c, 1] * j + a[c, 2] * k + c) for c in range(3)], axis=-1)
     return vectors.astype(np.float32)
 
 
@@ -386,16 +386,25 @@ def make_case(
         )
     items = []
     if identity_item:
-        items.append(ItemSpec(
-            fixed[0].FrameOfReferenceUID, fixed,
-            registration_type=("125021", "DCM", "Frame of Reference Identity"),
-        ))
-    items.append(ItemSpec(
-        moving[0].FrameOfReferenceUID, moving, grid=grid, pre_matrix=pre_matrix, post_matrix=post_matrix,
-        pre_type=None if pre_matrix is None else _type_of(pre_matrix),
-        post_type=None if post_matrix is None else _type_of(post_matrix),
-        comment="test deformation",
-    ))
+        items.append(
+            ItemSpec(
+                fixed[0].FrameOfReferenceUID,
+                fixed,
+                registration_type=("125021", "DCM", "Frame of Reference Identity"),
+            )
+        )
+    items.append(
+        ItemSpec(
+            moving[0].FrameOfReferenceUID,
+            moving,
+            grid=grid,
+            pre_matrix=pre_matrix,
+            post_matrix=post_matrix,
+            pre_type=None if pre_matrix is None else _type_of(pre_matrix),
+            post_type=None if post_matrix is None else _type_of(post_matrix),
+            comment="test deformation",
+        )
+    )
     return Case(fixed, moving, grid, build_reg(fixed, items))
 
 

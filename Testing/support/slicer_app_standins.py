@@ -104,13 +104,20 @@ class DICOMPlugin:
         series = sh.CreateItem(sh.GetSceneItemID(), dataNode)
         series_uid = value("0020,000E")
         sh.SetItemUID(series, constants.GetDICOMUIDName(), series_uid)
-        for name, tag in (("Modality", "0008,0060"), ("SeriesNumber", "0020,0011"), ("SeriesDescription", "0008,103E"),
-                          ("FrameOfReferenceUID", "0020,0052")):
+        for name, tag in (
+            ("Modality", "0008,0060"),
+            ("SeriesNumber", "0020,0011"),
+            ("SeriesDescription", "0008,103E"),
+            ("FrameOfReferenceUID", "0020,0052"),
+        ):
             sh.SetItemAttribute(series, prefix + name, value(tag))
         uids = [database.fileValue(f, "0008,0018") or "Unknown" for f in loadable.files]
         sh.SetItemUID(series, constants.GetDICOMInstanceUIDName(), " ".join(uids))
-        sh.SetItemAttribute(series, constants.GetDICOMReferencedInstanceUIDsAttributeName(),
-                            " ".join(getattr(loadable, "referencedInstanceUIDs", [])))
+        sh.SetItemAttribute(
+            series,
+            constants.GetDICOMReferencedInstanceUIDsAttributeName(),
+            " ".join(getattr(loadable, "referencedInstanceUIDs", [])),
+        )
         study_uid = value("0020,000D")
         patient_id = value("0010,0020") or "Patient-" + study_uid
         had_patient = sh.GetItemByUID(constants.GetDICOMUIDName(), patient_id)
@@ -119,16 +126,25 @@ class DICOMPlugin:
         if not had_patient:
             patient = sh.GetItemByUID(constants.GetDICOMUIDName(), patient_id)
             name = value("0010,0010") or "No name"
-            for attribute, text in (("PatientName", name), ("PatientID", patient_id), ("PatientSex", value("0010,0040")),
-                                    ("PatientBirthDate", value("0010,0030")), ("PatientComments", value("0010,4000"))):
+            for attribute, text in (
+                ("PatientName", name),
+                ("PatientID", patient_id),
+                ("PatientSex", value("0010,0040")),
+                ("PatientBirthDate", value("0010,0030")),
+                ("PatientComments", value("0010,4000")),
+            ):
                 sh.SetItemAttribute(patient, prefix + attribute, text)
             sh.SetItemName(patient, name)
         if not had_study:
             study = sh.GetItemByUID(constants.GetDICOMUIDName(), study_uid)
             description = value("0008,1030") or "No study description"
-            for attribute, text in (("StudyDescription", description), ("StudyInstanceUID", study_uid),
-                                    ("StudyID", value("0020,0010")), ("StudyDate", value("0008,0020")),
-                                    ("StudyTime", value("0008,0030"))):
+            for attribute, text in (
+                ("StudyDescription", description),
+                ("StudyInstanceUID", study_uid),
+                ("StudyID", value("0020,0010")),
+                ("StudyDate", value("0008,0020")),
+                ("StudyTime", value("0008,0030")),
+            ):
                 sh.SetItemAttribute(study, prefix + attribute, text)
             sh.SetItemName(study, description)
 
@@ -240,8 +256,10 @@ class SlicerRtRegPlugin:
         node = sh.GetItemDataNode(item)
         if node is None or not node.IsA("vtkMRMLTransformNode"):
             return []
-        if node.GetNodeReference(node.GetMovingNodeReferenceRole()) is None or \
-                node.GetNodeReference(node.GetFixedNodeReferenceRole()) is None:
+        if (
+            node.GetNodeReference(node.GetMovingNodeReferenceRole()) is None
+            or node.GetNodeReference(node.GetFixedNodeReferenceRole()) is None
+        ):
             return []
         exportable = slicer.qSlicerDICOMExportable()
         exportable.confidence = 1.0
@@ -294,8 +312,10 @@ class ExportDialog:
             return self.error
         patient = sh.GetItemParent(study)
         self.shown = {}
-        for parent, names in ((patient, slicer.vtkMRMLSubjectHierarchyConstants.GetDICOMPatientTagNames()),
-                              (study, slicer.vtkMRMLSubjectHierarchyConstants.GetDICOMStudyTagNames())):
+        for parent, names in (
+            (patient, slicer.vtkMRMLSubjectHierarchyConstants.GetDICOMPatientTagNames()),
+            (study, slicer.vtkMRMLSubjectHierarchyConstants.GetDICOMStudyTagNames()),
+        ):
             for name in names:
                 if not sh.HasItemAttribute(parent, prefix + name):
                     sh.SetItemAttribute(parent, prefix + name, "")
@@ -336,7 +356,9 @@ class Application:
         monkeypatch.setattr(slicer, "qSlicerDICOMExportable", Exportable, raising=False)
         monkeypatch.setattr(slicer, "dicomDatabase", database, raising=False)
         monkeypatch.setattr(slicer, "modules", types.SimpleNamespace(), raising=False)
-        monkeypatch.setattr(slicer.util, "warningDisplay", lambda text, **kwargs: self.popups.append(text), raising=False)
+        monkeypatch.setattr(
+            slicer.util, "warningDisplay", lambda text, **kwargs: self.popups.append(text), raising=False
+        )
         monkeypatch.syspath_prepend(str(PLUGIN_FOLDER))
         monkeypatch.delitem(sys.modules, "DicomRegSavePlugin", raising=False)
         import DicomRegSavePlugin

@@ -24,12 +24,22 @@ def write_dicom_case(folder: Path) -> dict:
     """A fixed and a moving CT series of one patient in two studies and frames, and a folder lookup."""
     common = dict(patient_name="Müller^Anna", patient_id=PATIENT_ID, spacing_mm=FIXED_SPACING)
     fixed_paths = sampledata.write_image_series(
-        folder / "fixed", **common, dimensions=FIXED_DIMS, study_id="F1", series_description="Fixed CT",
+        folder / "fixed",
+        **common,
+        dimensions=FIXED_DIMS,
+        study_id="F1",
+        series_description="Fixed CT",
         file_prefix="FIXED",
     )
     moving_paths = sampledata.write_image_series(
-        folder / "moving", **common, dimensions=(16, 16, 8), origin_lps=(-35.0, -30.0, -20.0),
-        study_id="M1", study_date="20240601", series_description="Moving CT", file_prefix="MOVING",
+        folder / "moving",
+        **common,
+        dimensions=(16, 16, 8),
+        origin_lps=(-35.0, -30.0, -20.0),
+        study_id="M1",
+        study_date="20240601",
+        series_description="Moving CT",
+        file_prefix="MOVING",
     )
     return {
         "folder": folder,
@@ -51,7 +61,9 @@ class Scene:
         fixed_header = case["fixed"].first_header
         self.patient = self.sh.CreateSubjectItem(self.sh.GetSceneItemID(), "Patient")
         self.sh.SetItemUID(self.patient, constants.GetDICOMUIDName(), PATIENT_ID)
-        self.sh.SetItemAttribute(self.patient, constants.GetDICOMPatientNameAttributeName(), str(fixed_header.PatientName))
+        self.sh.SetItemAttribute(
+            self.patient, constants.GetDICOMPatientNameAttributeName(), str(fixed_header.PatientName)
+        )
         self.sh.SetItemAttribute(self.patient, constants.GetDICOMPatientIDAttributeName(), PATIENT_ID)
         self.study = self.sh.CreateStudyItem(self.patient, "Study")
         self.sh.SetItemUID(self.study, constants.GetDICOMUIDName(), case["fixed"].study_instance_uid)
@@ -84,7 +96,12 @@ def registration_transform(scene, fixed, *, linear_parent=True, amplitude=2.0):
         matrix = homogeneous(rotation([1.0, -2.0, 0.5], 0.05), (2.0, -3.0, 1.5))
         parent = linear_node(scene, matrix)
     box_ras = geometry.lps_to_ras_points(
-        np.array([fixed.ijk_to_lps[:3, 3], fixed.ijk_to_lps[:3, :3] @ (np.array(fixed.dimensions) - 1) + fixed.ijk_to_lps[:3, 3]])
+        np.array(
+            [
+                fixed.ijk_to_lps[:3, 3],
+                fixed.ijk_to_lps[:3, :3] @ (np.array(fixed.dimensions) - 1) + fixed.ijk_to_lps[:3, 3],
+            ]
+        )
     )
     low, high = box_ras.min(axis=0) - 20.0, box_ras.max(axis=0) + 20.0
     spacing = np.array([8.0, 9.0, 10.0])

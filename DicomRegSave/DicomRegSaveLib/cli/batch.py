@@ -23,7 +23,7 @@ import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
 
@@ -115,7 +115,9 @@ class BatchResult:
         return {status: sum(o.status == status for o in self.outcomes) for status in STATUSES}
 
 
-def read_manifest(path: str | os.PathLike, output_dir: str | os.PathLike, options: Mapping[str, OptionSpec]) -> list[BatchRow]:
+def read_manifest(
+    path: str | os.PathLike, output_dir: str | os.PathLike, options: Mapping[str, OptionSpec]
+) -> list[BatchRow]:
     """The rows of a CSV manifest (with a header) as export arguments.
 
     Columns: ``transform``, ``fixed``, ``moving`` (required; paths relative to the manifest's
@@ -148,7 +150,9 @@ def read_manifest(path: str | os.PathLike, output_dir: str | os.PathLike, option
             f"The manifest {manifest} lacks the column(s) {', '.join(missing)}; its first line must name "
             f"the columns, at least {','.join(REQUIRED_COLUMNS)}."
         )
-    unknown = [c for c in header if c not in (*REQUIRED_COLUMNS, "output") and (c not in options or c in REFUSED_COLUMNS)]
+    unknown = [
+        c for c in header if c not in (*REQUIRED_COLUMNS, "output") and (c not in options or c in REFUSED_COLUMNS)
+    ]
     if unknown:
         raise ManifestError(
             f"The manifest {manifest} has column(s) that are not export options: {', '.join(unknown)}. "
@@ -251,7 +255,9 @@ def _existing(row: BatchRow, report) -> RowOutcome:
     if report.ok:
         return RowOutcome(row.number, row.output, "skipped")
     return RowOutcome(
-        row.number, row.output, "failed",
+        row.number,
+        row.output,
+        "failed",
         f"{row.output} exists but does not validate ({len(report.errors)} error(s), first: {report.errors[0]}); "
         "it was left as it is. Remove it to export this row again.",
     )
@@ -336,19 +342,22 @@ def _start_export(arguments: list[str], stdout: BinaryIO, stderr: BinaryIO) -> s
         return _ForkedCommand(arguments, stdout, stderr)
     return subprocess.Popen(
         [sys.executable, "-m", "DicomRegSaveLib.cli", *arguments],
-        stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=stderr,
+        start_new_session=True,
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_export_modules() -> None:
     """Import the modules an export imports (the command's parser's too) and load the standard's
     tables, once in this process."""
-    from DicomRegSaveLib.cli import main as cli, reports
-    from DicomRegSaveLib.inputs import series as dicom_input, transform_files
-    from DicomRegSaveLib.export import request as export_request
-    from DicomRegSaveLib.slicer import fields as slicer_fields
-    from DicomRegSaveLib.reg import tags  # noqa: F401
+    from DicomRegSaveLib.cli import main as cli, reports  # noqa: F401
+    from DicomRegSaveLib.export import request  # noqa: F401
+    from DicomRegSaveLib.inputs import series, transform_files  # noqa: F401
+    from DicomRegSaveLib.reg import tags
+    from DicomRegSaveLib.slicer import fields  # noqa: F401
 
     cli.build_parser()
     tags.load_standard_tables()

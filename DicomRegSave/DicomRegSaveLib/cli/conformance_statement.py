@@ -18,8 +18,16 @@ from pydicom.uid import UID
 
 from DicomRegSaveLib import IMPLEMENTATION_VERSION_NAME, __version__
 from DicomRegSaveLib.cli import network
+from DicomRegSaveLib.model import (
+    DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID,
+    SPATIAL_REGISTRATION_SOP_CLASS_UID,
+    DisplacementGrid,
+    ImageReference,
+    Registration,
+    RegistrationItem,
+    RegistrationMatrix,
+)
 from DicomRegSaveLib.reg import tags
-from DicomRegSaveLib.model import DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID, SPATIAL_REGISTRATION_SOP_CLASS_UID, DisplacementGrid, ImageReference, Registration, RegistrationItem, RegistrationMatrix
 
 #: Sources of the attributes the writer fills itself, beyond the generated default. Keys are
 #: attribute paths (``Sequence > Keyword``) of the REG; values say where the value comes from.
@@ -62,8 +70,9 @@ def _sample_dataset(iod_key: str) -> Dataset:
     in_study = ImageReference("1.2.840.10008.5.1.4.1.1.2", "1.2.3.9", "1.2.3.10", "1.2.3.2", "1.2.3.8")
     grid = DisplacementGrid([0.0, 0.0, 0.0], np.eye(3), [1.0, 1.0, 1.0], np.zeros((2, 2, 2, 3), np.float32))
     if iod_key == tags.SPATIAL_IOD_KEY:
-        item = RegistrationItem("1.2.3.8", [moving, in_study], matrix_registration=RegistrationMatrix.identity(),
-                                comment="sample")
+        item = RegistrationItem(
+            "1.2.3.8", [moving, in_study], matrix_registration=RegistrationMatrix.identity(), comment="sample"
+        )
     else:
         item = RegistrationItem("1.2.3.8", [moving, in_study], grid, comment="sample")
     registration = Registration("1.2.3.4", [item])
@@ -184,7 +193,8 @@ def conformance_statement() -> str:
         + ", ".join(
             m["key"] for m in tags.standard_tables()[0][tags.DEFORMABLE_IOD_KEY] if m["ie"] in tags.INHERITED_ENTITIES
         )
-        + " modules, and " + ", ".join(tags.INHERITED_FROM_FIXED_SERIES)
+        + " modules, and "
+        + ", ".join(tags.INHERITED_FROM_FIXED_SERIES)
         + ". The Specific Character Set is copied with them.",
     ]
     for title, iod_key in _IODS:

@@ -61,9 +61,7 @@ def _export_options(args: argparse.Namespace):
     options.registration_class = args.registration_class
     options.undefined_vectors = args.nan_vectors
     # --tag values: a backslash separates values, as in DICOM; each is checked when the REG is built
-    options.overrides = {
-        keyword: value.split("\\") if "\\" in value else value for keyword, value in args.tag or ()
-    }
+    options.overrides = {keyword: value.split("\\") if "\\" in value else value for keyword, value in args.tag or ()}
     return options
 
 
@@ -128,19 +126,21 @@ def _send(paths, peer_text: str, args: argparse.Namespace, stream):
     peer = Peer.parse(peer_text)
     print(f"Sending to {peer} as {args.calling_aet}", file=stream)
     report = send_files(
-        paths, peer, calling_ae_title=args.calling_aet, timeout_s=args.timeout,
+        paths,
+        peer,
+        calling_ae_title=args.calling_aet,
+        timeout_s=args.timeout,
         on_file=lambda outcome: print(f"  {outcome.path}: {outcome.message}", file=stream, flush=True),
     )
     stored = sum(outcome.status is not None and outcome.ok for outcome in report.files)
     wanted = sum(not outcome.skipped for outcome in report.files)
-    print(f"{stored} of {wanted} file(s) stored by {peer}" + (f"; {report.error}" if report.error else ""),
-          file=stream)
+    print(f"{stored} of {wanted} file(s) stored by {peer}" + (f"; {report.error}" if report.error else ""), file=stream)
     return report
 
 
 def command_export(args: argparse.Namespace) -> int:
-    from DicomRegSaveLib.export.request import run_export_request
     from DicomRegSaveLib.cli.reports import export_report, write_report
+    from DicomRegSaveLib.export.request import run_export_request
 
     stream = _text_stream(args)
     with TerminalProgress() as progress:
@@ -162,11 +162,10 @@ def command_send(args: argparse.Namespace) -> int:
 
 
 def command_to_transform(args: argparse.Namespace) -> int:
+    from DicomRegSaveLib.cli.reports import to_transform_report, write_report
+    from DicomRegSaveLib.inputs.transform_files import write_transform_file
     from DicomRegSaveLib.output import atomic_output
     from DicomRegSaveLib.reg.reader import read_registration
-    from DicomRegSaveLib.inputs.transform_files import write_transform_file
-
-    from DicomRegSaveLib.cli.reports import to_transform_report, write_report
 
     registration = read_registration(args.reg)
     item = registration.choose_item(args.source_frame)
@@ -195,9 +194,8 @@ def command_inspect(args: argparse.Namespace) -> int:
 
 
 def command_validate(args: argparse.Namespace) -> int:
-    from DicomRegSaveLib.validation.conformance import validate_file
-
     from DicomRegSaveLib.cli.reports import validate_report, write_report
+    from DicomRegSaveLib.validation.conformance import validate_file
 
     stream = _text_stream(args)
     report = validate_file(args.reg, args.images or ())
@@ -247,8 +245,11 @@ def command_batch(args: argparse.Namespace) -> int:
     if args.json:
         write_report(batch_report(args.manifest, args.output, result), args.json)
     if result.interrupted:
-        print("dicomregsave batch: interrupted; finished files are complete, no partial file was left. "
-              "Run the same command again to do the remaining rows.", file=sys.stderr)
+        print(
+            "dicomregsave batch: interrupted; finished files are complete, no partial file was left. "
+            "Run the same command again to do the remaining rows.",
+            file=sys.stderr,
+        )
     return EXIT_OK if result.ok else EXIT_ERROR
 
 
@@ -275,11 +276,11 @@ def _demo_folder(output: Path | None) -> Path:
 
 
 def command_demo(args: argparse.Namespace) -> int:
-    from DicomRegSaveLib.validation.conformance import validate_file
     from DicomRegSaveLib.export.pipeline import ExportOptions
     from DicomRegSaveLib.export.request import ExportRequest, run_export_request
-    from DicomRegSaveLib.reg.reader import read_registration
     from DicomRegSaveLib.inputs.sampledata import make_demo_case
+    from DicomRegSaveLib.reg.reader import read_registration
+    from DicomRegSaveLib.validation.conformance import validate_file
 
     started = time.perf_counter()
     folder = _demo_folder(args.output)
@@ -287,11 +288,15 @@ def command_demo(args: argparse.Namespace) -> int:
     print(f"Phantom fixed series: {case.fixed_dir}")
     print(f"Phantom moving series (another study and frame of reference): {case.moving_dir}")
     print(f"Known deformation as an ITK displacement field: {case.field_path}")
-    outcome = run_export_request(ExportRequest(
-        case.field_path, [case.fixed_dir], [case.moving_dir], folder, ExportOptions(
-            content_description="DicomRegSave demo: phantom deformation"
+    outcome = run_export_request(
+        ExportRequest(
+            case.field_path,
+            [case.fixed_dir],
+            [case.moving_dir],
+            folder,
+            ExportOptions(content_description="DicomRegSave demo: phantom deformation"),
         )
-    ))
+    )
     result, fixed, moving = outcome.result, outcome.fixed, outcome.moving
     print(_describe_export(outcome))
 
@@ -307,8 +312,10 @@ def command_demo(args: argparse.Namespace) -> int:
     )
     report = validate_file(result.path, [*fixed.paths, *moving.paths])
     print(report.text() or "Validation: no findings.")
-    print(f"Validation: {len(report.errors)} error(s), {len(report.warnings)} warning(s); "
-          f"done in {time.perf_counter() - started:.1f} s")
+    print(
+        f"Validation: {len(report.errors)} error(s), {len(report.warnings)} warning(s); "
+        f"done in {time.perf_counter() - started:.1f} s"
+    )
     return EXIT_OK if report.ok else EXIT_ERROR
 
 
@@ -332,15 +339,25 @@ def _positive_int(text: str) -> int:
 def _add_network_arguments(parser: argparse.ArgumentParser) -> None:
     from DicomRegSaveLib.cli.network import DEFAULT_CALLING_AE_TITLE, DEFAULT_TIMEOUT_S
 
-    parser.add_argument("--calling-aet", default=DEFAULT_CALLING_AE_TITLE, metavar="AET",
-                        help=f"our AE title (default {DEFAULT_CALLING_AE_TITLE})")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
-                        help=f"seconds to wait for the peer at each step (default {DEFAULT_TIMEOUT_S:g})")
+    parser.add_argument(
+        "--calling-aet",
+        default=DEFAULT_CALLING_AE_TITLE,
+        metavar="AET",
+        help=f"our AE title (default {DEFAULT_CALLING_AE_TITLE})",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="S",
+        help=f"seconds to wait for the peer at each step (default {DEFAULT_TIMEOUT_S:g})",
+    )
 
 
 def _add_json_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", metavar="PATH",
-                        help="also write a JSON report to PATH (- for stdout; the text then goes to stderr)")
+    parser.add_argument(
+        "--json", metavar="PATH", help="also write a JSON report to PATH (- for stdout; the text then goes to stderr)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -352,20 +369,48 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     export = commands.add_parser(
-        "export", help="write a REG file from a transform file and the fixed/moving DICOM series",
+        "export",
+        help="write a REG file from a transform file and the fixed/moving DICOM series",
         description="Write a REG (Spatial Registration for a linear transform, else Deformable Spatial Registration) that maps the fixed image's frame to the moving image's frame, as a "
         "transform file applied to the moving image in 3D Slicer (ITK resampling convention) does.",
     )
-    export.add_argument("--transform", type=Path, required=True, metavar="FILE",
-                        help="ITK transform (.h5 .hdf5 .tfm .txt) or displacement field (.nrrd .nhdr .mha .mhd .nii .nii.gz)")
-    export.add_argument("--fixed", type=Path, nargs="+", required=True, metavar="PATH",
-                        help="fixed (reference) image series: a DICOM file, a folder, or several files")
-    export.add_argument("--moving", type=Path, nargs="+", required=True, metavar="PATH",
-                        help="moving image series: a DICOM file, a folder, or several files")
-    export.add_argument("--output", type=Path, required=True, metavar="PATH",
-                        help="output file, or an existing folder (the file is named after its SOP Instance UID)")
-    export.add_argument("--grid-spacing", type=float, nargs="+", metavar="MM",
-                        help="resample the transform on the fixed image's extent at this spacing (1 or 3 values, mm)")
+    export.add_argument(
+        "--transform",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="ITK transform (.h5 .hdf5 .tfm .txt) or displacement field (.nrrd .nhdr .mha .mhd .nii .nii.gz)",
+    )
+    export.add_argument(
+        "--fixed",
+        type=Path,
+        nargs="+",
+        required=True,
+        metavar="PATH",
+        help="fixed (reference) image series: a DICOM file, a folder, or several files",
+    )
+    export.add_argument(
+        "--moving",
+        type=Path,
+        nargs="+",
+        required=True,
+        metavar="PATH",
+        help="moving image series: a DICOM file, a folder, or several files",
+    )
+    export.add_argument(
+        "--output",
+        type=Path,
+        required=True,
+        metavar="PATH",
+        help="output file, or an existing folder (the file is named after its SOP Instance UID)",
+    )
+    export.add_argument(
+        "--grid-spacing",
+        type=float,
+        nargs="+",
+        metavar="MM",
+        help="resample the transform on the fixed image's extent at this spacing (1 or 3 values, mm)",
+    )
     export.add_argument("--series-description", metavar="T")
     export.add_argument("--series-number", type=int, metavar="N")
     export.add_argument("--content-label", metavar="L", help="code string: A-Z 0-9 _ and space, at most 16")
@@ -375,29 +420,60 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--model", metavar="T", help="Manufacturer's Model Name")
     export.add_argument("--device-serial-number", metavar="T")
     export.add_argument("--software-versions", metavar="T")
-    export.add_argument("--identity-item", action="store_true",
-                        help="add a leading identity item for the fixed frame (referencing the fixed images)")
-    export.add_argument("--registration-class", choices=REGISTRATION_CLASSES, default="auto",
-                        help="SOP class: spatial (66.1, matrices only), deformable (66.3), or auto (default): "
-                        "spatial when the whole transform is linear")
-    export.add_argument("--tag", action="append", type=_tag_assignment, metavar="KEYWORD=VALUE",
-                        help="set an attribute of the REG (repeatable; several values separated by \\); "
-                        "patient name/ID and study UID must match the fixed image")
-    export.add_argument("--axis-aligned", action="store_true",
-                        help="write the grid along the patient axes (exact for an axis-aligned grid, else resampled)")
-    export.add_argument("--uid-root", metavar="PREFIX",
-                        help="make the new Series and SOP Instance UIDs under this UID root (at most 44 characters)")
-    export.add_argument("--fixed-series", metavar="UID", help="the fixed series' Series Instance UID, "
-                        "when --fixed holds several series")
-    export.add_argument("--moving-series", metavar="UID", help="the moving series' Series Instance UID, "
-                        "when --moving holds several series")
-    export.add_argument("--registration-type", metavar="CODE",
-                        help="Registration Type Code (CID 7100): a code value such as 125025 or a meaning such as "
-                        "'Visual Alignment' (default: 125024 Image Content-based Alignment)")
-    export.add_argument("--comment", metavar="T", help="Frame of Reference Transformation Comment of the registration item")
-    export.add_argument("--nan-vectors", choices=UNDEFINED_VECTOR_CHOICES, default="refuse",
-                        help="NaN displacement vectors: refuse the export (default), or write them as DICOM's "
-                        "'undefined here' marker (reported with their count)")
+    export.add_argument(
+        "--identity-item",
+        action="store_true",
+        help="add a leading identity item for the fixed frame (referencing the fixed images)",
+    )
+    export.add_argument(
+        "--registration-class",
+        choices=REGISTRATION_CLASSES,
+        default="auto",
+        help="SOP class: spatial (66.1, matrices only), deformable (66.3), or auto (default): "
+        "spatial when the whole transform is linear",
+    )
+    export.add_argument(
+        "--tag",
+        action="append",
+        type=_tag_assignment,
+        metavar="KEYWORD=VALUE",
+        help="set an attribute of the REG (repeatable; several values separated by \\); "
+        "patient name/ID and study UID must match the fixed image",
+    )
+    export.add_argument(
+        "--axis-aligned",
+        action="store_true",
+        help="write the grid along the patient axes (exact for an axis-aligned grid, else resampled)",
+    )
+    export.add_argument(
+        "--uid-root",
+        metavar="PREFIX",
+        help="make the new Series and SOP Instance UIDs under this UID root (at most 44 characters)",
+    )
+    export.add_argument(
+        "--fixed-series", metavar="UID", help="the fixed series' Series Instance UID, when --fixed holds several series"
+    )
+    export.add_argument(
+        "--moving-series",
+        metavar="UID",
+        help="the moving series' Series Instance UID, when --moving holds several series",
+    )
+    export.add_argument(
+        "--registration-type",
+        metavar="CODE",
+        help="Registration Type Code (CID 7100): a code value such as 125025 or a meaning such as "
+        "'Visual Alignment' (default: 125024 Image Content-based Alignment)",
+    )
+    export.add_argument(
+        "--comment", metavar="T", help="Frame of Reference Transformation Comment of the registration item"
+    )
+    export.add_argument(
+        "--nan-vectors",
+        choices=UNDEFINED_VECTOR_CHOICES,
+        default="refuse",
+        help="NaN displacement vectors: refuse the export (default), or write them as DICOM's "
+        "'undefined here' marker (reported with their count)",
+    )
     export.add_argument("--send", metavar="AET@HOST:PORT", help="send the REG to this DICOM peer after writing it")
     _add_network_arguments(export)
     _add_json_argument(export)
@@ -405,7 +481,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(run=command_export)
 
     send = commands.add_parser(
-        "send", help="send DICOM files to a PACS or planning system (C-ECHO, then C-STORE)",
+        "send",
+        help="send DICOM files to a PACS or planning system (C-ECHO, then C-STORE)",
         description="Send DICOM files (folders searched recursively) to a DICOM peer: C-ECHO, then one C-STORE "
         "per file, proposing exactly the SOP classes present. Exit 0 only when every file was stored.",
     )
@@ -416,7 +493,8 @@ def build_parser() -> argparse.ArgumentParser:
     send.set_defaults(run=command_send)
 
     batch = commands.add_parser(
-        "batch", help="export many registrations listed in a CSV manifest, in parallel",
+        "batch",
+        help="export many registrations listed in a CSV manifest, in parallel",
         description="Run one export per manifest row (columns transform,fixed,moving[,output] and any export "
         "option with - written _), in parallel worker processes. Rows whose output exists and validates are "
         "skipped, so an interrupted batch is resumed by running it again.",
@@ -428,16 +506,25 @@ def build_parser() -> argparse.ArgumentParser:
     batch.set_defaults(run=command_batch, export_parser=export)
 
     to_transform = commands.add_parser(
-        "to-transform", help="write a REG's mapping as an ITK transform or displacement field file",
+        "to-transform",
+        help="write a REG's mapping as an ITK transform or displacement field file",
         description="Write the fixed -> moving mapping of one item of a REG (66.1 or 66.3) as Slicer and ITK apply "
         "transforms to the moving image. A Spatial Registration (66.1) gives an ITK affine transform; displacement "
-        "field formats need an item with a grid.")
+        "field formats need an item with a grid.",
+    )
     to_transform.add_argument("reg", type=Path, metavar="REG.dcm")
-    to_transform.add_argument("output", type=Path, metavar="OUTPUT",
-                              help=".h5 .tfm .txt (ITK transform) or .nrrd .mha .nii.gz (displacement field)")
-    to_transform.add_argument("--source-frame", metavar="UID",
-                              help="the item whose source Frame of Reference UID is UID (the moving image's frame); "
-                              "needed when the REG holds several non-identity items")
+    to_transform.add_argument(
+        "output",
+        type=Path,
+        metavar="OUTPUT",
+        help=".h5 .tfm .txt (ITK transform) or .nrrd .mha .nii.gz (displacement field)",
+    )
+    to_transform.add_argument(
+        "--source-frame",
+        metavar="UID",
+        help="the item whose source Frame of Reference UID is UID (the moving image's frame); "
+        "needed when the REG holds several non-identity items",
+    )
     to_transform.add_argument("--force", action="store_true", help="replace an existing output file")
     _add_json_argument(to_transform)
     to_transform.set_defaults(run=command_to_transform)
@@ -449,20 +536,29 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.set_defaults(run=command_inspect)
 
     validate = commands.add_parser(
-        "validate", help="check a REG file: own checks, dciodvfy, and references against images")
+        "validate", help="check a REG file: own checks, dciodvfy, and references against images"
+    )
     validate.add_argument("reg", type=Path, metavar="REG.dcm")
-    validate.add_argument("--images", type=Path, nargs="+", metavar="PATH",
-                          help="the fixed and moving image files or folders, to check references across files")
+    validate.add_argument(
+        "--images",
+        type=Path,
+        nargs="+",
+        metavar="PATH",
+        help="the fixed and moving image files or folders, to check references across files",
+    )
     _add_json_argument(validate)
     validate.set_defaults(run=command_validate)
 
-    conformance = commands.add_parser(
-        "conformance", help="print the DICOM conformance statement (Markdown)")
+    conformance = commands.add_parser("conformance", help="print the DICOM conformance statement (Markdown)")
     conformance.set_defaults(run=command_conformance)
 
     demo = commands.add_parser("demo", help="export, read back and validate a REG for built-in phantom data")
-    demo.add_argument("--output", type=Path, metavar="DIR",
-                      help="an empty or new folder (default: a new folder under ./dicomregsave-demo)")
+    demo.add_argument(
+        "--output",
+        type=Path,
+        metavar="DIR",
+        help="an empty or new folder (default: a new folder under ./dicomregsave-demo)",
+    )
     demo.set_defaults(run=command_demo)
     return parser
 

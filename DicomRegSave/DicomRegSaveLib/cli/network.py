@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pydicom
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, UID
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from DicomRegSaveLib import IMPLEMENTATION_VERSION_NAME
 from DicomRegSaveLib.errors import DicomInputError, DicomRegSaveError
@@ -58,11 +58,11 @@ class Peer:
             If the text is not of that form, the AE title is not 1-16 characters without
             backslash/control characters, or the port is not 1-65535.
         """
-        match = re.fullmatch(r"(?P<aet>[^@]+)@(?:\[(?P<ipv6>[^\]]+)\]|(?P<host>[^:@\[\]]+)):(?P<port>\d+)", text.strip())
+        match = re.fullmatch(
+            r"(?P<aet>[^@]+)@(?:\[(?P<ipv6>[^\]]+)\]|(?P<host>[^:@\[\]]+)):(?P<port>\d+)", text.strip()
+        )
         if match is None:
-            raise SendError(
-                f"{text!r} is not a DICOM peer; write it as AET@HOST:PORT, e.g. ORTHANC@127.0.0.1:4242."
-            )
+            raise SendError(f"{text!r} is not a DICOM peer; write it as AET@HOST:PORT, e.g. ORTHANC@127.0.0.1:4242.")
         ae_title = match["aet"].strip()
         if not _AE_TITLE.match(ae_title):
             raise SendError(
@@ -223,13 +223,18 @@ def send_files(
         accepted = {str(cx.abstract_syntax) for cx in association.accepted_contexts}
         for candidate in candidates:
             if candidate.sop_class_uid not in accepted:
-                record(_not_sent(candidate, f"not sent: {peer} does not accept {_sop_class_name(candidate.sop_class_uid)} "
-                                            f"({candidate.sop_class_uid}) in any transfer syntax we offered"))
+                record(
+                    _not_sent(
+                        candidate,
+                        f"not sent: {peer} does not accept {_sop_class_name(candidate.sop_class_uid)} "
+                        f"({candidate.sop_class_uid}) in any transfer syntax we offered",
+                    )
+                )
                 continue
             record(_store(association, candidate, peer))
             if not association.is_established:
                 report.error = f"{peer} ended the association while files were being sent."
-                for rest in candidates[candidates.index(candidate) + 1:]:
+                for rest in candidates[candidates.index(candidate) + 1 :]:
                     record(_not_sent(rest, "not sent: the association was lost"))
                 break
     finally:
@@ -249,11 +254,17 @@ def _candidate(path: Path, named: bool) -> _Candidate | FileOutcome:
             return FileOutcome(path, None, None, None, "skipped: not a DICOM file", skipped=True)
         return FileOutcome(path, None, None, None, f"not sent: not a DICOM file ({type(exc).__name__}: {exc})")
     if sop_class_uid == MEDIA_STORAGE_DIRECTORY_SOP_CLASS_UID:
-        return FileOutcome(path, sop_class_uid, None, None, "skipped: a DICOMDIR is an index of files, not an instance",
-                           skipped=True)
+        return FileOutcome(
+            path, sop_class_uid, None, None, "skipped: a DICOMDIR is an index of files, not an instance", skipped=True
+        )
     if not (sop_class_uid and sop_instance_uid and transfer_syntax_uid):
-        return FileOutcome(path, sop_class_uid or None, sop_instance_uid or None, None,
-                           "not sent: the file meta information lacks the SOP Class/Instance or Transfer Syntax UID")
+        return FileOutcome(
+            path,
+            sop_class_uid or None,
+            sop_instance_uid or None,
+            None,
+            "not sent: the file meta information lacks the SOP Class/Instance or Transfer Syntax UID",
+        )
     return _Candidate(path, sop_class_uid, sop_instance_uid, transfer_syntax_uid)
 
 
@@ -323,8 +334,13 @@ def _store(association, candidate: _Candidate, peer: Peer) -> FileOutcome:
     code = int(status.Status)
     comment = f"; peer says: {status.ErrorComment}" if "ErrorComment" in status and status.ErrorComment else ""
     word = {"Success": "stored", "Warning": "stored with a warning"}.get(_category(code), "refused")
-    return FileOutcome(candidate.path, candidate.sop_class_uid, candidate.sop_instance_uid, code,
-                       f"{word} (status 0x{code:04X}: {explain_status(code)}{comment})")
+    return FileOutcome(
+        candidate.path,
+        candidate.sop_class_uid,
+        candidate.sop_instance_uid,
+        code,
+        f"{word} (status 0x{code:04X}: {explain_status(code)}{comment})",
+    )
 
 
 def _not_sent(candidate: _Candidate, message: str) -> FileOutcome:

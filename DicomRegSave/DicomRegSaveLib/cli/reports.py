@@ -17,15 +17,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from DicomRegSaveLib import __version__
-from DicomRegSaveLib.validation.conformance import DCENTVFY, DCIODVFY, SOURCE, ConformanceReport
 from DicomRegSaveLib.output import atomic_output
+from DicomRegSaveLib.validation.conformance import DCENTVFY, DCIODVFY, SOURCE, ConformanceReport
 
 if TYPE_CHECKING:
     from DicomRegSaveLib.cli.batch import BatchResult
-    from DicomRegSaveLib.inputs.series import ImageSeries
-    from DicomRegSaveLib.export.request import ExportOutcome
-    from DicomRegSaveLib.model import Registration, RegistrationItem
     from DicomRegSaveLib.cli.network import SendReport
+    from DicomRegSaveLib.export.request import ExportOutcome
+    from DicomRegSaveLib.inputs.series import ImageSeries
+    from DicomRegSaveLib.model import Registration, RegistrationItem
 
 #: Version of the report format; see the module docstring for what changes it.
 REPORT_VERSION = 1
@@ -43,7 +43,7 @@ def findings(messages: Iterable[str]) -> list[dict[str, str]]:
         source = COMMAND_SOURCE
         for prefix, name in _SOURCES.items():
             if text.startswith(prefix + " "):
-                source, text = name, text[len(prefix) + 1:]
+                source, text = name, text[len(prefix) + 1 :]
                 break
         result.append({"source": source, "message": text})
     return result

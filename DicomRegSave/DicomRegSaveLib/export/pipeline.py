@@ -15,23 +15,28 @@ from pathlib import Path
 import highdicom as hd
 import pydicom
 from pydicom.dataset import Dataset
-from pydicom.tag import Tag
 from pydicom.sr.coding import Code
+from pydicom.tag import Tag
 
 from DicomRegSaveLib import IMPLEMENTATION_VERSION_NAME, __version__
-from DicomRegSaveLib.reg import tags
-from DicomRegSaveLib.validation.conformance import ConformanceReport, check_dataset
 from DicomRegSaveLib.dicom_file import tag_text
-from DicomRegSaveLib.inputs.series import ImageSeries
 from DicomRegSaveLib.errors import InvalidRegistrationError, require_type
 from DicomRegSaveLib.export.option_table import REGISTRATION_CLASSES, UNDEFINED_VECTOR_CHOICES
+from DicomRegSaveLib.inputs.series import ImageSeries
+from DicomRegSaveLib.model import (
+    FRAME_OF_REFERENCE_IDENTITY,
+    IMAGE_CONTENT_BASED_ALIGNMENT,
+    Deformation,
+    Registration,
+    RegistrationItem,
+)
 from DicomRegSaveLib.output import atomic_stream, check_output_path
 from DicomRegSaveLib.progress import Progress
-from DicomRegSaveLib.values import problem_for_attribute, problem_uid
-from DicomRegSaveLib.model import FRAME_OF_REFERENCE_IDENTITY, IMAGE_CONTENT_BASED_ALIGNMENT, Deformation, Registration, RegistrationItem
+from DicomRegSaveLib.reg import tags
 from DicomRegSaveLib.reg.sop import DeformableSpatialRegistration, SpatialRegistration
 from DicomRegSaveLib.reg.vector_grid_data import write_dataset_streaming
-
+from DicomRegSaveLib.validation.conformance import ConformanceReport, check_dataset
+from DicomRegSaveLib.values import problem_for_attribute, problem_uid
 
 #: DICOM keyword -> ExportOptions field, for the attributes ExportOptions carries itself.
 OPTION_FIELDS = {
@@ -378,7 +383,7 @@ def export_registration(
         if grid is not None and grid.undefined.count and options.undefined_vectors == "refuse":
             raise InvalidRegistrationError(
                 f"The transform's displacement field has NaN vectors: {grid.describe_undefined()}. Nothing was "
-                "written: fix the transform (fill or crop the holes), or write them as DICOM's \"undefined here\" "
+                'written: fix the transform (fill or crop the holes), or write them as DICOM\'s "undefined here" '
                 "marker on purpose (command line --nan-vectors undefined; ExportOptions.undefined_vectors)."
             )
 
@@ -387,7 +392,7 @@ def export_registration(
     path = write_dataset(dataset, output, force, progress, inputs, check_written=refuse_undefined_vectors)
     if grid is not None and grid.undefined.count:
         report.warnings.append(
-            f"{grid.describe_undefined()}; they were written as DICOM's \"undefined here\" marker "
+            f'{grid.describe_undefined()}; they were written as DICOM\'s "undefined here" marker '
             "(whole-NaN vectors), as asked."
         )
     return ExportResult(path, dataset, registration, report)

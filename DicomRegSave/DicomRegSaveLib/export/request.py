@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 
 from pydicom.sr.coding import Code
 
-from DicomRegSaveLib.reg import tags
 from DicomRegSaveLib.errors import InvalidRegistrationError
-from DicomRegSaveLib.progress import Progress
 from DicomRegSaveLib.export.pipeline import ExportOptions, ExportResult, export_registration, new_uid, output_path_for
+from DicomRegSaveLib.progress import Progress
+from DicomRegSaveLib.reg import tags
 
 if TYPE_CHECKING:
     from DicomRegSaveLib.inputs.series import ImageSeries
@@ -107,7 +107,6 @@ def run_export_request(request: ExportRequest, progress: Progress | None = None)
     return ExportOutcome(result, fixed, moving)
 
 
-
 def options_with_tags(options: ExportOptions, values: Mapping[str, str]) -> ExportOptions:
     """`options` with attribute values set as the module panel sets its fields.
 
@@ -145,6 +144,4 @@ def registration_type_code(text: str) -> Code:
         if wanted in (code.value, name.lower(), "".join(code.meaning.split()).replace("-", "").lower()):
             return code
     listing = ", ".join(f"{getattr(collection, n).value} ({getattr(collection, n).meaning})" for n in collection.dir())
-    raise InvalidRegistrationError(
-        f"{text!r} is not a registration type of CID 7100; use one of: {listing}."
-    )
+    raise InvalidRegistrationError(f"{text!r} is not a registration type of CID 7100; use one of: {listing}.")

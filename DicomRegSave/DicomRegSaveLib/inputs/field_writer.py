@@ -51,44 +51,48 @@ def write_nrrd(grid: DisplacementGrid, stream: BinaryIO, progress: Progress | No
     """A NRRD displacement field (LPS, raw little-endian float32, ``displacement field type:=resampling``)."""
     n_i, n_j, n_k = grid.dimensions
     axes = grid.direction_lps * grid.spacing_mm
-    header = "\n".join([
-        "NRRD0004",
-        "type: float",
-        "dimension: 4",
-        "space: left-posterior-superior",
-        f"sizes: 3 {n_i} {n_j} {n_k}",
-        "space directions: none " + " ".join(_nrrd_vector(axes[:, axis]) for axis in range(3)),
-        "kinds: vector domain domain domain",
-        "endian: little",
-        "encoding: raw",
-        f"space origin: {_nrrd_vector(grid.origin_lps)}",
-        "displacement field type:=resampling",
-        "",
-        "",
-    ])
+    header = "\n".join(
+        [
+            "NRRD0004",
+            "type: float",
+            "dimension: 4",
+            "space: left-posterior-superior",
+            f"sizes: 3 {n_i} {n_j} {n_k}",
+            "space directions: none " + " ".join(_nrrd_vector(axes[:, axis]) for axis in range(3)),
+            "kinds: vector domain domain domain",
+            "endian: little",
+            "encoding: raw",
+            f"space origin: {_nrrd_vector(grid.origin_lps)}",
+            "displacement field type:=resampling",
+            "",
+            "",
+        ]
+    )
     stream.write(header.encode("ascii"))
     _write_planes_lps(stream, grid, progress)
 
 
 def write_metaimage(grid: DisplacementGrid, stream: BinaryIO, progress: Progress | None = None) -> None:
     """A MetaImage (``.mha``) displacement field: LPS, 3 interleaved float32 channels, data in the same file."""
-    header = "\n".join([
-        "ObjectType = Image",
-        "NDims = 3",
-        "BinaryData = True",
-        "BinaryDataByteOrderMSB = False",
-        "CompressedData = False",
-        # MetaImage lists the axis vectors one after the other (the columns of the direction matrix).
-        f"TransformMatrix = {_numbers(grid.direction_lps.T.ravel())}",
-        f"Offset = {_numbers(grid.origin_lps)}",
-        "CenterOfRotation = 0 0 0",
-        f"ElementSpacing = {_numbers(grid.spacing_mm)}",
-        f"DimSize = {' '.join(str(n) for n in grid.dimensions)}",
-        "ElementNumberOfChannels = 3",
-        "ElementType = MET_FLOAT",
-        "ElementDataFile = LOCAL",
-        "",
-    ])
+    header = "\n".join(
+        [
+            "ObjectType = Image",
+            "NDims = 3",
+            "BinaryData = True",
+            "BinaryDataByteOrderMSB = False",
+            "CompressedData = False",
+            # MetaImage lists the axis vectors one after the other (the columns of the direction matrix).
+            f"TransformMatrix = {_numbers(grid.direction_lps.T.ravel())}",
+            f"Offset = {_numbers(grid.origin_lps)}",
+            "CenterOfRotation = 0 0 0",
+            f"ElementSpacing = {_numbers(grid.spacing_mm)}",
+            f"DimSize = {' '.join(str(n) for n in grid.dimensions)}",
+            "ElementNumberOfChannels = 3",
+            "ElementType = MET_FLOAT",
+            "ElementDataFile = LOCAL",
+            "",
+        ]
+    )
     stream.write(header.encode("ascii"))
     _write_planes_lps(stream, grid, progress)
 

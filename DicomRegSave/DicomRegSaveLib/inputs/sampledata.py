@@ -169,13 +169,23 @@ def write_image_series(
         return np.clip(np.rint(values), -1024, 3071).astype(np.int16)
 
     base = _common_dataset(
-        patient_name=patient_name, patient_id=patient_id, patient_birth_date=patient_birth_date,
-        patient_sex=patient_sex, specific_character_set=specific_character_set,
-        study_instance_uid=study_instance_uid, study_date=study_date, study_time=study_time,
-        study_id=study_id, accession_number=accession_number, study_description=study_description,
-        series_instance_uid=series_instance_uid, series_number=series_number,
-        series_description=series_description, frame_of_reference_uid=frame_of_reference_uid,
-        rows=n_j, columns=n_i,
+        patient_name=patient_name,
+        patient_id=patient_id,
+        patient_birth_date=patient_birth_date,
+        patient_sex=patient_sex,
+        specific_character_set=specific_character_set,
+        study_instance_uid=study_instance_uid,
+        study_date=study_date,
+        study_time=study_time,
+        study_id=study_id,
+        accession_number=accession_number,
+        study_description=study_description,
+        series_instance_uid=series_instance_uid,
+        series_number=series_number,
+        series_description=series_description,
+        frame_of_reference_uid=frame_of_reference_uid,
+        rows=n_j,
+        columns=n_i,
     )
     orientation = _ds(np.r_[direction[:, 0], direction[:, 1]])
     pixel_spacing = _ds([spacing[1], spacing[0]])
@@ -214,10 +224,24 @@ def write_image_series(
 
 
 def _common_dataset(
-    *, patient_name: str, patient_id: str, patient_birth_date: str, patient_sex: str,
-    specific_character_set: str | None, study_instance_uid: str, study_date: str, study_time: str,
-    study_id: str, accession_number: str, study_description: str, series_instance_uid: str,
-    series_number: int, series_description: str, frame_of_reference_uid: str, rows: int, columns: int,
+    *,
+    patient_name: str,
+    patient_id: str,
+    patient_birth_date: str,
+    patient_sex: str,
+    specific_character_set: str | None,
+    study_instance_uid: str,
+    study_date: str,
+    study_time: str,
+    study_id: str,
+    accession_number: str,
+    study_description: str,
+    series_instance_uid: str,
+    series_number: int,
+    series_description: str,
+    frame_of_reference_uid: str,
+    rows: int,
+    columns: int,
 ) -> Dataset:
     """Patient, study, series, frame of reference, equipment and pixel description shared by all files."""
     dataset = Dataset()
@@ -301,9 +325,7 @@ def _enhanced_ct(
     dataset.ContentQualification = "RESEARCH"
     dataset.AcquisitionContextSequence = DicomSequence()
     dimension_organization_uid = generate_uid(entropy_srcs=[series_instance_uid, "dimension organization"])
-    dataset.DimensionOrganizationSequence = DicomSequence(
-        [_item(DimensionOrganizationUID=dimension_organization_uid)]
-    )
+    dataset.DimensionOrganizationSequence = DicomSequence([_item(DimensionOrganizationUID=dimension_organization_uid)])
     dataset.DimensionOrganizationType = "3D"
     dataset.DimensionIndexSequence = DicomSequence(
         [
@@ -323,11 +345,13 @@ def _enhanced_ct(
     )
     shared = _item(
         PixelMeasuresSequence=DicomSequence(
-            [_item(
-                PixelSpacing=pixel_spacing,
-                SliceThickness=format_number_as_ds(slice_spacing_mm),
-                SpacingBetweenSlices=format_number_as_ds(slice_spacing_mm),
-            )]
+            [
+                _item(
+                    PixelSpacing=pixel_spacing,
+                    SliceThickness=format_number_as_ds(slice_spacing_mm),
+                    SpacingBetweenSlices=format_number_as_ds(slice_spacing_mm),
+                )
+            ]
         ),
         PlaneOrientationSequence=DicomSequence([_item(ImageOrientationPatient=orientation)]),
         FrameAnatomySequence=DicomSequence([anatomy]),
@@ -336,12 +360,14 @@ def _enhanced_ct(
         ),
         FrameVOILUTSequence=DicomSequence([_item(WindowCenter="40", WindowWidth="400")]),
         CTImageFrameTypeSequence=DicomSequence(
-            [_item(
-                FrameType=["DERIVED", "PRIMARY", "VOLUME", "NONE"],
-                PixelPresentation="MONOCHROME",
-                VolumetricProperties="VOLUME",
-                VolumeBasedCalculationTechnique="NONE",
-            )]
+            [
+                _item(
+                    FrameType=["DERIVED", "PRIMARY", "VOLUME", "NONE"],
+                    PixelPresentation="MONOCHROME",
+                    VolumetricProperties="VOLUME",
+                    VolumeBasedCalculationTechnique="NONE",
+                )
+            ]
         ),
         IrradiationEventIdentificationSequence=DicomSequence(
             [_item(IrradiationEventUID=generate_uid(entropy_srcs=[series_instance_uid, "irradiation"]))]
@@ -511,24 +537,46 @@ def make_demo_case(
     def uid(name: str) -> str:
         return str(generate_uid(entropy_srcs=["DicomRegSave demo", str(seed), name]))
 
-    uids = {name: uid(name) for name in (
-        "fixed study", "fixed series", "fixed frame", "moving study", "moving series", "moving frame"
-    )}
+    uids = {
+        name: uid(name)
+        for name in ("fixed study", "fixed series", "fixed frame", "moving study", "moving series", "moving frame")
+    }
     fixed_origin = -(np.asarray(spacing) * (np.asarray(dimensions) - 1)) / 2.0
-    common = dict(patient_name=patient_name, patient_id=patient_id, dimensions=dimensions, spacing_mm=spacing,
-                  multiframe=multiframe)
+    common = dict(
+        patient_name=patient_name,
+        patient_id=patient_id,
+        dimensions=dimensions,
+        spacing_mm=spacing,
+        multiframe=multiframe,
+    )
     fixed_dir, moving_dir = folder / "fixed", folder / "moving"
     fixed_paths = write_image_series(
-        fixed_dir, **common, origin_lps=fixed_origin,
-        study_instance_uid=uids["fixed study"], series_instance_uid=uids["fixed series"],
-        frame_of_reference_uid=uids["fixed frame"], study_date="20240315", study_time="093000",
-        study_id="FIXED", series_number=2, series_description="Fixed CT", file_prefix="FIXED",
+        fixed_dir,
+        **common,
+        origin_lps=fixed_origin,
+        study_instance_uid=uids["fixed study"],
+        series_instance_uid=uids["fixed series"],
+        frame_of_reference_uid=uids["fixed frame"],
+        study_date="20240315",
+        study_time="093000",
+        study_id="FIXED",
+        series_number=2,
+        series_description="Fixed CT",
+        file_prefix="FIXED",
     )
     moving_paths = write_image_series(
-        moving_dir, **common, origin_lps=fixed_origin + _DEMO_MOVING_ORIGIN_SHIFT_LPS,
-        study_instance_uid=uids["moving study"], series_instance_uid=uids["moving series"],
-        frame_of_reference_uid=uids["moving frame"], study_date="20240612", study_time="141500",
-        study_id="MOVING", series_number=3, series_description="Moving CT", file_prefix="MOVING",
+        moving_dir,
+        **common,
+        origin_lps=fixed_origin + _DEMO_MOVING_ORIGIN_SHIFT_LPS,
+        study_instance_uid=uids["moving study"],
+        series_instance_uid=uids["moving series"],
+        frame_of_reference_uid=uids["moving frame"],
+        study_date="20240612",
+        study_time="141500",
+        study_id="MOVING",
+        series_number=3,
+        series_description="Moving CT",
+        file_prefix="MOVING",
         pixel_function=lambda points: phantom_hu(DemoCase.inverse_mapping_lps(points)),
     )
     field_ijk_to_lps = geometry.index_to_patient_matrix(fixed_origin, np.eye(3), spacing)
@@ -537,14 +585,27 @@ def make_demo_case(
     index = np.stack([ii, jj, kk], axis=-1).astype(np.float64)
     grid_points = index @ field_ijk_to_lps[:3, :3].T + field_ijk_to_lps[:3, 3]
     field_path = write_displacement_field_mha(
-        folder / "displacement_fixed_to_moving.mha", fixed_origin, np.eye(3), spacing,
+        folder / "displacement_fixed_to_moving.mha",
+        fixed_origin,
+        np.eye(3),
+        spacing,
         demo_displacement_lps(grid_points).astype(np.float32),
     )
     return DemoCase(
-        folder=folder, fixed_dir=fixed_dir, moving_dir=moving_dir, field_path=field_path,
-        fixed_paths=fixed_paths, moving_paths=moving_paths, patient_name=patient_name, patient_id=patient_id,
-        fixed_study_instance_uid=uids["fixed study"], fixed_series_instance_uid=uids["fixed series"],
-        fixed_frame_of_reference_uid=uids["fixed frame"], moving_study_instance_uid=uids["moving study"],
-        moving_series_instance_uid=uids["moving series"], moving_frame_of_reference_uid=uids["moving frame"],
-        field_ijk_to_lps=field_ijk_to_lps, field_dimensions=(n_i, n_j, n_k),
+        folder=folder,
+        fixed_dir=fixed_dir,
+        moving_dir=moving_dir,
+        field_path=field_path,
+        fixed_paths=fixed_paths,
+        moving_paths=moving_paths,
+        patient_name=patient_name,
+        patient_id=patient_id,
+        fixed_study_instance_uid=uids["fixed study"],
+        fixed_series_instance_uid=uids["fixed series"],
+        fixed_frame_of_reference_uid=uids["fixed frame"],
+        moving_study_instance_uid=uids["moving study"],
+        moving_series_instance_uid=uids["moving series"],
+        moving_frame_of_reference_uid=uids["moving frame"],
+        field_ijk_to_lps=field_ijk_to_lps,
+        field_dimensions=(n_i, n_j, n_k),
     )

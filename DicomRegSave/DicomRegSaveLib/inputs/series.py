@@ -46,11 +46,28 @@ SEGMENTATION_SOP_CLASS_UIDS = frozenset({"1.2.840.10008.5.1.4.1.1.66.4", "1.2.84
 #: the other elements are decoded only for the series' first instance, whose patient and study
 #: information the registration inherits (:func:`dicom_file.decode_whole`).
 INSTANCE_TAGS = frozenset(
-    tag_for_keyword(keyword) for keyword in (
-        "MediaStorageSOPClassUID", "SpecificCharacterSet", "SOPClassUID", "SOPInstanceUID", "Modality", "SeriesDescription",
-        "SliceThickness", "SpacingBetweenSlices", "StudyInstanceUID", "SeriesInstanceUID", "InstanceNumber",
-        "ImagePositionPatient", "ImageOrientationPatient", "FrameOfReferenceUID", "NumberOfFrames",
-        "GridFrameOffsetVector", "Rows", "Columns", "PixelSpacing", "SharedFunctionalGroupsSequence",
+    tag_for_keyword(keyword)
+    for keyword in (
+        "MediaStorageSOPClassUID",
+        "SpecificCharacterSet",
+        "SOPClassUID",
+        "SOPInstanceUID",
+        "Modality",
+        "SeriesDescription",
+        "SliceThickness",
+        "SpacingBetweenSlices",
+        "StudyInstanceUID",
+        "SeriesInstanceUID",
+        "InstanceNumber",
+        "ImagePositionPatient",
+        "ImageOrientationPatient",
+        "FrameOfReferenceUID",
+        "NumberOfFrames",
+        "GridFrameOffsetVector",
+        "Rows",
+        "Columns",
+        "PixelSpacing",
+        "SharedFunctionalGroupsSequence",
         "PerFrameFunctionalGroupsSequence",
     )
 )
@@ -244,9 +261,7 @@ def read_image_series(
             "or choose one by its Series Instance UID."
         )
     members = next(iter(by_series.values()))
-    return series_from_headers(
-        [h for _, h in members], role, [p for p, _ in members], frame_numbers=frame_numbers
-    )
+    return series_from_headers([h for _, h in members], role, [p for p, _ in members], frame_numbers=frame_numbers)
 
 
 def series_from_headers(
@@ -334,9 +349,7 @@ def series_from_headers(
         if frame.header_index not in instance_order:
             instance_order.append(frame.header_index)
     remap = {old: new for new, old in enumerate(instance_order)}
-    frames = tuple(
-        SliceFrame(remap[f.header_index], f.frame_number, f.position_lps) for f in frames
-    )
+    frames = tuple(SliceFrame(remap[f.header_index], f.frame_number, f.position_lps) for f in frames)
     sorted_paths = [path_list[i] for i in instance_order] if paths is not None else []
     first_index = instance_order[0]
     first_file = _file_of(header_list[first_index], path_list, first_index)
@@ -560,8 +573,7 @@ class _PlaneCollector:
         """Sort the slices along the normal and return (ijk_to_lps, n_columns, n_rows, frames)."""
         if len(self.sizes) > 1:
             raise self._error(
-                f"the slices have different sizes (Columns x Rows: {sorted(self.sizes)}); "
-                "they cannot form one volume."
+                f"the slices have different sizes (Columns x Rows: {sorted(self.sizes)}); they cannot form one volume."
             )
         orientations = np.array(self.orientations)
         if np.max(np.abs(orientations - orientations[0])) > ORIENTATION_TOLERANCE:
@@ -628,13 +640,19 @@ class _PlaneCollector:
         return ijk_to_lps, n_columns, n_rows, frames
 
 
-
-
 def _identity(header: Dataset) -> tuple[str, ...]:
     """What tells one instance from another copy of itself (same UID, same slice)."""
     return tuple(
-        str(header.get(keyword, "")) for keyword in
-        ("SOPClassUID", "SeriesInstanceUID", "InstanceNumber", "ImagePositionPatient", "NumberOfFrames", "Rows", "Columns")
+        str(header.get(keyword, ""))
+        for keyword in (
+            "SOPClassUID",
+            "SeriesInstanceUID",
+            "InstanceNumber",
+            "ImagePositionPatient",
+            "NumberOfFrames",
+            "Rows",
+            "Columns",
+        )
     )
 
 
@@ -677,7 +695,9 @@ def _frame_selection(headers: list[Dataset], frame_numbers: FrameSelection, role
     by_uid = {str(h.SOPInstanceUID): h for h in headers}
     for uid, numbers in selection.items():
         if uid not in by_uid:
-            raise DicomInputError(f"Frame numbers were given for instance {uid}, which is not in the {role} image series.")
+            raise DicomInputError(
+                f"Frame numbers were given for instance {uid}, which is not in the {role} image series."
+            )
         n_frames = _number_of_frames(by_uid[uid])
         if n_frames == 1 and "NumberOfFrames" not in by_uid[uid]:
             raise DicomInputError(
@@ -701,9 +721,7 @@ def _as_path_list(paths: str | Path | Sequence[str | Path]) -> list[Path]:
     return [Path(p) for p in paths]
 
 
-def _scan(
-    paths: Iterable[Path], role: str, decode_tags: Collection[int] | None = None
-) -> list[tuple[Path, Dataset]]:
+def _scan(paths: Iterable[Path], role: str, decode_tags: Collection[int] | None = None) -> list[tuple[Path, Dataset]]:
     """Headers of the DICOM instances in files and folders; raise on missing paths and unreadable DICOM.
 
     `decode_tags`: decode only these elements of each header (see :func:`dicom_file.read_dicom_file`).
@@ -724,7 +742,9 @@ def _scan(
         elif header is not None:
             found.append((file, header))
     if unreadable:
-        shown = "\n  - ".join(unreadable[:5]) + (f"\n  ... and {len(unreadable) - 5} more" if len(unreadable) > 5 else "")
+        shown = "\n  - ".join(unreadable[:5]) + (
+            f"\n  ... and {len(unreadable) - 5} more" if len(unreadable) > 5 else ""
+        )
         raise DicomInputError(
             f"{len(unreadable)} DICOM file(s) given for the {role} image cannot be read:\n  - {shown}\n"
             "Remove or replace the damaged files, or pass only the files of the intended series."
@@ -758,9 +778,10 @@ def _read_without_preamble(path: Path, decode_tags: Collection[int] | None) -> D
         header = read_dicom_file(path, stop_before_pixels=True, force=True, decode_tags=decode_tags)
     except MalformedDicomError:
         return None
-    if problem_uid(str(header.get("SOPClassUID", ""))) is None and problem_uid(
-        str(header.get("SOPInstanceUID", ""))
-    ) is None:
+    if (
+        problem_uid(str(header.get("SOPClassUID", ""))) is None
+        and problem_uid(str(header.get("SOPInstanceUID", ""))) is None
+    ):
         return header
     return None
 

@@ -23,7 +23,6 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -31,13 +30,12 @@ import numpy as np
 from DicomRegSaveLib import geometry
 from DicomRegSaveLib.errors import OutputError, TransformInputError, require_type
 from DicomRegSaveLib.inputs.field_writer import FIELD_EXTENSIONS, write_displacement_field
-from DicomRegSaveLib.native_log import captured_native_output, summarize
 from DicomRegSaveLib.model import Deformation, DisplacementGrid, RegistrationItem, axis_aligned_grid, check_grid_size
+from DicomRegSaveLib.native_log import captured_native_output, summarize
 from DicomRegSaveLib.progress import Progress
 
 if TYPE_CHECKING:
     import slicer
-    import vtk
 
 # slicer/vtk (and mrml, which needs them) are imported where used: the fast path for raw fields
 # must not pay their ~200 MiB and ~1 s of start-up.
@@ -85,8 +83,11 @@ def source_files(path: str | Path) -> list[Path]:
     if extension_of(path) in (".mhd", ".nhdr") and path.is_file():
         with open(path, "rb") as stream:
             head = stream.read(_MAX_HEADER_BYTES)
-        files += [path.parent / os.fsdecode(name) for name in _DETACHED_DATA.findall(head)
-                  if name.upper() not in (b"LOCAL", b"LIST")]
+        files += [
+            path.parent / os.fsdecode(name)
+            for name in _DETACHED_DATA.findall(head)
+            if name.upper() not in (b"LOCAL", b"LIST")
+        ]
     return files
 
 
@@ -173,7 +174,10 @@ def deformation_from_file(
     scene = slicer.vtkMRMLScene()
     node = read_transform_file(path, scene)
     return mrml.deformation_from_transform_node(
-        node, reference_ijk_to_lps, reference_dimensions, grid_spacing_mm=grid_spacing_mm,
+        node,
+        reference_ijk_to_lps,
+        reference_dimensions,
+        grid_spacing_mm=grid_spacing_mm,
         axis_aligned=axis_aligned,
     )
 
@@ -183,12 +187,38 @@ _ITK_TRANSFORM_NAME = re.compile(rb"([A-Za-z]+Transform)_(double|float)_(\d+)(?:
 #: How far into an HDF5/MATLAB transform file the transform type names are looked for.
 _MAX_TYPE_SCAN_BYTES = 16 << 20
 #: NRRD kinds of a non-spatial (component) axis.
-_NRRD_COMPONENT_KINDS = frozenset({
-    "vector", "covariant-vector", "normal", "list", "point", "stub", "scalar", "complex", "2-vector", "3-color",
-    "rgb-color", "hsv-color", "xyz-color", "4-color", "rgba-color", "3-vector", "3-gradient", "3-normal",
-    "4-vector", "quaternion", "2d-symmetric-matrix", "2d-masked-symmetric-matrix", "2d-matrix",
-    "2d-masked-matrix", "3d-symmetric-matrix", "3d-masked-symmetric-matrix", "3d-matrix", "3d-masked-matrix",
-})
+_NRRD_COMPONENT_KINDS = frozenset(
+    {
+        "vector",
+        "covariant-vector",
+        "normal",
+        "list",
+        "point",
+        "stub",
+        "scalar",
+        "complex",
+        "2-vector",
+        "3-color",
+        "rgb-color",
+        "hsv-color",
+        "xyz-color",
+        "4-color",
+        "rgba-color",
+        "3-vector",
+        "3-gradient",
+        "3-normal",
+        "4-vector",
+        "quaternion",
+        "2d-symmetric-matrix",
+        "2d-masked-symmetric-matrix",
+        "2d-matrix",
+        "2d-masked-matrix",
+        "3d-symmetric-matrix",
+        "3d-masked-symmetric-matrix",
+        "3d-matrix",
+        "3d-masked-matrix",
+    }
+)
 _NIFTI_FLOAT_TYPES = {16: "float32", 64: "float64"}
 
 
@@ -267,8 +297,12 @@ def field_layout(path: str | Path) -> FieldLayout | None:
         if not {"NDims", "DimSize", "ElementType", "ElementDataFile"} <= fields.keys():
             return None  # an incomplete header: Slicer's reader says what is missing
         value_type = fields.get("ElementType", "")
-        return FieldLayout(int(fields.get("NDims", "0")), int(fields.get("ElementNumberOfChannels", "1")),
-                           value_type, value_type in ("MET_FLOAT", "MET_DOUBLE"))
+        return FieldLayout(
+            int(fields.get("NDims", "0")),
+            int(fields.get("ElementNumberOfChannels", "1")),
+            value_type,
+            value_type in ("MET_FLOAT", "MET_DOUBLE"),
+        )
     fields = {}
     for line in text.splitlines()[1:]:
         if line.startswith("#") or ":=" in line:
@@ -282,8 +316,12 @@ def field_layout(path: str | Path) -> FieldLayout | None:
     kinds = fields.get("kinds", "").lower().split()
     component_axis = (kinds and kinds[0] in _NRRD_COMPONENT_KINDS) or (not kinds and dimension == 4)
     value_type = fields.get("type", "").lower()
-    return FieldLayout(dimension - 1 if component_axis else dimension, sizes[0] if component_axis else 1,
-                       value_type, value_type in ("float", "double"))
+    return FieldLayout(
+        dimension - 1 if component_axis else dimension,
+        sizes[0] if component_axis else 1,
+        value_type,
+        value_type in ("float", "double"),
+    )
 
 
 def _nifti_layout(head: bytes) -> FieldLayout:
@@ -302,8 +340,12 @@ def _nifti_layout(head: bytes) -> FieldLayout:
     rank = dims[0]
     # ITK writes a vector image as dim = (5, n_i, n_j, n_k, 1, components, ...)
     components = dims[5] if rank >= 5 else 1
-    return FieldLayout(min(rank, 3), components,
-                       _NIFTI_FLOAT_TYPES.get(datatype, f"NIfTI datatype {datatype}"), datatype in _NIFTI_FLOAT_TYPES)
+    return FieldLayout(
+        min(rank, 3),
+        components,
+        _NIFTI_FLOAT_TYPES.get(datatype, f"NIfTI datatype {datatype}"),
+        datatype in _NIFTI_FLOAT_TYPES,
+    )
 
 
 def check_field_fits(path: str | Path, grid_spacing_mm: float | Sequence[float] | None = None) -> None:
@@ -364,7 +406,7 @@ class RawFieldHeader:
                 stream.seek(offset)
                 for start in range(0, self.n_values, _CHUNK_ELEMENTS):
                     count = min(_CHUNK_ELEMENTS, self.n_values - start)
-                    values[start:start + count] = np.fromfile(stream, dtype=self.dtype, count=count)
+                    values[start : start + count] = np.fromfile(stream, dtype=self.dtype, count=count)
         n_i, n_j, n_k = self.dimensions
         # The values are checked by the writer, in the pass that copies them to the output.
         return DisplacementGrid(
@@ -456,8 +498,15 @@ def _metaimage_header(path: Path, head: bytes) -> RawFieldHeader | None:
     matrix_key = next((k for k in ("TransformMatrix", "Rotation", "Orientation") if k in fields), None)
     axes = np.array(numbers(matrix_key) if matrix_key else np.eye(3).ravel(), dtype=np.float64).reshape(3, 3)
     # MetaImage lists the axis vectors one after the other: row r of `axes` is axis r.
-    return RawFieldHeader(data_path, offset, dtype, (dims[0], dims[1], dims[2]), np.array(origin[:3]), axes.T.copy(),
-                          np.array(spacing[:3]))
+    return RawFieldHeader(
+        data_path,
+        offset,
+        dtype,
+        (dims[0], dims[1], dims[2]),
+        np.array(origin[:3]),
+        axes.T.copy(),
+        np.array(spacing[:3]),
+    )
 
 
 _NRRD_VECTOR = re.compile(r"\(([^)]*)\)")
@@ -500,13 +549,17 @@ def _nrrd_header(path: Path, head: bytes) -> RawFieldHeader | None:
     if int(fields.get("line skip", fields.get("lineskip", "0"))) != 0:
         return None
     if "measurement frame" in fields:
-        frame = np.array([[float(v) for v in vector.split(",")] for vector in _NRRD_VECTOR.findall(fields["measurement frame"])])
+        frame = np.array(
+            [[float(v) for v in vector.split(",")] for vector in _NRRD_VECTOR.findall(fields["measurement frame"])]
+        )
         if not np.allclose(frame, np.eye(3)):
             return None
     directions = fields["space directions"].split()
     if directions[0].lower() != "none":
         return None
-    axes = np.array([[float(v) for v in vector.split(",")] for vector in _NRRD_VECTOR.findall(fields["space directions"])])
+    axes = np.array(
+        [[float(v) for v in vector.split(",")] for vector in _NRRD_VECTOR.findall(fields["space directions"])]
+    )
     origin = np.array([float(v) for v in _NRRD_VECTOR.findall(fields.get("space origin", "(0,0,0)"))[0].split(",")])
     data_file = fields.get("data file", fields.get("datafile"))
     byte_skip = int(fields.get("byte skip", fields.get("byteskip", "0")))
@@ -521,8 +574,9 @@ def _nrrd_header(path: Path, head: bytes) -> RawFieldHeader | None:
         offset = -1 if byte_skip < 0 else byte_skip
     spacing = np.linalg.norm(axes, axis=1)
     # each NRRD space direction is one axis vector scaled by its spacing
-    return RawFieldHeader(data_path, offset, dtype, (sizes[1], sizes[2], sizes[3]), origin,
-                          (axes / spacing[:, None]).T.copy(), spacing)
+    return RawFieldHeader(
+        data_path, offset, dtype, (sizes[1], sizes[2], sizes[3]), origin, (axes / spacing[:, None]).T.copy(), spacing
+    )
 
 
 def write_transform_file(item: RegistrationItem, path: str | Path, progress: Progress | None = None) -> Path:

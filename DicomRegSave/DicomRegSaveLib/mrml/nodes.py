@@ -31,8 +31,8 @@ from vtk.util import numpy_support
 from DicomRegSaveLib import geometry
 from DicomRegSaveLib.errors import InvalidRegistrationError, TransformInputError
 from DicomRegSaveLib.mapped_pages import release_mapped_pages
-from DicomRegSaveLib.progress import Progress, ignore_progress
 from DicomRegSaveLib.model import Deformation, DisplacementGrid, RegistrationItem, RegistrationMatrix, axis_aligned_grid
+from DicomRegSaveLib.progress import Progress, ignore_progress
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +114,9 @@ def deformation_from_transform_node(
         matrix_ras = _product([_matrix_ras(c) for c in components])
         geometry_ = (reference.axis_aligned_box(None, warnings) if axis_aligned else reference).coarse()
         grid = DisplacementGrid(
-            geometry_.origin_lps, geometry_.direction_lps, geometry_.spacing_mm,
+            geometry_.origin_lps,
+            geometry_.direction_lps,
+            geometry_.spacing_mm,
             np.zeros((*geometry_.dimensions[::-1], 3), dtype=np.float32),
         )
         return Deformation(grid, None, _registration_matrix(matrix_ras), True, warnings, linear=True)
@@ -135,7 +137,7 @@ def deformation_from_transform_node(
     if reason is None:
         position = grid_positions[0]
         pre_ras = _product([_matrix_ras(c) for c in components[:position]])
-        post_ras = _product([_matrix_ras(c) for c in components[position + 1:]])
+        post_ras = _product([_matrix_ras(c) for c in components[position + 1 :]])
         grid = _exact_grid(components[position], np.linalg.inv(pre_ras))
         if grid is None:
             reason = (
@@ -159,12 +161,10 @@ def deformation_from_transform_node(
                         "ITK, receivers interpolate them trilinearly, so between grid points Slicer's display "
                         "of this transform may differ slightly from the DICOM registration."
                     )
-                return Deformation(
-                    grid, _registration_matrix(pre_ras), _registration_matrix(post_ras), True, warnings
-                )
+                return Deformation(grid, _registration_matrix(pre_ras), _registration_matrix(post_ras), True, warnings)
 
     single_grid = None
-    linear_then_grid = len(grid_positions) == 1 and all(kind == "linear" for kind in kinds[:grid_positions[0]])
+    linear_then_grid = len(grid_positions) == 1 and all(kind == "linear" for kind in kinds[: grid_positions[0]])
     if linear_then_grid:
         position = grid_positions[0]
         pre_ras = _product([_matrix_ras(c) for c in components[:position]])
@@ -172,7 +172,8 @@ def deformation_from_transform_node(
             single_grid = _grid_sampling_geometry(components[position], pre_ras)
     if axis_aligned:
         target = reference.axis_aligned_box(
-            grid_spacing_mm if single_grid is None else single_grid.spacing_along_patient_axes, warnings,
+            grid_spacing_mm if single_grid is None else single_grid.spacing_along_patient_axes,
+            warnings,
             clamp=single_grid is None,
         )
     elif single_grid is not None:
@@ -219,9 +220,13 @@ def _warn_outside_field(
     distance_mm = float(np.linalg.norm(beyond * np.linalg.norm(index_to_ras[:3, :3], axis=0), axis=1).max())
     if distance_mm <= _OUTSIDE_FIELD_TOLERANCE_MM:
         return
-    linear = "" if np.allclose(pre_ras, np.eye(4), rtol=0.0, atol=_IDENTITY_TOLERANCE) else (
-        ", after the linear transform applied before it (in an ITK file: a composite listing the field "
-        "before the affine, [field, affine])"
+    linear = (
+        ""
+        if np.allclose(pre_ras, np.eye(4), rtol=0.0, atol=_IDENTITY_TOLERANCE)
+        else (
+            ", after the linear transform applied before it (in an ITK file: a composite listing the field "
+            "before the affine, [field, affine])"
+        )
     )
     if resampled:
         consequence = (
@@ -336,8 +341,12 @@ def _exact_grid(component: vtk.vtkGridTransform, pre_inverse_ras: np.ndarray) ->
     origin_ras, direction_ras, spacing = orthogonal
     vectors_ras = _image_vectors(component.GetDisplacementGrid(), dims)
     return DisplacementGrid.from_ras(
-        origin_ras, direction_ras, spacing, vectors_ras,
-        displacement_scale=component.GetDisplacementScale(), displacement_shift=component.GetDisplacementShift(),
+        origin_ras,
+        direction_ras,
+        spacing,
+        vectors_ras,
+        displacement_scale=component.GetDisplacementScale(),
+        displacement_shift=component.GetDisplacementShift(),
     )
 
 
@@ -429,13 +438,17 @@ class _SamplingGeometry:
         corners = self.corners_lps()
         low, high = corners.min(axis=0), corners.max(axis=0)
         image_spacing = self.spacing_along_patient_axes
-        spacing = self._clamped(spacing_mm, image_spacing, warnings) if clamp else np.broadcast_to(
-            np.asarray(spacing_mm, dtype=np.float64), (3,)).copy()
+        spacing = (
+            self._clamped(spacing_mm, image_spacing, warnings)
+            if clamp
+            else np.broadcast_to(np.asarray(spacing_mm, dtype=np.float64), (3,)).copy()
+        )
         return _SamplingGeometry(low, np.eye(3), spacing, _count(high - low, spacing))
 
     @staticmethod
-    def _clamped(spacing_mm: float | Sequence[float] | None, image_spacing: np.ndarray,
-                 warnings: list[str]) -> np.ndarray:
+    def _clamped(
+        spacing_mm: float | Sequence[float] | None, image_spacing: np.ndarray, warnings: list[str]
+    ) -> np.ndarray:
         if spacing_mm is None:
             return 2.0 * image_spacing
         requested = np.broadcast_to(np.asarray(spacing_mm, dtype=np.float64), (3,)).copy()
@@ -588,7 +601,9 @@ def _linear_transform(matrix_lps: np.ndarray) -> vtk.vtkTransform:
 
 
 def _grid_transform(
-    index_to_lps: np.ndarray, grid: DisplacementGrid, linear: np.ndarray | None = None,
+    index_to_lps: np.ndarray,
+    grid: DisplacementGrid,
+    linear: np.ndarray | None = None,
     progress: Progress | None = None,
 ) -> vtk.vtkAbstractTransform:
     """A from-parent vtkOrientedGridTransform (RAS) on `index_to_lps` holding the grid's vectors
@@ -672,7 +687,8 @@ def resolve_fixed_and_moving(
     moving = moving_node or transform_node.GetNodeReference(transform_node.GetMovingNodeReferenceRole())
     if moving is None and scene is not None:
         under = [
-            node for node in _nodes_of_class(scene, "vtkMRMLVolumeNode")
+            node
+            for node in _nodes_of_class(scene, "vtkMRMLVolumeNode")
             if node.GetParentTransformNode() is not None
             and node.GetParentTransformNode().GetID() == transform_node.GetID()
         ]

@@ -22,13 +22,21 @@ from pydicom.sr.coding import Code
 from pydicom.uid import UID
 
 from DicomRegSaveLib.dicom_file import read_dicom_file
-from DicomRegSaveLib.values import problem_uid
 from DicomRegSaveLib.errors import DicomRegSaveError, InvalidRegistrationError
-from DicomRegSaveLib.model import DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID, SPATIAL_REGISTRATION_SOP_CLASS_UID, DisplacementGrid, ImageReference, Registration, RegistrationItem, RegistrationMatrix
-
+from DicomRegSaveLib.model import (
+    DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID,
+    SPATIAL_REGISTRATION_SOP_CLASS_UID,
+    DisplacementGrid,
+    ImageReference,
+    Registration,
+    RegistrationItem,
+    RegistrationMatrix,
+)
+from DicomRegSaveLib.values import problem_uid
 
 #: SOP classes that users confuse with a REG, with what to tell them.
-_RELATED_SOP_CLASSES = {    "1.2.840.10008.5.1.4.1.1.66.2": "a Spatial Fiducials object (…66.2), which holds landmarks only",
+_RELATED_SOP_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.66.2": "a Spatial Fiducials object (…66.2), which holds landmarks only",
     "1.2.840.10008.5.1.4.1.1.66.4": "a Segmentation (…66.4)",
 }
 
@@ -68,9 +76,7 @@ def read_registration(source: str | Path | Dataset) -> Registration:
         keyword, tag, read_item = "DeformableRegistrationSequence", "(0064,0002)", _read_item
     sequence = _required(dataset, keyword, tag, name)
     if len(sequence) == 0:
-        raise InvalidRegistrationError(
-            f"{name}: the {_spaced(keyword)} {tag} is empty; a REG needs at least one item."
-        )
+        raise InvalidRegistrationError(f"{name}: the {_spaced(keyword)} {tag} is empty; a REG needs at least one item.")
     items = [
         read_item(item, f"{name}: {_spaced(keyword)} {tag} item {number}", series_and_study)
         for number, item in enumerate(sequence, start=1)
@@ -169,14 +175,18 @@ def _instance_locations(dataset: Dataset, name: str) -> dict[str, tuple[str, str
     for number, study in enumerate(dataset.get("StudiesContainingOtherReferencedInstancesSequence") or (), start=1):
         study_where = f"{other_where} item {number}"
         study_uid = str(_required(study, "StudyInstanceUID", "(0020,000D)", study_where))
-        add_series(study.get("ReferencedSeriesSequence"), study_uid, f"{study_where} Referenced Series Sequence (0008,1115)")
+        add_series(
+            study.get("ReferencedSeriesSequence"), study_uid, f"{study_where} Referenced Series Sequence (0008,1115)"
+        )
     return locations
 
 
 def _read_item(item: Dataset, where: str, locations: dict[str, tuple[str, str]]) -> RegistrationItem:
     source_frame = str(_required(item, "SourceFrameOfReferenceUID", "(0064,0003)", where))
     references = [
-        _read_reference(reference, f"{where}: Referenced Image Sequence (0008,1140) item {number}", source_frame, locations)
+        _read_reference(
+            reference, f"{where}: Referenced Image Sequence (0008,1140) item {number}", source_frame, locations
+        )
         for number, reference in enumerate(item.get("ReferencedImageSequence") or (), start=1)
     ]
     grid_item = _single_item(item, "DeformableRegistrationGridSequence", "(0064,0005)", where)
@@ -187,13 +197,15 @@ def _read_item(item: Dataset, where: str, locations: dict[str, tuple[str, str]])
         lambda: RegistrationItem(
             source_frame_of_reference_uid=source_frame,
             referenced_images=references,
-            grid=None if grid_item is None else _read_grid(grid_item, f"{where}: Deformable Registration Grid Sequence (0064,0005)"),
-            pre_deformation_matrix=None if pre_item is None else _read_matrix(
-                pre_item, f"{where}: Pre Deformation Matrix Registration Sequence (0064,000F)"
-            ),
-            post_deformation_matrix=None if post_item is None else _read_matrix(
-                post_item, f"{where}: Post Deformation Matrix Registration Sequence (0064,0010)"
-            ),
+            grid=None
+            if grid_item is None
+            else _read_grid(grid_item, f"{where}: Deformable Registration Grid Sequence (0064,0005)"),
+            pre_deformation_matrix=None
+            if pre_item is None
+            else _read_matrix(pre_item, f"{where}: Pre Deformation Matrix Registration Sequence (0064,000F)"),
+            post_deformation_matrix=None
+            if post_item is None
+            else _read_matrix(post_item, f"{where}: Post Deformation Matrix Registration Sequence (0064,0010)"),
             registration_type=_read_registration_type(item, where),
             comment=None if comment in (None, "") else str(comment),
         ),
@@ -222,7 +234,9 @@ def _read_spatial_item(item: Dataset, where: str, locations: dict[str, tuple[str
         )
     source_frame = str(source_frame)
     references = [
-        _read_reference(reference, f"{where}: Referenced Image Sequence (0008,1140) item {number}", source_frame, locations)
+        _read_reference(
+            reference, f"{where}: Referenced Image Sequence (0008,1140) item {number}", source_frame, locations
+        )
         for number, reference in enumerate(item.get("ReferencedImageSequence") or (), start=1)
     ]
     registration_where = f"{where}: Matrix Registration Sequence (0070,0309)"
@@ -238,7 +252,9 @@ def _read_spatial_item(item: Dataset, where: str, locations: dict[str, tuple[str
     # C.20.2.1.1: several matrices are applied in the order of the items.
     matrix = _read_matrix(matrices[0], f"{registration_where} > Matrix Sequence (0070,030A) item 1")
     for number, matrix_item in enumerate(matrices[1:], start=2):
-        matrix = matrix.compose(_read_matrix(matrix_item, f"{registration_where} > Matrix Sequence (0070,030A) item {number}"))
+        matrix = matrix.compose(
+            _read_matrix(matrix_item, f"{registration_where} > Matrix Sequence (0070,030A) item {number}")
+        )
     comment = matrix_registration.get("FrameOfReferenceTransformationComment")
     return _wrap(
         lambda: RegistrationItem(

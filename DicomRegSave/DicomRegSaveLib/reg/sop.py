@@ -19,12 +19,19 @@ from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
 from pydicom.valuerep import format_number_as_ds
 
-from DicomRegSaveLib.reg import tags
 from DicomRegSaveLib.errors import InvalidRegistrationError
-from DicomRegSaveLib.model import DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID, SPATIAL_REGISTRATION_SOP_CLASS_UID, DisplacementGrid, Registration, RegistrationItem, RegistrationMatrix
+from DicomRegSaveLib.model import (
+    DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID,
+    SPATIAL_REGISTRATION_SOP_CLASS_UID,
+    DisplacementGrid,
+    Registration,
+    RegistrationItem,
+    RegistrationMatrix,
+)
+from DicomRegSaveLib.reg import tags
 from DicomRegSaveLib.reg.references import common_instance_reference, referenced_image_item
-from DicomRegSaveLib.values import problem_content_label, problem_person_name, problem_uid, require
 from DicomRegSaveLib.reg.vector_grid_data import VECTOR_GRID_DATA_TAG, VectorGridBuffer
+from DicomRegSaveLib.values import problem_content_label, problem_person_name, problem_uid, require
 
 
 def _ds(values: Sequence[float] | np.ndarray) -> list[str]:
@@ -231,9 +238,7 @@ class _RegistrationSOPClass(hd.SOPClass):
         self.ContentCreatorName = content_creator_name or ""
         setattr(self, sequence_keyword, sequence_items)
 
-        referenced_series, other_studies = common_instance_reference(
-            registration.referenced_images, study_instance_uid
-        )
+        referenced_series, other_studies = common_instance_reference(registration.referenced_images, study_instance_uid)
         if referenced_series:
             self.ReferencedSeriesSequence = referenced_series
         if other_studies:

@@ -11,7 +11,7 @@ import copy
 import logging
 import warnings
 from collections.abc import Iterable, Mapping
-from functools import lru_cache
+from functools import cache
 
 from pydicom.datadict import keyword_for_tag, tag_for_keyword
 from pydicom.dataset import Dataset
@@ -70,7 +70,7 @@ PROTECTED_KEYWORDS = frozenset(
 IDENTITY_KEYWORDS = ("PatientName", "PatientID", "StudyInstanceUID")
 
 
-@lru_cache(maxsize=None)
+@cache
 def standard_tables() -> tuple[dict[str, list], dict[str, list]]:
     """highdicom's copy of the standard: (IOD key -> modules, module key -> attributes).
 
@@ -108,15 +108,13 @@ def _reg_modules() -> list[dict]:
     return list(modules.values())
 
 
-@lru_cache(maxsize=None)
+@cache
 def module_root_keywords(module_key: str) -> frozenset[str]:
     """Keywords at the root level of one module of the standard (e.g. ``"general-study"``)."""
-    return frozenset(
-        str(entry["keyword"]) for entry in standard_tables()[1][module_key] if not entry["path"]
-    )
+    return frozenset(str(entry["keyword"]) for entry in standard_tables()[1][module_key] if not entry["path"])
 
 
-@lru_cache(maxsize=None)
+@cache
 def inherited_keywords() -> tuple[str, ...]:
     """Root keywords of the REG IOD's Patient and Study modules, plus the fixed-series extras."""
     keywords: list[str] = []
@@ -127,12 +125,12 @@ def inherited_keywords() -> tuple[str, ...]:
     return tuple(dict.fromkeys(keywords))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _reg_iod_keywords() -> frozenset[str]:
     return frozenset().union(*(module_root_keywords(m["key"]) for m in _reg_modules()))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _generated_keywords() -> frozenset[str]:
     return frozenset().union(*(module_root_keywords(key) for key in GENERATED_MODULES))
 
@@ -157,7 +155,8 @@ def check_identity(values: Mapping[str, object], fixed_image: Dataset) -> None:
     if contradictions:
         raise InvalidRegistrationError(
             "The registration must belong to the fixed image's patient and study, but these values differ: "
-            + "; ".join(contradictions) + ". Leave them out (they are inherited), or choose the right fixed image."
+            + "; ".join(contradictions)
+            + ". Leave them out (they are inherited), or choose the right fixed image."
         )
 
 
@@ -192,7 +191,9 @@ def copy_extra_attributes(dataset: Dataset, source: Dataset, keywords: Iterable[
             )
         if keyword not in source:
             raise InvalidRegistrationError(f"Cannot copy {keyword}: the source image has no such attribute.")
-        where = "a REG module" if keyword in _reg_iod_keywords() else "no module of the REG IOD (validators will flag it)"
+        where = (
+            "a REG module" if keyword in _reg_iod_keywords() else "no module of the REG IOD (validators will flag it)"
+        )
         message = f"Copying {keyword} from the source image on request; it belongs to {where}."
         warnings.warn(message, stacklevel=2)
         logger.warning(message)

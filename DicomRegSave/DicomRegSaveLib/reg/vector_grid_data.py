@@ -15,9 +15,8 @@ import io
 import os
 import secrets
 import struct
-from typing import BinaryIO
-
 from collections.abc import Iterator
+from typing import BinaryIO
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -111,7 +110,7 @@ class VectorGridBuffer(io.BufferedIOBase):
         while self._position < end:
             k, offset = divmod(self._position, self._plane_bytes)
             take = min(end - self._position, self._plane_bytes - offset)
-            parts.append(self._plane(k)[offset:offset + take])
+            parts.append(self._plane(k)[offset : offset + take])
             self._position += take
         return b"".join(parts)
 
@@ -163,7 +162,7 @@ def vector_chunks(value: object, big_endian: bool = False) -> Iterator[tuple[int
         return
     triples = np.frombuffer(value, dtype=dtype).reshape(-1, 3)
     for start in range(0, len(triples), _CHUNK_TRIPLES):
-        yield start, triples[start:start + _CHUNK_TRIPLES]
+        yield start, triples[start : start + _CHUNK_TRIPLES]
 
 
 def _streamed_elements(dataset: Dataset) -> list[tuple[Dataset, Dataset, object]]:
@@ -190,15 +189,18 @@ def write_dataset_streaming(dataset: Dataset, stream: BinaryIO, progress: Progre
     registration_sequence = dataset["DeformableRegistrationSequence"] if streamed else None
     saved_flags = []
     try:
-        for (item, grid_item, buffer), placeholder in zip(streamed, placeholders):
+        for (item, grid_item, _buffer), placeholder in zip(streamed, placeholders):
             grid_item[VECTOR_GRID_DATA_TAG].value = placeholder
             for element in (registration_sequence, item["DeformableRegistrationGridSequence"]):
                 saved_flags.append((element, "is_undefined_length", element.is_undefined_length))
                 element.is_undefined_length = True
             for sequence_item in (item, grid_item):
                 saved_flags.append(
-                    (sequence_item, "is_undefined_length_sequence_item",
-                     getattr(sequence_item, "is_undefined_length_sequence_item", False))
+                    (
+                        sequence_item,
+                        "is_undefined_length_sequence_item",
+                        getattr(sequence_item, "is_undefined_length_sequence_item", False),
+                    )
                 )
                 sequence_item.is_undefined_length_sequence_item = True
         encoded = DicomBytesIO()
@@ -216,7 +218,7 @@ def write_dataset_streaming(dataset: Dataset, stream: BinaryIO, progress: Progre
     for (_, _, buffer), placeholder in zip(streamed, placeholders):
         offset = encoded_bytes.find(placeholder, position)
         # the OF value's 4-byte length field precedes the value itself
-        stream.write(data[position:offset - 4])
+        stream.write(data[position : offset - 4])
         stream.write(struct.pack("<I", len(buffer)))
         buffer.write_to(stream, part(progress, done_bytes / total_bytes, (done_bytes + len(buffer)) / total_bytes))
         done_bytes += len(buffer)

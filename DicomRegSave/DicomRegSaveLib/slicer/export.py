@@ -16,15 +16,14 @@ from collections.abc import Sequence
 import slicer
 from pydicom.dataset import Dataset
 
-from DicomRegSaveLib.reg import dump
-from DicomRegSaveLib.mrml import nodes as mrml
-from DicomRegSaveLib.validation.conformance import ConformanceReport, validate_file
-from DicomRegSaveLib.inputs.series import HeaderLookup, ImageSeries
 from DicomRegSaveLib.errors import DicomInputError
 from DicomRegSaveLib.export.pipeline import ExportOptions, ExportResult, export_registration
+from DicomRegSaveLib.inputs.series import HeaderLookup, ImageSeries
+from DicomRegSaveLib.mrml import nodes as mrml
 from DicomRegSaveLib.progress import Progress, ignore_progress, part
+from DicomRegSaveLib.reg import dump
 from DicomRegSaveLib.slicer.provenance import GEOMETRY_TOLERANCE_MM, geometry_mismatch_mm, image_series_for_volume
-
+from DicomRegSaveLib.validation.conformance import ConformanceReport, validate_file
 
 
 def export_from_nodes(
@@ -73,16 +72,36 @@ def export_from_nodes(
         Or whatever `progress` raised to cancel (nothing is written).
     """
     result, _, _ = _export(
-        transform_node, fixed_node, moving_node, header_lookup, output, options, force,
-        grid_spacing_mm=grid_spacing_mm, axis_aligned=axis_aligned, fixed_files=fixed_files,
-        moving_files=moving_files, progress=progress,
+        transform_node,
+        fixed_node,
+        moving_node,
+        header_lookup,
+        output,
+        options,
+        force,
+        grid_spacing_mm=grid_spacing_mm,
+        axis_aligned=axis_aligned,
+        fixed_files=fixed_files,
+        moving_files=moving_files,
+        progress=progress,
     )
     return result
 
 
 def _export(
-    transform_node, fixed_node, moving_node, header_lookup, output, options, force, *,
-    grid_spacing_mm, axis_aligned, fixed_files, moving_files, progress,
+    transform_node,
+    fixed_node,
+    moving_node,
+    header_lookup,
+    output,
+    options,
+    force,
+    *,
+    grid_spacing_mm,
+    axis_aligned,
+    fixed_files,
+    moving_files,
+    progress,
 ) -> tuple[ExportResult, ImageSeries, ImageSeries]:
     step = progress or ignore_progress
     fixed_node, moving_node = mrml.resolve_fixed_and_moving(transform_node, fixed_node, moving_node)
@@ -116,7 +135,11 @@ def _export(
         )
     step(0.35, "Computing the displacement grid")
     deformation = mrml.deformation_from_transform_node(
-        transform_node, fixed.ijk_to_lps, fixed.dimensions, grid_spacing_mm=grid_spacing_mm, axis_aligned=axis_aligned,
+        transform_node,
+        fixed.ijk_to_lps,
+        fixed.dimensions,
+        grid_spacing_mm=grid_spacing_mm,
+        axis_aligned=axis_aligned,
         progress=part(progress, 0.35, 0.7),
     )
     step(0.7, "Building, checking and writing the registration object")
@@ -156,9 +179,18 @@ def validate_from_nodes(
     """
     with tempfile.TemporaryDirectory(prefix="dicomregsave-validate-") as folder:
         result, fixed, moving = _export(
-            transform_node, fixed_node, moving_node, header_lookup, folder, options, False,
-            grid_spacing_mm=grid_spacing_mm, axis_aligned=axis_aligned, fixed_files=fixed_files,
-            moving_files=moving_files, progress=progress,
+            transform_node,
+            fixed_node,
+            moving_node,
+            header_lookup,
+            folder,
+            options,
+            False,
+            grid_spacing_mm=grid_spacing_mm,
+            axis_aligned=axis_aligned,
+            fixed_files=fixed_files,
+            moving_files=moving_files,
+            progress=progress,
         )
         report = validate_file(result.path, [*fixed.paths, *moving.paths])
     report.warnings.extend(w for w in result.report.warnings if w not in report.warnings)

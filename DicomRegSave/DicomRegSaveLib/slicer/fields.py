@@ -14,9 +14,9 @@ import pydicom
 from pydicom.datadict import dictionary_description, dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset
 
-from DicomRegSaveLib.reg import tags
 from DicomRegSaveLib.errors import InvalidRegistrationError
 from DicomRegSaveLib.export.pipeline import OPTION_FIELDS, ExportOptions
+from DicomRegSaveLib.reg import tags
 from DicomRegSaveLib.values import separates_values
 
 #: The module panel's editable fields, grouped like the modules of the standard. The attributes that
@@ -24,8 +24,13 @@ from DicomRegSaveLib.values import separates_values
 PANEL_FIELDS: dict[str, tuple[str, ...]] = {
     "Patient": ("PatientName", "PatientID", "PatientBirthDate", "PatientSex"),
     "Study": (
-        "StudyInstanceUID", "StudyID", "StudyDate", "StudyTime", "StudyDescription",
-        "AccessionNumber", "ReferringPhysicianName",
+        "StudyInstanceUID",
+        "StudyID",
+        "StudyDate",
+        "StudyTime",
+        "StudyDescription",
+        "AccessionNumber",
+        "ReferringPhysicianName",
     ),
     "Series": ("SeriesDescription", "SeriesNumber"),
     "Equipment": ("Manufacturer", "ManufacturerModelName", "DeviceSerialNumber", "SoftwareVersions"),
@@ -34,10 +39,16 @@ PANEL_FIELDS: dict[str, tuple[str, ...]] = {
 
 #: Type 1 attributes among the editable ones: an empty value cannot be written.
 _REQUIRED_KEYWORDS = frozenset(
-    {"SeriesNumber", "ContentLabel", "Manufacturer", "ManufacturerModelName", "DeviceSerialNumber",
-     "SoftwareVersions", "StudyInstanceUID"}
+    {
+        "SeriesNumber",
+        "ContentLabel",
+        "Manufacturer",
+        "ManufacturerModelName",
+        "DeviceSerialNumber",
+        "SoftwareVersions",
+        "StudyInstanceUID",
+    }
 )
-
 
 
 def tag_problem(keyword: str, value: str) -> str | None:
@@ -125,7 +136,9 @@ def _option_value(keyword: str, text: str) -> object:
     return text
 
 
-def panel_fields(fixed_header: Dataset | None = None, options: ExportOptions | None = None) -> dict[str, dict[str, str]]:
+def panel_fields(
+    fixed_header: Dataset | None = None, options: ExportOptions | None = None
+) -> dict[str, dict[str, str]]:
     """Group -> keyword -> text for the module panel (:data:`PANEL_FIELDS`).
 
     Patient and study values are those the REG inherits from `fixed_header` (empty without it);
@@ -145,9 +158,7 @@ def panel_fields(fixed_header: Dataset | None = None, options: ExportOptions | N
     }
     groups: dict[str, dict[str, str]] = {}
     for group, keywords in PANEL_FIELDS.items():
-        groups[group] = {
-            k: option_texts[k] if k in option_texts else header_text(fixed_header, k) for k in keywords
-        }
+        groups[group] = {k: option_texts[k] if k in option_texts else header_text(fixed_header, k) for k in keywords}
     return groups
 
 

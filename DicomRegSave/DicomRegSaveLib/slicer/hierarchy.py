@@ -12,6 +12,7 @@ from pydicom.dataset import Dataset
 
 from DicomRegSaveLib.slicer.fields import describe_keyword, header_text
 
+
 def patient_study_tags_from_sh(sh_node: slicer.vtkMRMLSubjectHierarchyNode, item_id: int) -> dict[str, str]:
     """Keyword -> value of the ``DICOM.*`` patient and study attributes of the item's ancestors.
 
@@ -108,9 +109,7 @@ def dialog_patient_study_edits(
     return edits, refusals
 
 
-def place_in_fixed_study(
-    sh_node: slicer.vtkMRMLSubjectHierarchyNode, item_id: int, fixed_header: Dataset
-) -> int:
+def place_in_fixed_study(sh_node: slicer.vtkMRMLSubjectHierarchyNode, item_id: int, fixed_header: Dataset) -> int:
     """Move `item_id` under the subject hierarchy study of the fixed image; return that study item.
 
     The study is found by its DICOM UID (the fixed image's Study Instance UID, read from its
@@ -128,7 +127,9 @@ def place_in_fixed_study(
         patient_id = slicer_shown_value("PatientID", fixed_header)
         patient = sh_node.GetItemByUID(uid_name, patient_id)
         if not patient:
-            patient = sh_node.CreateSubjectItem(sh_node.GetSceneItemID(), slicer_shown_value("PatientName", fixed_header))
+            patient = sh_node.CreateSubjectItem(
+                sh_node.GetSceneItemID(), slicer_shown_value("PatientName", fixed_header)
+            )
             sh_node.SetItemUID(patient, uid_name, patient_id)
             for keyword in constants.GetDICOMPatientTagNames():
                 sh_node.SetItemAttribute(patient, prefix + keyword, slicer_shown_value(keyword, fixed_header))

@@ -11,11 +11,16 @@ from pathlib import Path
 import slicer
 from pydicom.dataset import Dataset
 
-from DicomRegSaveLib.mrml import nodes as mrml
 from DicomRegSaveLib.dicom_file import read_dicom_file
-from DicomRegSaveLib.inputs.series import HeaderLookup
 from DicomRegSaveLib.errors import DicomRegSaveError
-from DicomRegSaveLib.model import DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID, SPATIAL_REGISTRATION_SOP_CLASS_UID, Registration, RegistrationItem
+from DicomRegSaveLib.inputs.series import HeaderLookup
+from DicomRegSaveLib.model import (
+    DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID,
+    SPATIAL_REGISTRATION_SOP_CLASS_UID,
+    Registration,
+    RegistrationItem,
+)
+from DicomRegSaveLib.mrml import nodes as mrml
 from DicomRegSaveLib.reg.reader import read_dataset, read_registration
 from DicomRegSaveLib.slicer.linking import RegistrationLink, link_registrations
 from DicomRegSaveLib.slicer.provenance import INSTANCE_UIDS_ATTRIBUTE, instance_header, instance_uids, scalar_volumes
@@ -25,6 +30,7 @@ LOADABLE_SOP_CLASS_UIDS = {
     DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID: "DICOM Deformable Spatial Registration",
     SPATIAL_REGISTRATION_SOP_CLASS_UID: "DICOM Spatial Registration",
 }
+
 
 @dataclass
 class RegistrationFileInfo:
@@ -41,9 +47,18 @@ class RegistrationFileInfo:
 
 
 _DESCRIBE_KEYWORDS = (
-    "SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID", "SeriesNumber", "SeriesDescription",
-    "ContentLabel", "ContentDescription", "FrameOfReferenceUID", "SpecificCharacterSet",
-    "ReferencedSeriesSequence", "StudiesContainingOtherReferencedInstancesSequence",
+    "SOPClassUID",
+    "SOPInstanceUID",
+    "SeriesInstanceUID",
+    "StudyInstanceUID",
+    "SeriesNumber",
+    "SeriesDescription",
+    "ContentLabel",
+    "ContentDescription",
+    "FrameOfReferenceUID",
+    "SpecificCharacterSet",
+    "ReferencedSeriesSequence",
+    "StudiesContainingOtherReferencedInstancesSequence",
 )
 
 
@@ -76,8 +91,14 @@ def describe_registration_file(path: str | os.PathLike) -> RegistrationFileInfo 
         "the moving image (the moving volume is placed under them)."
     )
     return RegistrationFileInfo(
-        path, str(header.get("SOPInstanceUID", "")), str(header.get("SeriesInstanceUID", "")),
-        str(header.get("StudyInstanceUID", "")), str(header.get("FrameOfReferenceUID", "")), name, tooltip, referenced,
+        path,
+        str(header.get("SOPInstanceUID", "")),
+        str(header.get("SeriesInstanceUID", "")),
+        str(header.get("StudyInstanceUID", "")),
+        str(header.get("FrameOfReferenceUID", "")),
+        name,
+        tooltip,
+        referenced,
     )
 
 
@@ -213,7 +234,9 @@ def import_registration(
     if name is None:
         name = _series_name(dataset)
     fixed_uids = frozenset(
-        reference.sop_instance_uid for item in registration.items if item not in moving_items(registration)
+        reference.sop_instance_uid
+        for item in registration.items
+        if item not in moving_items(registration)
         for reference in item.referenced_images
     )
     items = moving_items(registration)
@@ -224,19 +247,27 @@ def import_registration(
         leaf = nodes[-1]
         leaf.SetAttribute(INSTANCE_UIDS_ATTRIBUTE, str(dataset.SOPInstanceUID))
         RegistrationLink(
-            frozenset(reference.sop_instance_uid for reference in item.referenced_images), fixed_uids,
-            registration.frame_of_reference_uid, apply_to_moving,
+            frozenset(reference.sop_instance_uid for reference in item.referenced_images),
+            fixed_uids,
+            registration.frame_of_reference_uid,
+            apply_to_moving,
         ).store(leaf)
         loaded.append(LoadedItem(item, nodes))
     messages = link_registrations(scene, header_lookup)
     pending = []
     for chain in loaded:
         for role in ("moving", "fixed"):
-            reference_role = chain.leaf.GetMovingNodeReferenceRole() if role == "moving" else chain.leaf.GetFixedNodeReferenceRole()
+            reference_role = (
+                chain.leaf.GetMovingNodeReferenceRole() if role == "moving" else chain.leaf.GetFixedNodeReferenceRole()
+            )
             if chain.leaf.GetNodeReference(reference_role) is None:
                 pending.append(
                     f"The {role} image of registration '{chain.leaf.GetName()}' is not loaded yet; it is "
-                    + ("placed under the registration when it is loaded." if role == "moving" else "recognised when it is loaded.")
+                    + (
+                        "placed under the registration when it is loaded."
+                        if role == "moving"
+                        else "recognised when it is loaded."
+                    )
                 )
     return ImportResult(loaded, registration, dataset, messages, pending)
 

@@ -111,7 +111,9 @@ def link_registrations(scene: slicer.vtkMRMLScene, header_lookup: HeaderLookup |
         if leaf.GetNodeReference(leaf.GetFixedNodeReferenceRole()) is None:
             moving = leaf.GetNodeReference(leaf.GetMovingNodeReferenceRole())
             fixed_candidates = [
-                v for v in volumes if v is not moving and v not in moving_candidates and _is_fixed(v, link, header_lookup)
+                v
+                for v in volumes
+                if v is not moving and v not in moving_candidates and _is_fixed(v, link, header_lookup)
             ]
             if fixed_candidates:
                 leaf.SetNodeReferenceID(leaf.GetFixedNodeReferenceRole(), fixed_candidates[-1].GetID())
@@ -165,8 +167,10 @@ def acquisition_transform(volume: slicer.vtkMRMLVolumeNode) -> slicer.vtkMRMLTra
     and places the volume under it, unless the user chose to harden it.
     """
     parent = volume.GetParentTransformNode()
-    if parent is not None and parent.IsA("vtkMRMLGridTransformNode") and (parent.GetName() or "").startswith(
-        f"{volume.GetName()}{ACQUISITION_TRANSFORM_SUFFIX}"
+    if (
+        parent is not None
+        and parent.IsA("vtkMRMLGridTransformNode")
+        and (parent.GetName() or "").startswith(f"{volume.GetName()}{ACQUISITION_TRANSFORM_SUFFIX}")
     ):
         return parent
     return None
@@ -255,7 +259,9 @@ class RegistrationWatcher:
         if volume.GetID() in self._volumes:
             return
         if instance_uids(volume):
-            tag = volume.AddObserver(slicer.vtkMRMLTransformableNode.TransformModifiedEvent, self._on_transform_modified)
+            tag = volume.AddObserver(
+                slicer.vtkMRMLTransformableNode.TransformModifiedEvent, self._on_transform_modified
+            )
         else:
             tag = volume.AddObserver(vtk.vtkCommand.ModifiedEvent, self._on_volume_modified)
         self._volumes[volume.GetID()] = (volume, tag, _parent_id(volume))

@@ -11,11 +11,17 @@ from dataclasses import dataclass, field
 import slicer
 from pydicom.dataset import Dataset
 
-from DicomRegSaveLib.mrml import nodes as mrml
-from DicomRegSaveLib.inputs.series import HeaderLookup
 from DicomRegSaveLib.errors import TransformInputError
 from DicomRegSaveLib.export.pipeline import ExportOptions
-from DicomRegSaveLib.slicer.provenance import found, instance_header, instance_uids, no_dicom_origin_message, scalar_volumes
+from DicomRegSaveLib.inputs.series import HeaderLookup
+from DicomRegSaveLib.mrml import nodes as mrml
+from DicomRegSaveLib.slicer.provenance import (
+    found,
+    instance_header,
+    instance_uids,
+    no_dicom_origin_message,
+    scalar_volumes,
+)
 
 #: Series-level tags offered for editing in Slicer's DICOM export dialog (``exportable.setTag``).
 SERIES_TAG_KEYWORDS = (
@@ -112,7 +118,9 @@ def examine_transform_item(
     node = sh_node.GetItemDataNode(item_id)
     item_name = sh_node.GetItemName(item_id) or f"item {item_id}"
     if node is None or not node.IsA("vtkMRMLTransformNode"):
-        return ExportDecision(False, f"'{item_name}' is not a transform; only transforms are exported as registrations.")
+        return ExportDecision(
+            False, f"'{item_name}' is not a transform; only transforms are exported as registrations."
+        )
     try:
         fixed, moving = mrml.resolve_fixed_and_moving(node)
     except TransformInputError as exc:
@@ -129,15 +137,23 @@ def examine_transform_item(
                     f"{len(missing)} of the {len(uids)} DICOM instances of the {role} volume '{volume.GetName()}' "
                     f"are not in the DICOM database (first: {missing[0]}). Import the {role} image series into "
                     "the DICOM database, or export from the DicomRegSave module choosing its DICOM folder.",
-                    node, fixed, moving,
+                    node,
+                    fixed,
+                    moving,
                 )
     fixed_header = instance_header(header_lookup, instance_uids(fixed)[0])
     linear = is_linear_chain(node)
     kind = "Spatial Registration (a matrix)" if linear else "Deformable Spatial Registration"
     return ExportDecision(
-        True, f"DICOM {kind} of '{moving.GetName()}' to '{fixed.GetName()}'", node, fixed, moving,
+        True,
+        f"DICOM {kind} of '{moving.GetName()}' to '{fixed.GetName()}'",
+        node,
+        fixed,
+        moving,
         LINEAR_CONFIDENCE if linear else DEFORMABLE_CONFIDENCE,
-        series_tags_defaults(node, fixed, moving), fixed_header, "Spatial" if linear else "Deformable",
+        series_tags_defaults(node, fixed, moving),
+        fixed_header,
+        "Spatial" if linear else "Deformable",
     )
 
 
@@ -154,7 +170,8 @@ def suggested_volumes(
     moving = transform_node.GetNodeReference(transform_node.GetMovingNodeReferenceRole())
     if moving is None and transform_node.GetScene() is not None:
         under = [
-            volume for volume in scalar_volumes(transform_node.GetScene())
+            volume
+            for volume in scalar_volumes(transform_node.GetScene())
             if volume.GetParentTransformNode() is not None
             and volume.GetParentTransformNode().GetID() == transform_node.GetID()
         ]
@@ -183,9 +200,7 @@ def series_tags_defaults(
     Content Description (LO, 64 characters) names the moving and fixed volumes and the transform.
     """
     options = options or ExportOptions()
-    description = (
-        f"{moving_node.GetName()} to {fixed_node.GetName()} by {transform_node.GetName()}"
-    )
+    description = f"{moving_node.GetName()} to {fixed_node.GetName()} by {transform_node.GetName()}"
     return {
         "SeriesDescription": options.series_description or "",
         "SeriesNumber": str(options.series_number),

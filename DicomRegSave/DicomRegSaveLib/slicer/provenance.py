@@ -14,10 +14,10 @@ import numpy as np
 import slicer
 from pydicom.dataset import Dataset
 
-from DicomRegSaveLib.mrml import nodes as mrml
 from DicomRegSaveLib.dicom_file import read_dicom_file
-from DicomRegSaveLib.inputs.series import HeaderLookup, ImageSeries, read_image_series, series_from_instance_uids
 from DicomRegSaveLib.errors import DicomInputError, DicomRegSaveError
+from DicomRegSaveLib.inputs.series import HeaderLookup, ImageSeries, read_image_series, series_from_instance_uids
+from DicomRegSaveLib.mrml import nodes as mrml
 
 #: Volume node attribute that Slicer's DICOM loaders fill with the SOP Instance UIDs, in slice order.
 INSTANCE_UIDS_ATTRIBUTE = "DICOM.instanceUIDs"
@@ -54,7 +54,9 @@ def found(value: object) -> bool:
     return value is not None and not (isinstance(value, str) and not value.strip())
 
 
-def instance_header(header_lookup: HeaderLookup | None, uid: str, keywords: Sequence[str] | None = None) -> Dataset | None:
+def instance_header(
+    header_lookup: HeaderLookup | None, uid: str, keywords: Sequence[str] | None = None
+) -> Dataset | None:
     """The header of instance `uid` found by `header_lookup` (only `keywords` when it is read from a file).
 
     ``None`` when there is no lookup, the instance is unknown or its file cannot be read as DICOM.

