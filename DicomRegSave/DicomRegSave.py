@@ -313,7 +313,7 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     @contextlib.contextmanager
     def progressDialog(self, labelText):
         """A progress dialog and the engine callback that updates it and raises OperationCancelled on Cancel."""
-        from DicomRegSaveLib.progress import OperationCancelled
+        from DicomRegSaveLib.errors import OperationCancelled
 
         progress = slicer.util.createProgressDialog(
             windowTitle="DICOM Registration Export", labelText=labelText, maximum=100
@@ -363,8 +363,7 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         )
 
     def reportFailure(self, exc):
-        from DicomRegSaveLib.errors import DicomRegSaveError
-        from DicomRegSaveLib.progress import OperationCancelled
+        from DicomRegSaveLib.errors import DicomRegSaveError, OperationCancelled
 
         if isinstance(exc, OperationCancelled):
             self.setStatus(str(exc))
@@ -422,7 +421,7 @@ class DicomRegSaveLogic(ScriptedLoadableModuleLogic):
         so unchanged ones are not overrides), identityItem, registrationClass ("auto": Spatial
         Registration for a linear transform, else Deformable; "spatial"; "deformable"), gridSpacingMm (0/None = automatic),
         axisAligned, fixedDicom / movingDicom (DICOM file or folder instead of the database),
-        progressCallback(fraction, message), raising DicomRegSaveLib.progress.OperationCancelled to cancel.
+        progressCallback(fraction, message), raising DicomRegSaveLib.errors.OperationCancelled to cancel.
 
         Returns DicomRegSaveLib.export.pipeline.ExportResult (path, dataset, registration, report).
         Raises DicomRegSaveLib.errors.DicomRegSaveError subclasses with messages to act on.

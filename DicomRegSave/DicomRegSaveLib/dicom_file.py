@@ -34,7 +34,7 @@ from pydicom.filereader import read_sequence
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.tag import BaseTag
 
-from DicomRegSaveLib.errors import DicomInputError, InvalidRegistrationError
+from DicomRegSaveLib.errors import MalformedDicomError, NotDicomError
 
 logger = logging.getLogger(__name__)
 
@@ -43,18 +43,6 @@ VIEW_THRESHOLD_BYTES = 1 << 20
 
 #: Undefined length (PS3.5 7.1.1): such an element's extent is found by its delimiters.
 UNDEFINED_LENGTH = 0xFFFFFFFF
-
-
-class MalformedDicomError(InvalidRegistrationError, DicomInputError):
-    """A DICOM file cannot be read or one of its elements cannot be decoded.
-
-    It is both an :class:`InvalidRegistrationError` (when the file is a REG) and a
-    :class:`DicomInputError` (when it is an image input), so each caller's handling applies.
-    """
-
-
-class NotDicomError(MalformedDicomError):
-    """The file is not DICOM at all (no DICM prefix and no recognisable data set)."""
 
 
 def tag_text(tag: int) -> str:

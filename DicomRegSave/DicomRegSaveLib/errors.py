@@ -29,6 +29,29 @@ class RegistrationChoiceError(DicomRegSaveError, LookupError):
     """No item, or several items, of a registration fit what was asked; the message lists every item."""
 
 
+class MalformedDicomError(DicomRegSaveError, ValueError):
+    """A DICOM file (a REG or an image) cannot be read, or one of its elements cannot be decoded.
+
+    The message names the file, the element (tag and keyword) and the cause.
+    """
+
+
+class NotDicomError(MalformedDicomError):
+    """The file is not DICOM at all (no DICM prefix and no recognisable data set)."""
+
+
+class OperationCancelled(DicomRegSaveError):
+    """Raised by a progress callback to cancel an operation (nothing is written)."""
+
+
+class ManifestError(DicomRegSaveError):
+    """A batch manifest cannot be read or has a column or value the export does not take."""
+
+
+class SendError(DicomRegSaveError):
+    """The files could not be sent: peer unreachable, association rejected or aborted, echo failed."""
+
+
 def require_type(name: str, value: object, *types: type) -> None:
     """Raise TypeError naming the argument `name` unless `value` is an instance of one of `types`.
 

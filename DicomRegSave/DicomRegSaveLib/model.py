@@ -28,11 +28,6 @@ from DicomRegSaveLib import geometry
 from DicomRegSaveLib.errors import InvalidRegistrationError, RegistrationChoiceError
 from DicomRegSaveLib.values import problem_uid, require
 
-#: SOP Class UID of Deformable Spatial Registration Storage (PS3.4, modality REG).
-DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.66.3"
-#: SOP Class UID of (rigid/affine) Spatial Registration Storage (PS3.4, modality REG).
-SPATIAL_REGISTRATION_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.66.1"
-
 #: Registration Type Code Sequence default (CID 7100): intensity-based registration.
 IMAGE_CONTENT_BASED_ALIGNMENT = Code("125024", "DCM", "Image Content-based Alignment")
 #: CID 7100 code of the optional leading item that registers the fixed frame to itself.

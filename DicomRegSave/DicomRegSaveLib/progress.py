@@ -18,14 +18,8 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from DicomRegSaveLib.errors import DicomRegSaveError
-
 #: ``progress(fraction, message)``; see the module documentation.
 Progress = Callable[[float, str], None]
-
-
-class OperationCancelled(DicomRegSaveError):
-    """Raised by a progress callback to cancel an operation (nothing is written)."""
 
 
 def ignore_progress(fraction: float, message: str) -> None:

@@ -9,8 +9,8 @@ import tracemalloc
 import pytest
 
 import reg_builders as rb
-from DicomRegSaveLib.dicom_file import MalformedDicomError, open_dicom_file, read_dicom_file
-from DicomRegSaveLib.errors import DicomInputError, InvalidRegistrationError
+from DicomRegSaveLib.dicom_file import open_dicom_file, read_dicom_file
+from DicomRegSaveLib.errors import DicomInputError, MalformedDicomError
 from DicomRegSaveLib.inputs.series import read_image_series
 from DicomRegSaveLib.reg.dump import dump
 from DicomRegSaveLib.reg.reader import read_registration
@@ -35,7 +35,7 @@ def test_unknown_vr_names_file_tag_and_keyword(tmp_path, reg_bytes):
     data[offset + 4 : offset + 6] = b"ZZ"
     path = tmp_path / "bad_vr.dcm"
     path.write_bytes(data)
-    with pytest.raises(InvalidRegistrationError) as info:
+    with pytest.raises(MalformedDicomError) as info:
         read_registration(path)
     message = str(info.value)
     assert str(path) in message and "(0008,0070) Manufacturer" in message and "'ZZ'" in message

@@ -16,7 +16,7 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
-from pydicom.uid import generate_uid
+from pydicom.uid import DeformableSpatialRegistrationStorage, SpatialRegistrationStorage, generate_uid
 
 import mrml_helpers
 from DicomRegSaveLib.cli.main import main
@@ -25,7 +25,6 @@ from DicomRegSaveLib.export.pipeline import ExportOptions, export_registration
 from DicomRegSaveLib.inputs.sampledata import write_image_series
 from DicomRegSaveLib.inputs.series import read_image_series
 from DicomRegSaveLib.inputs.transform_files import deformation_from_file
-from DicomRegSaveLib.model import DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID, SPATIAL_REGISTRATION_SOP_CLASS_UID
 from DicomRegSaveLib.reg.reader import read_registration
 from DicomRegSaveLib.slicer.importing import import_registration
 from DicomRegSaveLib.validation.conformance import check_dataset, run_dcentvfy, run_dciodvfy, validate_file
@@ -137,8 +136,8 @@ def exports(tmp_path_factory):
 def test_spatial_registration_validates_and_its_matrix_maps_moving_to_fixed(exports, case):
     result, fixed, moving, fixed_to_moving = exports(case)
     dataset = pydicom.dcmread(result.path)
-    assert dataset.SOPClassUID == SPATIAL_REGISTRATION_SOP_CLASS_UID
-    assert dataset.file_meta.MediaStorageSOPClassUID == SPATIAL_REGISTRATION_SOP_CLASS_UID
+    assert dataset.SOPClassUID == SpatialRegistrationStorage
+    assert dataset.file_meta.MediaStorageSOPClassUID == SpatialRegistrationStorage
     assert "DeformableRegistrationSequence" not in dataset
     # The IOD has General Equipment (same values as a 66.3 writes) and no Enhanced General Equipment.
     assert dataset.Manufacturer == "DicomRegSave" and dataset.DeviceSerialNumber == "DICOMREGSAVE"
@@ -237,7 +236,7 @@ def test_deformable_class_keeps_a_linear_transform_as_zero_grid_and_post_matrix(
     result = export_registration(
         deformation, fixed, moving, tmp_path / "reg.dcm", ExportOptions(registration_class="deformable")
     )
-    assert result.dataset.SOPClassUID == DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID
+    assert result.dataset.SOPClassUID == DeformableSpatialRegistrationStorage
     assert result.dataset.SeriesDescription == "Deformable registration"
     item = read_registration(result.path).choose_item()
     assert not np.any(item.grid.vectors_lps)
@@ -265,7 +264,7 @@ def test_spatial_class_refuses_a_displacement_field_with_the_reason(tmp_path, ca
     assert "not linear" in error and "Deformable Spatial Registration (66.3)" in error
     assert not (tmp_path / "reg.dcm").exists()
     assert main(arguments) == 0
-    assert pydicom.dcmread(tmp_path / "reg.dcm").SOPClassUID == DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID
+    assert pydicom.dcmread(tmp_path / "reg.dcm").SOPClassUID == DeformableSpatialRegistrationStorage
 
 
 def test_unknown_registration_class_is_refused(tmp_path):

@@ -9,10 +9,9 @@ import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
-from DicomRegSaveLib.errors import InvalidRegistrationError, OutputError
+from DicomRegSaveLib.errors import InvalidRegistrationError, OperationCancelled, OutputError
 from DicomRegSaveLib.export.pipeline import ExportOptions, create_dataset, write_dataset
 from DicomRegSaveLib.model import DisplacementGrid, ImageReference, Registration, RegistrationItem, RegistrationMatrix
-from DicomRegSaveLib.progress import OperationCancelled
 from DicomRegSaveLib.reg import tags
 from DicomRegSaveLib.reg.references import common_instance_reference
 from DicomRegSaveLib.reg.sop import DeformableSpatialRegistration

@@ -11,9 +11,8 @@ import pydicom
 import pytest
 import slicer
 
-from DicomRegSaveLib.errors import DicomInputError, InvalidRegistrationError, OutputError
+from DicomRegSaveLib.errors import DicomInputError, InvalidRegistrationError, OperationCancelled, OutputError
 from DicomRegSaveLib.export.pipeline import ExportOptions
-from DicomRegSaveLib.progress import OperationCancelled
 from DicomRegSaveLib.reg.reader import read_registration
 from DicomRegSaveLib.slicer import (
     export as slicer_export,

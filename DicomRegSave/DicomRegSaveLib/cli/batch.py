@@ -27,7 +27,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
 
-from DicomRegSaveLib.errors import DicomRegSaveError, OutputError
+from DicomRegSaveLib.errors import ManifestError, OutputError
 
 #: Columns every manifest must have.
 REQUIRED_COLUMNS = ("transform", "fixed", "moving")
@@ -42,10 +42,6 @@ FALSE_WORDS = frozenset({"", "0", "false", "no", "n", "off"})
 STATUSES = ("written", "skipped", "failed", "interrupted")
 #: Seconds between checks of the running workers.
 _POLL_S = 0.05
-
-
-class ManifestError(DicomRegSaveError):
-    """The manifest cannot be read or has a column or value the export does not take."""
 
 
 @dataclass(frozen=True)

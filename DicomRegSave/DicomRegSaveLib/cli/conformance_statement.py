@@ -14,19 +14,11 @@ from collections.abc import Iterator
 import numpy as np
 from pydicom.datadict import dictionary_description, tag_for_keyword
 from pydicom.dataset import Dataset
-from pydicom.uid import UID
+from pydicom.uid import UID, DeformableSpatialRegistrationStorage, SpatialRegistrationStorage
 
 from DicomRegSaveLib import IMPLEMENTATION_VERSION_NAME, __version__
 from DicomRegSaveLib.cli import network
-from DicomRegSaveLib.model import (
-    DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID,
-    SPATIAL_REGISTRATION_SOP_CLASS_UID,
-    DisplacementGrid,
-    ImageReference,
-    Registration,
-    RegistrationItem,
-    RegistrationMatrix,
-)
+from DicomRegSaveLib.model import DisplacementGrid, ImageReference, Registration, RegistrationItem, RegistrationMatrix
 from DicomRegSaveLib.reg import tags
 
 #: Sources of the attributes the writer fills itself, beyond the generated default. Keys are
@@ -118,8 +110,8 @@ def conformance_statement() -> str:
     """The conformance statement as Markdown (what ``dicomregsave conformance`` prints)."""
     samples = {key: _sample_dataset(key) for _, key in _IODS}
     meta = samples[tags.DEFORMABLE_IOD_KEY].file_meta
-    reg = UID(DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID)
-    spatial = UID(SPATIAL_REGISTRATION_SOP_CLASS_UID)
+    reg = UID(DeformableSpatialRegistrationStorage)
+    spatial = UID(SpatialRegistrationStorage)
     written = UID(str(meta.TransferSyntaxUID))
     lines = [
         f"# DICOM Conformance Statement — DicomRegSave {__version__}",

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pydicom
-from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian, MediaStorageDirectoryStorage
 
 from DicomRegSaveLib import IMPLEMENTATION_VERSION_NAME
-from DicomRegSaveLib.errors import DicomInputError, DicomRegSaveError
+from DicomRegSaveLib.errors import DicomInputError, SendError
 
 #: The calling AE title when none is given.
 DEFAULT_CALLING_AE_TITLE = "DICOMREGSAVE"
@@ -28,16 +28,10 @@ DEFAULT_TIMEOUT_S = 30.0
 UNCOMPRESSED_TRANSFER_SYNTAXES = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
 #: Most presentation contexts one association may carry (PS3.8 9.3.2.2: odd context IDs 1-255).
 MAX_PRESENTATION_CONTEXTS = 128
-#: Media Storage Directory Storage (DICOMDIR): an index of files, not an instance to store.
-MEDIA_STORAGE_DIRECTORY_SOP_CLASS_UID = "1.2.840.10008.1.3.10"
 #: Abstract syntax of the Verification SOP Class (C-ECHO).
 VERIFICATION_SOP_CLASS_UID = "1.2.840.10008.1.1"
 
 _AE_TITLE = re.compile(r"^[^\\\x00-\x1f]{1,16}$")
-
-
-class SendError(DicomRegSaveError):
-    """The files could not be sent: peer unreachable, association rejected or aborted, echo failed."""
 
 
 @dataclass(frozen=True)
@@ -253,7 +247,7 @@ def _candidate(path: Path, named: bool) -> _Candidate | FileOutcome:
         if not named:
             return FileOutcome(path, None, None, None, "skipped: not a DICOM file", skipped=True)
         return FileOutcome(path, None, None, None, f"not sent: not a DICOM file ({type(exc).__name__}: {exc})")
-    if sop_class_uid == MEDIA_STORAGE_DIRECTORY_SOP_CLASS_UID:
+    if sop_class_uid == MediaStorageDirectoryStorage:
         return FileOutcome(
             path, sop_class_uid, None, None, "skipped: a DICOMDIR is an index of files, not an instance", skipped=True
         )

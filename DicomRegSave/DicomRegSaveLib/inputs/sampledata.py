@@ -21,15 +21,18 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import (
+    PYDICOM_IMPLEMENTATION_UID,
+    CTImageStorage,
+    EnhancedCTImageStorage,
+    ExplicitVRLittleEndian,
+    generate_uid,
+)
 from pydicom.valuerep import format_number_as_ds
 
 from DicomRegSaveLib import geometry
 from DicomRegSaveLib.inputs.field_writer import write_metaimage
 from DicomRegSaveLib.model import DisplacementGrid
-
-CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
-ENHANCED_CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2.1"
 
 #: Hounsfield units of air, the phantom's background.
 AIR_HU = -1000.0
@@ -199,7 +202,7 @@ def write_image_series(
     paths = []
     for k in range(n_k):
         dataset = _copy(base)
-        dataset.SOPClassUID = CT_IMAGE_STORAGE
+        dataset.SOPClassUID = CTImageStorage
         dataset.SOPInstanceUID = generate_uid(entropy_srcs=[series_instance_uid, "instance", str(k)])
         dataset.ImageType = ["DERIVED", "SECONDARY", "AXIAL"]
         dataset.InstanceNumber = k + 1
@@ -310,7 +313,7 @@ def _enhanced_ct(
 ) -> Dataset:
     """Enhanced CT Image Storage header: shared geometry and pixel transform, per-frame positions."""
     dataset = _copy(base)
-    dataset.SOPClassUID = ENHANCED_CT_IMAGE_STORAGE
+    dataset.SOPClassUID = EnhancedCTImageStorage
     dataset.SOPInstanceUID = generate_uid(entropy_srcs=[series_instance_uid, "instance", "enhanced"])
     dataset.ImageType = ["DERIVED", "PRIMARY", "VOLUME", "NONE"]
     dataset.PixelPresentation = "MONOCHROME"

@@ -29,14 +29,12 @@ from pathlib import Path
 import numpy as np
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
+from pydicom.uid import MediaStorageDirectoryStorage
 
-from DicomRegSaveLib.dicom_file import MalformedDicomError, NotDicomError, decode_whole, read_dicom_file
-from DicomRegSaveLib.errors import DicomInputError, require_type
+from DicomRegSaveLib.dicom_file import decode_whole, read_dicom_file
+from DicomRegSaveLib.errors import DicomInputError, MalformedDicomError, NotDicomError, require_type
 from DicomRegSaveLib.model import ImageReference
 from DicomRegSaveLib.values import problem_uid
-
-#: Media Storage Directory Storage (DICOMDIR): an index of files, not an instance.
-MEDIA_STORAGE_DIRECTORY_SOP_CLASS_UID = "1.2.840.10008.1.3.10"
 
 #: SOP classes that carry image geometry and pixels but label other images rather than being images
 #: to register: Segmentation and Label Map Segmentation Storage.
@@ -763,7 +761,7 @@ def _read_header(path: Path, decode_tags: Collection[int] | None) -> tuple[Datas
     except MalformedDicomError as exc:
         return None, str(exc)
     meta = getattr(header, "file_meta", None)
-    if meta is not None and str(meta.get("MediaStorageSOPClassUID", "")) == MEDIA_STORAGE_DIRECTORY_SOP_CLASS_UID:
+    if meta is not None and str(meta.get("MediaStorageSOPClassUID", "")) == MediaStorageDirectoryStorage:
         return None, None
     uid = str(header.get("SOPInstanceUID", ""))
     sop_class = str(header.get("SOPClassUID", ""))

@@ -19,19 +19,11 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sr.coding import Code
-from pydicom.uid import UID
+from pydicom.uid import UID, DeformableSpatialRegistrationStorage, SpatialRegistrationStorage
 
 from DicomRegSaveLib.dicom_file import read_dicom_file
 from DicomRegSaveLib.errors import DicomRegSaveError, InvalidRegistrationError
-from DicomRegSaveLib.model import (
-    DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID,
-    SPATIAL_REGISTRATION_SOP_CLASS_UID,
-    DisplacementGrid,
-    ImageReference,
-    Registration,
-    RegistrationItem,
-    RegistrationMatrix,
-)
+from DicomRegSaveLib.model import DisplacementGrid, ImageReference, Registration, RegistrationItem, RegistrationMatrix
 from DicomRegSaveLib.values import problem_uid
 
 #: SOP classes that users confuse with a REG, with what to tell them.
@@ -70,7 +62,7 @@ def read_registration(source: str | Path | Dataset) -> Registration:
     sop_class_uid = _check_sop_class(dataset, name)
     registered_frame = _required(dataset, "FrameOfReferenceUID", "(0020,0052)", name)
     series_and_study = _instance_locations(dataset, name)
-    if sop_class_uid == SPATIAL_REGISTRATION_SOP_CLASS_UID:
+    if sop_class_uid == SpatialRegistrationStorage:
         keyword, tag, read_item = "RegistrationSequence", "(0070,0308)", _read_spatial_item
     else:
         keyword, tag, read_item = "DeformableRegistrationSequence", "(0064,0002)", _read_item
@@ -81,7 +73,7 @@ def read_registration(source: str | Path | Dataset) -> Registration:
         read_item(item, f"{name}: {_spaced(keyword)} {tag} item {number}", series_and_study)
         for number, item in enumerate(sequence, start=1)
     ]
-    if sop_class_uid == DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID and all(item.grid is None for item in items):
+    if sop_class_uid == DeformableSpatialRegistrationStorage and all(item.grid is None for item in items):
         raise InvalidRegistrationError(
             f"{name}: no Deformable Registration Sequence (0064,0002) item has a Deformable Registration Grid "
             "Sequence (0064,0005); a deformable registration needs at least one item with a displacement grid."
@@ -96,7 +88,7 @@ def read_dataset(path: str | Path) -> Dataset:
     ------
     InvalidRegistrationError
         If the file does not exist, is not DICOM, or an element cannot be decoded
-        (:class:`~.dicom_file.MalformedDicomError`, naming the file and the element).
+        (:class:`~DicomRegSaveLib.errors.MalformedDicomError`, naming the file and the element).
     """
     return read_dicom_file(path)
 
@@ -115,7 +107,7 @@ def _load(source: str | Path | Dataset) -> tuple[Dataset, str]:
 def _check_sop_class(dataset: Dataset, name: str) -> str:
     """The SOP Class UID if it is 66.1 or 66.3, else an error that says what the object is."""
     sop_class_uid = dataset.get("SOPClassUID")
-    if sop_class_uid in (SPATIAL_REGISTRATION_SOP_CLASS_UID, DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID):
+    if sop_class_uid in (SpatialRegistrationStorage, DeformableSpatialRegistrationStorage):
         return str(sop_class_uid)
     if sop_class_uid is None:
         what = "an object without SOP Class UID (0008,0016)"
@@ -126,8 +118,8 @@ def _check_sop_class(dataset: Dataset, name: str) -> str:
     else:
         what = f"this is {UID(sop_class_uid).name} ({sop_class_uid})"
     raise InvalidRegistrationError(
-        f"{name} is not a Spatial Registration (SOP Class {SPATIAL_REGISTRATION_SOP_CLASS_UID}) or Deformable "
-        f"Spatial Registration ({DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID}): {what}. Choose the REG object."
+        f"{name} is not a Spatial Registration (SOP Class {SpatialRegistrationStorage}) or Deformable "
+        f"Spatial Registration ({DeformableSpatialRegistrationStorage}): {what}. Choose the REG object."
     )
 
 

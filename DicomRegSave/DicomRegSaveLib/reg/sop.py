@@ -16,18 +16,11 @@ import highdicom as hd
 import numpy as np
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import DeformableSpatialRegistrationStorage, ExplicitVRLittleEndian, SpatialRegistrationStorage
 from pydicom.valuerep import format_number_as_ds
 
 from DicomRegSaveLib.errors import InvalidRegistrationError
-from DicomRegSaveLib.model import (
-    DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID,
-    SPATIAL_REGISTRATION_SOP_CLASS_UID,
-    DisplacementGrid,
-    Registration,
-    RegistrationItem,
-    RegistrationMatrix,
-)
+from DicomRegSaveLib.model import DisplacementGrid, Registration, RegistrationItem, RegistrationMatrix
 from DicomRegSaveLib.reg import tags
 from DicomRegSaveLib.reg.references import common_instance_reference, referenced_image_item
 from DicomRegSaveLib.reg.vector_grid_data import VECTOR_GRID_DATA_TAG, VectorGridBuffer
@@ -253,7 +246,7 @@ class DeformableSpatialRegistration(_RegistrationSOPClass):
     post matrix; at least one item has a grid.
     """
 
-    SOP_CLASS_UID = DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID
+    SOP_CLASS_UID = DeformableSpatialRegistrationStorage
 
     @classmethod
     def _registration_sequence(cls, registration: Registration) -> tuple[str, list[Dataset]]:
@@ -278,7 +271,7 @@ class SpatialRegistration(_RegistrationSOPClass):
     The IOD has General Equipment only (no Enhanced General Equipment module).
     """
 
-    SOP_CLASS_UID = SPATIAL_REGISTRATION_SOP_CLASS_UID
+    SOP_CLASS_UID = SpatialRegistrationStorage
 
     @classmethod
     def _registration_sequence(cls, registration: Registration) -> tuple[str, list[Dataset]]:

@@ -16,10 +16,10 @@ from functools import cache
 from pydicom.datadict import keyword_for_tag, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
+from pydicom.uid import DeformableSpatialRegistrationStorage
 
 from DicomRegSaveLib.dicom_file import tag_text
 from DicomRegSaveLib.errors import InvalidRegistrationError
-from DicomRegSaveLib.model import DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID
 from DicomRegSaveLib.values import problem_for_attribute
 
 logger = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def load_standard_tables() -> None:
         from highdicom._standard_utils import is_attribute_in_iod
     except ImportError:
         from highdicom._module_utils import is_attribute_in_iod
-    is_attribute_in_iod("ContentDate", DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID)
+    is_attribute_in_iod("ContentDate", DeformableSpatialRegistrationStorage)
 
 
 def _reg_modules() -> list[dict]:

@@ -56,7 +56,7 @@ def export_from_nodes(
         Passed to :func:`mrml.deformation_from_transform_node`.
     progress:
         ``progress(fraction, message)`` between steps and between chunks of the long ones (see
-        :mod:`.progress`); raising from it (e.g. :class:`~.progress.OperationCancelled`) cancels.
+        :mod:`.progress`); raising from it (e.g. :class:`~DicomRegSaveLib.errors.OperationCancelled`) cancels.
 
     Returns
     -------

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 import slicer
 from pydicom.dataset import Dataset
 
+from DicomRegSaveLib.reg.tags import IDENTITY_KEYWORDS
 from DicomRegSaveLib.slicer.fields import describe_keyword, header_text
 
 
@@ -38,11 +39,6 @@ def patient_study_tags_from_sh(sh_node: slicer.vtkMRMLSubjectHierarchyNode, item
             if uid:
                 result["StudyInstanceUID"] = uid
     return result
-
-
-#: Patient and study attributes that say whose and which study a REG is: an edit of them in the export
-#: dialog cannot be written, because the REG belongs to the fixed image's patient and study.
-IDENTITY_KEYWORDS = ("PatientName", "PatientID", "StudyInstanceUID")
 
 
 def dialog_tag_names() -> list[str]:

@@ -10,16 +10,12 @@ from pathlib import Path
 
 import slicer
 from pydicom.dataset import Dataset
+from pydicom.uid import DeformableSpatialRegistrationStorage, SpatialRegistrationStorage
 
 from DicomRegSaveLib.dicom_file import read_dicom_file
 from DicomRegSaveLib.errors import DicomRegSaveError
 from DicomRegSaveLib.inputs.series import HeaderLookup
-from DicomRegSaveLib.model import (
-    DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID,
-    SPATIAL_REGISTRATION_SOP_CLASS_UID,
-    Registration,
-    RegistrationItem,
-)
+from DicomRegSaveLib.model import Registration, RegistrationItem
 from DicomRegSaveLib.mrml import nodes as mrml
 from DicomRegSaveLib.reg.reader import read_dataset, read_registration
 from DicomRegSaveLib.slicer.linking import RegistrationLink, link_registrations
@@ -27,8 +23,8 @@ from DicomRegSaveLib.slicer.provenance import INSTANCE_UIDS_ATTRIBUTE, instance_
 
 #: SOP Classes the DICOM browser offers to load as registrations, and how the browser names them.
 LOADABLE_SOP_CLASS_UIDS = {
-    DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID: "DICOM Deformable Spatial Registration",
-    SPATIAL_REGISTRATION_SOP_CLASS_UID: "DICOM Spatial Registration",
+    DeformableSpatialRegistrationStorage: "DICOM Deformable Spatial Registration",
+    SpatialRegistrationStorage: "DICOM Spatial Registration",
 }
 
 

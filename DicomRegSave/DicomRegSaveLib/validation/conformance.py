@@ -26,16 +26,18 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    DeformableSpatialRegistrationStorage,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    SpatialRegistrationStorage,
+)
 
 from DicomRegSaveLib import geometry
 from DicomRegSaveLib.dicom_file import read_dicom_file
 from DicomRegSaveLib.errors import DicomRegSaveError, InvalidRegistrationError, require_type
-from DicomRegSaveLib.model import (
-    DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID,
-    SPATIAL_REGISTRATION_SOP_CLASS_UID,
-    grid_point_ijk,
-    vector_kinds,
-)
+from DicomRegSaveLib.model import grid_point_ijk, vector_kinds
 from DicomRegSaveLib.reg.reader import read_dataset
 from DicomRegSaveLib.reg.vector_grid_data import VectorGridBuffer, vector_chunks
 from DicomRegSaveLib.values import problem_content_label, problem_for_attribute, uses_code_extensions
@@ -43,11 +45,6 @@ from DicomRegSaveLib.values import problem_content_label, problem_for_attribute,
 SOURCE = "[dicomregsave]"
 DCIODVFY = "[dciodvfy]"
 DCENTVFY = "[dcentvfy]"
-
-EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
-IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
-DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1.99"
-EXPLICIT_VR_BIG_ENDIAN = "1.2.840.10008.1.2.2"
 
 
 #: Sequences whose items reference objects that are not composite instances of a series
@@ -120,7 +117,7 @@ def check_dataset(dataset: Dataset) -> ConformanceReport:
     report = ConformanceReport()
     _check_identity(dataset, report)
     _check_equipment_and_label(dataset, report)
-    if dataset.get("SOPClassUID") == SPATIAL_REGISTRATION_SOP_CLASS_UID:
+    if dataset.get("SOPClassUID") == SpatialRegistrationStorage:
         _check_spatial_registration_sequence(dataset, report)
     else:
         _check_registration_sequence(dataset, report)
@@ -150,11 +147,11 @@ def _is_empty(value: object) -> bool:
 
 def _check_identity(dataset: Dataset, report: ConformanceReport) -> None:
     sop_class_uid = dataset.get("SOPClassUID")
-    if sop_class_uid not in (SPATIAL_REGISTRATION_SOP_CLASS_UID, DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID):
+    if sop_class_uid not in (SpatialRegistrationStorage, DeformableSpatialRegistrationStorage):
         report.error(
             f"SOP Class UID (0008,0016) is {sop_class_uid!r}; a Spatial Registration must be "
-            f"{SPATIAL_REGISTRATION_SOP_CLASS_UID}, a Deformable Spatial Registration "
-            f"{DEFORMABLE_SPATIAL_REGISTRATION_SOP_CLASS_UID}."
+            f"{SpatialRegistrationStorage}, a Deformable Spatial Registration "
+            f"{DeformableSpatialRegistrationStorage}."
         )
     if dataset.get("Modality") != "REG":
         report.error(f"Modality (0008,0060) is {dataset.get('Modality')!r}; a spatial registration must be 'REG'.")
@@ -165,7 +162,7 @@ def _check_identity(dataset: Dataset, report: ConformanceReport) -> None:
 
 def _check_equipment_and_label(dataset: Dataset, report: ConformanceReport) -> None:
     # Only the deformable IOD has Enhanced General Equipment; in a 66.1 these are Type 2/3.
-    enhanced = dataset.get("SOPClassUID") != SPATIAL_REGISTRATION_SOP_CLASS_UID
+    enhanced = dataset.get("SOPClassUID") != SpatialRegistrationStorage
     for keyword, tag in _ENHANCED_GENERAL_EQUIPMENT if enhanced else ():
         if _is_empty(dataset.get(keyword)):
             report.error(
@@ -602,15 +599,15 @@ def _check_file_meta(dataset: Dataset, report: ConformanceReport) -> None:
     if file_meta is None or len(file_meta) == 0:
         return
     transfer_syntax = file_meta.get("TransferSyntaxUID")
-    if transfer_syntax in (IMPLICIT_VR_LITTLE_ENDIAN, DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN):
+    if transfer_syntax in (ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian):
         report.warning(
             f"Transfer Syntax UID (0002,0010) is {transfer_syntax}; Explicit VR Little Endian "
-            f"({EXPLICIT_VR_LITTLE_ENDIAN}) is what receivers and validators handle best (it records OF as OF)."
+            f"({ExplicitVRLittleEndian}) is what receivers and validators handle best (it records OF as OF)."
         )
-    elif transfer_syntax != EXPLICIT_VR_LITTLE_ENDIAN:
+    elif transfer_syntax != ExplicitVRLittleEndian:
         report.error(
             f"Transfer Syntax UID (0002,0010) is {transfer_syntax!r}; write the registration with Explicit VR "
-            f"Little Endian ({EXPLICIT_VR_LITTLE_ENDIAN})."
+            f"Little Endian ({ExplicitVRLittleEndian})."
         )
     for meta_keyword, keyword in (
         ("MediaStorageSOPClassUID", "SOPClassUID"),
@@ -715,7 +712,7 @@ def check_against_images(dataset: Dataset, images: Iterable[Dataset | str | os.P
 
 def _registration_items(dataset: Dataset) -> Iterator[tuple[str, object, Dataset]]:
     """(where, source Frame of Reference UID, item) of every registration item, 66.1 or 66.3."""
-    if dataset.get("SOPClassUID") == SPATIAL_REGISTRATION_SOP_CLASS_UID:
+    if dataset.get("SOPClassUID") == SpatialRegistrationStorage:
         keyword, source_keyword = "RegistrationSequence", "FrameOfReferenceUID"
     else:
         keyword, source_keyword = "DeformableRegistrationSequence", "SourceFrameOfReferenceUID"
