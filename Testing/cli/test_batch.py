@@ -165,6 +165,13 @@ def test_a_bad_manifest_is_refused_before_anything_runs(tmp_path, rows, message)
     assert list(out.iterdir()) == []
 
 
+def _default_sigint() -> None:
+    """In the child before exec: Ctrl-C as a terminal user's batch gets it. A suite started with SIGINT
+    ignored (nohup, a background job, some CI runners) would otherwise pass that on, and Python keeps
+    an inherited SIG_IGN instead of raising KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("workers", LAUNCHERS)
 def test_ctrl_c_stops_cleanly_and_a_rerun_finishes(case, tmp_path, workers):
     base = rows_for(case, case.folder.parent)[0]
@@ -179,6 +186,7 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_finishes(case, tmp_path, workers):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_sigint,
     )
     deadline = time.monotonic() + 120
     while not any(out.iterdir()) and time.monotonic() < deadline:

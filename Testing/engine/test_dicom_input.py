@@ -16,7 +16,7 @@ from pydicom.filewriter import write_dataset
 
 from dicom_input_helpers import rotation, write_non_image
 from DicomRegSaveLib import geometry
-from DicomRegSaveLib.errors import DicomInputError
+from DicomRegSaveLib.errors import DicomInputError, MalformedDicomError
 from DicomRegSaveLib.inputs.sampledata import write_image_series
 from DicomRegSaveLib.inputs.series import (
     ImageSeries,
@@ -434,6 +434,6 @@ def test_only_the_first_instance_is_decoded_whole(tmp_path: Path) -> None:
     assert all(not isinstance(element, RawDataElement) for element in series.first_header.elements())
 
     _damage_vr(first, (0x0010, 0x0010), b"PN")
-    with pytest.raises(DicomInputError) as caught:
+    with pytest.raises(MalformedDicomError) as caught:
         read_image_series(tmp_path / "series", "fixed")
     assert str(first) in str(caught.value) and "(0010,0010) PatientName cannot be decoded" in str(caught.value)
