@@ -248,7 +248,15 @@ def test_a_crashing_row_is_reported_and_the_others_are_written(case, tmp_path, m
     assert capfd.readouterr() == ("", "")  # the rows' output went to their own files only
 
 
-def test_a_ctrl_c_while_a_worker_starts_is_acted_on_once_it_is_registered():
+@pytest.fixture
+def python_sigint_handler():
+    """Python's own SIGINT handler for the test, whatever the suite was started with (see _default_sigint)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_a_ctrl_c_while_a_worker_starts_is_acted_on_once_it_is_registered(python_sigint_handler):
     registered = []
     with pytest.raises(KeyboardInterrupt):
         with batch._ctrl_c_deferred():

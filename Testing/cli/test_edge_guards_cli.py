@@ -4,6 +4,9 @@ data file of a transform is an input like any other, and sending nothing is an e
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import SimpleITK as sitk
@@ -75,3 +78,22 @@ def test_sending_the_demo_series_reaches_the_scp(storage_scp, case):
     result = run("send", case.fixed_dir, "--to", peer)
     assert result.returncode == 0, result.stdout + result.stderr
     assert len(received) == len(list(case.fixed_dir.iterdir()))
+
+
+def test_the_batch_ctrl_c_tests_pass_when_the_suite_starts_with_sigint_ignored():
+    """nohup, a background job or a CI runner may start the suite with SIGINT ignored; the Ctrl-C tests
+    must still deliver Ctrl-C to the batch they start."""
+    batch_tests = Path(__file__).with_name("test_batch.py")
+    ignore_then_run = (
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+        "os.execv(sys.executable, [sys.executable, '-m', 'pytest', *sys.argv[1:]])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", ignore_then_run, "-q", "-p", "no:cacheprovider", str(batch_tests), "-k", "ctrl_c"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=batch_tests.parents[2],
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "3 passed" in result.stdout
