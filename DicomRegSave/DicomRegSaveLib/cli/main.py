@@ -89,11 +89,17 @@ def _text_stream(args: argparse.Namespace):
 
 
 def _describe_export(outcome) -> str:
+    from DicomRegSaveLib.export.input_checks import describe_series
+
     result, fixed = outcome.result, outcome.fixed
     moving = outcome.moving
     item = result.registration.choose_item(moving.frame_of_reference_uid)
     same_study = fixed.study_instance_uid == moving.study_instance_uid
-    lines = [f"Wrote {result.path}"]
+    lines = [
+        f"Wrote {result.path}",
+        f"  fixed:  {describe_series(fixed)}",
+        f"  moving: {describe_series(moving)}",
+    ]
     if item.grid is not None:
         grid = item.grid
         lines += [

@@ -21,6 +21,7 @@ from pydicom.tag import Tag
 from DicomRegSaveLib import IMPLEMENTATION_VERSION_NAME, __version__
 from DicomRegSaveLib.dicom_file import tag_text
 from DicomRegSaveLib.errors import InvalidRegistrationError, require_type
+from DicomRegSaveLib.export.input_checks import swapped_inputs_warning
 from DicomRegSaveLib.export.option_table import REGISTRATION_CLASSES, UNDEFINED_VECTOR_CHOICES
 from DicomRegSaveLib.inputs.series import ImageSeries
 from DicomRegSaveLib.model import (
@@ -366,6 +367,9 @@ def export_registration(
     dataset = create_dataset(registration, fixed.first_header, options)
     report = check_dataset(dataset)
     report.warnings.extend(deformation.warnings)
+    swapped = swapped_inputs_warning(deformation, fixed, moving)
+    if swapped:
+        report.warnings.append(swapped)
     fixed_patient = fixed.first_header.get("PatientID", "")
     moving_patient = moving.first_header.get("PatientID", "")
     if fixed_patient != moving_patient:
