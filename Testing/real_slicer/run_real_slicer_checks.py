@@ -178,55 +178,11 @@ def volume_of(nodes):
     return volume
 
 
-def fixed_points(fixed) -> np.ndarray:
-    """N_POINTS random RAS points inside the fixed volume."""
-    import vtk
-
-    rng = np.random.default_rng(11)
-    ijk_to_ras = vtk.vtkMatrix4x4()
-    fixed.GetIJKToRASMatrix(ijk_to_ras)
-    dims = np.array(fixed.GetImageData().GetDimensions()) - 1
-    return np.array([ijk_to_ras.MultiplyPoint([*index, 1.0])[:3] for index in rng.uniform(0, 1, (N_POINTS, 3)) * dims])
-
-
-def from_world(node, points_ras: np.ndarray) -> np.ndarray:
-    import vtk
-
-    transform = vtk.vtkGeneralTransform()
-    node.GetTransformFromWorld(transform)
-    return np.array([transform.TransformPoint(point) for point in points_ras])
-
-
 def registration_transform(fixed, moving):
-    """A smooth from-parent grid over the fixed volume with a rigid parent, referencing both volumes."""
-    import slicer
-    import vtk
-    from vtk.util import numpy_support
+    """The module test's registration (a smooth grid under a rigid transform) referencing both volumes."""
+    from DicomRegSave import DicomRegSaveTest
 
-    parent = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "Rigid part")
-    rotation = vtk.vtkTransform()
-    rotation.RotateWXYZ(3.0, 1.0, 2.0, 0.5)
-    rotation.Translate(2.0, -1.5, 3.0)
-    parent.SetMatrixTransformToParent(rotation.GetMatrix())
-    bounds = [0.0] * 6
-    fixed.GetRASBounds(bounds)
-    low, high = np.array(bounds[0::2]) - 30.0, np.array(bounds[1::2]) + 30.0
-    dims = [int(n) for n in np.ceil((high - low) / 10.0) + 1]
-    k, j, i = np.meshgrid(*(np.arange(n) for n in dims[::-1]), indexing="ij")
-    points = low + np.stack([i, j, k], axis=-1) * 10.0
-    vectors = (3.0 * np.sin(points / 40.0) + np.array([1.0, -2.0, 0.5])).astype(np.float32)
-    image = vtk.vtkImageData()
-    image.SetDimensions(*dims)
-    image.SetOrigin(*low)
-    image.SetSpacing(10.0, 10.0, 10.0)
-    image.AllocateScalars(vtk.VTK_FLOAT, 3)
-    numpy_support.vtk_to_numpy(image.GetPointData().GetScalars())[:] = vectors.reshape(-1, 3)
-    grid = slicer.vtkOrientedGridTransform()
-    grid.SetDisplacementGridData(image)
-    grid.SetInterpolationModeToLinear()
-    node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLGridTransformNode", "Registration result")
-    node.SetAndObserveTransformFromParent(grid)
-    node.SetAndObserveTransformNodeID(parent.GetID())
+    node = DicomRegSaveTest.gridWithLinearParent(fixed)
     node.SetNodeReferenceID(node.GetFixedNodeReferenceRole(), fixed.GetID())
     node.SetNodeReferenceID(node.GetMovingNodeReferenceRole(), moving.GetID())
     return node
@@ -302,8 +258,10 @@ def check_export_dialog(case, reg_dir: Path) -> None:
     [exportable] = plugin.examineForExport(item)
     exportable.directory = str(reg_dir)
     assert plugin.export([exportable]) == ""
-    points = fixed_points(fixed)
-    oracle = {"points_ras": points.tolist(), "expected_ras": from_world(transform, points).tolist()}
+    from DicomRegSave import DicomRegSaveTest
+
+    points, expected = DicomRegSaveTest.fromWorldMapping(transform, fixed, N_POINTS)
+    oracle = {"points_ras": np.asarray(points).tolist(), "expected_ras": np.asarray(expected).tolist()}
     (reg_dir / "oracle.json").write_text(json.dumps(oracle))
 
 
@@ -334,21 +292,14 @@ def assert_maps(leaf, expected, trilinear=False):
     """The leaf's from-world mapping of the oracle points is the exported transform's, within MAPPING_MM.
 
     `trilinear`: for a grid read back from a saved scene, which Slicer reads with cubic interpolation
-    while the file (and DICOM) mean trilinear."""
-    import slicer
-    import vtk
+    while the file (and DICOM) mean trilinear (Testing/support/mrml_helpers.from_world_lps)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
+    from DicomRegSaveLib import geometry
+    from mrml_helpers import from_world_lps
 
-    points = np.array(expected["points_ras"])
-    transform = vtk.vtkGeneralTransform()
-    leaf.GetTransformFromWorld(transform)
-    if trilinear:
-        components = vtk.vtkCollection()
-        slicer.vtkMRMLTransformNode.FlattenGeneralTransform(components, transform)
-        for index in range(components.GetNumberOfItems()):
-            if components.GetItemAsObject(index).IsA("vtkGridTransform"):
-                components.GetItemAsObject(index).SetInterpolationModeToLinear()
-    mapped = np.array([transform.TransformPoint(point) for point in points])
-    error = float(np.max(np.linalg.norm(mapped - np.array(expected["expected_ras"]), axis=1)))
+    points_lps = geometry.ras_to_lps_points(np.array(expected["points_ras"]))
+    mapped_ras = geometry.lps_to_ras_points(from_world_lps(leaf, points_lps, trilinear=trilinear))
+    error = float(np.max(np.linalg.norm(mapped_ras - np.array(expected["expected_ras"]), axis=1)))
     assert error <= MAPPING_MM, f"the registration maps {error:.3g} mm off the exported transform"
 
 

@@ -182,13 +182,19 @@ def test_patient_name_corrected_to_the_fixed_image_s_spelling_is_written(respell
     )
 
 
-def test_patient_name_edited_in_the_dialog_is_refused_and_nothing_is_written(app, reg_case, tmp_path):
-    fixed, _, transform = loaded_registration(app, reg_case)
+def dialog_in_the_fixed_study(app, case):
+    """A registration transform in the fixed image's study, examined and selected in the export dialog."""
+    fixed, _, transform = loaded_registration(app, case)
     sh = app.scene.GetSubjectHierarchyNode()
     sh.SetItemParent(sh.GetItemByDataNode(transform), sh.GetItemParent(sh.GetItemByDataNode(fixed)))
     dialog = ExportDialog()
     dialog.examine(sh.GetItemByDataNode(transform))
-    dialog.select(0)
+    assert dialog.select(0) == ""
+    return transform, dialog
+
+
+def test_patient_name_edited_in_the_dialog_is_refused_and_nothing_is_written(app, reg_case, tmp_path):
+    transform, dialog = dialog_in_the_fixed_study(app, reg_case)
     message = dialog.export(tmp_path, {"PatientName": "Someone^Else"})
     assert "Patient's Name (0010,0010) was changed to 'Someone^Else'" in message
     assert "Nothing was written" in message
@@ -196,12 +202,7 @@ def test_patient_name_edited_in_the_dialog_is_refused_and_nothing_is_written(app
 
 
 def test_study_edits_are_refused_like_identity_edits_and_series_values_are_checked(app, reg_case, tmp_path):
-    fixed, _, transform = loaded_registration(app, reg_case)
-    sh = app.scene.GetSubjectHierarchyNode()
-    sh.SetItemParent(sh.GetItemByDataNode(transform), sh.GetItemParent(sh.GetItemByDataNode(fixed)))
-    dialog = ExportDialog()
-    dialog.examine(sh.GetItemByDataNode(transform))
-    dialog.select(0)
+    transform, dialog = dialog_in_the_fixed_study(app, reg_case)
     assert "Content Label (0070,0080)" in dialog.export(tmp_path, {"ContentLabel": "lower case"})
     message = dialog.export(tmp_path, {"ContentLabel": "DIR", "StudyDate": "20240316", "StudyDescription": "Planning"})
     assert "Study Date (0008,0020) was changed to '20240316'" in message and "where it is '20240315'" in message
