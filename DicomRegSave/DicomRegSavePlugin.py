@@ -41,7 +41,7 @@ def engineProblem():
     unmet = unmet_requirements(REQUIREMENTS_FILE)
     if not unmet:
         return None
-    version = getattr(getattr(slicer, "app", None), "applicationVersion", "") or _("of unknown version")
+    version = slicer.app.applicationVersion
     problem = _(
         "DicomRegSave needs 3D Slicer {minimum} or later, which bundles the Python packages it uses; this "
         "Slicer ({version}) has {unmet}. Install Slicer {minimum} or later. Do not pip-install these packages "
@@ -307,10 +307,13 @@ Built on 3D Slicer's DICOM plugin architecture, pydicom and highdicom.
         if not hasattr(slicer.modules, "dicomPlugins"):
             slicer.modules.dicomPlugins = {}
         slicer.modules.dicomPlugins["DicomRegSavePlugin"] = DicomRegSavePluginClass
+        self.sceneObserverTag = None
+        # As Slicer's own modules do for work that needs the application's scene (e.g. SampleData).
+        slicer.app.connect("startupCompleted()", self.observeScene)
+        slicer.app.connect("aboutToQuit()", self.onApplicationExit)
+
+    def observeScene(self):
         self.sceneObserverTag = slicer.mrmlScene.AddObserver(slicer.vtkMRMLScene.EndImportEvent, self.onSceneImported)
-        app = getattr(slicer, "app", None)
-        if app is not None:
-            app.connect("aboutToQuit()", self.onApplicationExit)
 
     @staticmethod
     def onSceneImported(scene, event):
@@ -323,6 +326,7 @@ Built on 3D Slicer's DICOM plugin architecture, pydicom and highdicom.
                 return
 
     def onApplicationExit(self):
-        slicer.mrmlScene.RemoveObserver(self.sceneObserverTag)
+        if self.sceneObserverTag is not None:
+            slicer.mrmlScene.RemoveObserver(self.sceneObserverTag)
         if registrationWatcher.cache_info().currsize:
             registrationWatcher().stop()

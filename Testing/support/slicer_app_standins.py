@@ -611,7 +611,6 @@ class Application:
         self.scene = slicer.vtkMRMLScene()
         self.popups = []
         self.queued = []
-        self.quit_slots = []
         dicomlib = types.ModuleType("DICOMLib")
         dicomlib.DICOMPlugin = DICOMPlugin
         dicomlib.DICOMLoadable = DICOMLoadable
@@ -623,10 +622,11 @@ class Application:
         i18n.tr = lambda text: text
         i18n.translate = lambda context, text: text
         monkeypatch.setitem(sys.modules, "slicer.i18n", i18n)
+        self.slots = defaultdict(list)
         app = types.SimpleNamespace(
             applicationVersion="5.12.0",
             processEvents=self.process_events,
-            connect=lambda signal, slot: self.quit_slots.append(slot) if signal == "aboutToQuit()" else None,
+            connect=lambda signal, slot: self.slots[signal].append(slot),
         )
         monkeypatch.setattr(slicer, "app", app, raising=False)
         monkeypatch.setattr(slicer, "mrmlScene", self.scene, raising=False)
@@ -641,6 +641,7 @@ class Application:
 
         self.plugin_module = DicomRegSavePlugin
         self.hook = DicomRegSavePlugin.DicomRegSavePlugin(types.SimpleNamespace())
+        self.emit("startupCompleted()")  # qSlicerApplication, once every module is created
         create_items_for_added_nodes(self.scene)
         self.scalar = ScalarVolumePlugin(regularization)
         self.browser = Browser(self)
@@ -667,9 +668,12 @@ class Application:
         self.process_events()
         return loadable
 
-    def quit(self):
-        for slot in self.quit_slots:
+    def emit(self, signal):
+        for slot in self.slots[signal]:
             slot()
+
+    def quit(self):
+        self.emit("aboutToQuit()")
 
     def close(self):
         self.quit()
