@@ -2,6 +2,8 @@
 Registration (REG) that references the original fixed and moving DICOM images, and read one back.
 
 Thin Slicer/Qt glue around DicomRegSaveLib (the engine, tested headless); every decision is made there.
+Imported at Slicer start-up, so it imports only light modules at the top; the engine is imported by the
+widget and logic methods, after the one requirements check (DicomRegSavePlugin.engineProblem).
 """
 
 import contextlib
@@ -17,6 +19,7 @@ import qt
 import slicer
 import vtk
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLTransformNode
+from slicer.i18n import tr as _, translate
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
@@ -28,7 +31,7 @@ from slicer.util import VTKObservationMixin
 from vtk.util import numpy_support
 
 from DicomRegSaveLib.export.option_table import REGISTRATION_CLASSES
-from DicomRegSavePlugin import databaseHeaderLookup, engine, engineProblem, registrationWatcher
+from DicomRegSavePlugin import databaseHeaderLookup, engineProblem, registrationWatcher, requireEngine
 
 DICOM_SOURCES = ["database", "file", "folder"]
 
@@ -36,11 +39,11 @@ DICOM_SOURCES = ["database", "file", "folder"]
 class DicomRegSave(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
-        self.parent.title = "DICOM Registration Export"
-        self.parent.categories = ["Registration"]
+        self.parent.title = _("DICOM Registration Export")
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Registration")]
         self.parent.dependencies = []
         self.parent.contributors = ["DicomRegSave contributors (https://github.com/dicomregsave/DicomRegSave)"]
-        self.parent.helpText = """
+        self.parent.helpText = _("""
 Writes a registration transform (for example the output of a registration module) as a DICOM
 Deformable Spatial Registration object that references the original fixed and moving DICOM images,
 and loads such objects back as transforms (applied to the moving volume whenever its series is loaded).
@@ -53,10 +56,10 @@ moving volume is placed under in Slicer (its "from parent" transform), the ITK d
 convention and what DICOM PS3.3 C.20.3 specifies. Nothing needs inverting: choose the transform that
 aligns the moving volume with the fixed one.<br><br>
 Also available from the Data module: right-click the transform, "Export to DICOM...".
-"""
-        self.parent.acknowledgementText = """
+""")
+        self.parent.acknowledgementText = _("""
 Built on 3D Slicer, pydicom and highdicom; validated with dicom3tools (dciodvfy, dcentvfy) when installed.
-"""
+""")
 
 
 @parameterNodeWrapper
@@ -125,19 +128,21 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             for button in (self.ui.inheritButton, self.ui.validateButton, self.ui.saveButton):
                 button.enabled = False
         else:
-            self.buildTagFields(engine("slicer.fields"))
+            self.buildTagFields()
         self.initializeParameterNode()
 
-    def buildTagFields(self, slicer_fields):
-        """One line edit per attribute of slicer_fields.PANEL_FIELDS, grouped like the standard's modules."""
+    def buildTagFields(self):
+        """One line edit per attribute of PANEL_FIELDS, grouped like the standard's modules."""
+        from DicomRegSaveLib.slicer.fields import PANEL_FIELDS, describe_keyword
+
         layout = qt.QVBoxLayout(self.ui.tagFieldsWidget)
         layout.setContentsMargins(0, 0, 0, 0)
-        for group, keywords in slicer_fields.PANEL_FIELDS.items():
+        for group, keywords in PANEL_FIELDS.items():
             box = qt.QGroupBox(group)
             form = qt.QFormLayout(box)
             for keyword in keywords:
                 edit = qt.QLineEdit()
-                edit.toolTip = slicer_fields.describe_keyword(keyword)
+                edit.toolTip = describe_keyword(keyword)
                 problem = qt.QLabel()
                 problem.wordWrap = True
                 problem.setStyleSheet("color: #c0392b")
@@ -202,7 +207,9 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onTransformChanged(self, node):
         if self._parameterNode is None or node is None or self.engineProblem:
             return
-        fixed, moving = engine("slicer.offer").suggested_volumes(node)
+        from DicomRegSaveLib.slicer.offer import suggested_volumes
+
+        fixed, moving = suggested_volumes(node)
         # This slot runs before the wrapper's own connector slot on the same signal; any parameter write
         # makes the wrapper push every parameter back to its widget, so the new transform must be stored
         # first or the selector is reset to the previous one.
@@ -221,7 +228,9 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def tagProblems(self):
         if self.engineProblem or not self._tagEdits:
             return {}
-        return engine("slicer.fields").field_problems(self.tagValues())
+        from DicomRegSaveLib.slicer.fields import field_problems
+
+        return field_problems(self.tagValues())
 
     def showTagValues(self):
         values = self.tagValues()
@@ -230,7 +239,9 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.showTagProblem(keyword, edit.text)
 
     def showTagProblem(self, keyword, text):
-        problem = engine("slicer.fields").tag_problem(keyword, text)
+        from DicomRegSaveLib.slicer.fields import tag_problem
+
+        problem = tag_problem(keyword, text)
         label = self._tagProblemLabels[keyword]
         label.text = problem or ""
         label.visible = problem is not None
@@ -244,19 +255,20 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onInheritButton(self):
         if self.engineProblem:
             return
+        from DicomRegSaveLib.slicer.fields import inherited_values, panel_fields
+
         p = self._parameterNode
-        slicer_fields = engine("slicer.fields")
         try:
             header = self.logic.fixedImageHeader(p.fixedVolume, self.dicomFiles("fixed"))
         except Exception as exc:
             self.setStatus(str(exc), error=True)
             return
-        fields = slicer_fields.panel_fields(header)
+        fields = panel_fields(header)
         values = {keyword: text for group in fields.values() for keyword, text in group.items()}
-        p.inheritedTagsJson = json.dumps(slicer_fields.inherited_values(header))
+        p.inheritedTagsJson = json.dumps(inherited_values(header))
         p.tagValuesJson = json.dumps(values)
         self.showTagValues()
-        self.setStatus("Patient and study attributes taken from the fixed image.")
+        self.setStatus(_("Patient and study attributes taken from the fixed image."))
 
     # Validate, preview, save
 
@@ -267,7 +279,11 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if source == "database":
             return None
         if not str(path) or str(path) == ".":
-            raise ValueError(f"Choose the {role} image's DICOM {source}, or set its source to 'database'.")
+            raise ValueError(
+                _("Choose the {role} image's DICOM {source}, or set its source to 'database'.").format(
+                    role=role, source=source
+                )
+            )
         return str(path)
 
     def outputFolder(self):
@@ -290,9 +306,9 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onValidateButton(self):
         p = self._parameterNode
-        self.setStatus("Validating...")
+        self.setStatus(_("Validating..."))
         try:
-            with self.progressDialog("Building and checking the registration...") as onProgress:
+            with self.progressDialog(_("Building and checking the registration...")) as onProgress:
                 dataset, report = self.logic.validateRegistration(
                     p.transform, p.fixedVolume, p.movingVolume, **self.exportArguments(progressCallback=onProgress)
                 )
@@ -301,22 +317,38 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         self._previewDataset = dataset
         self.renderPreview()
-        self.ui.reportTextEdit.plainText = report.text() or "No findings."
+        self.ui.reportTextEdit.plainText = report.text() or _("No findings.")
         self.ui.previewCollapsibleButton.collapsed = False
+        self.placeInFixedStudy()
         if report.ok:
-            self.setStatus(f"Valid: no errors, {len(report.warnings)} warning(s).")
+            self.setStatus(_("Valid: no errors, {count} warning(s).").format(count=len(report.warnings)))
         else:
             self.setStatus(
-                f"{len(report.errors)} error(s), {len(report.warnings)} warning(s); see the report.", error=True
+                _("{errors} error(s), {warnings} warning(s); see the report.").format(
+                    errors=len(report.errors), warnings=len(report.warnings)
+                ),
+                error=True,
             )
+
+    def placeInFixedStudy(self):
+        """The transform joins the fixed image's study in the Data module, where its REG belongs."""
+        p = self._parameterNode
+        try:
+            self.logic.placeInFixedStudy(p.transform, p.fixedVolume, self.dicomFiles("fixed"))
+        except Exception as exc:
+            logging.warning(_("The transform stays where it is in the Data module: {reason}").format(reason=exc))
 
     @contextlib.contextmanager
     def progressDialog(self, labelText):
         """A progress dialog and the engine callback that updates it and raises OperationCancelled on Cancel."""
         from DicomRegSaveLib.errors import OperationCancelled
 
+        # Application-modal: nothing else (a second Save, a scene change) may run while the export does.
         progress = slicer.util.createProgressDialog(
-            windowTitle="DICOM Registration Export", labelText=labelText, maximum=100
+            windowTitle=_("DICOM Registration Export"),
+            labelText=labelText,
+            maximum=100,
+            windowModality=qt.Qt.ApplicationModal,
         )
 
         def onProgress(fraction, message):
@@ -324,7 +356,7 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             progress.value = round(100 * fraction)
             slicer.app.processEvents()
             if progress.wasCanceled:
-                raise OperationCancelled("Cancelled; nothing was written.")
+                raise OperationCancelled(_("Cancelled; nothing was written."))
 
         try:
             yield onProgress
@@ -334,7 +366,7 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onSaveButton(self):
         p = self._parameterNode
         try:
-            with self.progressDialog("Exporting the registration...") as onProgress:
+            with self.progressDialog(_("Exporting the registration...")) as onProgress:
                 result = self.logic.exportRegistration(
                     p.transform,
                     p.fixedVolume,
@@ -347,20 +379,23 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         self._previewDataset = result.dataset
         self.renderPreview()
-        self.ui.reportTextEdit.plainText = result.report.text() or "No findings."
-        warnings = f" ({len(result.report.warnings)} warning(s), see the report)" if result.report.warnings else ""
-        added = ""
+        self.ui.reportTextEdit.plainText = result.report.text() or _("No findings.")
+        self.placeInFixedStudy()
         if p.addToDatabase and databaseHeaderLookup() is not None:
             self.logic.addToDatabase(result.path)
-            added = "; added to the DICOM database"
-        self.setStatus(f"Wrote {result.path}{added}{warnings}")
+            message = _("Wrote {path}; added to the DICOM database").format(path=result.path)
+        else:
+            message = _("Wrote {path}").format(path=result.path)
+        if result.report.warnings:
+            message += " " + _("({count} warning(s), see the report)").format(count=len(result.report.warnings))
+        self.setStatus(message)
 
     def renderPreview(self):
         if self._previewDataset is None or self.engineProblem:
             return
-        self.ui.previewTextEdit.plainText = engine("slicer.export").dump_preview(
-            self._previewDataset, self.ui.filterLineEdit.text
-        )
+        from DicomRegSaveLib.slicer.export import dump_preview
+
+        self.ui.previewTextEdit.plainText = dump_preview(self._previewDataset, self.ui.filterLineEdit.text)
 
     def reportFailure(self, exc):
         from DicomRegSaveLib.errors import DicomRegSaveError, OperationCancelled
@@ -371,7 +406,7 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.setStatus(str(exc), error=True)
         if not isinstance(exc, (DicomRegSaveError, ValueError, ImportError)):
             logging.exception("DicomRegSave failed")
-        slicer.util.errorDisplay(str(exc), windowTitle="DICOM Registration Export")
+        slicer.util.errorDisplay(str(exc), windowTitle=_("DICOM Registration Export"))
 
     def setStatus(self, text, error=False):
         self.ui.statusLabel.text = text
@@ -427,11 +462,12 @@ class DicomRegSaveLogic(ScriptedLoadableModuleLogic):
         Raises DicomRegSaveLib.errors.DicomRegSaveError subclasses with messages to act on.
         """
         if not outputPath:
-            raise ValueError("outputPath is required: the REG file path or an existing folder.")
-        slicer_export = engine("slicer.export")
+            raise ValueError(_("outputPath is required: the REG file path or an existing folder."))
+        from DicomRegSaveLib.slicer.export import export_from_nodes
+
         arguments = self.engineArguments(options)
         exportOptions, force = arguments.pop("options"), arguments.pop("force")
-        return slicer_export.export_from_nodes(
+        return export_from_nodes(
             transformNode,
             fixedVolumeNode,
             movingVolumeNode,
@@ -444,25 +480,40 @@ class DicomRegSaveLogic(ScriptedLoadableModuleLogic):
 
     def validateRegistration(self, transformNode, fixedVolumeNode=None, movingVolumeNode=None, **options):
         """Build the REG without keeping it and run every check; returns (pydicom Dataset, ConformanceReport)."""
-        slicer_export = engine("slicer.export")
+        from DicomRegSaveLib.slicer.export import validate_from_nodes
+
         arguments = self.engineArguments(options)
         exportOptions = arguments.pop("options")
         arguments.pop("force")
-        return slicer_export.validate_from_nodes(
+        return validate_from_nodes(
             transformNode, fixedVolumeNode, movingVolumeNode, databaseHeaderLookup(), exportOptions, **arguments
         )
 
     def importRegistration(self, path, applyToMoving=True):
         """Load a REG file as transform nodes (fixed -> moving); returns slicer_import.ImportResult.
 
-        Volumes of the registration loaded later in the session get their references (and the moving
-        volume its transform) when they are loaded.
+        Volumes already loaded are linked before this returns (a console call is outside any scene event);
+        volumes of the registration loaded later in the session get their references (and the moving
+        volume its transform) once they are loaded.
         """
-        result = engine("slicer.importing").import_registration(
-            path, slicer.mrmlScene, databaseHeaderLookup(), applyToMoving
-        )
-        registrationWatcher().start()
+        requireEngine()
+        from DicomRegSaveLib.slicer.importing import import_registration
+
+        watcher = registrationWatcher()
+        watcher.start()
+        result = import_registration(path, slicer.mrmlScene, databaseHeaderLookup(), applyToMoving)
+        watcher.flush()
         return result
+
+    def placeInFixedStudy(self, transformNode, fixedVolumeNode=None, dicomFiles=None):
+        """Move the transform's subject hierarchy item under the fixed image's study (created if missing)."""
+        from DicomRegSaveLib.slicer.hierarchy import place_in_fixed_study
+
+        shNode = slicer.mrmlScene.GetSubjectHierarchyNode()
+        item = shNode.GetItemByDataNode(transformNode)
+        if item:
+            fixed = fixedVolumeNode or transformNode.GetNodeReference(transformNode.GetFixedNodeReferenceRole())
+            place_in_fixed_study(shNode, item, self.fixedImageHeader(fixed, dicomFiles))
 
     def addToDatabase(self, path):
         """Add a written file to Slicer's DICOM database (copied into it), so the DICOM browser can load or send it.
@@ -477,10 +528,11 @@ class DicomRegSaveLogic(ScriptedLoadableModuleLogic):
     def fixedImageHeader(self, fixedVolumeNode, dicomFiles=None):
         """The first DICOM header of the fixed image (database, or the given file/folder)."""
         if fixedVolumeNode is None and not dicomFiles:
-            raise ValueError("Choose the fixed volume (or its DICOM files) first.")
-        series = engine("slicer.provenance").image_series_for_volume(
-            fixedVolumeNode, "fixed", databaseHeaderLookup(), dicomFiles
-        )
+            raise ValueError(_("Choose the fixed volume (or its DICOM files) first."))
+        requireEngine()
+        from DicomRegSaveLib.slicer.provenance import image_series_for_volume
+
+        series = image_series_for_volume(fixedVolumeNode, "fixed", databaseHeaderLookup(), dicomFiles)
         return series.first_header
 
     @staticmethod
@@ -489,16 +541,16 @@ class DicomRegSaveLogic(ScriptedLoadableModuleLogic):
         unknown = sorted(set(options) - set(_CONSOLE_OPTIONS))
         if unknown:
             raise TypeError(f"Unknown option(s) {unknown}; known options: {', '.join(_CONSOLE_OPTIONS)}.")
+        requireEngine()
         from DicomRegSaveLib.export.pipeline import ExportOptions
+        from DicomRegSaveLib.slicer.fields import options_from_tags
 
         base = ExportOptions(
             identity_item=bool(options.get("identityItem", False)),
             registration_class=options.get("registrationClass") or "auto",
         )
         return {
-            "options": engine("slicer.fields").options_from_tags(
-                options.get("tags") or {}, options.get("inheritedTags"), base
-            ),
+            "options": options_from_tags(options.get("tags") or {}, options.get("inheritedTags"), base),
             "force": bool(options.get("force", False)),
             "grid_spacing_mm": options.get("gridSpacingMm") or None,
             "axis_aligned": bool(options.get("axisAligned", False)),
@@ -558,7 +610,9 @@ class DicomRegSaveTest(ScriptedLoadableModuleTest):
             exportables = plugin.examineForExport(shNode.GetItemByDataNode(transform))
             self.assertEqual(len(exportables), 1)
             self.assertEqual(exportables[0].pluginClass, "DicomRegSavePlugin")
-            self.assertEqual(exportables[0].confidence, engine("slicer.offer").PRESELECTED_CONFIDENCE)
+            from DicomRegSaveLib.slicer.offer import PRESELECTED_CONFIDENCE
+
+            self.assertEqual(exportables[0].confidence, PRESELECTED_CONFIDENCE)
             self.assertEqual(exportables[0].tag("Modality"), "REG")
             exportables[0].directory = str(output)
             self.assertEqual(plugin.export(exportables), "")
@@ -571,6 +625,7 @@ class DicomRegSaveTest(ScriptedLoadableModuleTest):
             self.assertEqual(len(loadables), 1)
             self.assertEqual(loadables[0].confidence, 0.95)
             self.assertTrue(plugin.load(loadables[0]))
+            slicer.app.processEvents()  # the registration is linked after the load, when the event loop turns
             leaf = moving.GetParentTransformNode()
             self.assertIsNotNone(leaf)
             self.assertIs(leaf.GetNodeReference(leaf.GetMovingNodeReferenceRole()), moving)
@@ -598,6 +653,7 @@ class DicomRegSaveTest(ScriptedLoadableModuleTest):
             [loadable] = plugin.examineForImport([[str(regFile)]])
             self.assertTrue(plugin.load(loadable))
             moving = self.loadVolume(DICOMUtils, case.moving_series_instance_uid)
+            slicer.app.processEvents()
             leaf = moving.GetParentTransformNode()
             self.assertIsNotNone(leaf, "the moving volume loaded after the REG was not placed under it")
             self.assertIs(leaf.GetNodeReference(leaf.GetMovingNodeReferenceRole()), moving)
@@ -608,6 +664,7 @@ class DicomRegSaveTest(ScriptedLoadableModuleTest):
             )
             self.assertLess(error, 1e-3, f"loaded transform differs by {error} mm")
             fixed = self.loadVolume(DICOMUtils, case.fixed_series_instance_uid)
+            slicer.app.processEvents()
             self.assertIs(leaf.GetNodeReference(leaf.GetFixedNodeReferenceRole()), fixed)
             self.assertIsNone(fixed.GetParentTransformNode())
         self.delayDisplay("Test passed")

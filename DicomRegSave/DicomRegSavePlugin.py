@@ -1,16 +1,22 @@
 """DICOM browser plugin: export a registration transform as a DICOM Deformable Spatial Registration
 (REG) from Slicer's "Export to DICOM..." dialog, and load REG files as transforms.
 
-Thin glue: every decision is made in DicomRegSaveLib's slicer_* modules (tested headless).
+Thin glue: every decision is made in DicomRegSaveLib.slicer (tested headless). This file is imported at
+Slicer start-up (it holds the hidden hook module), so it imports only what is light: the engine is
+imported by each entry point, after the one requirements check :func:`engineProblem`.
 """
 
 import functools
-import importlib
 import logging
 import pathlib
 
+import qt
 import slicer
 from DICOMLib import DICOMLoadable, DICOMPlugin
+from slicer.i18n import tr as _
+
+from DicomRegSaveLib.requirements import unmet_requirements
+from DicomRegSaveLib.slicer.attributes import MOVING_INSTANCES_ATTRIBUTE
 
 #: Oldest 3D Slicer that bundles the pydicom and highdicom DicomRegSave needs (Resources/requirements.txt).
 MINIMUM_SLICER_VERSION = "5.12"
@@ -29,30 +35,27 @@ class EngineUnavailable(ImportError):
 def engineProblem():
     """None if DicomRegSave can run in this Slicer, else the one message saying which Slicer is needed.
 
-    Checked once per session from Resources/requirements.txt (package metadata only), and logged once.
+    The one requirements check of the extension: Resources/requirements.txt against package metadata
+    only (no engine import), once per session, logged once.
     """
-    from DicomRegSaveLib.requirements import unmet_requirements
-
     unmet = unmet_requirements(REQUIREMENTS_FILE)
     if not unmet:
         return None
-    version = getattr(getattr(slicer, "app", None), "applicationVersion", "") or "of unknown version"
-    problem = (
-        f"DicomRegSave needs 3D Slicer {MINIMUM_SLICER_VERSION} or later, which bundles the Python packages "
-        f"it uses; this Slicer ({version}) has {', '.join(unmet)}. Install Slicer {MINIMUM_SLICER_VERSION} or "
-        "later. Do not pip-install these packages into this Slicer: that would replace the pydicom that "
-        "Slicer's own DICOM module relies on."
-    )
+    version = slicer.app.applicationVersion
+    problem = _(
+        "DicomRegSave needs 3D Slicer {minimum} or later, which bundles the Python packages it uses; this "
+        "Slicer ({version}) has {unmet}. Install Slicer {minimum} or later. Do not pip-install these packages "
+        "into this Slicer: that would replace the pydicom that Slicer's own DICOM module relies on."
+    ).format(minimum=MINIMUM_SLICER_VERSION, version=version, unmet=", ".join(unmet))
     logging.error(problem)
     return problem
 
 
-def engine(name):
-    """The engine module DicomRegSaveLib.`name`; raises EngineUnavailable (with engineProblem()) on an old Slicer."""
+def requireEngine():
+    """Raise EngineUnavailable (with engineProblem()) on a Slicer too old for DicomRegSave."""
     problem = engineProblem()
     if problem:
         raise EngineUnavailable(problem)
-    return importlib.import_module(f"DicomRegSaveLib.{name}")
 
 
 def databaseHeaderLookup():
@@ -63,30 +66,45 @@ def databaseHeaderLookup():
     return database.fileForInstance
 
 
-def notifyUser(message):
-    """Show `message` to the user once the current DICOM browser action has finished, and log it."""
+def reportLinking(message):
+    """What linking a registration changed that could surprise the user: logged (Slicer's error log and
+    Python console show it), never a modal popup, since it happens after a load the user is not watching."""
     logging.warning(message)
-    import qt
-
-    qt.QTimer.singleShot(0, lambda: slicer.util.warningDisplay(message, windowTitle="DICOM registration"))
 
 
 @functools.cache
 def registrationWatcher():
     """The one watcher that applies loaded registrations to volumes as they arrive in slicer.mrmlScene.
 
-    slicer.mrmlScene lives as long as the application, so one watcher per session; it is started by
-    the first REG loaded.
+    slicer.mrmlScene lives as long as the application, so one watcher per session. It is started by a REG
+    load and by a scene import that brings a DicomRegSave registration (:class:`DicomRegSavePlugin`), and
+    stops itself at scene close. It links after the current event, never inside it.
     """
-    return engine("slicer.linking").RegistrationWatcher(slicer.mrmlScene, databaseHeaderLookup, notifyUser)
+    requireEngine()
+    from DicomRegSaveLib.slicer.linking import RegistrationWatcher
+
+    return RegistrationWatcher(slicer.mrmlScene, lambda function: qt.QTimer.singleShot(0, function), reportLinking)
+
+
+def fixedImageTexts(decision, names):
+    """The fixed image's values of the dialog's patient/study rows, as Slicer decodes them (DICOM database)."""
+    from DicomRegSaveLib.slicer.hierarchy import fixed_image_texts
+    from DicomRegSaveLib.slicer.provenance import instance_uids
+
+    database = slicer.dicomDatabase
+    return fixed_image_texts(names, instance_uids(decision.fixed_node)[0], database.fileForInstance, database.fileValue)
 
 
 class DicomRegSavePluginClass(DICOMPlugin):
-    """Exports transforms as DICOM REG and loads DICOM REG as transforms (see DicomRegSaveLib's slicer_* modules)."""
+    """Exports transforms as DICOM REG and loads DICOM REG as transforms (see DicomRegSaveLib.slicer)."""
+
+    #: Subject hierarchy item -> the patient/study rows the export dialog showed for it, recorded at
+    #: examineForExport (the dialog makes a new plugin instance for each call).
+    shownRows = {}
 
     def __init__(self):
         super().__init__()
-        self.loadType = "Registration (DicomRegSave)"
+        self.loadType = _("Registration (DicomRegSave)")
         self.tags["sopClassUID"] = "0008,0016"
         self.tags["instanceUID"] = "0008,0018"
         self.tags["modality"] = "0008,0060"
@@ -96,7 +114,8 @@ class DicomRegSavePluginClass(DICOMPlugin):
     def examineForImport(self, fileLists):
         if engineProblem():
             return []
-        slicer_import = engine("slicer.importing")
+        from DicomRegSaveLib.slicer.importing import examine_warning
+
         loadables = []
         for files in fileLists:
             cached = self.getCachedLoadables(files)
@@ -106,19 +125,19 @@ class DicomRegSavePluginClass(DICOMPlugin):
             loadables += cached
         # What is loaded changes between examinations, the cached file descriptions do not.
         for loadable in loadables:
-            loadable.warning = slicer_import.examine_warning(loadable.info, slicer.mrmlScene, databaseHeaderLookup())
+            loadable.warning = examine_warning(loadable.info, slicer.mrmlScene)
         return loadables
 
     def examineFiles(self, files):
         if engineProblem():
             return []
-        slicer_import = engine("slicer.importing")
-        sopClassUIDs = slicer_import.LOADABLE_SOP_CLASS_UIDS
+        from DicomRegSaveLib.slicer.importing import LOADABLE_SOP_CLASS_UIDS, describe_registration_file
+
         loadables = []
         for path in files:
-            if slicer.dicomDatabase.fileValue(path, self.tags["sopClassUID"]) not in sopClassUIDs:
+            if slicer.dicomDatabase.fileValue(path, self.tags["sopClassUID"]) not in LOADABLE_SOP_CLASS_UIDS:
                 continue
-            info = slicer_import.describe_registration_file(path)
+            info = describe_registration_file(path)
             if info is None:
                 continue
             loadable = DICOMLoadable()
@@ -133,31 +152,38 @@ class DicomRegSavePluginClass(DICOMPlugin):
         return loadables
 
     def load(self, loadable):
-        slicer_import = engine("slicer.importing")
-        from DicomRegSaveLib.errors import DicomRegSaveError
+        """Transform nodes from the REG; the watcher links them with their volumes after this load.
 
+        Problems are logged and reported by returning False: the DICOM browser then lists
+        "Could not load ..." with the other messages of the batch (DICOMUtils.loadLoadables).
+        """
+        if engineProblem():
+            return False
+        from DicomRegSaveLib.errors import DicomRegSaveError
+        from DicomRegSaveLib.slicer.hierarchy import place_in_subject_hierarchy
+        from DicomRegSaveLib.slicer.importing import import_registration
+
+        registrationWatcher().start()
         try:
-            result = slicer_import.import_registration(
+            result = import_registration(
                 loadable.files[0], slicer.mrmlScene, databaseHeaderLookup(), name=loadable.name
             )
         except DicomRegSaveError as exc:
-            logging.error(f"Could not load {loadable.files[0]} as a registration: {exc}")
+            logging.error(
+                _("Could not load {path} as a registration: {reason}").format(path=loadable.files[0], reason=exc)
+            )
             return False
         self.addSeriesInSubjectHierarchy(loadable, result.leaf)
         shNode = slicer.mrmlScene.GetSubjectHierarchyNode()
         studyItemID = shNode.GetItemParent(shNode.GetItemByDataNode(result.leaf))
-        others = [node for node in result.nodes if node is not result.leaf]
-        engine("slicer.hierarchy").place_in_subject_hierarchy(shNode, others, studyItemID)
-        registrationWatcher().start()
-        for message in result.pending:
-            logging.info(message)
-        if result.messages:
-            notifyUser("\n".join(result.messages))
+        place_in_subject_hierarchy(shNode, [node for node in result.nodes if node is not result.leaf], studyItemID)
         return True
 
     # Export
 
     def examineForExport(self, subjectHierarchyItemID):
+        """Read-only: the dialog calls it on every selection, and moving its current item would make the
+        tree reset the selection and call it again (qMRMLSubjectHierarchyTreeView)."""
         shNode = slicer.mrmlScene.GetSubjectHierarchyNode()
         node = shNode.GetItemDataNode(subjectHierarchyItemID)
         if node is None or not node.IsA("vtkMRMLTransformNode"):
@@ -165,12 +191,16 @@ class DicomRegSavePluginClass(DICOMPlugin):
         problem = engineProblem()
         if problem:
             return [self.exportable(subjectHierarchyItemID, 0.0, problem, {})]
-        slicer_offer = engine("slicer.offer")
-        decision = slicer_offer.examine_transform_item(shNode, subjectHierarchyItemID, databaseHeaderLookup())
-        if decision.offer and decision.fixed_header is not None:
-            # The dialog reads the patient and study rows from the item's parents after this call.
-            engine("slicer.hierarchy").place_in_fixed_study(shNode, subjectHierarchyItemID, decision.fixed_header)
-        name = f"{decision.registration_class} Registration (DicomRegSave)" if decision.offer else None
+        from DicomRegSaveLib.slicer.hierarchy import dialog_rows
+        from DicomRegSaveLib.slicer.offer import examine_transform_item
+
+        decision = examine_transform_item(shNode, subjectHierarchyItemID, databaseHeaderLookup())
+        if not decision.listed:
+            return []
+        DicomRegSavePluginClass.shownRows[subjectHierarchyItemID] = dialog_rows(shNode, subjectHierarchyItemID)
+        name = (
+            _("{kind} Registration (DicomRegSave)").format(kind=decision.registration_class) if decision.offer else None
+        )
         return [
             self.exportable(subjectHierarchyItemID, decision.confidence, decision.reason, decision.series_tags, name)
         ]
@@ -178,7 +208,7 @@ class DicomRegSavePluginClass(DICOMPlugin):
     def exportable(self, subjectHierarchyItemID, confidence, tooltip, seriesTags, name=None):
         """An exportable; without `name` one that cannot be exported yet (the tooltip says why)."""
         exportable = slicer.qSlicerDICOMExportable()
-        exportable.name = name or f"{self.loadType}: cannot export yet, see the tooltip"
+        exportable.name = name or _("{loadType}: cannot export yet, see the tooltip").format(loadType=self.loadType)
         exportable.tooltip = tooltip
         exportable.subjectHierarchyItemID = subjectHierarchyItemID
         exportable.pluginClass = self.__module__
@@ -192,76 +222,76 @@ class DicomRegSavePluginClass(DICOMPlugin):
         problem = engineProblem()
         if problem:
             return problem
-        slicer_offer, slicer_fields, slicer_hierarchy, slicer_export = (
-            engine("slicer.offer"),
-            engine("slicer.fields"),
-            engine("slicer.hierarchy"),
-            engine("slicer.export"),
-        )
+        errors = [self.exportOne(exportable) for exportable in exportables]
+        return "\n".join(error for error in errors if error)
+
+    def exportOne(self, exportable):
+        """Write one exportable into its directory; "" on success, else why nothing was written."""
         from DicomRegSaveLib.errors import DicomRegSaveError
+        from DicomRegSaveLib.slicer.export import export_from_nodes
+        from DicomRegSaveLib.slicer.fields import options_from_tags
+        from DicomRegSaveLib.slicer.hierarchy import dialog_edit_refusals, place_in_fixed_study
+        from DicomRegSaveLib.slicer.offer import SERIES_TAG_KEYWORDS, examine_transform_item
 
         shNode = slicer.mrmlScene.GetSubjectHierarchyNode()
         lookup = databaseHeaderLookup()
-        errors = []
-        for exportable in exportables:
-            decision = slicer_offer.examine_transform_item(shNode, exportable.subjectHierarchyItemID, lookup)
-            if not decision.offer:
-                errors.append(decision.reason)
-                continue
-            name = decision.transform_node.GetName()
-            if (exportable.tag("Modality") or "REG") != "REG":
-                errors.append(
-                    f"'{name}': Modality must stay REG for a registration (it was changed to "
-                    f"{exportable.tag('Modality')!r}); nothing was written."
-                )
-                continue
-            if decision.fixed_header is None:
-                errors.append(
-                    f"'{name}': the fixed image's DICOM header was not found in the DICOM database; "
-                    "nothing was written."
-                )
-                continue
-            edits, refusals = slicer_hierarchy.dialog_patient_study_edits(
-                {keyword: exportable.tag(keyword) for keyword in slicer_hierarchy.dialog_tag_names()},
-                decision.fixed_header,
+        itemID = exportable.subjectHierarchyItemID
+        decision = examine_transform_item(shNode, itemID, lookup)
+        if not decision.offer:
+            return decision.reason
+        name = decision.transform_node.GetName()
+        if (exportable.tag("Modality") or "REG") != "REG":
+            return _(
+                "'{name}': Modality must stay REG for a registration (it was changed to {modality!r}); "
+                "nothing was written."
+            ).format(name=name, modality=exportable.tag("Modality"))
+        if decision.fixed_header is None:
+            return _(
+                "'{name}': the fixed image's DICOM header was not found in the DICOM database; nothing was written."
+            ).format(name=name)
+        shown = DicomRegSavePluginClass.shownRows.get(itemID, {})
+        refusals = dialog_edit_refusals(
+            shown, {row: exportable.tag(row) for row in shown}, fixedImageTexts(decision, list(shown))
+        )
+        if refusals:
+            return f"'{name}': " + " ".join(refusals)
+        try:
+            options = options_from_tags({keyword: exportable.tag(keyword) for keyword in SERIES_TAG_KEYWORDS})
+            result = export_from_nodes(
+                decision.transform_node,
+                decision.fixed_node,
+                decision.moving_node,
+                lookup,
+                exportable.directory,
+                options,
             )
-            if refusals:
-                errors.append(f"'{name}': " + " ".join(refusals))
-                continue
-            try:
-                values = {keyword: exportable.tag(keyword) for keyword in slicer_offer.SERIES_TAG_KEYWORDS}
-                options = slicer_fields.options_from_tags(
-                    {**values, **edits}, slicer_fields.inherited_values(decision.fixed_header)
-                )
-                result = slicer_export.export_from_nodes(
-                    decision.transform_node,
-                    decision.fixed_node,
-                    decision.moving_node,
-                    lookup,
-                    exportable.directory,
-                    options,
-                )
-            except DicomRegSaveError as exc:
-                errors.append(f"'{name}': {exc}")
-                continue
-            except Exception as exc:  # the dialog would only say "Error occurred in exporter"
-                logging.exception("DicomRegSave export failed")
-                errors.append(
-                    f"'{name}': unexpected error {type(exc).__name__}: {exc}. "
-                    "This is a bug in DicomRegSave; the Python console shows the details."
-                )
-                continue
-            for message in result.report.warnings:
-                logging.warning(message)
-            logging.info(f"Wrote DICOM registration {result.path}")
-        return "\n".join(errors)
+        except DicomRegSaveError as exc:
+            return f"'{name}': {exc}"
+        except Exception as exc:  # the dialog would only say "Error occurred in exporter"
+            logging.exception("DicomRegSave export failed")
+            return _(
+                "'{name}': unexpected error {error}: {message}. This is a bug in DicomRegSave; the Python console "
+                "shows the details."
+            ).format(name=name, error=type(exc).__name__, message=exc)
+        # The REG belongs to the fixed image's study; the tree shows it there once it is written.
+        place_in_fixed_study(shNode, itemID, decision.fixed_header)
+        for message in result.report.warnings:
+            logging.warning(message)
+        logging.info(_("Wrote DICOM registration {path}").format(path=result.path))
+        return ""
 
 
 class DicomRegSavePlugin:
-    """Hidden hook module that registers DicomRegSavePluginClass with the DICOM module."""
+    """Hidden hook module: registers DicomRegSavePluginClass with the DICOM module and watches scene imports.
+
+    A scene saved with a registration that waits for its moving series must apply it when that series
+    is loaded, also after a restart; nothing started only by a user action survives one. So this hook,
+    created at every start-up, keeps one light observer on the scene's end of import (no engine import
+    until a scene brings a DicomRegSave registration), removed at application exit.
+    """
 
     def __init__(self, parent):
-        parent.title = "DICOM Deformable Registration Plugin"
+        parent.title = "DICOM Deformable Registration Plugin"  # no tr: shown to developers only, as Slicer's plugins
         parent.categories = ["Developer Tools.DICOM Plugins"]
         parent.contributors = ["DicomRegSave contributors (https://github.com/dicomregsave/DicomRegSave)"]
         parent.helpText = """
@@ -277,3 +307,26 @@ Built on 3D Slicer's DICOM plugin architecture, pydicom and highdicom.
         if not hasattr(slicer.modules, "dicomPlugins"):
             slicer.modules.dicomPlugins = {}
         slicer.modules.dicomPlugins["DicomRegSavePlugin"] = DicomRegSavePluginClass
+        self.sceneObserverTag = None
+        # As Slicer's own modules do for work that needs the application's scene (e.g. SampleData).
+        slicer.app.connect("startupCompleted()", self.observeScene)
+        slicer.app.connect("aboutToQuit()", self.onApplicationExit)
+
+    def observeScene(self):
+        self.sceneObserverTag = slicer.mrmlScene.AddObserver(slicer.vtkMRMLScene.EndImportEvent, self.onSceneImported)
+
+    @staticmethod
+    def onSceneImported(scene, event):
+        if scene.IsClosing() or engineProblem():
+            return
+        transforms = scene.GetNodesByClass("vtkMRMLTransformNode")
+        for index in range(transforms.GetNumberOfItems()):
+            if transforms.GetItemAsObject(index).GetAttribute(MOVING_INSTANCES_ATTRIBUTE):
+                registrationWatcher().start()
+                return
+
+    def onApplicationExit(self):
+        if self.sceneObserverTag is not None:
+            slicer.mrmlScene.RemoveObserver(self.sceneObserverTag)
+        if registrationWatcher.cache_info().currsize:
+            registrationWatcher().stop()

@@ -19,6 +19,7 @@ from DicomRegSaveLib.slicer import (
     fields as slicer_fields,
     hierarchy as slicer_hierarchy,
     importing as slicer_import,
+    linking as slicer_linking,
     offer as slicer_offer,
 )
 from mrml_helpers import from_world_lps, homogeneous, linear_node
@@ -40,7 +41,7 @@ def test_grid_transform_with_dicom_volumes_is_offered_with_series_tags(world, di
     transform = world.registration_transform()
     decision = slicer_offer.examine_transform_item(world.sh, world.item(transform), dicom_case["lookup"])
     assert decision.offer, decision.reason
-    assert decision.confidence == slicer_offer.DEFORMABLE_CONFIDENCE == slicer_offer.PRESELECTED_CONFIDENCE
+    assert decision.confidence == slicer_offer.PRESELECTED_CONFIDENCE
     assert decision.fixed_header.SOPInstanceUID == dicom_case["fixed"].headers[0].SOPInstanceUID
     assert decision.fixed_node is world.fixed and decision.moving_node is world.moving
     assert tuple(decision.series_tags) == slicer_offer.SERIES_TAG_KEYWORDS
@@ -58,7 +59,7 @@ def test_linear_transform_is_offered_as_a_spatial_registration_at_full_confidenc
     transform.SetNodeReferenceID(transform.GetMovingNodeReferenceRole(), world.moving.GetID())
     decision = slicer_offer.examine_transform_item(world.sh, world.item(transform))
     assert decision.offer and decision.registration_class == "Spatial"
-    assert decision.confidence == slicer_offer.LINEAR_CONFIDENCE == slicer_offer.PRESELECTED_CONFIDENCE
+    assert decision.confidence == slicer_offer.PRESELECTED_CONFIDENCE
     assert "DICOM Spatial Registration (a matrix)" in decision.reason
 
 
@@ -90,6 +91,7 @@ def test_transform_without_known_volumes_is_not_offered(world):
     transform = world.registration_transform(references=False)
     decision = slicer_offer.examine_transform_item(world.sh, world.item(transform))
     assert not decision.offer and decision.transform_node is transform
+    assert not decision.listed, "no reference and no volume under it: not a registration, no row"
     assert decision.confidence == slicer_offer.BLOCKED_CONFIDENCE
     assert "fixed volume" in decision.reason and "DICOM Registration Export module" in decision.reason
     assert "GetFixedNodeReferenceRole" in decision.reason
@@ -217,30 +219,50 @@ def test_panel_fields_inherit_patient_and_study_from_the_fixed_image(dicom_case)
     assert options.overrides == {}
 
 
-def test_patient_and_study_shown_by_slicer_are_read_from_the_hierarchy(world, dicom_case):
+def test_dialog_rows_are_every_dicom_attribute_of_the_parents_and_read_only(world, dicom_case):
     transform = world.registration_transform()
-    shown = slicer_hierarchy.patient_study_tags_from_sh(world.sh, world.item(transform))
-    assert shown == {
-        "PatientName": "Müller^Anna",
-        "PatientID": PATIENT_ID,
-        "StudyDate": "20240315",
-        "StudyInstanceUID": dicom_case["fixed"].study_instance_uid,
-    }
+    item = world.item(transform)
+    world.sh.SetItemAttribute(world.patient, "DICOM.PatientComments", "from another series")
+    rows = slicer_hierarchy.dialog_rows(world.sh, item)
+    assert rows["PatientName"] == "Müller^Anna" and rows["PatientID"] == PATIENT_ID
+    assert rows["StudyDate"] == "20240315" and rows["PatientComments"] == "from another series"
+    assert rows["StudyDescription"] == "" and rows["PatientSex"] == ""
+    assert not world.sh.HasItemAttribute(world.study, "DICOM.StudyDescription"), "the dialog adds them, not we"
+    world.sh.SetItemParent(item, world.sh.GetSceneItemID())
+    assert slicer_hierarchy.dialog_rows(world.sh, item) == {}
 
 
-def test_dialog_edits_of_identity_are_refused_and_other_edits_kept(dicom_case):
+def test_dialog_edits_are_what_changed_from_the_rows_shown_and_only_the_fixed_image_s_values_pass(dicom_case):
     header = dicom_case["fixed"].first_header
-    shown = {name: slicer_hierarchy.slicer_shown_value(name, header) for name in slicer_hierarchy.dialog_tag_names()}
-    assert slicer_hierarchy.dialog_patient_study_edits(shown, header) == ({}, [])
-    edits, refusals = slicer_hierarchy.dialog_patient_study_edits(
-        dict(shown, PatientName="Other^Name", StudyInstanceUID=dicom_case["moving"].study_instance_uid, StudyID="X7"),
-        header,
+    shown = {"PatientName": "MUELLER^ANNA", "PatientID": PATIENT_ID, "StudyDate": "20240601", "StudyID": "M1"}
+    fixed = {"PatientName": "Müller^Anna", "PatientID": PATIENT_ID, "StudyDate": str(header.StudyDate), "StudyID": "F1"}
+    assert slicer_hierarchy.dialog_edit_refusals(shown, dict(shown), fixed) == []
+    assert (
+        slicer_hierarchy.dialog_edit_refusals(shown, dict(shown, PatientName="Müller^Anna", StudyID="F1"), fixed) == []
     )
-    assert edits == {"StudyID": "X7"}
+    refusals = slicer_hierarchy.dialog_edit_refusals(shown, dict(shown, PatientName="Other^Name", StudyID="X7"), fixed)
     assert len(refusals) == 2
     assert "Patient's Name (0010,0010) was changed to 'Other^Name'" in refusals[0]
-    assert "fixed image's study" in refusals[1] and "Nothing was written" in refusals[1]
-    assert slicer_hierarchy.dialog_patient_study_edits({}, header) == ({}, [])
+    assert "another patient or study than its fixed image" in refusals[0]
+    assert "Study ID (0020,0010) was changed to 'X7'" in refusals[1] and "where it is 'F1'" in refusals[1]
+    assert "Nothing was written" in refusals[1]
+    assert slicer_hierarchy.dialog_edit_refusals({}, {"PatientName": "X"}, fixed) == []
+
+
+def test_fixed_image_texts_are_read_from_the_database_s_decoded_values(dicom_case):
+    path = str(dicom_case["fixed"].paths[0])
+    uid = str(dicom_case["fixed"].first_header.SOPInstanceUID)
+    asked = []
+
+    def file_value(file, tag):
+        asked.append((file, tag))
+        return {"0010,0010": "Müller^Anna", "0008,0020": "20240315"}[tag]
+
+    texts = slicer_hierarchy.fixed_image_texts(
+        ["PatientName", "StudyDate", "NotAKeyword"], uid, {uid: path}.get, file_value
+    )
+    assert texts == {"PatientName": "Müller^Anna", "StudyDate": "20240315"}
+    assert asked == [(path, "0010,0010"), (path, "0008,0020")]
 
 
 def test_placeholders_of_slicer_are_the_fixed_image_s_empty_values(dicom_case):
@@ -392,6 +414,8 @@ def test_import_round_trip_recreates_the_mapping_and_applies_it_to_the_moving_vo
     transform, result = exported
     scene = Scene(dicom_case)
     imported = slicer_import.import_registration(result.path, scene.scene, dicom_case["lookup"])
+    assert scene.moving.GetParentTransformNode() is None, "import alone links nothing"
+    assert slicer_linking.link_registrations(scene.scene, imported.leaves) == []
     leaf = imported.leaf
     points = fixed_points(dicom_case)
     assert max_error(from_world_lps(leaf, points), from_world_lps(transform, points)) <= EXACT_MM
@@ -401,7 +425,6 @@ def test_import_round_trip_recreates_the_mapping_and_applies_it_to_the_moving_vo
     assert leaf.GetNodeReference(leaf.GetMovingNodeReferenceRole()) is scene.moving
     assert leaf.GetAttribute("DICOM.instanceUIDs") == result.dataset.SOPInstanceUID
     assert all(node.GetName().startswith("1000: DIR result") for node in imported.nodes)
-    assert imported.messages == []
     items = slicer_hierarchy.place_in_subject_hierarchy(scene.sh, imported.nodes, scene.study)
     assert [scene.sh.GetItemParent(i) for i in items] == [scene.study] * len(imported.nodes)
     assert [scene.sh.GetItemDataNode(i) for i in items] == imported.nodes
@@ -411,9 +434,11 @@ def test_import_without_the_images_loaded_says_so(exported, dicom_case):
     _, result = exported
     scene = slicer.vtkMRMLScene()
     imported = slicer_import.import_registration(result.path, scene)
+    assert slicer_linking.link_registrations(scene, imported.leaves) == []
     assert imported.fixed_node is None and imported.moving_node is None
-    assert imported.messages == [] and len(imported.pending) == 2
-    assert "moving image of registration '1000: DIR result grid' is not loaded yet" in imported.pending[0]
+    pending = slicer_linking.pending_notes(imported.leaves)
+    assert len(pending) == 2
+    assert "moving image of registration '1000: DIR result grid' is not loaded yet" in pending[0]
 
 
 def test_import_of_a_file_that_is_not_a_registration_names_the_file(dicom_case):
@@ -427,25 +452,30 @@ def test_import_without_applying_sets_the_references_only(exported, dicom_case):
     _, result = exported
     scene = Scene(dicom_case)
     imported = slicer_import.import_registration(result.path, scene.scene, dicom_case["lookup"], apply_to_moving=False)
+    assert slicer_linking.link_registrations(scene.scene, imported.leaves) == []
     assert imported.moving_node is scene.moving and imported.fixed_node is scene.fixed
     assert scene.moving.GetParentTransformNode() is None
-    assert imported.messages == [] and imported.pending == []
+    assert slicer_linking.pending_notes(imported.leaves) == []
 
 
-def test_watcher_links_volumes_that_get_their_instance_uids_later_and_stops_cleanly(exported, dicom_case):
-    from DicomRegSaveLib.slicer.linking import RegistrationWatcher
-
+def test_watcher_links_after_the_event_once_and_only_volumes_with_a_dicom_identity(exported, dicom_case):
     _, result = exported
-    scene = slicer.vtkMRMLScene()
-    notes = []
-    watcher = RegistrationWatcher(scene, lambda: dicom_case["lookup"], notes.append)
+    world = Scene(dicom_case)
+    world.sh.RemoveItem(world.sh.GetItemByDataNode(world.moving))
+    world.scene.RemoveNode(world.moving)
+    queued, notes = [], []
+    watcher = slicer_linking.RegistrationWatcher(world.scene, queued.append, notes.append)
     watcher.start()
-    imported = slicer_import.import_registration(result.path, scene, dicom_case["lookup"])
-    late = add_volume(scene, dicom_case["moving"], "Moving CT", dicom=False)
-    assert late.GetParentTransformNode() is None
-    late.SetAttribute("DICOM.instanceUIDs", " ".join(str(h.SOPInstanceUID) for h in dicom_case["moving"].headers))
-    assert late.GetParentTransformNode() is imported.leaf
+    imported = slicer_import.import_registration(result.path, world.scene, dicom_case["lookup"])
+    assert len(queued) == 1, "one deferred link for all the nodes of the import"
+    queued.pop()()
+    assert imported.fixed_node is world.fixed and imported.moving_node is None
+    copy = add_volume(world.scene, dicom_case["moving"], "Moving CT clone")  # DICOM.instanceUIDs, no SH item UIDs
+    moving = world.volume(dicom_case["moving"], "Moving CT")
+    assert moving.GetParentTransformNode() is None and len(queued) == 1
+    queued.pop()()
+    assert moving.GetParentTransformNode() is imported.leaf and copy.GetParentTransformNode() is None
     watcher.stop()
-    again = add_volume(scene, dicom_case["moving"], "Moving CT copy")
-    assert again.GetParentTransformNode() is None and late.GetParentTransformNode() is imported.leaf
+    again = world.volume(dicom_case["moving"], "Moving CT again")
+    assert queued == [] and again.GetParentTransformNode() is None
     assert notes == []

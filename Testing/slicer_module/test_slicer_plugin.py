@@ -10,178 +10,33 @@ was written.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
 import slicer
+import vtk
 
 from DicomRegSaveLib.reg.reader import read_registration
-from DicomRegSaveLib.slicer import export as slicer_export, fields as slicer_fields, offer as slicer_offer
+from DicomRegSaveLib.slicer import offer as slicer_offer
 from mrml_helpers import from_world_lps, homogeneous, linear_node, rotation
-from slicer_app_standins import Application, Database, ExportDialog, SlicerRtRegPlugin, load_loadables
-from slicer_cases import PATIENT_ID, Scene, fixed_points, max_error, registration_transform
-
-MAPPING_MM = 1e-3
-
-
-@pytest.fixture(scope="module")
-def reg_case(dicom_case, tmp_path_factory):  # noqa: F811 (pytest fixture)
-    """dicom_case plus a REG of a grid-under-rigid transform exported from another scene, and its oracle."""
-    world = Scene(dicom_case)
-    transform = world.registration_transform()
-    folder = tmp_path_factory.mktemp("reg")
-    result = slicer_export.export_from_nodes(
-        transform,
-        None,
-        None,
-        dicom_case["lookup"],
-        folder,
-        slicer_fields.options_from_tags({"SeriesDescription": "DIR result"}),
-    )
-    points = fixed_points(dicom_case)
-    return dict(dicom_case, reg=result.path, points=points, expected=from_world_lps(transform, points))
-
-
-@pytest.fixture
-def app(monkeypatch, reg_case):
-    application = Application(monkeypatch, Database([reg_case["folder"], reg_case["reg"].parent]))
-    yield application
-    application.close()
-
-
-def series_paths(case, role):
-    return case[role].paths
-
-
-def assert_applied(case, moving, leaf=None):
-    """The moving volume's transform maps the fixed points like the exported transform (and is `leaf`)."""
-    parent = moving.GetParentTransformNode()
-    assert parent is not None, f"'{moving.GetName()}' is not under a transform"
-    if leaf is not None:
-        assert parent is leaf
-    assert max_error(from_world_lps(parent, case["points"]), case["expected"]) <= MAPPING_MM
-    return parent
-
-
-def only_leaf(scene):
-    leaves = [node for node in nodes(scene, "vtkMRMLTransformNode") if node.GetAttribute("DICOM.instanceUIDs")]
-    assert len(leaves) == 1
-    return leaves[0]
-
-
-def nodes(scene, class_name):
-    collection = scene.GetNodesByClass(class_name)
-    return [collection.GetItemAsObject(i) for i in range(collection.GetNumberOfItems())]
-
-
-# Loading in any order ------------------------------------------------------------------------------
-
-
-def test_reg_loaded_before_its_moving_series_is_applied_when_the_series_arrives(app, reg_case):
-    loadable = app.load_reg(reg_case["reg"])
-    leaf = only_leaf(app.scene)
-    assert leaf.GetName().startswith(loadable.name)
-    assert leaf.GetNodeReference(leaf.GetMovingNodeReferenceRole()) is None
-    fixed = app.load_series(series_paths(reg_case, "fixed"))
-    assert leaf.GetNodeReference(leaf.GetFixedNodeReferenceRole()) is fixed
-    moving = app.load_series(series_paths(reg_case, "moving"))
-    assert leaf.GetNodeReference(leaf.GetMovingNodeReferenceRole()) is moving
-    assert_applied(reg_case, moving, leaf)
-    assert fixed.GetParentTransformNode() is None
-    assert app.popups == []
-
-
-def test_reg_loaded_after_its_series_is_applied_at_once(app, reg_case):
-    fixed = app.load_series(series_paths(reg_case, "fixed"))
-    moving = app.load_series(series_paths(reg_case, "moving"))
-    app.load_reg(reg_case["reg"])
-    leaf = only_leaf(app.scene)
-    assert_applied(reg_case, moving, leaf)
-    assert leaf.GetNodeReference(leaf.GetFixedNodeReferenceRole()) is fixed
-    sh = app.scene.GetSubjectHierarchyNode()
-    study = sh.GetItemParent(sh.GetItemByDataNode(leaf))
-    assert study == sh.GetItemParent(sh.GetItemByDataNode(fixed)), "the REG joins the fixed image's study"
-    assert all(
-        sh.GetItemParent(sh.GetItemByDataNode(node)) == study for node in nodes(app.scene, "vtkMRMLTransformNode")
-    )
-
-
-@pytest.mark.parametrize("reg_plugin_first", [False, True])
-def test_reg_and_series_in_one_browser_batch_in_either_plugin_order(app, reg_case, reg_plugin_first):
-    plugin = app.plugin
-    reg_loadables = plugin.examineForImport([[str(reg_case["reg"])]])
-    series_loadables = [
-        app.scalar.examineFiles([str(p) for p in series_paths(reg_case, role)])[0] for role in ("moving", "fixed")
-    ]
-    batch = {plugin: reg_loadables, app.scalar: series_loadables}
-    if not reg_plugin_first:
-        batch = {app.scalar: series_loadables, plugin: reg_loadables}
-    assert all(load_loadables(batch))
-    [moving, fixed] = [v for v in nodes(app.scene, "vtkMRMLScalarVolumeNode")]
-    leaf = only_leaf(app.scene)
-    assert_applied(reg_case, moving, leaf)
-    assert leaf.GetNodeReference(leaf.GetFixedNodeReferenceRole()) is fixed
-    assert moving.GetName() == series_loadables[0].name
-
-
-def test_moving_series_loaded_twice_goes_to_the_newest_copy_and_the_user_is_told(app, reg_case):
-    app.load_series(series_paths(reg_case, "fixed"))
-    first = app.load_series(series_paths(reg_case, "moving"))
-    app.load_reg(reg_case["reg"])
-    leaf = only_leaf(app.scene)
-    assert_applied(reg_case, first, leaf)
-    second = app.load_series(series_paths(reg_case, "moving"))
-    assert_applied(reg_case, second, leaf)
-    assert first.GetParentTransformNode() is None
-    assert leaf.GetNodeReference(leaf.GetMovingNodeReferenceRole()) is second
-    assert len(app.popups) == 1
-    assert "loaded 2 times" in app.popups[0] and f"'{second.GetName()}'" in app.popups[0]
-    assert f"'{first.GetName()}' is no longer under" in app.popups[0]
-    [again] = app.plugin.examineForImport([[str(reg_case["reg"])]])
-    assert "loaded 2 times" in again.warning and f"most recently loaded one, '{second.GetName()}'" in again.warning
-    assert "already loaded" in again.warning
-
-
-@pytest.mark.parametrize("reg_first", [True, False])
-def test_acquisition_transform_of_the_loader_stays_between_the_moving_volume_and_the_registration(
-    app, reg_case, reg_first
-):
-    app.scalar.irregular_slices = True
-    if reg_first:
-        app.load_reg(reg_case["reg"])
-    moving = app.load_series(series_paths(reg_case, "moving"))
-    if not reg_first:
-        app.load_reg(reg_case["reg"])
-    leaf = only_leaf(app.scene)
-    acquisition = moving.GetParentTransformNode()
-    assert acquisition.GetName() == f"{moving.GetName()} acquisition transform"
-    assert acquisition.GetParentTransformNode() is leaf
-    assert leaf.GetNodeReference(leaf.GetMovingNodeReferenceRole()) is moving
-    assert max_error(from_world_lps(leaf, reg_case["points"]), reg_case["expected"]) <= MAPPING_MM
-    assert app.popups == []
-
-
-def test_nothing_is_applied_twice_when_more_volumes_arrive(app, reg_case):
-    app.load_reg(reg_case["reg"])
-    moving = app.load_series(series_paths(reg_case, "moving"))
-    leaf = assert_applied(reg_case, moving)
-    app.load_series(series_paths(reg_case, "fixed"))
-    assert moving.GetParentTransformNode() is leaf and leaf.GetParentTransformNode() is not leaf
-    assert len([n for n in nodes(app.scene, "vtkMRMLTransformNode") if n.GetParentTransformNode() is leaf]) == 0
-    assert_applied(reg_case, moving, leaf)
-    moving.SetAndObserveTransformNodeID(None)  # the user takes it out: that is respected
-    app.load_series(series_paths(reg_case, "fixed"))
-    assert moving.GetParentTransformNode() is None and app.popups == []
-
+from slicer_app_standins import (
+    Application,
+    Database,
+    ExportDialog,
+    SlicerRtRegPlugin,
+    open_export_dialog_from_data_module,
+)
+from slicer_cases import MAPPING_MM, max_error, nodes, registration_transform
 
 # Export through the dialog ----------------------------------------------------------------------------
 
 
 def loaded_registration(app, case):
     """Fixed and moving series loaded from the database, and a registration result at the scene's top level."""
-    fixed = app.load_series(series_paths(case, "fixed"))
-    moving = app.load_series(series_paths(case, "moving"))
+    fixed = app.load_series(case["fixed"].paths)
+    moving = app.load_series(case["moving"].paths)
     transform = registration_transform(app.scene, case["fixed"])
     transform.SetNodeReferenceID(transform.GetFixedNodeReferenceRole(), fixed.GetID())
     transform.SetNodeReferenceID(transform.GetMovingNodeReferenceRole(), moving.GetID())
@@ -203,7 +58,30 @@ def assert_written(case, folder, transform, fixed_header):
     return dataset
 
 
-def test_transform_at_the_top_level_is_exported_into_the_fixed_study(app, reg_case, tmp_path):
+def parents(scene):
+    """Item -> parent of every subject hierarchy item."""
+    sh = scene.GetSubjectHierarchyNode()
+    children = vtk.vtkIdList()
+    sh.GetItemChildren(sh.GetSceneItemID(), children, True)
+    return {children.GetId(i): sh.GetItemParent(children.GetId(i)) for i in range(children.GetNumberOfIds())}
+
+
+def test_examine_for_export_changes_no_parent_in_the_subject_hierarchy(app, reg_case):
+    slicer.modules.dicomPlugins["DicomSroImportExportPlugin"] = SlicerRtRegPlugin
+    _, moving, transform = loaded_registration(app, reg_case)
+    sh = app.scene.GetSubjectHierarchyNode()
+    sh.SetItemParent(sh.GetItemByDataNode(transform), sh.GetItemParent(sh.GetItemByDataNode(moving)))
+    before = parents(app.scene)
+    for node in (transform, moving):
+        for _ in range(3):  # the dialog examines on every selection
+            app.plugin.examineForExport(sh.GetItemByDataNode(node))
+    dialog = ExportDialog()
+    dialog.examine(sh.GetItemByDataNode(transform))
+    assert dialog.select(0) == ""
+    assert parents(app.scene) == before
+
+
+def test_transform_at_the_top_level_is_exported_and_placed_into_the_fixed_study(app, reg_case, tmp_path):
     fixed, _, transform = loaded_registration(app, reg_case)
     sh = app.scene.GetSubjectHierarchyNode()
     item = sh.GetItemByDataNode(transform)
@@ -211,30 +89,31 @@ def test_transform_at_the_top_level_is_exported_into_the_fixed_study(app, reg_ca
     dialog = ExportDialog()
     rows = dialog.examine(item)
     assert rows[0][0].pluginClass == "DicomRegSavePlugin"
-    assert dialog.select(0) == ""
-    assert sh.GetItemParent(item) == sh.GetItemParent(sh.GetItemByDataNode(fixed))
-    header = reg_case["fixed"].first_header
-    assert dialog.shown["StudyInstanceUID"] == header.StudyInstanceUID and dialog.shown["PatientID"] == PATIENT_ID
+    assert dialog.select(0) == "No patient found"
+    assert sh.GetItemParent(item) == sh.GetSceneItemID()
     assert dialog.export(tmp_path, {"SeriesDescription": "Edited in the dialog"}) == ""
-    dataset = assert_written(reg_case, tmp_path, transform, header)
+    dataset = assert_written(reg_case, tmp_path, transform, reg_case["fixed"].first_header)
     assert dataset.SeriesDescription == "Edited in the dialog"
+    assert sh.GetItemParent(item) == sh.GetItemParent(sh.GetItemByDataNode(fixed))
 
 
-def test_transform_under_the_moving_study_is_moved_into_the_fixed_study(app, reg_case, tmp_path):
+def test_data_module_prompt_moving_everything_into_the_moving_study_still_writes_the_fixed_identity(
+    app, reg_case, tmp_path
+):
     fixed, moving, transform = loaded_registration(app, reg_case)
     sh = app.scene.GetSubjectHierarchyNode()
     item = sh.GetItemByDataNode(transform)
+    sh.SetItemParent(sh.GetItemByDataNode(fixed), sh.GetSceneItemID())  # so the moving study is found first
     moving_study = sh.GetItemParent(sh.GetItemByDataNode(moving))
-    fixed_study = sh.GetItemParent(sh.GetItemByDataNode(fixed))
-    assert moving_study != fixed_study
-    sh.SetItemParent(item, moving_study)
-    dialog = ExportDialog()
+    dialog = open_export_dialog_from_data_module(item)
+    assert sh.GetItemParent(item) == moving_study == sh.GetItemParent(sh.GetItemByDataNode(fixed))
     dialog.examine(item)
     assert dialog.select(0) == ""
-    assert sh.GetItemParent(item) == fixed_study
-    assert dialog.shown["StudyInstanceUID"] == reg_case["fixed"].study_instance_uid
+    assert dialog.shown["StudyInstanceUID"] == reg_case["moving"].study_instance_uid
     assert dialog.export(tmp_path) == ""
-    assert_written(reg_case, tmp_path, transform, reg_case["fixed"].first_header)
+    dataset = assert_written(reg_case, tmp_path, transform, reg_case["fixed"].first_header)
+    assert dataset.StudyDate == reg_case["fixed"].first_header.StudyDate
+    assert sh.GetItemUID(sh.GetItemParent(item), "DICOM") == reg_case["fixed"].study_instance_uid
 
 
 def test_fixed_study_missing_from_the_hierarchy_is_created_with_the_fixed_image_s_patient_and_study(
@@ -247,36 +126,120 @@ def test_fixed_study_missing_from_the_hierarchy_is_created_with_the_fixed_image_
     sh.RemoveItem(fixed_study)
     dialog = ExportDialog()
     dialog.examine(sh.GetItemByDataNode(transform))
-    assert dialog.select(0) == ""
-    assert dialog.shown["StudyInstanceUID"] == reg_case["fixed"].study_instance_uid
-    assert dialog.shown["PatientName"] == "Müller^Anna" and dialog.shown["StudyDate"] == "20240315"
+    dialog.select(0)
     assert dialog.export(tmp_path) == ""
     assert_written(reg_case, tmp_path, transform, reg_case["fixed"].first_header)
+    study = sh.GetItemParent(sh.GetItemByDataNode(transform))
+    assert sh.GetItemUID(study, "DICOM") == reg_case["fixed"].study_instance_uid
+    assert sh.GetItemAttribute(sh.GetItemParent(study), "DICOM.PatientName") == "Müller^Anna"
 
 
-def test_patient_name_edited_in_the_dialog_is_refused_and_nothing_is_written(app, reg_case, tmp_path):
-    _, _, transform = loaded_registration(app, reg_case)
+@pytest.fixture
+def respelled(reg_case, tmp_path, monkeypatch):
+    """The moving series with the patient's name spelled "MUELLER^ANNA" (the fixed image has "Müller^Anna"),
+    loaded first, so Slicer fills the patient item from it; then the fixed series and a registration."""
+    folder = tmp_path / "respelled"
+    folder.mkdir()
+    paths = []
+    for path in reg_case["moving"].paths:
+        dataset = pydicom.dcmread(path)
+        dataset.PatientName = "MUELLER^ANNA"
+        paths.append(folder / Path(path).name)
+        dataset.save_as(paths[-1])
+    application = Application(monkeypatch, Database([Path(reg_case["fixed"].paths[0]).parent, folder]))
+    moving = application.load_series(paths)
+    fixed = application.load_series(reg_case["fixed"].paths)
+    transform = registration_transform(application.scene, reg_case["fixed"])
+    transform.SetNodeReferenceID(transform.GetFixedNodeReferenceRole(), fixed.GetID())
+    transform.SetNodeReferenceID(transform.GetMovingNodeReferenceRole(), moving.GetID())
+    sh = application.scene.GetSubjectHierarchyNode()
+    sh.SetItemParent(sh.GetItemByDataNode(transform), sh.GetItemParent(sh.GetItemByDataNode(fixed)))
+    yield application, transform
+    application.close()
+
+
+def test_unedited_export_with_a_differently_spelled_patient_item_writes_the_fixed_identity(
+    respelled, reg_case, tmp_path
+):
+    app, transform = respelled
+    dialog = ExportDialog()
+    dialog.examine(app.scene.GetSubjectHierarchyNode().GetItemByDataNode(transform))
+    assert dialog.select(0) == ""
+    assert dialog.shown["PatientName"] == "MUELLER^ANNA"
+    assert dialog.export(tmp_path) == ""
+    dataset = assert_written(reg_case, tmp_path, transform, reg_case["fixed"].first_header)
+    assert str(dataset.PatientName) == "Müller^Anna"
+
+
+def test_patient_name_corrected_to_the_fixed_image_s_spelling_is_written(respelled, reg_case, tmp_path):
+    app, transform = respelled
     dialog = ExportDialog()
     dialog.examine(app.scene.GetSubjectHierarchyNode().GetItemByDataNode(transform))
     dialog.select(0)
+    assert dialog.export(tmp_path, {"PatientName": "Müller^Anna"}) == ""
+    assert (
+        str(assert_written(reg_case, tmp_path, transform, reg_case["fixed"].first_header).PatientName) == "Müller^Anna"
+    )
+
+
+def dialog_in_the_fixed_study(app, case):
+    """A registration transform in the fixed image's study, examined and selected in the export dialog."""
+    fixed, _, transform = loaded_registration(app, case)
+    sh = app.scene.GetSubjectHierarchyNode()
+    sh.SetItemParent(sh.GetItemByDataNode(transform), sh.GetItemParent(sh.GetItemByDataNode(fixed)))
+    dialog = ExportDialog()
+    dialog.examine(sh.GetItemByDataNode(transform))
+    assert dialog.select(0) == ""
+    return transform, dialog
+
+
+def test_patient_name_edited_in_the_dialog_is_refused_and_nothing_is_written(app, reg_case, tmp_path):
+    transform, dialog = dialog_in_the_fixed_study(app, reg_case)
     message = dialog.export(tmp_path, {"PatientName": "Someone^Else"})
     assert "Patient's Name (0010,0010) was changed to 'Someone^Else'" in message
     assert "Nothing was written" in message
     assert exported_files(tmp_path) == []
 
 
-def test_study_edits_are_applied_and_bad_values_refused(app, reg_case, tmp_path):
-    _, _, transform = loaded_registration(app, reg_case)
-    item = app.scene.GetSubjectHierarchyNode().GetItemByDataNode(transform)
-    dialog = ExportDialog()
-    dialog.examine(item)
-    dialog.select(0)
+def test_study_edits_are_refused_like_identity_edits_and_series_values_are_checked(app, reg_case, tmp_path):
+    transform, dialog = dialog_in_the_fixed_study(app, reg_case)
     assert "Content Label (0070,0080)" in dialog.export(tmp_path, {"ContentLabel": "lower case"})
-    assert "Study Date (0008,0020)" in dialog.export(tmp_path, {"ContentLabel": "DIR", "StudyDate": "2024-06-01"})
+    message = dialog.export(tmp_path, {"ContentLabel": "DIR", "StudyDate": "20240316", "StudyDescription": "Planning"})
+    assert "Study Date (0008,0020) was changed to '20240316'" in message and "where it is '20240315'" in message
+    assert "Study Description (0008,1030) was changed to 'Planning'" in message
     assert exported_files(tmp_path) == []
-    assert dialog.export(tmp_path, {"StudyDate": "20240316", "StudyDescription": "Planning"}) == ""
+    assert (
+        dialog.export(tmp_path, {"StudyDate": "20240315", "StudyDescription": dialog.shown["StudyDescription"]}) == ""
+    )
     dataset = assert_written(reg_case, tmp_path, transform, reg_case["fixed"].first_header)
-    assert dataset.StudyDate == "20240316" and dataset.StudyDescription == "Planning"
+    assert dataset.StudyDate == "20240315" and dataset.ContentLabel == "DIR"
+
+
+def test_export_to_the_database_indexes_the_reg_and_leaves_no_temporary_folder(app, reg_case):
+    _, _, transform = loaded_registration(app, reg_case)
+    dialog = ExportDialog()
+    dialog.examine(app.scene.GetSubjectHierarchyNode().GetItemByDataNode(transform))
+    dialog.select(0)
+    assert dialog.export(to_database=True) == ""
+    [exportable] = dialog.exportables
+    assert not Path(exportable.directory).exists()
+    written = [uid for uid, path in slicer.dicomDatabase._files.items() if "DICOMExportTemp_" in path]
+    assert len(written) == 1
+    assert slicer.dicomDatabase.instanceValue(written[0], "0008,0060") == "REG"
+
+
+def test_only_transforms_with_a_registration_hint_get_a_cannot_export_yet_row(app, reg_case):
+    _, moving, transform = loaded_registration(app, reg_case)
+    sh = app.scene.GetSubjectHierarchyNode()
+    plain = app.scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "Plain")
+    assert app.plugin.examineForExport(sh.GetItemByDataNode(plain)) == []
+    app.scalar.regularization = "default"
+    irregular = app.load_series(list(reg_case["moving"].paths[:3]) + list(reg_case["moving"].paths[4:]))
+    acquisition = irregular.GetParentTransformNode()
+    assert acquisition is not None and app.plugin.examineForExport(sh.GetItemByDataNode(acquisition)) == []
+    transform.RemoveNodeReferenceIDs(transform.GetMovingNodeReferenceRole())
+    [row] = app.plugin.examineForExport(sh.GetItemByDataNode(transform))
+    assert row.confidence == slicer_offer.BLOCKED_CONFIDENCE and "moving volume" in row.tooltip
 
 
 def test_transform_without_a_fixed_reference_is_listed_with_what_to_do_and_writes_nothing(app, reg_case, tmp_path):
@@ -324,7 +287,8 @@ def test_linear_transform_goes_out_as_a_spatial_registration_and_comes_back_appl
     app.scene.RemoveNode(rigid)
     [loadable] = app.plugin.examineForImport([[str(path)]])
     assert loadable.confidence > 0.9 and "DICOM Spatial Registration" in loadable.tooltip
-    assert app.plugin.load(loadable)
+    assert app.browser.load({app.plugin: [loadable]}) == [True]
+    app.process_events()
     leaf = moving.GetParentTransformNode()
     assert leaf is not None and leaf.GetNodeReference(leaf.GetFixedNodeReferenceRole()) is fixed
     assert max_error(from_world_lps(leaf, reg_case["points"]), expected) <= MAPPING_MM

@@ -12,7 +12,7 @@ import vtk
 from DicomRegSaveLib import geometry
 from DicomRegSaveLib.inputs import sampledata
 from DicomRegSaveLib.inputs.series import header_lookup_from_folder, read_image_series
-from mrml_helpers import grid_node, homogeneous, linear_node, points_in_box, rotation, vtk_matrix
+from mrml_helpers import from_world_lps, grid_node, homogeneous, linear_node, points_in_box, rotation, vtk_matrix
 
 N_POINTS = 1000
 FIXED_DIMS = (20, 18, 10)
@@ -72,8 +72,19 @@ class Scene:
         self.moving = self.volume(case["moving"], "Moving CT")
 
     def volume(self, series, name, dicom=True, shift_mm=0.0):
+        """A volume under the study; with `dicom` its item carries the series' DICOM UIDs, as
+        DICOMPlugin.addSeriesInSubjectHierarchy sets them."""
         node = add_volume(self.scene, series, name, dicom, shift_mm)
-        self.sh.CreateItem(self.study, node)
+        item = self.sh.CreateItem(self.study, node)
+        if dicom:
+            constants = slicer.vtkMRMLSubjectHierarchyConstants
+            self.sh.SetItemUID(item, constants.GetDICOMUIDName(), series.series_instance_uid)
+            self.sh.SetItemUID(
+                item, constants.GetDICOMInstanceUIDName(), " ".join(str(h.SOPInstanceUID) for h in series.headers)
+            )
+            self.sh.SetItemAttribute(
+                item, constants.GetDICOMFrameOfReferenceUIDAttributeName(), str(series.first_header.FrameOfReferenceUID)
+            )
         return node
 
     def item(self, node):
@@ -135,3 +146,31 @@ def fixed_points(case, n=N_POINTS):
 def max_error(actual, expected):
     assert np.all(np.isfinite(actual)), "test points must map inside the grid"
     return float(np.max(np.linalg.norm(actual - expected, axis=1)))
+
+
+MAPPING_MM = 1e-3
+
+
+def nodes(scene, class_name):
+    collection = scene.GetNodesByClass(class_name)
+    return [collection.GetItemAsObject(i) for i in range(collection.GetNumberOfItems())]
+
+
+def only_leaf(scene):
+    """The one leaf of a loaded registration in the scene."""
+    leaves = [node for node in nodes(scene, "vtkMRMLTransformNode") if node.GetAttribute("DICOM.instanceUIDs")]
+    assert len(leaves) == 1
+    return leaves[0]
+
+
+def assert_applied(case, moving, leaf=None, *, trilinear=False):
+    """The moving volume's transform maps the fixed points like the exported transform (and is `leaf`).
+
+    `trilinear`: for a grid read back from a saved scene (Slicer reads displacement field files with
+    cubic interpolation, mrml_helpers.from_world_lps)."""
+    parent = moving.GetParentTransformNode()
+    assert parent is not None, f"'{moving.GetName()}' is not under a transform"
+    if leaf is not None:
+        assert parent is leaf
+    assert max_error(from_world_lps(parent, case["points"], trilinear=trilinear), case["expected"]) <= MAPPING_MM
+    return parent

@@ -1,44 +1,18 @@
-"""Where registrations sit in Slicer's subject hierarchy: the patient/study Slicer shows for an item,
-the fixed image's study that an exported REG belongs to, what the export dialog's patient/study rows
-may change, and placing loaded transform nodes under a study.
+"""Where registrations sit in Slicer's subject hierarchy: the patient/study rows Slicer's export dialog
+shows for an item and which edits of them can be written, the fixed image's study that an exported REG
+belongs to, and placing loaded transform nodes under a study.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import slicer
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 
 from DicomRegSaveLib.reg.tags import IDENTITY_KEYWORDS
 from DicomRegSaveLib.slicer.fields import describe_keyword, header_text
-
-
-def patient_study_tags_from_sh(sh_node: slicer.vtkMRMLSubjectHierarchyNode, item_id: int) -> dict[str, str]:
-    """Keyword -> value of the ``DICOM.*`` patient and study attributes of the item's ancestors.
-
-    These are what Slicer's export dialog copies into every exportable. The study's own UID
-    (item UID ``"DICOM"``) stands in for a missing ``DICOM.StudyInstanceUID`` attribute.
-    """
-    constants = slicer.vtkMRMLSubjectHierarchyConstants
-    prefix = constants.GetDICOMAttributePrefix()
-    result: dict[str, str] = {}
-    for level, names in (
-        (constants.GetDICOMLevelPatient(), constants.GetDICOMPatientTagNames()),
-        (constants.GetDICOMLevelStudy(), constants.GetDICOMStudyTagNames()),
-    ):
-        ancestor = sh_node.GetItemAncestorAtLevel(item_id, level)
-        if not ancestor:
-            continue
-        for name in names:
-            value = sh_node.GetItemAttribute(ancestor, prefix + name)
-            if value:
-                result[name] = value
-        if level == constants.GetDICOMLevelStudy() and "StudyInstanceUID" not in result:
-            uid = sh_node.GetItemUID(ancestor, constants.GetDICOMUIDName())
-            if uid:
-                result["StudyInstanceUID"] = uid
-    return result
 
 
 def dialog_tag_names() -> list[str]:
@@ -65,44 +39,89 @@ def slicer_shown_value(keyword: str, fixed_header: Dataset) -> str:
     return placeholders.get(keyword, value)
 
 
-def dialog_patient_study_edits(
-    tag_values: Mapping[str, str | None], fixed_header: Dataset
-) -> tuple[dict[str, str], list[str]]:
-    """Split the patient/study values of an export-dialog exportable into edits to write and refusals.
+def dialog_rows(sh_node: slicer.vtkMRMLSubjectHierarchyNode, item_id: int) -> dict[str, str]:
+    """Tag name -> value of the patient and study rows Slicer's export dialog shows for an item.
 
-    The dialog fills these tags from the patient and study items the exported item sits under
-    (``qSlicerDICOMTagEditorWidget::setExportables``); the plugin places the transform in the fixed
-    image's study first, so a value that differs from the fixed image's (as Slicer shows it) was
-    edited by the user. Without any identity value the exportable was not filled by the dialog
-    (e.g. a script calling ``export()``): nothing is an edit.
+    As ``qSlicerDICOMTagEditorWidget::setExportables`` (Modules/Scripted/DICOMLib/Widgets/
+    qSlicerDICOMTagEditorWidget.cxx): the study is the item's parent, the patient the study's parent;
+    every ``DICOM.*`` attribute of both becomes a row (and a tag of every exportable), the standard tag
+    names they lack as empty rows. Empty when the dialog finds no study or patient ("No study found",
+    "No patient found": the exportables then carry no patient or study tags). Reads the tree only.
+    """
+    constants = slicer.vtkMRMLSubjectHierarchyConstants
+    prefix = constants.GetDICOMAttributePrefix()
+    invalid = slicer.vtkMRMLSubjectHierarchyNode.GetInvalidItemID()
+    study = sh_node.GetItemParent(item_id)
+    patient = sh_node.GetItemParent(study) if study != invalid else invalid
+    if invalid in (study, patient):
+        return {}
+    rows: dict[str, str] = {}
+    for parent, names in ((patient, constants.GetDICOMPatientTagNames()), (study, constants.GetDICOMStudyTagNames())):
+        rows.update(dict.fromkeys(names, ""))
+        for attribute in sh_node.GetItemAttributeNames(parent):
+            if attribute.startswith(prefix):
+                rows[attribute[len(prefix) :]] = sh_node.GetItemAttribute(parent, attribute)
+    return rows
+
+
+def fixed_image_texts(
+    names: Sequence[str],
+    instance_uid: str,
+    file_for_instance: Callable[[str], str],
+    file_value: Callable[[str, str], str],
+) -> dict[str, str]:
+    """Name -> the fixed image's value of each DICOM keyword among `names`, as Slicer decodes it.
+
+    `file_for_instance` and `file_value` are the DICOM database's (``slicer.dicomDatabase``): its cached,
+    DCMTK-decoded tag values, the same text its subject hierarchy items and dialog rows are made of.
+    Names that are no DICOM keyword are left out.
+    """
+    path = file_for_instance(instance_uid)
+    texts = {}
+    for name in names:
+        tag = tag_for_keyword(name)
+        if tag is not None and path:
+            texts[name] = file_value(path, f"{tag >> 16:04X},{tag & 0xFFFF:04X}")
+    return texts
+
+
+def dialog_edit_refusals(
+    shown: Mapping[str, str], tag_values: Mapping[str, str | None], fixed_texts: Mapping[str, str]
+) -> list[str]:
+    """Why the patient/study values of an export-dialog exportable cannot be written (empty: they can).
+
+    An edit is a value the user changed relative to the row the dialog showed (`shown`, recorded when
+    the plugin examined the item): rows filled from another series of the patient (Slicer fills the
+    patient and study items once, from the first series loaded) are not edits. The REG is filed in the
+    fixed image's study, so every patient and study value it carries must agree with that study's
+    images: an edit that differs from the fixed image's own value (`fixed_texts`, as Slicer decodes it)
+    is refused — identity and study-level values alike — and the REG always takes the fixed image's
+    values.
 
     Returns
     -------
-    (edits, refusals)
-        Keyword -> edited text for attributes that may be changed (checked and written like the
-        module panel's fields), and one sentence per edited identity attribute
-        (:data:`IDENTITY_KEYWORDS`) saying why it cannot be written.
+    list of str
+        One sentence per refused edit, saying what to do; nothing is written when there is any.
     """
-    shown = {keyword: str(tag_values.get(keyword) or "") for keyword in dialog_tag_names()}
-    if not any(shown[keyword].strip() for keyword in IDENTITY_KEYWORDS):
-        return {}, []
-    edits: dict[str, str] = {}
-    refusals: list[str] = []
-    for keyword, value in shown.items():
-        expected = slicer_shown_value(keyword, fixed_header)
-        if value.strip() == expected.strip():
+    refusals = []
+    for name, before in shown.items():
+        value = str(tag_values.get(name) or "")
+        if value.strip() == str(before).strip() or value.strip() == fixed_texts.get(name, "").strip():
             continue
-        if keyword in IDENTITY_KEYWORDS:
-            entity = "patient" if keyword.startswith("Patient") else "study"
-            refusals.append(
-                f"{describe_keyword(keyword)} was changed to {value!r} in the export dialog, but the registration "
-                f"belongs to the fixed image's {entity}, where it is {expected!r}. A registration cannot be filed under "
-                f"another {entity} than its fixed image: restore the value (or correct the fixed image's own DICOM "
-                "data), then export again. Nothing was written."
-            )
-        else:
-            edits[keyword] = value
-    return edits, refusals
+        expected = fixed_texts.get(name, "")
+        entity = "patient" if name.startswith("Patient") else "study"
+        label = describe_keyword(name) if tag_for_keyword(name) is not None else name
+        reason = (
+            "a registration cannot be filed under another patient or study than its fixed image"
+            if name in IDENTITY_KEYWORDS
+            else f"a registration filed in the fixed image's study must carry that {entity}'s values, as its images do"
+        )
+        refusals.append(
+            f"{label} was changed to {value!r} in the export dialog, but the registration belongs to the fixed "
+            f"image's {entity}, where it is {expected!r}: {reason}. Restore the value (or correct the fixed image's "
+            "own DICOM data), then export again. Nothing was written."
+        )
+    return refusals
 
 
 def place_in_fixed_study(sh_node: slicer.vtkMRMLSubjectHierarchyNode, item_id: int, fixed_header: Dataset) -> int:

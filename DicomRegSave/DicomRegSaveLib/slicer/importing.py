@@ -5,7 +5,7 @@ it becomes, applied to the loaded moving volume.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import slicer
@@ -18,8 +18,8 @@ from DicomRegSaveLib.inputs.series import HeaderLookup
 from DicomRegSaveLib.model import Registration, RegistrationItem
 from DicomRegSaveLib.mrml import nodes as mrml
 from DicomRegSaveLib.reg.reader import read_dataset, read_registration
-from DicomRegSaveLib.slicer.linking import RegistrationLink, link_registrations
-from DicomRegSaveLib.slicer.provenance import INSTANCE_UIDS_ATTRIBUTE, instance_header, instance_uids, scalar_volumes
+from DicomRegSaveLib.slicer.linking import RegistrationLink, dicom_instance_uids
+from DicomRegSaveLib.slicer.provenance import INSTANCE_UIDS_ATTRIBUTE, instance_header, scalar_volumes
 
 #: SOP Classes the DICOM browser offers to load as registrations, and how the browser names them.
 LOADABLE_SOP_CLASS_UIDS = {
@@ -98,26 +98,29 @@ def describe_registration_file(path: str | os.PathLike) -> RegistrationFileInfo 
     )
 
 
-def examine_warning(
-    info: RegistrationFileInfo, scene: slicer.vtkMRMLScene, header_lookup: HeaderLookup | None = None
-) -> str:
+def examine_warning(info: RegistrationFileInfo, scene: slicer.vtkMRMLScene) -> str:
     """What the DICOM browser should warn about before loading `info` into `scene` (``""`` if nothing).
 
     Slicer's browser shows ``loadable.warning`` and asks before loading (DICOMBrowser.py,
     ``warnUserIfLoadableWarningsAndProceed``): a moving series loaded several times (the registration
-    goes to the most recently loaded copy), or the same REG already loaded.
+    goes to the most recently loaded copy), or the same REG already loaded. Volumes are recognised by
+    the DICOM UIDs of their subject hierarchy items (no file is read; clones do not count).
     """
     warnings = []
     referenced = set(info.referenced_instance_uids)
+    sh_node = scene.GetSubjectHierarchyNode()
+    constants = slicer.vtkMRMLSubjectHierarchyConstants
     copies: dict[str, list[str]] = {}
     for volume in scalar_volumes(scene):
-        uids = instance_uids(volume)
-        if not uids or not set(uids) <= referenced:
+        uids = dicom_instance_uids(volume)
+        if not uids or not uids <= referenced:
             continue
-        header = instance_header(header_lookup, uids[0], ["FrameOfReferenceUID", "SeriesInstanceUID"])
-        if header is None or str(header.get("FrameOfReferenceUID", "")) == info.frame_of_reference_uid:
+        item = sh_node.GetItemByDataNode(volume)
+        if sh_node.GetItemAttribute(item, constants.GetDICOMFrameOfReferenceUIDAttributeName()) == (
+            info.frame_of_reference_uid
+        ):
             continue
-        copies.setdefault(str(header.get("SeriesInstanceUID", "")), []).append(volume.GetName())
+        copies.setdefault(sh_node.GetItemUID(item, constants.GetDICOMUIDName()), []).append(volume.GetName())
     for names in copies.values():
         if len(names) > 1:
             warnings.append(
@@ -164,17 +167,11 @@ class ImportResult:
     ----------
     items:
         One transform chain per registration item that moves anything (identity items make none).
-    messages:
-        Warnings for the user: several copies of a series, a volume taken from under another transform.
-    pending:
-        Which images are not loaded yet (the registration is applied when they are).
     """
 
     items: list[LoadedItem]
     registration: Registration
     dataset: Dataset
-    messages: list[str] = field(default_factory=list)
-    pending: list[str] = field(default_factory=list)
 
     @property
     def nodes(self) -> list[slicer.vtkMRMLTransformNode]:
@@ -185,6 +182,11 @@ class ImportResult:
     def leaf(self) -> slicer.vtkMRMLTransformNode:
         """The leaf of the first item's chain (the node Slicer's DICOM browser puts in the REG's series item)."""
         return self.items[0].leaf
+
+    @property
+    def leaves(self) -> list[slicer.vtkMRMLTransformNode]:
+        """The leaf of every item's chain (what :func:`slicer_linking.link_registrations` links)."""
+        return [loaded.leaf for loaded in self.items]
 
     @property
     def fixed_node(self) -> slicer.vtkMRMLVolumeNode | None:
@@ -217,8 +219,9 @@ def import_registration(
     One chain per item that moves anything, named `name` (default: as the DICOM browser names the
     series, :func:`describe_registration_file`), followed by the source series' description when
     there are several. Each leaf gets the REG's SOP Instance UID as ``DICOM.instanceUIDs`` and the
-    instances it applies to (:class:`slicer_linking.RegistrationLink`); volumes already loaded are
-    linked at once, later ones by :func:`slicer_linking.link_registrations` (the plugin's watcher).
+    instances it applies to (:class:`slicer_linking.RegistrationLink`). Nothing is linked here: the
+    plugin's :class:`slicer_linking.RegistrationWatcher` (or :func:`slicer_linking.link_registrations`)
+    links them with the volumes, once.
 
     Raises
     ------
@@ -249,23 +252,7 @@ def import_registration(
             apply_to_moving,
         ).store(leaf)
         loaded.append(LoadedItem(item, nodes))
-    messages = link_registrations(scene, header_lookup)
-    pending = []
-    for chain in loaded:
-        for role in ("moving", "fixed"):
-            reference_role = (
-                chain.leaf.GetMovingNodeReferenceRole() if role == "moving" else chain.leaf.GetFixedNodeReferenceRole()
-            )
-            if chain.leaf.GetNodeReference(reference_role) is None:
-                pending.append(
-                    f"The {role} image of registration '{chain.leaf.GetName()}' is not loaded yet; it is "
-                    + (
-                        "placed under the registration when it is loaded."
-                        if role == "moving"
-                        else "recognised when it is loaded."
-                    )
-                )
-    return ImportResult(loaded, registration, dataset, messages, pending)
+    return ImportResult(loaded, registration, dataset)
 
 
 def _series_name(header: Dataset) -> str:

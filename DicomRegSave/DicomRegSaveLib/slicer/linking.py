@@ -1,37 +1,44 @@
 """Applying loaded registrations to their volumes whenever those volumes arrive in the scene.
 
-A REG may be loaded before its moving series, in the same DICOM browser batch, or long after it.
-Each transform chain made from a registration item keeps, on its leaf node, which instances it
-applies to (MRML attributes, so the link survives saving the scene). :func:`link_registrations`
-matches those against the ``DICOM.instanceUIDs`` of the loaded volumes — the way Slicer's DICOM
-loaders identify a volume — sets the ``spatialRegistrationFixed`` / ``Moving`` references and places
-the moving volume under the leaf. It is idempotent: calling it again changes nothing unless a new
-volume arrived. :class:`RegistrationWatcher` calls it when a volume gets its instance UIDs.
+A REG may be loaded before its moving series, in the same DICOM browser batch, or long after it, and a
+scene holding it may be saved and opened again after a restart. Each transform chain made from a
+registration item keeps, on its leaf node, which instances it applies to (MRML attributes, so the link
+survives saving the scene). :func:`link_registrations` matches those against the DICOM identity of the
+volumes and sets the ``spatialRegistrationFixed`` / ``Moving`` references, placing the moving volume
+under the leaf.
 
-Order of events in Slicer's ``DICOMScalarVolumePlugin.load`` (Modules/Scripted/DICOMPlugins/
-DICOMScalarVolumePlugin.py, ``loadFilesWithSeriesReader`` then ``setVolumeNodeProperties``; lines 462,
-483 and 510 at Slicer commit 583e9b37): the node is added to the scene, then
-``addSeriesInSubjectHierarchy`` fills its series item, and only then is ``DICOM.instanceUIDs`` set with
-``volumeNode.SetAttribute`` — so a volume is recognised on the ``ModifiedEvent`` of that call, not when
-it is added.
+DICOM identity, not copied attributes: a volume is a copy of a DICOM series only if its subject
+hierarchy item carries the instance UIDs that ``DICOMPlugin.addSeriesInSubjectHierarchy`` sets
+(Modules/Scripted/DICOMLib/DICOMPlugin.py, ``SetItemUID(seriesItemID, GetDICOMInstanceUIDName(), …)``
+at Slicer 583e9b37). Clones and derived volumes copy the node's ``DICOM.instanceUIDs`` attribute
+(``vtkMRMLNode::CopyContent``) but their items carry no DICOM UIDs
+(``vtkSlicerSubjectHierarchyModuleLogic::CloneSubjectHierarchyItem``, ``vtkSlicerVolumesLogic::CloneVolume``).
+
+Never inside Slicer's events: :class:`RegistrationWatcher` only records which nodes were added and links
+later, once, through a deferral the caller provides (``qt.QTimer.singleShot(0, …)`` in Slicer). Slicer's
+scalar loader puts an irregular series under its acquisition transform and then checks the slice corners
+through the volume's whole transform chain (``DICOMScalarVolumePlugin.AcquisitionModeling.
+createAcquisitionTransform``); a registration placed above that chain during the load would fail that check.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import slicer
 import vtk
 
-from DicomRegSaveLib.inputs.series import HeaderLookup
-from DicomRegSaveLib.slicer.provenance import instance_header, instance_uids, scalar_volumes
+from DicomRegSaveLib.slicer.attributes import (
+    APPLIED_TO_REFERENCE_ROLE,
+    APPLY_ATTRIBUTE,
+    FIXED_INSTANCES_ATTRIBUTE,
+    MOVING_INSTANCES_ATTRIBUTE,
+    REGISTERED_FRAME_ATTRIBUTE,
+)
+from DicomRegSaveLib.slicer.provenance import scalar_volumes
 
-#: Leaf-node attributes recording what a loaded registration item applies to.
-MOVING_INSTANCES_ATTRIBUTE = "DicomRegSave.movingInstanceUIDs"
-FIXED_INSTANCES_ATTRIBUTE = "DicomRegSave.fixedInstanceUIDs"
-REGISTERED_FRAME_ATTRIBUTE = "DicomRegSave.registeredFrameOfReferenceUID"
-APPLY_ATTRIBUTE = "DicomRegSave.applyToMoving"
 #: How DICOMScalarVolumePlugin names the acquisition transform of a volume (see :func:`acquisition_transform`).
 ACQUISITION_TRANSFORM_SUFFIX = " acquisition transform"
 
@@ -85,52 +92,117 @@ def registration_leaves(scene: slicer.vtkMRMLScene) -> list[slicer.vtkMRMLTransf
     return [node for node in nodes if RegistrationLink.of(node) is not None]
 
 
-def link_registrations(scene: slicer.vtkMRMLScene, header_lookup: HeaderLookup | None = None) -> list[str]:
-    """Connect every loaded registration item with its loaded fixed and moving volumes.
+def dicom_instance_uids(volume: slicer.vtkMRMLVolumeNode) -> frozenset[str]:
+    """The SOP Instance UIDs on the volume's subject hierarchy item; empty for a clone or derived volume."""
+    scene = volume.GetScene()
+    sh_node = scene.GetSubjectHierarchyNode() if scene is not None else None
+    item = sh_node.GetItemByDataNode(volume) if sh_node is not None else 0
+    if not item:
+        return frozenset()
+    uids = sh_node.GetItemUID(item, slicer.vtkMRMLSubjectHierarchyConstants.GetDICOMInstanceUIDName())
+    # DICOMPlugin.addSeriesInSubjectHierarchy writes "Unknown" for a file without SOP Instance UID.
+    return frozenset((uids or "").split()) - {"Unknown"}
 
-    Moving volume: among the loaded volumes whose instances are all among the item's moving
-    instances, the most recently loaded one (scene order). When it is not yet the leaf's moving
-    reference, the reference is set and (unless the link says otherwise) the volume is placed under
-    the leaf; an earlier copy that the leaf was applied to is taken out from under it. Fixed volume:
-    the most recently loaded volume listed among the fixed instances, else (with `header_lookup`)
-    in the registered frame of reference; set only while the leaf has no fixed reference.
+
+def _frame_of_reference_uid(volume: slicer.vtkMRMLVolumeNode) -> str:
+    sh_node = volume.GetScene().GetSubjectHierarchyNode()
+    item = sh_node.GetItemByDataNode(volume)
+    name = slicer.vtkMRMLSubjectHierarchyConstants.GetDICOMFrameOfReferenceUIDAttributeName()
+    return sh_node.GetItemAttribute(item, name) or ""
+
+
+def link_registrations(
+    scene: slicer.vtkMRMLScene,
+    new_leaves: Iterable[slicer.vtkMRMLTransformNode] = (),
+    arrived_volumes: Iterable[slicer.vtkMRMLVolumeNode] = (),
+) -> list[str]:
+    """Connect loaded registration items with the volumes of their DICOM series.
+
+    A new leaf (a registration just loaded or imported) without a moving reference is linked with the
+    volumes already in the scene; every leaf is offered the volumes that just arrived. Only volumes with
+    a DICOM identity (:func:`dicom_instance_uids`) count. Moving volume: the most recently added of the
+    candidates whose instances are all among the item's moving instances; it becomes the moving reference
+    and (unless the link says otherwise) goes under the leaf — its acquisition transform, if the loader made
+    one, stays between them. A volume that arrived already being a registration's moving reference (a scene
+    import brings both) is left to it. When a new copy takes over, the volume DicomRegSave had placed under
+    the leaf is taken out only if it is still there; whatever the user did elsewhere is left alone. Fixed
+    volume: listed among the fixed instances, else in the registered frame of reference; set only while the
+    leaf has none.
 
     Returns
     -------
     list of str
         Sentences for the user about what changed and could surprise them (several copies of a
-        series, a volume taken from under another transform); empty when nothing changed.
+        series, a volume taken from under another transform); empty when nothing did.
     """
+    identities: dict[str, frozenset[str]] = {}
+
+    def uids(volume):
+        if volume.GetID() not in identities:
+            identities[volume.GetID()] = dicom_instance_uids(volume)
+        return identities[volume.GetID()]
+
+    arrived = [volume for volume in arrived_volumes if uids(volume)]
+    new_ids = {leaf.GetID() for leaf in new_leaves}
+    if not arrived and not new_ids:
+        return []
+    leaves = registration_leaves(scene)
+    moving_references = {
+        leaf.GetNodeReferenceID(leaf.GetMovingNodeReferenceRole())
+        for leaf in leaves
+        if leaf.GetNodeReferenceID(leaf.GetMovingNodeReferenceRole())
+    }
+    in_scene = None
     messages: list[str] = []
-    volumes = [volume for volume in scalar_volumes(scene) if instance_uids(volume)]
-    for leaf in registration_leaves(scene):
+    for leaf in leaves:
         link = RegistrationLink.of(leaf)
-        moving_candidates = [v for v in volumes if set(instance_uids(v)) <= link.moving_instance_uids]
-        if moving_candidates:
-            messages += _set_moving(leaf, moving_candidates, link.apply_to_moving)
+        new = leaf.GetID() in new_ids
+        if new:
+            if in_scene is None:
+                in_scene = [volume for volume in scalar_volumes(scene) if uids(volume)]
+            pool = in_scene
+        else:
+            pool = [volume for volume in arrived if volume.GetID() not in moving_references]
+        moving = leaf.GetNodeReference(leaf.GetMovingNodeReferenceRole())
+        if not (new and moving is not None):
+            candidates = [volume for volume in pool if uids(volume) <= link.moving_instance_uids]
+            if candidates:
+                messages += _set_moving(leaf, candidates, link.apply_to_moving)
+                moving = candidates[-1]
         if leaf.GetNodeReference(leaf.GetFixedNodeReferenceRole()) is None:
-            moving = leaf.GetNodeReference(leaf.GetMovingNodeReferenceRole())
-            fixed_candidates = [
-                v
-                for v in volumes
-                if v is not moving and v not in moving_candidates and _is_fixed(v, link, header_lookup)
+            fixed = [
+                volume
+                for volume in pool
+                if volume is not moving
+                and not uids(volume) <= link.moving_instance_uids
+                and _is_fixed(volume, uids(volume), link)
             ]
-            if fixed_candidates:
-                leaf.SetNodeReferenceID(leaf.GetFixedNodeReferenceRole(), fixed_candidates[-1].GetID())
+            if fixed:
+                leaf.SetNodeReferenceID(leaf.GetFixedNodeReferenceRole(), fixed[-1].GetID())
     return messages
+
+
+def pending_notes(leaves: Iterable[slicer.vtkMRMLTransformNode]) -> list[str]:
+    """One sentence per fixed or moving image of `leaves` that is not loaded yet."""
+    notes = []
+    for leaf in leaves:
+        if leaf.GetNodeReference(leaf.GetMovingNodeReferenceRole()) is None:
+            notes.append(
+                f"The moving image of registration '{leaf.GetName()}' is not loaded yet; it is placed under the "
+                "registration when it is loaded."
+            )
+        if leaf.GetNodeReference(leaf.GetFixedNodeReferenceRole()) is None:
+            notes.append(
+                f"The fixed image of registration '{leaf.GetName()}' is not loaded yet; it is recognised when it "
+                "is loaded."
+            )
+    return notes
 
 
 def _set_moving(
     leaf: slicer.vtkMRMLTransformNode, candidates: list[slicer.vtkMRMLVolumeNode], apply: bool
 ) -> list[str]:
     newest = candidates[-1]
-    current = leaf.GetNodeReference(leaf.GetMovingNodeReferenceRole())
-    if current is newest:
-        acquisition = acquisition_transform(newest)
-        if apply and acquisition is not None and acquisition.GetParentTransformNode() is None:
-            # The loader put the volume under its acquisition transform after the registration was applied.
-            acquisition.SetAndObserveTransformNodeID(leaf.GetID())
-        return []
     messages = []
     if len(candidates) > 1:
         messages.append(
@@ -138,16 +210,19 @@ def _set_moving(
             f"({', '.join(repr(v.GetName()) for v in candidates)}); the registration is applied to the most "
             f"recently loaded one, '{newest.GetName()}'."
         )
-    if current is not None:
-        earlier = acquisition_transform(current) or current
+    applied = leaf.GetNodeReference(APPLIED_TO_REFERENCE_ROLE)
+    if applied is not None and applied is not newest:
+        earlier = acquisition_transform(applied) or applied
         if _parent_id(earlier) == leaf.GetID():
             earlier.SetAndObserveTransformNodeID(None)
-            messages.append(f"'{current.GetName()}' is no longer under registration '{leaf.GetName()}'.")
+            messages.append(f"'{applied.GetName()}' is no longer under registration '{leaf.GetName()}'.")
     leaf.SetNodeReferenceID(leaf.GetMovingNodeReferenceRole(), newest.GetID())
+    if not apply:
+        return messages
     # The registration maps the fixed frame to the moving image's patient coordinates; an acquisition
     # transform maps those to the regularised voxel grid, so it stays between the volume and the leaf.
     target = acquisition_transform(newest) or newest
-    if apply and _parent_id(target) != leaf.GetID():
+    if _parent_id(target) != leaf.GetID():
         previous = target.GetParentTransformNode()
         if previous is not None:
             messages.append(
@@ -155,6 +230,7 @@ def _set_moving(
                 f"'{leaf.GetName()}' from the registration file."
             )
         target.SetAndObserveTransformNodeID(leaf.GetID())
+    leaf.SetNodeReferenceID(APPLIED_TO_REFERENCE_ROLE, newest.GetID())
     return messages
 
 
@@ -162,7 +238,7 @@ def acquisition_transform(volume: slicer.vtkMRMLVolumeNode) -> slicer.vtkMRMLTra
     """The acquisition transform Slicer's scalar volume loader put the volume under, if any.
 
     For a series with irregular slices (gantry tilt, varying spacing) ``DICOMScalarVolumePlugin``
-    (AcquisitionModeling.createAcquisitionTransform, DICOMScalarVolumePlugin.py lines 808-831 at Slicer
+    (AcquisitionModeling.gridTransformFromCorners, DICOMScalarVolumePlugin.py lines 808-831 at Slicer
     commit 583e9b37) adds a grid transform named ``<volume name> acquisition transform`` (made unique)
     and places the volume under it, unless the user chose to harden it.
     """
@@ -176,122 +252,127 @@ def acquisition_transform(volume: slicer.vtkMRMLVolumeNode) -> slicer.vtkMRMLTra
     return None
 
 
-def _parent_id(volume: slicer.vtkMRMLVolumeNode) -> str | None:
-    parent = volume.GetParentTransformNode()
+def _parent_id(node: slicer.vtkMRMLTransformableNode) -> str | None:
+    parent = node.GetParentTransformNode()
     return None if parent is None else parent.GetID()
 
 
-def _is_fixed(volume: slicer.vtkMRMLVolumeNode, link: RegistrationLink, header_lookup: HeaderLookup | None) -> bool:
-    uids = instance_uids(volume)
+def _is_fixed(volume: slicer.vtkMRMLVolumeNode, uids: frozenset[str], link: RegistrationLink) -> bool:
     if link.fixed_instance_uids:
-        return set(uids) <= link.fixed_instance_uids
-    header = instance_header(header_lookup, uids[0], ["FrameOfReferenceUID"])
-    return header is not None and str(header.get("FrameOfReferenceUID", "")) == link.registered_frame_of_reference_uid
+        return uids <= link.fixed_instance_uids
+    return _frame_of_reference_uid(volume) == link.registered_frame_of_reference_uid
 
 
 class RegistrationWatcher:
-    """Runs :func:`link_registrations` when a volume of the scene gets its DICOM instance UIDs, and when a
-    DICOM volume is put under another transform (Slicer's loader may add an acquisition transform).
+    """Links registrations with the volumes added to a scene, later and once per batch of additions.
+
+    The scene observer only records the IDs of added volumes and transforms (O(1) per event) and asks
+    `defer` to run :meth:`flush` once control returns to the event loop; while the scene imports,
+    closes or batch-processes nothing is scheduled, and the recorded nodes are linked once that ends
+    (node references are remapped only at the end of ``vtkMRMLScene::Import``). At scene close the
+    watcher stops; the DICOM plugin starts it again on the next REG load or scene import that brings one.
 
     Parameters
     ----------
     scene:
         The scene to observe (in Slicer ``slicer.mrmlScene``, which lives as long as the application).
-    header_lookup:
-        Called at each link to get the current SOP Instance UID -> header/file lookup (the DICOM
-        database may be opened or changed during the session), or ``None``.
+    defer:
+        ``defer(function)`` calls `function` later, after the current event and the code that caused it
+        (``lambda f: qt.QTimer.singleShot(0, f)`` in Slicer).
     notify:
-        Receives the sentences of one :func:`link_registrations` call, one per line, when there are any.
+        Receives the sentences of one link, one per line, when there are any.
     """
 
     def __init__(
         self,
         scene: slicer.vtkMRMLScene,
-        header_lookup: Callable[[], HeaderLookup | None],
+        defer: Callable[[Callable[[], None]], None],
         notify: Callable[[str], None],
     ) -> None:
         self.scene = scene
-        self.header_lookup = header_lookup
+        self.defer = defer
         self.notify = notify
-        self._scene_tags: list[int] = []
-        #: Volume ID -> (volume, observer tag, parent transform ID when last seen).
-        self._volumes: dict[str, tuple[slicer.vtkMRMLVolumeNode, int, str | None]] = {}
-        self._linking = False
+        self._tags: list[int] = []
+        self._added_volumes: list[str] = []
+        self._added_transforms: list[str] = []
+        self._scheduled = False
 
     @property
     def started(self) -> bool:
-        return bool(self._scene_tags)
+        return bool(self._tags)
 
     def start(self) -> None:
-        """Observe the scene (again a no-op when started) and link what is already loaded."""
-        if not self.started:
-            self._scene_tags = [
-                self.scene.AddObserver(slicer.vtkMRMLScene.NodeAddedEvent, self._on_node_added),
-                self.scene.AddObserver(slicer.vtkMRMLScene.NodeAboutToBeRemovedEvent, self._on_node_removed),
-            ]
-            for volume in scalar_volumes(self.scene):
-                self._watch(volume)
-        self.link()
+        """Observe the scene (a no-op when started); registrations already in it that wait for their
+        moving volume are linked at the next turn of the event loop."""
+        if self.started:
+            return
+        scene_class = slicer.vtkMRMLScene
+        self._tags = [
+            self.scene.AddObserver(scene_class.NodeAddedEvent, self._on_node_added),
+            self.scene.AddObserver(scene_class.EndImportEvent, self._on_end_state),
+            self.scene.AddObserver(scene_class.EndBatchProcessEvent, self._on_end_state),
+            self.scene.AddObserver(scene_class.StartCloseEvent, self._on_start_close),
+        ]
+        self._added_transforms += [leaf.GetID() for leaf in registration_leaves(self.scene)]
+        self._schedule()
 
     def stop(self) -> None:
-        for tag in self._scene_tags:
+        """Stop observing and forget what was recorded (scene close, application exit)."""
+        for tag in self._tags:
             self.scene.RemoveObserver(tag)
-        self._scene_tags = []
-        for volume, tag, _ in self._volumes.values():
-            volume.RemoveObserver(tag)
-        self._volumes = {}
+        self._tags = []
+        self._added_volumes = []
+        self._added_transforms = []
 
-    def link(self) -> None:
-        if self._linking:  # linking moves volumes, which calls back here
-            return
-        self._linking = True
-        try:
-            messages = link_registrations(self.scene, self.header_lookup())
-        finally:
-            self._linking = False
-        for volume_id, (volume, tag, _) in list(self._volumes.items()):
-            self._volumes[volume_id] = (volume, tag, _parent_id(volume))
+    def flush(self) -> list[str]:
+        """Link what was added since the last link, now; returns the sentences also sent to `notify`.
+
+        Call it only outside scene events (the Python console, a module's button): it moves volumes.
+        """
+        volumes = self._take(self._added_volumes)
+        transforms = self._take(self._added_transforms)
+        leaves = [node for node in transforms if RegistrationLink.of(node) is not None]
+        messages = link_registrations(self.scene, leaves, volumes)
+        for note in pending_notes(leaves):
+            logging.info(note)
         if messages:
             self.notify("\n".join(messages))
+        return messages
 
-    def _watch(self, volume: slicer.vtkMRMLVolumeNode) -> None:
-        """Observe a volume: its ModifiedEvent until it has instance UIDs, then its TransformModifiedEvent."""
-        if volume.GetID() in self._volumes:
+    def _take(self, node_ids: list[str]) -> list[slicer.vtkMRMLNode]:
+        nodes = [self.scene.GetNodeByID(node_id) for node_id in dict.fromkeys(node_ids)]
+        node_ids.clear()
+        return [node for node in nodes if node is not None]
+
+    def _busy(self) -> bool:
+        return bool(self.scene.IsImporting() or self.scene.IsClosing() or self.scene.IsBatchProcessing())
+
+    def _schedule(self) -> None:
+        if self._scheduled or self._busy() or not (self._added_volumes or self._added_transforms):
             return
-        if instance_uids(volume):
-            tag = volume.AddObserver(
-                slicer.vtkMRMLTransformableNode.TransformModifiedEvent, self._on_transform_modified
-            )
-        else:
-            tag = volume.AddObserver(vtk.vtkCommand.ModifiedEvent, self._on_volume_modified)
-        self._volumes[volume.GetID()] = (volume, tag, _parent_id(volume))
+        self._scheduled = True
+        self.defer(self._run)
 
-    def _unwatch(self, volume_id: str) -> None:
-        volume, tag, _ = self._volumes.pop(volume_id)
-        volume.RemoveObserver(tag)
+    def _run(self) -> None:
+        self._scheduled = False
+        if not self.started or self._busy():
+            return  # stopped meanwhile, or the end of the import/batch schedules again
+        self.flush()
 
     @vtk.calldata_type(vtk.VTK_OBJECT)
     def _on_node_added(self, caller: object, event: str, node: slicer.vtkMRMLNode) -> None:
-        if node is None or not node.IsA("vtkMRMLScalarVolumeNode"):
+        if node is None:
             return
-        self._watch(node)
-        if instance_uids(node):
-            self.link()
-
-    @vtk.calldata_type(vtk.VTK_OBJECT)
-    def _on_node_removed(self, caller: object, event: str, node: slicer.vtkMRMLNode) -> None:
-        if node is not None and node.GetID() in self._volumes:
-            self._unwatch(node.GetID())
-
-    def _on_volume_modified(self, volume: slicer.vtkMRMLVolumeNode, event: str) -> None:
-        if not instance_uids(volume):
+        if node.IsA("vtkMRMLScalarVolumeNode"):
+            self._added_volumes.append(node.GetID())
+        elif node.IsA("vtkMRMLTransformNode"):
+            self._added_transforms.append(node.GetID())
+        else:
             return
-        self._unwatch(volume.GetID())
-        self._watch(volume)
-        self.link()
+        self._schedule()
 
-    def _on_transform_modified(self, volume: slicer.vtkMRMLVolumeNode, event: str) -> None:
-        # Also sent when a parent transform's matrix changes (the user editing it); only a new parent matters.
-        _, tag, parent = self._volumes[volume.GetID()]
-        if _parent_id(volume) != parent:
-            self.link()
+    def _on_end_state(self, caller: object, event: str) -> None:
+        self._schedule()
+
+    def _on_start_close(self, caller: object, event: str) -> None:
+        self.stop()

@@ -15,6 +15,7 @@ from DicomRegSaveLib.errors import TransformInputError
 from DicomRegSaveLib.export.pipeline import ExportOptions
 from DicomRegSaveLib.inputs.series import HeaderLookup
 from DicomRegSaveLib.mrml import nodes as mrml
+from DicomRegSaveLib.slicer.linking import acquisition_transform
 from DicomRegSaveLib.slicer.provenance import (
     found,
     instance_header,
@@ -44,14 +45,11 @@ SERIES_TAG_KEYWORDS = (
 #: and is inserted after "DicomRegSavePlugin", so at a tie it is listed first and preselected; only a
 #: mean above 1.0 sorts before it. 1.001 is still shown as "100%" (the row text formats
 #: (1 - key) * 100 with no decimals).
+#: Used for every exportable registration, linear (Spatial Registration, 66.1) or not (66.3): SlicerRT's
+#: reader applies REGs inverted, so DicomRegSave goes first for both.
 PRESELECTED_CONFIDENCE = 1.001
-#: Confidence of the export offer for a transform with a non-linear part (Deformable Spatial Registration).
-DEFORMABLE_CONFIDENCE = PRESELECTED_CONFIDENCE
-#: Confidence for a purely linear transform, written as a Spatial Registration (66.1, one matrix) by
-#: the default registration class "auto" — also ahead of SlicerRT, whose reader applies REGs inverted.
-LINEAR_CONFIDENCE = PRESELECTED_CONFIDENCE
-#: A transform that cannot be exported yet is still listed, last, with what to do in its tooltip, so
-#: the REG option never disappears without a word; its export writes nothing and returns the reason.
+#: A transform with a registration hint that cannot be exported yet is still listed, last, with what to
+#: do in its tooltip, so the REG option never disappears without a word; its export writes nothing.
 BLOCKED_CONFIDENCE = 0.05
 
 #: How a user sets the volumes of a registration transform, appended to the reasons the export dialog shows.
@@ -71,14 +69,17 @@ class ExportDecision:
     ----------
     offer:
         ``True`` if the item can be exported.
+    listed:
+        ``True`` if the export dialog lists the item for DicomRegSave: offered, or a transform with a
+        registration hint (:func:`has_registration_hint`) that cannot be exported yet.
     reason:
         When not offered: why, in a sentence saying what to do. When offered: a short description
         for the export dialog's tooltip.
     transform_node:
         The item's transform, ``None`` when the item is no transform (then nothing is listed).
     confidence:
-        How clearly this is the right exporter for the item (:data:`PRESELECTED_CONFIDENCE`,
-        :data:`LINEAR_CONFIDENCE`, or :data:`BLOCKED_CONFIDENCE` for a transform not offered).
+        How clearly this is the right exporter for the item (:data:`PRESELECTED_CONFIDENCE`, or
+        :data:`BLOCKED_CONFIDENCE` for a transform not offered).
     series_tags:
         Keyword -> proposed value of the series-level tags (:data:`SERIES_TAG_KEYWORDS`).
     fixed_header:
@@ -96,6 +97,7 @@ class ExportDecision:
     series_tags: dict[str, str] = field(default_factory=dict)
     fixed_header: Dataset | None = None
     registration_class: str = "Deformable"
+    listed: bool = True
 
 
 def examine_transform_item(
@@ -119,12 +121,12 @@ def examine_transform_item(
     item_name = sh_node.GetItemName(item_id) or f"item {item_id}"
     if node is None or not node.IsA("vtkMRMLTransformNode"):
         return ExportDecision(
-            False, f"'{item_name}' is not a transform; only transforms are exported as registrations."
+            False, f"'{item_name}' is not a transform; only transforms are exported as registrations.", listed=False
         )
     try:
         fixed, moving = mrml.resolve_fixed_and_moving(node)
     except TransformInputError as exc:
-        return ExportDecision(False, str(exc) + SET_VOLUMES_HINT, node)
+        return ExportDecision(False, str(exc) + SET_VOLUMES_HINT, node, listed=has_registration_hint(node))
     for role, volume in (("fixed", fixed), ("moving", moving)):
         uids = instance_uids(volume)
         if not uids:
@@ -150,7 +152,7 @@ def examine_transform_item(
         node,
         fixed,
         moving,
-        LINEAR_CONFIDENCE if linear else DEFORMABLE_CONFIDENCE,
+        PRESELECTED_CONFIDENCE,
         series_tags_defaults(node, fixed, moving),
         fixed_header,
         "Spatial" if linear else "Deformable",
@@ -177,6 +179,20 @@ def suggested_volumes(
         ]
         moving = under[0] if len(under) == 1 else None
     return fixed, moving
+
+
+def has_registration_hint(transform_node: slicer.vtkMRMLTransformNode) -> bool:
+    """True if a transform looks like a registration: it has a fixed or moving volume reference, or a
+    volume is under it that is not just the volume of Slicer's acquisition transform."""
+    if transform_node.GetNodeReference(transform_node.GetFixedNodeReferenceRole()) or transform_node.GetNodeReference(
+        transform_node.GetMovingNodeReferenceRole()
+    ):
+        return True
+    scene = transform_node.GetScene()
+    return scene is not None and any(
+        volume.GetParentTransformNode() is transform_node and acquisition_transform(volume) is not transform_node
+        for volume in scalar_volumes(scene)
+    )
 
 
 def is_linear_chain(transform_node: slicer.vtkMRMLTransformNode) -> bool:

@@ -1,0 +1,14 @@
+"""Names of the MRML node attributes and references DicomRegSave writes, in a module that imports nothing.
+
+The DICOM plugin's hook module reads them at Slicer start-up, before (and without) the rest of the
+engine, to notice a scene that holds a loaded registration.
+"""
+
+#: Leaf-node attributes recording what a loaded registration item applies to.
+MOVING_INSTANCES_ATTRIBUTE = "DicomRegSave.movingInstanceUIDs"
+FIXED_INSTANCES_ATTRIBUTE = "DicomRegSave.fixedInstanceUIDs"
+REGISTERED_FRAME_ATTRIBUTE = "DicomRegSave.registeredFrameOfReferenceUID"
+APPLY_ATTRIBUTE = "DicomRegSave.applyToMoving"
+#: Node reference role from a leaf to the volume DicomRegSave placed under it (a reference, not an
+#: attribute, so that scene import remaps it with the node IDs).
+APPLIED_TO_REFERENCE_ROLE = "dicomRegSaveAppliedTo"
