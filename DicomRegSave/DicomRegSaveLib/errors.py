@@ -60,3 +60,7 @@ def require_type(name: str, value: object, *types: type) -> None:
     if not isinstance(value, types):
         expected = " or ".join(t.__name__ for t in types)
         raise TypeError(f"argument {name!r} must be {expected}, not {type(value).__name__}")
+
+
+class QualityInputError(DicomRegSaveError):
+    """An input of the registration quality check (landmark file, image pair, report folder) is unusable."""
