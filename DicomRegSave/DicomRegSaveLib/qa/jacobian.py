@@ -52,7 +52,7 @@ class JacobianStatistics:
     Attributes
     ----------
     determinant:
-        (n_k, n_j, n_i) float32, NaN where a difference touches an undefined (NaN) vector.
+        (n_k, n_j, n_i) float32, NaN at undefined (NaN) vectors and where a difference uses one.
     points:
         How many grid points have a determinant (the statistics are over these).
     folded_count, folded_fraction:
@@ -201,6 +201,8 @@ def field_statistics(
             - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
             + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
         )
+        # central differences skip the point itself; an undefined point has no determinant either
+        det[np.isnan(current[..., 0])] = np.nan
         determinant[k] = det
         finite = np.isfinite(det)
         if finite.any():
