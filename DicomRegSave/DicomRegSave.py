@@ -452,6 +452,13 @@ class DicomRegSaveLogic(ScriptedLoadableModuleLogic):
             transformNode, fixedVolumeNode, movingVolumeNode, databaseHeaderLookup(), exportOptions, **arguments
         )
 
+    def registrationQuality(self, transformNode, fixed, moving, landmarks=None):
+        """The TG-132 quality report of `transformNode` (fixed -> moving): the same dictionary as
+        ``dicomregsave qa --json``. Adds a Jacobian-determinant volume (deformable transforms) and the
+        warped moving volume to the scene. `landmarks`: None, or (fixed, moving) markups nodes or files.
+        """
+        return engine("slicer.quality").registration_quality(transformNode, fixed, moving, landmarks).report
+
     def importRegistration(self, path, applyToMoving=True):
         """Load a REG file as transform nodes (fixed -> moving); returns slicer_import.ImportResult.
 
