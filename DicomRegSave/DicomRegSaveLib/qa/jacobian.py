@@ -145,16 +145,33 @@ class _MagnitudeTally:
         return DisplacementStatistics(self.total / self.count, p95, self.max, self.count, self.max_point)
 
 
-def _axis_derivative(plane: np.ndarray, axis: int, spacing: float) -> np.ndarray:
-    if plane.shape[axis] < 2:
-        return np.zeros_like(plane)
-    return np.gradient(plane, spacing, axis=axis)
+def _derivatives(components: np.ndarray, spacing_i: float, spacing_j: float) -> tuple[np.ndarray, np.ndarray]:
+    """Derivatives (mm) of a component-major plane (3, n_j, n_i) along i and along j, numpy.gradient's scheme."""
+    result = []
+    for axis, spacing in ((2, spacing_i), (1, spacing_j)):
+        derivative = np.zeros_like(components)
+        n = components.shape[axis]
+        if n > 1:
+
+            def take(start: int, stop: int | None, axis: int = axis) -> tuple[slice, ...]:
+                return (slice(None),) * axis + (slice(start, stop),)
+
+            np.subtract(components[take(2, None)], components[take(0, -2)], out=derivative[take(1, -1)])
+            derivative[take(1, -1)] *= np.float32(0.5 / spacing)
+            np.subtract(components[take(1, 2)], components[take(0, 1)], out=derivative[take(0, 1)])
+            np.subtract(components[take(n - 1, n)], components[take(n - 2, n - 1)], out=derivative[take(n - 1, n)])
+            derivative[take(0, 1)] *= np.float32(1.0 / spacing)
+            derivative[take(n - 1, n)] *= np.float32(1.0 / spacing)
+        result.append(derivative)
+    return result[0], result[1]
 
 
 def field_statistics(
     item: RegistrationItem, progress: Progress | None = None
 ) -> tuple[JacobianStatistics, DisplacementStatistics]:
     """Jacobian determinant and displacement statistics of a deformable item at its grid points.
+
+    Computed in float32 (the precision of the stored vectors), summed in float64.
 
     Raises
     ------
@@ -169,45 +186,55 @@ def field_statistics(
     n_i, n_j, n_k = grid.dimensions
     spacing = grid.spacing_mm
     index_to_lps = grid.index_to_lps
-    constant = pre[:3, :3] @ grid.direction_lps
-    factor = float(np.linalg.det(post[:3, :3]) * np.linalg.det(grid.direction_lps))
+    constant = (pre[:3, :3] @ grid.direction_lps).astype(np.float32)
+    factor = np.float32(np.linalg.det(post[:3, :3]) * np.linalg.det(grid.direction_lps))
     # phi(x) - x = C x + c + L_post D
     affine = post @ pre - np.eye(4)
     has_affine = not np.allclose(affine, 0.0, atol=0.0)
     post_linear = post[:3, :3]
-    identity_post = np.array_equal(post_linear, np.eye(3))
+    plain = not has_affine and np.array_equal(post_linear, np.eye(3))
     determinant = np.empty((n_k, n_j, n_i), dtype=np.float32)
     tally = _MagnitudeTally(n_i * n_j * n_k, index_to_lps, (n_j, n_i))
     totals = {"sum": 0.0, "count": 0, "folded": 0, "min": np.inf, "max": -np.inf, "worst": None}
 
     planes = grid.checked_planes()
-    window: list[np.ndarray] = [next(planes).astype(np.float64)]
+    # component-major planes (3, n_j, n_i): every component a contiguous image
+    window: list[np.ndarray] = [np.ascontiguousarray(next(planes).transpose(2, 0, 1))]
     for k in range(n_k):
         if k + 1 < n_k:
-            window.append(next(planes).astype(np.float64))
+            window.append(np.ascontiguousarray(next(planes).transpose(2, 0, 1)))
         current = window[1] if k > 0 else window[0]
         if n_k < 2:
             along_k = np.zeros_like(current)
-        elif k == 0:
-            along_k = (window[1] - window[0]) / spacing[2]
-        elif k == n_k - 1:
-            along_k = (window[-1] - window[-2]) / spacing[2]
+        elif k == 0 or k == n_k - 1:
+            along_k = (window[-1] - window[-2]) * np.float32(1.0 / spacing[2])
         else:
-            along_k = (window[2] - window[0]) / (2.0 * spacing[2])
-        columns = (_axis_derivative(current, 1, spacing[0]), _axis_derivative(current, 0, spacing[1]), along_k)
-        m = [[constant[a, c] + columns[c][..., a] for c in range(3)] for a in range(3)]
-        det = factor * (
-            m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
-            - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
-            + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
-        )
+            along_k = (window[2] - window[0]) * np.float32(0.5 / spacing[2])
+        along_i, along_j = _derivatives(current, spacing[0], spacing[1])
+        columns = (along_i, along_j, along_k)
+        for c in range(3):
+            for a in range(3):
+                columns[c][a] += constant[a, c]
+        m = [[columns[c][a] for c in range(3)] for a in range(3)]
+        det = m[1][1] * m[2][2]
+        det -= m[1][2] * m[2][1]
+        det *= m[0][0]
+        cofactor = m[1][0] * m[2][2]
+        cofactor -= m[1][2] * m[2][0]
+        cofactor *= m[0][1]
+        det -= cofactor
+        cofactor = m[1][0] * m[2][1]
+        cofactor -= m[1][1] * m[2][0]
+        cofactor *= m[0][2]
+        det += cofactor
+        det *= factor
         # central differences skip the point itself; an undefined point has no determinant either
-        det[np.isnan(current[..., 0])] = np.nan
+        det[np.isnan(current[0])] = np.nan
         determinant[k] = det
         finite = np.isfinite(det)
-        if finite.any():
-            values = det[finite]
-            totals["sum"] += float(values.sum())
+        values = det if finite.all() else det[finite]
+        if values.size:
+            totals["sum"] += float(values.sum(dtype=np.float64))
             totals["count"] += int(values.size)
             totals["folded"] += int(np.count_nonzero(values <= 0))
             totals["max"] = max(totals["max"], float(values.max()))
@@ -216,10 +243,15 @@ def field_statistics(
                 totals["min"] = float(det.flat[where])
                 j, i = divmod(where, n_i)
                 totals["worst"] = (i, j, k)
-        displacement = current if identity_post else current @ post_linear.T
-        if has_affine:
-            displacement = displacement + _plane_points(index_to_lps, n_i, n_j, k) @ affine[:3, :3].T + affine[:3, 3]
-        tally.add(k, np.sqrt(np.einsum("...a,...a->...", displacement, displacement)))
+        if plain:
+            squared = current[0] * current[0]
+            squared += current[1] * current[1]
+            squared += current[2] * current[2]
+            tally.add(k, np.sqrt(squared, out=squared))
+        else:
+            displacement = current.transpose(1, 2, 0).astype(np.float64) @ post_linear.T
+            displacement += _plane_points(index_to_lps, n_i, n_j, k) @ affine[:3, :3].T + affine[:3, 3]
+            tally.add(k, np.linalg.norm(displacement, axis=-1))
         if k > 0 and len(window) == 3:
             window.pop(0)
         report((k + 1) / n_k, "Jacobian determinant and displacement")
