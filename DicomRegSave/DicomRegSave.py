@@ -126,7 +126,36 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 button.enabled = False
         else:
             self.buildTagFields(engine("slicer.fields"))
+            self.buildQualitySection()
         self.initializeParameterNode()
+
+    def buildQualitySection(self):
+        """A Quality section (TG-132) below the panel: the numbers of ``dicomregsave qa`` for the selected transform."""
+        section = ctk.ctkCollapsibleButton()
+        section.text = "Quality"
+        section.collapsed = True
+        column = qt.QVBoxLayout(section)
+        button = qt.QPushButton("Check quality (adds Jacobian and warped moving volumes)")
+        button.toolTip = "Linear part, Jacobian determinant, displacement and image agreement of the selected transform"
+        self.qualityTextEdit = qt.QPlainTextEdit()
+        self.qualityTextEdit.readOnly = True
+        column.addWidget(button)
+        column.addWidget(self.qualityTextEdit)
+        self.layout.addWidget(section)
+        button.connect("clicked(bool)", self.onQualityButton)
+
+    def onQualityButton(self):
+        p = self._parameterNode
+        try:
+            fixed, moving = engine("mrml.nodes").resolve_fixed_and_moving(p.transform, p.fixedVolume, p.movingVolume)
+            report = self.logic.registrationQuality(p.transform, fixed, moving)
+        except Exception as exc:
+            self.reportFailure(exc)
+            return
+        self.qualityTextEdit.plainText = engine("qa.evaluate").summary_text(report)
+        self.setStatus(
+            f"Quality: {'all checks pass' if report['ok'] else 'NOT all checks pass'}.", error=not report["ok"]
+        )
 
     def buildTagFields(self, slicer_fields):
         """One line edit per attribute of slicer_fields.PANEL_FIELDS, grouped like the standard's modules."""

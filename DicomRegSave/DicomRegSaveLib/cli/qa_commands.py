@@ -20,61 +20,10 @@ def _text_stream(args: argparse.Namespace):
     return sys.stderr if getattr(args, "json", None) == "-" else sys.stdout
 
 
-def _number(value: float | None, digits: int = 4) -> str:
-    return "n/a" if value is None else f"{value:.{digits}g}"
-
-
-def _summary(report: dict) -> str:
-    lines = [f"{report['path']}: {len(report['items'])} item(s) checked"]
-    for item in report["items"]:
-        linear = item["linear"]
-        rotation = (
-            "none (mirrored)"
-            if linear["rotation_deg"] is None
-            else "/".join(f"{a:.4g}" for a in linear["rotation_deg"])
-        )
-        lines.append(f"  item {item['item']} ({item['kind']}), source frame {item['source_frame_of_reference_uid']}")
-        lines.append(
-            f"    linear part: rotation L/P/S {rotation} deg, translation "
-            f"{'/'.join(f'{t:.4g}' for t in linear['translation_mm'])} mm, {linear['matrix_type']}"
-        )
-        if item["jacobian"] is not None:
-            jacobian = item["jacobian"]
-            lines.append(
-                f"    Jacobian determinant: min {_number(jacobian['min'])}, mean {_number(jacobian['mean'])}, max "
-                f"{_number(jacobian['max'])}; {jacobian['folded_count']} folded of {jacobian['points']} grid points"
-            )
-        displacement = item["displacement_mm"]
-        lines.append(
-            f"    displacement: mean {_number(displacement['mean'])}, p95 {_number(displacement['p95'])}, max "
-            f"{_number(displacement['max'])} mm"
-        )
-        if item["landmarks"] is not None and item["landmarks"]["tre_mm"] is not None:
-            tre = item["landmarks"]["tre_mm"]
-            lines.append(
-                f"    landmark TRE ({item['landmarks']['count']} pairs): mean {tre['mean']:.4g}, SD {tre['sd']:.4g}, "
-                f"max {tre['max']:.4g} mm"
-            )
-        if item["similarity"] is not None:
-            before, after = item["similarity"]["before"], item["similarity"]["after"]
-            lines.append(
-                f"    image agreement before -> after: MAD {_number(before['mad'])} -> {_number(after['mad'])}, "
-                f"NCC {_number(before['ncc'])} -> {_number(after['ncc'])}"
-            )
-        for verdict in item["verdicts"]:
-            lines.append(
-                f"    {'pass' if verdict['ok'] else 'FAIL'}: {verdict['check']} = {_number(verdict['value'], 6)} "
-                f"({verdict['comparison']} {verdict['tolerance']:g} {verdict['unit']})"
-            )
-    lines += [f"  warning: {w['message']}" for w in report["warnings"]]
-    lines.append("All checks pass." if report["ok"] else "NOT all checks pass.")
-    return "\n".join(lines)
-
-
 def command_qa(args: argparse.Namespace) -> int:
     from DicomRegSaveLib.cli.reports import write_report
     from DicomRegSaveLib.inputs.series import read_image_series
-    from DicomRegSaveLib.qa.evaluate import evaluate_registration, identity
+    from DicomRegSaveLib.qa.evaluate import evaluate_registration, identity, summary_text
     from DicomRegSaveLib.qa.html_report import check_report_folder, write_report_folder
     from DicomRegSaveLib.qa.landmarks import read_landmarks
     from DicomRegSaveLib.qa.pictures import item_pictures
@@ -111,7 +60,7 @@ def command_qa(args: argparse.Namespace) -> int:
         pictures = {quality.number: item_pictures(quality, fixed, moving) for quality in result.items}
         folder = write_report_folder(args.report, report, pictures)
         print(f"Wrote {folder / 'index.html'}", file=stream)
-    print(_summary(report), file=stream)
+    print(summary_text(report), file=stream)
     if args.json:
         write_report(report, args.json)
     return EXIT_OK if report["ok"] else EXIT_ERROR

@@ -269,3 +269,55 @@ def evaluate_registration(
             )
         )
     return QualityResult(results, warnings)
+
+
+def _number(value: float | None, digits: int = 4) -> str:
+    return "n/a" if value is None else f"{value:.{digits}g}"
+
+
+def summary_text(report: dict[str, Any]) -> str:
+    """The report as the lines ``dicomregsave qa`` prints and the Slicer panel shows."""
+    lines = [f"{report['path'] or 'The transform'}: {len(report['items'])} item(s) checked"]
+    for item in report["items"]:
+        linear = item["linear"]
+        rotation = (
+            "none (mirrored)"
+            if linear["rotation_deg"] is None
+            else "/".join(f"{a:.4g}" for a in linear["rotation_deg"])
+        )
+        lines.append(f"  item {item['item']} ({item['kind']}), source frame {item['source_frame_of_reference_uid']}")
+        lines.append(
+            f"    linear part: rotation L/P/S {rotation} deg, translation "
+            f"{'/'.join(f'{t:.4g}' for t in linear['translation_mm'])} mm, {linear['matrix_type']}"
+        )
+        if item["jacobian"] is not None:
+            jacobian = item["jacobian"]
+            lines.append(
+                f"    Jacobian determinant: min {_number(jacobian['min'])}, mean {_number(jacobian['mean'])}, max "
+                f"{_number(jacobian['max'])}; {jacobian['folded_count']} folded of {jacobian['points']} grid points"
+            )
+        displacement = item["displacement_mm"]
+        lines.append(
+            f"    displacement: mean {_number(displacement['mean'])}, p95 {_number(displacement['p95'])}, max "
+            f"{_number(displacement['max'])} mm"
+        )
+        if item["landmarks"] is not None and item["landmarks"]["tre_mm"] is not None:
+            tre = item["landmarks"]["tre_mm"]
+            lines.append(
+                f"    landmark TRE ({item['landmarks']['count']} pairs): mean {tre['mean']:.4g}, SD {tre['sd']:.4g}, "
+                f"max {tre['max']:.4g} mm"
+            )
+        if item["similarity"] is not None:
+            before, after = item["similarity"]["before"], item["similarity"]["after"]
+            lines.append(
+                f"    image agreement before -> after: MAD {_number(before['mad'])} -> {_number(after['mad'])}, "
+                f"NCC {_number(before['ncc'])} -> {_number(after['ncc'])}"
+            )
+        for verdict in item["verdicts"]:
+            lines.append(
+                f"    {'pass' if verdict['ok'] else 'FAIL'}: {verdict['check']} = {_number(verdict['value'], 6)} "
+                f"({verdict['comparison']} {verdict['tolerance']:g} {verdict['unit']})"
+            )
+    lines += [f"  warning: {w['message']}" for w in report["warnings"]]
+    lines.append("All checks pass." if report["ok"] else "NOT all checks pass.")
+    return "\n".join(lines)
