@@ -139,20 +139,34 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         button.toolTip = "Linear part, Jacobian determinant, displacement and image agreement of the selected transform"
         self.qualityTextEdit = qt.QPlainTextEdit()
         self.qualityTextEdit.readOnly = True
+        saveButton = qt.QPushButton("Save QA report...")
+        saveButton.toolTip = "Check quality, then write index.html and its pictures into a new folder in the chosen one"
         column.addWidget(button)
+        column.addWidget(saveButton)
         column.addWidget(self.qualityTextEdit)
         self.layout.addWidget(section)
-        button.connect("clicked(bool)", self.onQualityButton)
+        button.connect("clicked(bool)", lambda: self.onQualityButton(save=False))
+        saveButton.connect("clicked(bool)", lambda: self.onQualityButton(save=True))
 
-    def onQualityButton(self):
+    def onQualityButton(self, save):
         p = self._parameterNode
+        parent = qt.QFileDialog.getExistingDirectory(None, "Folder for the QA report") if save else ""
+        if save and not parent:
+            return
         try:
             fixed, moving = engine("mrml.nodes").resolve_fixed_and_moving(p.transform, p.fixedVolume, p.movingVolume)
-            report = self.logic.registrationQuality(p.transform, fixed, moving)
+            quality = engine("slicer.quality")
+            result = quality.registration_quality(p.transform, fixed, moving)
+            if save:
+                name = f"QA {p.transform.GetName()} {qt.QDateTime.currentDateTime().toString('yyyyMMdd-HHmmss')}"
+                folder = quality.save_report(result, pathlib.Path(parent) / name)
         except Exception as exc:
             self.reportFailure(exc)
             return
+        report = result.report
         self.qualityTextEdit.plainText = engine("qa.evaluate").summary_text(report)
+        if save:
+            self.qualityTextEdit.appendPlainText(f"Report: {folder / 'index.html'}")
         self.setStatus(
             f"Quality: {'all checks pass' if report['ok'] else 'NOT all checks pass'}.", error=not report["ok"]
         )

@@ -14,8 +14,9 @@ pair), each in a fresh process under GNU time (wall, CPU, peak RSS):
   statistics); the step's own time is measured inside the process and printed beside the process's.
 
 Targets (issue 18): Jacobian + statistics time <= 1 x the export time (median of the per-pair
-ratios, with their range); peak RSS <= field + one field-sized float32 array (the process holds the
-field once, as read). ``uptime`` is printed before and after: numbers from a loaded machine are not results.
+ratios, with their range); peak RSS <= field + one field-sized float32 array: the jacobian process's
+peak minus that of a process that only reads the REG (interpreter, libraries and the field, which
+Vector Grid Data holds once) must stay below the field's size. ``uptime`` is printed before and after: numbers from a loaded machine are not results.
 """
 
 from __future__ import annotations
@@ -40,6 +41,14 @@ JACOBIAN_STEP = (
     "started = time.perf_counter()\n"
     "jacobian, displacement = field_statistics(item)\n"
     "open(sys.argv[2], 'w').write(f'{time.perf_counter() - started} {jacobian.points} {jacobian.folded_count}')\n"
+)
+
+
+#: The same process without the step: what reading the REG costs (interpreter, libraries, the field).
+READ_ONLY = (
+    "import sys\n"
+    "from DicomRegSaveLib.reg.reader import read_registration\n"
+    "read_registration(sys.argv[1]).choose_item().grid.check_vectors()\n"
 )
 
 
@@ -95,14 +104,16 @@ def main() -> int:
             )
         field_mib = field_.vector_bytes / MIB
         peaks = [run.peak_rss_mib for run in jacobians]
+        read_only = run_measured([sys.executable, "-c", READ_ONLY, str(reg)], workdir / "read.log").peak_rss_mib
         print(f"export wall s: {spread([run.wall for run in exports])}")
         print(
             f"jacobian+statistics step s: {spread(steps)}; whole process wall s: {spread([r.wall for r in jacobians])}"
         )
         print(f"ratio step / export: {spread(ratios)} (target <= 1)")
         print(
-            f"jacobian process peak RSS MiB: {spread(peaks)}; minus the field ({field_mib:.0f} MiB): "
-            f"{spread([p - field_mib for p in peaks])} (target <= one field-sized float32 array, {field_mib:.0f} MiB)"
+            f"jacobian process peak RSS MiB: {spread(peaks)}; a process that only reads the REG: {read_only:.0f} MiB; "
+            f"the step's extra: {spread([p - read_only for p in peaks])} (target <= one field-sized float32 array, "
+            f"{field_mib:.0f} MiB)"
         )
     print(f"uptime after: {uptime()}")
     return 0

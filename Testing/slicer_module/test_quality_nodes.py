@@ -13,7 +13,7 @@ from DicomRegSaveLib.inputs.transform_files import read_transform_file
 from DicomRegSaveLib.qa.linear import rotation_from_angles
 from DicomRegSaveLib.qa.volume_files import volume_node
 from DicomRegSaveLib.qa.volumes import read_series_volume, sample
-from DicomRegSaveLib.slicer.quality import registration_quality, volume_from_node
+from DicomRegSaveLib.slicer.quality import registration_quality, save_report, volume_from_node
 from mrml_helpers import homogeneous, linear_node, new_scene
 
 
@@ -41,7 +41,7 @@ def node_ijk_to_lps(node) -> np.ndarray:
     return geometry.ras_to_lps_index_matrix(np.array([[matrix.GetElement(r, c) for c in range(4)] for r in range(4)]))
 
 
-def test_a_displacement_field_node_gives_the_qa_dictionary_and_two_new_volumes(case, volumes):
+def test_a_displacement_field_node_gives_the_qa_dictionary_and_two_new_volumes(case, volumes, tmp_path):
     scene, fixed_node, moving_node = scene_with_volumes(volumes)
     np.testing.assert_array_equal(volume_from_node(fixed_node).voxels, volumes[0].voxels)
     transform = read_transform_file(case.field_path, scene)
@@ -76,6 +76,16 @@ def test_a_displacement_field_node_gives_the_qa_dictionary_and_two_new_volumes(c
     np.testing.assert_allclose(warped[defined], expected[defined], atol=1e-2)
     assert np.all(warped[~defined] == fill)
     np.testing.assert_allclose(node_ijk_to_lps(result.warped_node), volumes[0].ijk_to_lps, atol=1e-9)
+
+    folder = save_report(result, tmp_path / "report")
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "index.html",
+        "item1_checkerboard.png",
+        "item1_difference.png",
+        "item1_displacement.png",
+        "item1_jacobian.png",
+    ]
+    assert f"{item['jacobian']['folded_count']}</td>" in (folder / "index.html").read_text()
 
 
 def test_a_linear_transform_node_gives_its_rotation_and_translation_and_no_jacobian_volume(volumes, tmp_path):

@@ -94,7 +94,7 @@ def _verdicts(verdicts: Sequence[dict[str, Any]]) -> str:
 def _item_section(item: dict[str, Any], pictures: Sequence[Picture]) -> str:
     linear = item["linear"]
     parts = [
-        f"<h2>Item {item['item']}: {html.escape(item['kind'])}, source frame {html.escape(item['source_frame_of_reference_uid'])}</h2>",
+        f"<h2>Item {item['item']}: {html.escape(item['kind'])}, source frame {html.escape(item['source_frame_of_reference_uid'] or '(not known)')}</h2>",
         "<h3>Verdicts</h3>",
         _verdicts(item["verdicts"]),
         "<h3>Linear part (fixed &rarr; moving, LPS)</h3>",

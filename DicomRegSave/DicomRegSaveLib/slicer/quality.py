@@ -22,7 +22,7 @@ from DicomRegSaveLib import geometry
 from DicomRegSaveLib.errors import QualityInputError, TransformInputError
 from DicomRegSaveLib.mrml.nodes import deformation_from_transform_node, volume_geometry
 from DicomRegSaveLib.progress import Progress, part
-from DicomRegSaveLib.qa.evaluate import QualityResult, evaluate_item
+from DicomRegSaveLib.qa.evaluate import ItemQuality, QualityResult, evaluate_item
 from DicomRegSaveLib.qa.landmarks import Landmarks, read_landmarks
 from DicomRegSaveLib.qa.volume_files import volume_node
 from DicomRegSaveLib.qa.volumes import Volume, resample
@@ -30,11 +30,15 @@ from DicomRegSaveLib.qa.volumes import Volume, resample
 
 @dataclass
 class QualityNodes:
-    """The report dictionary and the nodes added to the scene (``None`` when not made)."""
+    """The report dictionary, the nodes added to the scene (``None`` when not made), and what
+    :func:`save_report` draws from: the item's metrics and the two images."""
 
     report: dict[str, Any]
     jacobian_node: slicer.vtkMRMLScalarVolumeNode | None
     warped_node: slicer.vtkMRMLScalarVolumeNode | None
+    quality: ItemQuality
+    fixed: Volume
+    moving: Volume
 
 
 def volume_from_node(node: slicer.vtkMRMLVolumeNode) -> Volume:
@@ -113,4 +117,27 @@ def registration_quality(
             )
         warped = resample(item, fixed.ijk_to_lps, fixed.dimensions, moving, progress=part(progress, 0.8, 1.0))
         warped_node = volume_node(scene, f"{moving_volume_node.GetName()} warped", warped)
-    return QualityNodes(report, jacobian_node, warped_node)
+    return QualityNodes(report, jacobian_node, warped_node, quality, fixed, moving)
+
+
+def save_report(result: QualityNodes, folder: str | Path) -> Path:
+    """Write the report page and its pictures (as ``qa --report``) into `folder` (new or empty).
+
+    Raises
+    ------
+    QualityInputError
+        If matplotlib, which draws the pictures and which Slicer does not bundle, is missing.
+    OutputError
+        If the folder holds files or cannot be written.
+    """
+    try:
+        from DicomRegSaveLib.qa.pictures import item_pictures
+    except ImportError as error:
+        raise QualityInputError(
+            f"The report's pictures need matplotlib ({error}). Install it from Slicer's Python console with "
+            "slicer.util.pip_install('matplotlib'), then save the report again."
+        ) from error
+    from DicomRegSaveLib.qa.html_report import write_report_folder
+
+    pictures = {result.quality.number: item_pictures(result.quality, result.fixed, result.moving)}
+    return write_report_folder(folder, result.report, pictures)
