@@ -47,20 +47,25 @@ AFFINE_A = np.array([[0.05, -0.02, 0.01], [0.03, 0.08, -0.04], [-0.01, 0.02, -0.
 
 
 @pytest.mark.parametrize(
-    ("pre", "post"),
+    ("pre", "post", "direction"),
     [
-        (None, None),
-        (homogeneous(rotation_from_angles((3.0, -4.0, 5.0)), (1.0, 2.0, 3.0)), homogeneous(np.diag([1.1, 0.9, 1.05]))),
+        (None, None, OBLIQUE),
+        (None, None, OBLIQUE @ np.diag([1.0, 1.0, -1.0])),
+        (
+            homogeneous(rotation_from_angles((3.0, -4.0, 5.0)), (1.0, 2.0, 3.0)),
+            homogeneous(np.diag([1.1, 0.9, 1.05])),
+            OBLIQUE,
+        ),
     ],
-    ids=["grid only", "rigid pre, scaling post"],
+    ids=["grid only", "left-handed grid", "rigid pre, scaling post"],
 )
-def test_affine_field_every_determinant_is_the_analytic_one(pre, post):
+def test_affine_field_every_determinant_is_the_analytic_one(pre, post, direction):
     origin, spacing, dims = np.array([-40.0, -30.0, -20.0]), np.array([2.0, 2.5, 3.0]), (17, 13, 9)
-    points = grid_positions(origin, OBLIQUE, spacing, dims)
+    points = grid_positions(origin, direction, spacing, dims)
     vectors = (points @ AFFINE_A.T + np.array([1.5, -2.0, 0.5])).astype(np.float32)
     item = RegistrationItem(
         SOURCE,
-        grid=DisplacementGrid(origin, OBLIQUE, spacing, vectors),
+        grid=DisplacementGrid(origin, direction, spacing, vectors),
         pre_deformation_matrix=None if pre is None else RegistrationMatrix(pre),
         post_deformation_matrix=None if post is None else RegistrationMatrix(post),
     )
