@@ -117,7 +117,7 @@ def _item_section(item: dict[str, Any], pictures: Sequence[Picture]) -> str:
             _table(
                 [
                     ("min / mean / max", (jacobian["min"], jacobian["mean"], jacobian["max"])),
-                    ("folded points (det &le; 0)", jacobian["folded_count"]),
+                    ("folded points (det ≤ 0)", jacobian["folded_count"]),
                     ("folded fraction", jacobian["folded_fraction"]),
                     ("points evaluated / grid points", (jacobian["points"], jacobian["grid_points"])),
                     ("smallest det at LPS (mm)", jacobian["worst_point_lps"]),

@@ -110,7 +110,8 @@ def decompose(matrix_lps: np.ndarray) -> LinearDecomposition:
         beta = np.arcsin(np.clip(-rotation[2, 0], -1.0, 1.0))
         alpha = np.arctan2(rotation[2, 1], rotation[2, 2])
         gamma = np.arctan2(rotation[1, 0], rotation[0, 0])
-        angles = tuple(float(np.degrees(a)) for a in (alpha, beta, gamma))
+        # + 0.0 turns -0.0 into 0.0, which a report should not show
+        angles = tuple(float(np.degrees(a)) + 0.0 for a in (alpha, beta, gamma))
     return LinearDecomposition(
         matrix_lps=matrix,
         rotation_deg=angles,
