@@ -129,7 +129,57 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 button.enabled = False
         else:
             self.buildTagFields()
+            self.buildQualitySection()
         self.initializeParameterNode()
+
+    def buildQualitySection(self):
+        """A Quality section (TG-132) below the panel: the numbers of ``dicomregsave qa`` for the selected transform."""
+        section = ctk.ctkCollapsibleButton()
+        section.text = _("Quality")
+        section.collapsed = True
+        column = qt.QVBoxLayout(section)
+        button = qt.QPushButton(_("Check quality (adds Jacobian and warped moving volumes)"))
+        button.toolTip = _(
+            "Linear part, Jacobian determinant, displacement and image agreement of the selected transform"
+        )
+        self.qualityTextEdit = qt.QPlainTextEdit()
+        self.qualityTextEdit.readOnly = True
+        saveButton = qt.QPushButton(_("Save QA report..."))
+        saveButton.toolTip = _(
+            "Check quality, then write index.html and its pictures into a new folder in the chosen one"
+        )
+        column.addWidget(button)
+        column.addWidget(saveButton)
+        column.addWidget(self.qualityTextEdit)
+        self.layout.addWidget(section)
+        button.connect("clicked(bool)", lambda: self.onQualityButton(save=False))
+        saveButton.connect("clicked(bool)", lambda: self.onQualityButton(save=True))
+
+    def onQualityButton(self, save):
+        from DicomRegSaveLib.mrml.nodes import resolve_fixed_and_moving
+        from DicomRegSaveLib.qa.evaluate import summary_text
+        from DicomRegSaveLib.slicer.quality import registration_quality, save_report
+
+        p = self._parameterNode
+        parent = qt.QFileDialog.getExistingDirectory(None, _("Folder for the QA report")) if save else ""
+        if save and not parent:
+            return
+        try:
+            fixed, moving = resolve_fixed_and_moving(p.transform, p.fixedVolume, p.movingVolume)
+            result = registration_quality(p.transform, fixed, moving)
+            if save:
+                name = f"QA {p.transform.GetName()} {qt.QDateTime.currentDateTime().toString('yyyyMMdd-HHmmss')}"
+                folder = save_report(result, pathlib.Path(parent) / name)
+        except Exception as exc:
+            self.reportFailure(exc)
+            return
+        report = result.report
+        self.qualityTextEdit.plainText = summary_text(report)
+        if save:
+            self.qualityTextEdit.appendPlainText(f"Report: {folder / 'index.html'}")
+        self.setStatus(
+            f"Quality: {'all checks pass' if report['ok'] else 'NOT all checks pass'}.", error=not report["ok"]
+        )
 
     def buildTagFields(self):
         """One line edit per attribute of PANEL_FIELDS, grouped like the standard's modules."""
@@ -488,6 +538,15 @@ class DicomRegSaveLogic(ScriptedLoadableModuleLogic):
         return validate_from_nodes(
             transformNode, fixedVolumeNode, movingVolumeNode, databaseHeaderLookup(), exportOptions, **arguments
         )
+
+    def registrationQuality(self, transformNode, fixed, moving, landmarks=None):
+        """The TG-132 quality report of `transformNode` (fixed -> moving): the same dictionary as
+        ``dicomregsave qa --json``. Adds a Jacobian-determinant volume (deformable transforms) and the
+        warped moving volume to the scene. `landmarks`: None, or (fixed, moving) markups nodes or files.
+        """
+        from DicomRegSaveLib.slicer.quality import registration_quality
+
+        return registration_quality(transformNode, fixed, moving, landmarks).report
 
     def importRegistration(self, path, applyToMoving=True):
         """Load a REG file as transform nodes (fixed -> moving); returns slicer_import.ImportResult.

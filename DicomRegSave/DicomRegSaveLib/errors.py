@@ -52,6 +52,10 @@ class SendError(DicomRegSaveError):
     """The files could not be sent: peer unreachable, association rejected or aborted, echo failed."""
 
 
+class QualityInputError(DicomRegSaveError):
+    """An input of the registration quality check (a landmark file or markups node, the volumes) is unusable."""
+
+
 def require_type(name: str, value: object, *types: type) -> None:
     """Raise TypeError naming the argument `name` unless `value` is an instance of one of `types`.
 

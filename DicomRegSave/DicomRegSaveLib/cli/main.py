@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from DicomRegSaveLib import __version__
+from DicomRegSaveLib.cli.qa_commands import add_qa_commands
 from DicomRegSaveLib.errors import DicomRegSaveError, OutputError
 from DicomRegSaveLib.export.option_table import REGISTRATION_CLASSES, UNDEFINED_VECTOR_CHOICES
 from DicomRegSaveLib.progress import TerminalProgress
@@ -566,6 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="an empty or new folder (default: a new folder under ./dicomregsave-demo)",
     )
     demo.set_defaults(run=command_demo)
+    add_qa_commands(commands)
     return parser
 
 
