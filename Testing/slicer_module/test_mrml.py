@@ -11,9 +11,8 @@ import vtk
 
 from DicomRegSaveLib import geometry
 from DicomRegSaveLib.errors import TransformInputError
-from DicomRegSaveLib.model import DisplacementGrid, RegistrationItem, RegistrationMatrix
+from DicomRegSaveLib.model import DisplacementGrid, RegistrationItem, RegistrationMatrix, axis_aligned_grid
 from DicomRegSaveLib.mrml.nodes import (
-    axis_aligned_grid,
     deformation_from_transform_node,
     from_parent_components,
     nodes_from_registration,

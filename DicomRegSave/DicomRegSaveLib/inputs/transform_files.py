@@ -22,13 +22,15 @@ import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from DicomRegSaveLib import geometry
+from DicomRegSaveLib import geometry, transform_chain
 from DicomRegSaveLib.errors import OutputError, TransformInputError, require_type
+from DicomRegSaveLib.inputs import itk_transforms
 from DicomRegSaveLib.inputs.field_writer import FIELD_EXTENSIONS, write_displacement_field
 from DicomRegSaveLib.model import Deformation, DisplacementGrid, RegistrationItem, axis_aligned_grid, check_grid_size
 from DicomRegSaveLib.native_log import captured_native_output, summarize
@@ -56,6 +58,8 @@ READABLE_TYPES = {
     ".nii": "displacement field (NIfTI)",
     ".nii.gz": "displacement field (NIfTI, compressed)",
 }
+#: ITK transform file types, read by :mod:`itk_transforms` where it can.
+ITK_TRANSFORM_TYPES = (".h5", ".hdf5", ".tfm", ".txt", ".mat")
 #: ITK transform file types that `write_transform_file` writes as a composite transform.
 TRANSFORM_WRITE_TYPES = (".h5", ".hdf5", ".tfm", ".txt")
 #: Single-file displacement field types that `write_transform_file` writes (float32, see :mod:`field_writer`).
@@ -143,9 +147,12 @@ def deformation_from_file(
     """The fixed -> moving deformation stored in a transform file (LPS).
 
     Raw displacement fields without a spacing request are read by the fast path (one float32
-    copy of the field in memory, vectors and geometry taken as stored: exact). Everything else is
-    read by Slicer and converted by :func:`mrml.deformation_from_transform_node` (see there for
-    the meaning of the keyword arguments and for when the result is resampled).
+    copy of the field in memory, vectors and geometry taken as stored: exact). ITK transform files
+    of linear transforms, displacement fields (HDF5) and B-splines are read by
+    :mod:`itk_transforms` into a chain encoded by :func:`transform_chain.deformation_from_parts`
+    (see there for the keyword arguments and for when the result is resampled), without VTK or
+    Slicer unless the chain must be sampled by Slicer. Everything else is read by Slicer and
+    converted by :func:`mrml.deformation_from_transform_node`.
 
     Raises
     ------
@@ -167,6 +174,18 @@ def deformation_from_file(
                 grid = axis_aligned_grid(grid)
             if grid is not None:
                 return Deformation(grid)
+    extension = extension_of(path)
+    parts = itk_transforms.read_parts(Path(path), extension) if extension in ITK_TRANSFORM_TYPES else None
+    if parts is not None:
+        return transform_chain.deformation_from_parts(
+            parts,
+            Path(path).name[: -len(extension)],
+            reference_ijk_to_lps,
+            reference_dimensions,
+            partial(_sample_through_slicer, path),
+            grid_spacing_mm=grid_spacing_mm,
+            axis_aligned=axis_aligned,
+        )
     import slicer
 
     from DicomRegSaveLib.mrml import nodes as mrml
@@ -180,6 +199,15 @@ def deformation_from_file(
         grid_spacing_mm=grid_spacing_mm,
         axis_aligned=axis_aligned,
     )
+
+
+def _sample_through_slicer(path: str | Path, target: transform_chain.SamplingGeometry) -> DisplacementGrid:
+    """The file's transform sampled on `target` as Slicer evaluates it (read by Slicer for this)."""
+    import slicer
+
+    from DicomRegSaveLib.mrml import nodes as mrml
+
+    return mrml.sample_node(read_transform_file(path, slicer.vtkMRMLScene()), target)
 
 
 #: ITK transform class names as ITK writes them: ``AffineTransform_double_3_3``, ``CompositeTransform_double_3``.
@@ -247,7 +275,7 @@ def check_transform_file(path: str | Path) -> None:
     extension = extension_of(path)
     if not path.is_file():
         return
-    if extension in (".tfm", ".txt", ".h5", ".hdf5", ".mat"):
+    if extension in ITK_TRANSFORM_TYPES:
         with open(path, "rb") as stream:
             head = stream.read(_MAX_TYPE_SCAN_BYTES)
         for name, _, n_in, n_out in _ITK_TRANSFORM_NAME.findall(head):
@@ -652,8 +680,7 @@ def _total_displacement_grid(item: RegistrationItem) -> DisplacementGrid:
     vectors bit for bit) when both matrices are absent or identities.
 
     ``M_post(M_pre x + D(x)) - x = A x + b + L D(x)`` with ``A = L_post L_pre - I``,
-    ``b = L_post t_pre + t_post`` and ``L = L_post``; ``A x + b`` is affine in the grid index, so
-    it is summed from per-axis terms, plane by plane, instead of transforming every point.
+    ``b = L_post t_pre + t_post`` and ``L = L_post`` (:func:`transform_chain.affine_plus_planes`).
     """
     grid = item.grid
     pre, post = (
@@ -664,15 +691,8 @@ def _total_displacement_grid(item: RegistrationItem) -> DisplacementGrid:
         return grid
     pre = np.eye(4) if pre is None else pre
     post = np.eye(4) if post is None else post
-    affine = post @ pre - np.eye(4)
-    # (A x + b) at x = index_to_lps @ (i, j, k, 1): one column per grid axis plus the constant
-    per_index = affine[:3, :] @ grid.index_to_lps
-    n_i, n_j, n_k = grid.dimensions
-    along_i = np.arange(n_i)[:, None] * per_index[:, 0]
-    along_j = np.arange(n_j)[:, None, None] * per_index[:, 1]
-    linear = post[:3, :3].T
-    vectors = np.empty((n_k, n_j, n_i, 3), dtype=np.float32)
-    for k, plane in enumerate(grid.checked_planes()):
-        vectors[k] = along_j + along_i + (per_index[:, 3] + k * per_index[:, 2]) + plane.astype(np.float64) @ linear
+    vectors = transform_chain.affine_plus_planes(
+        post @ pre - np.eye(4), post[:3, :3], grid.index_to_lps, grid.dimensions, grid.checked_planes()
+    )
     # The source planes were checked; the sums are checked as they are written.
     return DisplacementGrid(grid.origin_lps, grid.direction_lps, grid.spacing_mm, vectors, check_vectors=False)
