@@ -23,9 +23,10 @@ import numpy as np
 
 from DicomRegSaveLib import geometry
 
-#: Below this (in control-grid index units per sample index) a sampling axis is parallel to no
-#: other control axis: the tensor product is then exact to rounding.
-_PARALLEL_TOLERANCE = 1e-10
+#: How far (control-grid index units) a sampling grid may drift off the control axis it is parallel
+#: to, across the whole grid, for the tensor product: the displacement then moves by at most this
+#: times its change over one control spacing (a few mm), far below 1e-5 mm.
+_PARALLEL_TOLERANCE = 1e-7
 
 
 @dataclass(frozen=True)
@@ -72,11 +73,54 @@ class BSplineGrid:
         Parameters
         ----------
         points_index_to_lps:
-            4x4 index -> LPS matrix of the points' grid; its axes must be parallel to the control
-            grid's (:meth:`is_parallel`).
+            4x4 index -> LPS matrix of the points' grid (any affine grid). When its axes are
+            parallel to the control grid's (:meth:`is_parallel`) the tensor-product evaluation
+            runs; otherwise each point gathers its 64 control points (vectorized per plane).
         dims:
             (n_i, n_j, n_k) of the points' grid.
         """
+        if self.is_parallel(points_index_to_lps, dims):
+            return self._parallel_planes(points_index_to_lps, dims)
+        return self._pointwise_planes(points_index_to_lps, dims)
+
+    def _pointwise_planes(self, points_index_to_lps: np.ndarray, dims: tuple[int, int, int]) -> Iterator[np.ndarray]:
+        to_control = np.linalg.inv(self.index_to_lps) @ points_index_to_lps
+        n_i, n_j, n_k = dims
+        j, i = np.meshgrid(np.arange(n_j), np.arange(n_i), indexing="ij")
+        plane_index = np.stack([i.ravel(), j.ravel()], axis=1).astype(np.float64)
+        coefficients = self.coefficients_lps.reshape(-1, 3)
+        control_dims = np.array(self.dimensions)
+        # flat index step of each control axis
+        strides = np.array([1, control_dims[0], control_dims[0] * control_dims[1]])
+        # planes per block: about 2^18 points evaluated together
+        block = max(1, (1 << 18) // (n_i * n_j))
+        for start in range(0, n_k, block):
+            ks = np.arange(start, min(n_k, start + block))
+            u = (plane_index @ to_control[:3, :2].T)[None] + (to_control[:3, 3] + ks[:, None] * to_control[:3, 2])[
+                :, None
+            ]
+            u = u.reshape(-1, 3)
+            first = np.floor(u).astype(np.int64) - 1
+            weights = _cubic_weights(u - np.floor(u))  # (N, 3 axes, 4 nodes)
+            nodes = first[:, :, None] + np.arange(4)
+            on_grid = (nodes >= 0) & (nodes < control_dims[None, :, None])
+            weights *= on_grid
+            if self.outside == "itk":
+                inside = np.all((u >= 1.0) & (u < control_dims - 2.0), axis=1)
+                weights[:, 0] *= inside[:, None]
+            offsets = np.where(on_grid, nodes, 0) * strides[None, :, None]
+            planes = np.zeros((u.shape[0], 3))
+            for c in range(4):
+                for b in range(4):
+                    offset = offsets[:, 2, c] + offsets[:, 1, b]
+                    weight = weights[:, 2, c] * weights[:, 1, b]
+                    for a in range(4):
+                        gathered = np.take(coefficients, offset + offsets[:, 0, a], axis=0)
+                        gathered *= (weight * weights[:, 0, a])[:, None]
+                        planes += gathered
+            yield from planes.reshape(len(ks), n_j, n_i, 3)
+
+    def _parallel_planes(self, points_index_to_lps: np.ndarray, dims: tuple[int, int, int]) -> Iterator[np.ndarray]:
         to_control = np.linalg.inv(self.index_to_lps) @ points_index_to_lps
         # control axis along each sampling axis (i, j, k), and the control index along it
         control_axis = np.argmax(np.abs(to_control[:3, :3]), axis=0)
@@ -110,26 +154,34 @@ class BSplineGrid:
                 plane += row[node] * partial[node]
             yield plane
 
-    def is_parallel(self, points_index_to_lps: np.ndarray) -> bool:
-        """Whether each axis of the points' grid is parallel to one control grid axis."""
+    def is_parallel(self, points_index_to_lps: np.ndarray, dims: tuple[int, int, int]) -> bool:
+        """Whether each axis of the points' grid (n_i, n_j, n_k points) is parallel to one control grid
+        axis: across the grid it leaves that axis by less than 1e-7 control spacings."""
         to_control = (np.linalg.inv(self.index_to_lps) @ points_index_to_lps)[:3, :3]
-        large = np.abs(to_control) > _PARALLEL_TOLERANCE * np.abs(to_control).max()
-        return bool(np.all(large.sum(axis=0) == 1) and np.all(large.sum(axis=1) == 1))
+        across_grid = np.abs(to_control) * (np.array(dims) - 1)
+        along = np.argmax(np.abs(to_control), axis=0)
+        drift = across_grid.copy()
+        drift[along, np.arange(3)] = 0.0
+        return bool(len(set(along.tolist())) == 3 and drift.max() < _PARALLEL_TOLERANCE)
 
     def _basis(self, u: np.ndarray, axis: int) -> np.ndarray:
         """(len(u), n) cubic B-spline weights of the control points along `axis` at continuous indices u."""
         n = self.dimensions[axis]
         first = np.floor(u).astype(np.int64) - 1
-        t = u - np.floor(u)
-        node_weights = np.stack(
-            [(1 - t) ** 3 / 6, (3 * t**3 - 6 * t**2 + 4) / 6, (-3 * t**3 + 3 * t**2 + 3 * t + 1) / 6, t**3 / 6], axis=1
-        )
+        node_weights = _cubic_weights(u - np.floor(u))
         basis = np.zeros((u.size, n))
         for offset in range(4):
             node = first + offset
             on_grid = (node >= 0) & (node < n)
             basis[np.flatnonzero(on_grid), node[on_grid]] = node_weights[on_grid, offset]
         return basis
+
+
+def _cubic_weights(t: np.ndarray) -> np.ndarray:
+    """Cubic B-spline weights (..., 4) of the nodes floor(u) - 1 ... floor(u) + 2 at t = u - floor(u)."""
+    return np.stack(
+        [(1 - t) ** 3 / 6, (3 * t**3 - 6 * t**2 + 4) / 6, (-3 * t**3 + 3 * t**2 + 3 * t + 1) / 6, t**3 / 6], axis=-1
+    )
 
 
 def _inside_itk(u: np.ndarray, n: int) -> np.ndarray:

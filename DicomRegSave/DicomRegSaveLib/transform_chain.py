@@ -333,6 +333,7 @@ def deformation_from_parts(
     # A to-parent grid's from-parent displacement is computed by inversion, defined beyond its grid.
     if linear_then_grid and not parts[position].to_parent:
         _warn_outside_field(name, parts[position].grid, pre, target, True, warnings)
+    _warn_outside_bspline(name, parts, target, warnings)
     report = progress or ignore_progress
     report(0.0, "Sampling the transform on the grid")
     sampled = sample_bspline_chain(parts, target) or sampler(target)
@@ -406,10 +407,35 @@ def _warn_outside_field(
     warnings.append(message)
 
 
+def _warn_outside_bspline(name: str, parts: Sequence[Part], target: SamplingGeometry, warnings: list[str]) -> None:
+    """Warn when an ITK B-spline (the first non-linear part) is sampled beyond its valid region: ITK
+    (and so this sampling) gives zero displacement there, Slicer fades the displacement out."""
+    position = next((i for i, part in enumerate(parts) if not isinstance(part, LinearPart)), None)
+    if position is None or not isinstance(parts[position], BSplinePart) or parts[position].bspline.outside != "itk":
+        return
+    bspline = parts[position].bspline
+    pre = product(part.matrix_lps for part in parts[:position])
+    corners = target.corners_lps() @ pre[:3, :3].T + pre[:3, 3]
+    to_index = np.linalg.inv(bspline.index_to_lps)
+    index = corners @ to_index[:3, :3].T + to_index[:3, 3]
+    beyond = np.maximum(0.0, np.maximum(1.0 - index, index - (np.array(bspline.dimensions) - 2.0)))
+    distance_mm = float(np.linalg.norm(beyond * bspline.spacing_mm, axis=1).max())
+    if distance_mm <= _OUTSIDE_FIELD_TOLERANCE_MM:
+        return
+    message = (
+        f"Transform '{name}': parts of the sampled region lie up to {distance_mm:.3g} mm outside the B-spline's "
+        "domain (its control grid less one spacing at each end). There the file's transform has zero "
+        "displacement as ITK defines it, and so has the REG; Slicer's display of the same file fades the "
+        "displacement out over two control spacings instead."
+    )
+    logger.warning(message)
+    warnings.append(message)
+
+
 def sample_bspline_chain(parts: Sequence[Part], target: SamplingGeometry) -> DisplacementGrid | None:
-    """The displacement of ``linear* -> one B-spline -> linear*`` on `target` by the tensor-product
-    evaluation of :mod:`bspline`, or None for other chains and for B-splines whose control grid is
-    not parallel to the target (once mapped through the linear part before it)."""
+    """The displacement of ``linear* -> one B-spline -> linear*`` on `target`, evaluated by :mod:`bspline`
+    (tensor products when the control grid is parallel to the target once mapped through the linear
+    part before it), or None for other chains."""
     positions = [index for index, part in enumerate(parts) if isinstance(part, BSplinePart)]
     if len(positions) != 1 or not all(isinstance(part, (LinearPart, BSplinePart)) for part in parts):
         return None
@@ -417,8 +443,6 @@ def sample_bspline_chain(parts: Sequence[Part], target: SamplingGeometry) -> Dis
     pre = product(p.matrix_lps for p in parts[: positions[0]])
     post = product(p.matrix_lps for p in parts[positions[0] + 1 :])
     points_index_to_lps = pre @ target.index_to_lps
-    if not part.bspline.is_parallel(points_index_to_lps):
-        return None
     bulk = np.eye(4) if part.bulk_lps is None else part.bulk_lps
     # post(bulk(pre x) + D(pre x)) - x
     vectors = affine_plus_planes(

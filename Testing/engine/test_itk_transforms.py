@@ -17,6 +17,7 @@ from DicomRegSaveLib.inputs.itk_transforms import read_parts
 from DicomRegSaveLib.inputs.transform_files import deformation_from_file, read_transform_file
 from DicomRegSaveLib.mrml.nodes import deformation_from_transform_node
 from DicomRegSaveLib.transform_chain import FieldPart, LinearPart
+from itk_files import bspline_transform
 from mrml_helpers import homogeneous, new_scene
 
 FIXED_IJK_TO_LPS = homogeneous(np.diag([1.2, 1.2, 2.5]), (-40.0, -40.0, -30.0))
@@ -156,17 +157,6 @@ def test_composite_with_a_displacement_field_reads_as_slicer_reads_it(tmp_path):
     np.testing.assert_allclose(mine.grid.index_to_lps, slicers.grid.index_to_lps, rtol=0, atol=1e-9)
     assert np.array_equal(mine.grid.vectors_lps, slicers.grid.vectors_lps)
     assert [w for w in mine.warnings if "outside" in w] == [w for w in slicers.warnings if "outside" in w]
-
-
-def bspline_transform(mesh=(4, 3, 5), seed=11, amplitude=4.0) -> sitk.BSplineTransform:
-    """A cubic B-spline over a 100 x 80 x 60 mm domain with random coefficients (mm)."""
-    domain = sitk.Image([50, 40, 30], sitk.sitkUInt8)
-    domain.SetSpacing((2.0, 2.0, 2.0))
-    domain.SetOrigin((-50.0, -40.0, -30.0))
-    transform = sitk.BSplineTransformInitializer(domain, list(mesh))
-    rng = np.random.default_rng(seed)
-    transform.SetParameters(rng.uniform(-amplitude, amplitude, transform.GetNumberOfParameters()).tolist())
-    return transform
 
 
 def test_inverse_flagged_and_unknown_transforms_are_left_to_slicer(tmp_path):
