@@ -485,8 +485,8 @@ def slicer_step(step: str, field_path: Path, fixed_dir: Path, moving_dir: Path, 
         from vtk.util import numpy_support
 
         from DicomRegSaveLib.export.pipeline import export_registration
+        from DicomRegSaveLib.inputs.field_headers import raw_field_header
         from DicomRegSaveLib.inputs.series import read_image_series
-        from DicomRegSaveLib.inputs.transform_files import raw_field_header
         from DicomRegSaveLib.mrml import nodes as mrml
         from DicomRegSaveLib.reg import tags
         from mrml_helpers import vtk_matrix

@@ -10,7 +10,8 @@ import SimpleITK as sitk
 
 from DicomRegSaveLib import geometry
 from DicomRegSaveLib.export.request import ExportRequest, run_export_request
-from DicomRegSaveLib.inputs.transform_files import read_transform_file, write_transform_file
+from DicomRegSaveLib.inputs.transform_files import read_transform_file
+from DicomRegSaveLib.inputs.transform_writer import write_transform_file
 from DicomRegSaveLib.model import DisplacementGrid, RegistrationItem, RegistrationMatrix
 from DicomRegSaveLib.reg.reader import read_registration
 from mrml_helpers import (
