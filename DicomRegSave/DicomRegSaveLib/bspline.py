@@ -75,7 +75,7 @@ class BSplineGrid:
         points_index_to_lps:
             4x4 index -> LPS matrix of the points' grid (any affine grid). When its axes are
             parallel to the control grid's (:meth:`is_parallel`) the tensor-product evaluation
-            runs; otherwise each point gathers its 64 control points (vectorized per plane).
+            runs; otherwise each point gathers its 64 control points (vectorized over blocks of planes).
         dims:
             (n_i, n_j, n_k) of the points' grid.
         """
@@ -129,7 +129,7 @@ class BSplineGrid:
             for b, axis in enumerate(control_axis)
         ]
         if self.outside == "itk":
-            # a point is outside as soon as one axis is: zero its row in the k basis
+            # a point is outside as soon as one axis is: zero its row in that axis's basis
             inside = [
                 _inside_itk(to_control[axis, 3] + to_control[axis, b] * np.arange(dims[b]), self.dimensions[axis])
                 for b, axis in enumerate(control_axis)

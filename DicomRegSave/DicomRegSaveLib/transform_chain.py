@@ -1,6 +1,6 @@
 """A fixed -> moving transform as a chain of parts (LPS), and its encoding as a :class:`Deformation`.
 
-Both front ends describe a transform this way: :mod:`mrml.nodes` from a Slicer node's from-world
+Both front ends describe a transform this way: :mod:`mrml.deformation` from a Slicer node's from-world
 transform, :mod:`inputs.itk_transforms` from an ITK transform file (without VTK or Slicer). The
 parts are listed in the order they are applied to a fixed point. A chain ``A`` (linear), ``G``
 (grid), ``B`` (linear) gives ``source = B(A x + D_G(A x))``, so ``M_pre = A``, ``M_post = B`` and

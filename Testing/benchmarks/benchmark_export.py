@@ -33,7 +33,7 @@ Targets (``--only`` takes any of them; default all, in this order):
     The Slicer paths, headless with slicer-core, each run in a fresh process (modules and
     highdicom's tables loaded first, as in a running Slicer session): export from a
     512x512x192 float32 grid transform node in memory (the engine's node -> REG steps:
-    ``mrml.deformation_from_transform_node`` + ``export.export_registration``), and import of the
+    ``mrml.deformation.deformation_from_transform_node`` + ``export.export_registration``), and import of the
     576 MiB REG into transform nodes (``slicer_import.import_registration``). Reported: time of the
     step, its CPU, the process's peak RSS during the step (VmHWM reset before it; it includes the
     node's grid that the export starts from), the whole process's peak, and the peak of numpy/Python
@@ -604,7 +604,7 @@ def slicer_step(step: str, field_path: Path, fixed_dir: Path, moving_dir: Path, 
         from DicomRegSaveLib.export.pipeline import export_registration
         from DicomRegSaveLib.inputs.field_headers import raw_field_header
         from DicomRegSaveLib.inputs.series import read_image_series
-        from DicomRegSaveLib.mrml import nodes as mrml
+        from DicomRegSaveLib.mrml.deformation import deformation_from_transform_node
         from DicomRegSaveLib.reg import tags
         from mrml_helpers import vtk_matrix
 
@@ -635,7 +635,7 @@ def slicer_step(step: str, field_path: Path, fixed_dir: Path, moving_dir: Path, 
         before_rss = peak_rss_mib("VmRSS")
         tracemalloc.start()
         started, cpu = time.perf_counter(), cpu_seconds()
-        deformation = mrml.deformation_from_transform_node(node, fixed.ijk_to_lps, fixed.dimensions)
+        deformation = deformation_from_transform_node(node, fixed.ijk_to_lps, fixed.dimensions)
         export_registration(deformation, fixed, moving, reg_path, force=True)
         seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
         details = f"exact copy: {deformation.exact}, node vectors {vectors_ras.dtype} (RAS, converted plane by plane)"

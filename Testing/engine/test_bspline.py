@@ -17,7 +17,7 @@ from vtk.util import numpy_support
 from DicomRegSaveLib import geometry
 from DicomRegSaveLib.inputs.itk_transforms import read_parts
 from DicomRegSaveLib.inputs.transform_files import deformation_from_file
-from DicomRegSaveLib.mrml.nodes import deformation_from_transform_node
+from DicomRegSaveLib.mrml.deformation import deformation_from_transform_node
 from DicomRegSaveLib.transform_chain import BSplinePart
 from itk_files import bspline_transform
 from mrml_helpers import OBLIQUE, grid_points, homogeneous, new_scene, rotation, vtk_matrix

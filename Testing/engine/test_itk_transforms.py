@@ -15,7 +15,7 @@ import vtk
 from DicomRegSaveLib import geometry
 from DicomRegSaveLib.inputs.itk_transforms import read_parts
 from DicomRegSaveLib.inputs.transform_files import deformation_from_file, read_transform_file
-from DicomRegSaveLib.mrml.nodes import deformation_from_transform_node
+from DicomRegSaveLib.mrml.deformation import deformation_from_transform_node
 from DicomRegSaveLib.transform_chain import FieldPart, LinearPart
 from itk_files import bspline_transform
 from mrml_helpers import homogeneous, new_scene

@@ -17,7 +17,7 @@ from DicomRegSaveLib.inputs.field_headers import raw_field_header
 from DicomRegSaveLib.inputs.transform_files import deformation_from_file, read_transform_file
 from DicomRegSaveLib.inputs.transform_writer import write_transform_file
 from DicomRegSaveLib.model import DisplacementGrid, Registration, RegistrationItem, RegistrationMatrix
-from DicomRegSaveLib.mrml.nodes import deformation_from_transform_node
+from DicomRegSaveLib.mrml.deformation import deformation_from_transform_node
 from mrml_helpers import (
     LEFT_HANDED,
     OBLIQUE,

@@ -47,7 +47,8 @@ class ItkTransform:
 
 def read_parts(path: Path, extension: str) -> list[Part] | None:
     """The file's transform as parts in application order, or None when Slicer must read it
-    (unknown layout or class, unreadable file: Slicer then reports what is wrong)."""
+    (unknown layout or class, unreadable file, or a Python without h5py as 3D Slicer's may be:
+    Slicer then reads it, or reports what is wrong)."""
     try:
         if extension in (".tfm", ".txt"):
             transforms = _read_text(path)
@@ -56,7 +57,16 @@ def read_parts(path: Path, extension: str) -> list[Part] | None:
         else:
             transforms = _read_hdf5(path)
         return _parts(transforms)
-    except (OSError, ValueError, KeyError, IndexError, TypeError, struct.error, InvalidRegistrationError) as error:
+    except (
+        ImportError,
+        OSError,
+        ValueError,
+        KeyError,
+        IndexError,
+        TypeError,
+        struct.error,
+        InvalidRegistrationError,
+    ) as error:
         logger.info("The ITK transform reader does not take %s (%s); reading it through Slicer.", path, error)
         return None
 

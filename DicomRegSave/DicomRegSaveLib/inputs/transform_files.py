@@ -129,7 +129,7 @@ def deformation_from_file(
     :mod:`itk_transforms` into a chain encoded by :func:`transform_chain.deformation_from_parts`
     (see there for the keyword arguments and for when the result is resampled), without VTK or
     Slicer unless the chain must be sampled by Slicer. Everything else is read by Slicer and
-    converted by :func:`mrml.deformation_from_transform_node`.
+    converted by :func:`mrml.deformation.deformation_from_transform_node`.
 
     Raises
     ------
@@ -165,7 +165,7 @@ def deformation_from_file(
         )
     import slicer
 
-    from DicomRegSaveLib.mrml import nodes as mrml
+    from DicomRegSaveLib.mrml import deformation as mrml
 
     scene = slicer.vtkMRMLScene()
     node = read_transform_file(path, scene)
@@ -182,7 +182,7 @@ def _sample_through_slicer(path: str | Path, target: transform_chain.SamplingGeo
     """The file's transform sampled on `target` as Slicer evaluates it (read by Slicer for this)."""
     import slicer
 
-    from DicomRegSaveLib.mrml import nodes as mrml
+    from DicomRegSaveLib.mrml import deformation as mrml
 
     return mrml.sample_node(read_transform_file(path, slicer.vtkMRMLScene()), target)
 
