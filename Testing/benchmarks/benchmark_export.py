@@ -740,29 +740,31 @@ class Bench:
         )
         return run
 
-    def export_command(self, field_: Field, output: Path) -> list[str]:
-        case = self.case
+    def export_command(self, transform: Path, output: Path, case: Case | None = None, *options: str) -> list[str]:
+        """``dicomregsave export`` of `transform` between the series of `case` (default: the 64x64x32 one)."""
+        case = case or self.case
         return [
             str(self.dicomregsave),
             "export",
             "--transform",
-            str(field_.path),
+            str(transform),
             "--fixed",
             str(case.fixed_dir),
             "--moving",
             str(case.moving_dir),
+            *options,
             "--output",
             str(output),
             "--force",
         ]
 
-    def plastimatch_command(self, field_: Field, output: Path) -> list[str]:
+    def plastimatch_command(self, transform: Path, output: Path) -> list[str]:
         case = self.case
         return [
             str(self.plastimatch),
             "xf-convert",
             "--input",
-            str(field_.path),
+            str(transform),
             "--output-dicom",
             str(output),
             "--fixed-rcs",
@@ -788,7 +790,7 @@ class Bench:
             ("dicomregsave", self.export_command, self.workdir / "smoke.dcm"),
             ("plastimatch", self.plastimatch_command, self.workdir / "smoke-plastimatch"),
         ):
-            self.measure(name, command(field_, output))
+            self.measure(name, command(field_.path, output))
             self.check(f"{name} REG", check_reg(output, field_, self.case))
             remove(output)
 
@@ -796,8 +798,8 @@ class Bench:
         field_ = self.field(size_mib)
         self.compare_pairs(
             f"export {field_.label}",
-            lambda output: self.export_command(field_, output),
-            lambda output: self.plastimatch_command(field_, output),
+            lambda output: self.export_command(field_.path, output),
+            lambda output: self.plastimatch_command(field_.path, output),
             "plastimatch xf-convert",
             lambda output: check_reg(output, field_, self.case),
             "REG vectors bit for bit = field",
@@ -870,34 +872,10 @@ class Bench:
         """A rigid ITK text transform (VersorRigid3D, which plastimatch reads; it refuses Euler3D)
         exported as a Spatial Registration, against plastimatch ``xf-convert`` of the same file."""
         path = write_rigid_tfm(self.workdir / "rigid.tfm")
-        case = self.case
         self.compare_pairs(
             "export of a rigid .tfm (Spatial Registration)",
-            lambda output: [
-                str(self.dicomregsave),
-                "export",
-                "--transform",
-                str(path),
-                "--fixed",
-                str(case.fixed_dir),
-                "--moving",
-                str(case.moving_dir),
-                "--output",
-                str(output),
-                "--force",
-            ],
-            lambda output: [
-                str(self.plastimatch),
-                "xf-convert",
-                "--input",
-                str(path),
-                "--output-dicom",
-                str(output),
-                "--fixed-rcs",
-                str(case.fixed_dir),
-                "--moving-rcs",
-                str(case.moving_dir),
-            ],
+            lambda output: self.export_command(path, output),
+            lambda output: self.plastimatch_command(path, output),
             "plastimatch xf-convert",
             lambda output: check_rigid_reg(output, path),
             "REG maps points as ITK maps the .tfm",
@@ -921,21 +899,7 @@ class Bench:
         self.compare_pairs(
             f"B-spline .h5 sampled on the fixed CT grid ({'x'.join(map(str, BSPLINE_FIXED_DIMENSIONS))}, "
             f"{field_mib:.0f} MiB) and exported",
-            lambda output: [
-                str(self.dicomregsave),
-                "export",
-                "--transform",
-                str(path),
-                "--fixed",
-                str(ct.fixed_dir),
-                "--moving",
-                str(ct.moving_dir),
-                "--grid-spacing",
-                *spacing,
-                "--output",
-                str(output),
-                "--force",
-            ],
+            lambda output: self.export_command(path, output, ct, "--grid-spacing", *spacing),
             lambda output: [sys.executable, "-c", sitk_program],
             "SimpleITK TransformToDisplacementField",
             lambda output: check_bspline_reg(output, path),
@@ -950,7 +914,7 @@ class Bench:
         exports, reads = [], {".mha": [], ".nrrd": []}
         for pair in range(self.args.pairs):
             print(f" pair {pair + 1}/{self.args.pairs}")
-            exports.append(self.measure("dicomregsave export", self.export_command(field_, reg)))
+            exports.append(self.measure("dicomregsave export", self.export_command(field_.path, reg)))
             for extension in (".mha", ".nrrd") if pair % 2 == 0 else (".nrrd", ".mha"):
                 output = self.workdir / f"read-back{extension}"
                 reads[extension].append(self.measure(f"to-transform -> {extension}", self.read_command(reg, output)))
@@ -981,7 +945,7 @@ class Bench:
         field_ = self.field(size_mib)
         reg = self.workdir / f"slicer-{step}.dcm"
         if step == "import":
-            self.measure("dicomregsave export (input)", self.export_command(field_, reg))
+            self.measure("dicomregsave export (input)", self.export_command(field_.path, reg))
         runs, steps = [], []
         for repeat in range(self.args.scaling_repeats):
             result_file = self.workdir / "slicer-step.json"
@@ -1038,7 +1002,7 @@ class Bench:
             reg, back = self.workdir / "scaling.dcm", self.workdir / "scaling-back.mha"
             exports, reads = [], []
             for _ in range(self.args.scaling_repeats):
-                exports.append(self.measure("dicomregsave export", self.export_command(field_, reg)))
+                exports.append(self.measure("dicomregsave export", self.export_command(field_.path, reg)))
                 reads.append(self.measure("to-transform -> .mha", self.read_command(reg, back)))
                 remove(back)
             remove(reg)
@@ -1069,7 +1033,7 @@ class Bench:
     def of_limit(self) -> None:
         field_ = write_sparse_field(self.workdir / "field-over-4GiB.mha", OVER_LIMIT_SIZE_MIB)
         output = self.workdir / "over-limit.dcm"
-        run = self.measure("export of a 4.5 GiB field", self.export_command(field_, output), expect_failure=True)
+        run = self.measure("export of a 4.5 GiB field", self.export_command(field_.path, output), expect_failure=True)
         log = sorted(self.logs.glob("*export of a 4.5 GiB field.log"))[-1].read_text(errors="replace")
         problems = [] if "Vector Grid Data (OF) can hold" in log else [f"no OF limit message: {log[-300:]}"]
         problems += [f"{output} was written"] if output.exists() else []
