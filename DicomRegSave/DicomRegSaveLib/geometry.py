@@ -1,6 +1,6 @@
 """Coordinate conventions: RAS (3D Slicer) <-> LPS (DICOM, ITK), matrix types, grid handedness.
 
-This module and :mod:`DicomRegSaveLib.mrml.nodes` are the only places that know the direction and
+This module and :mod:`DicomRegSaveLib.mrml` (nodes, deformation) are the only places that know the direction and
 coordinate conventions; everything else works in DICOM patient coordinates (LPS, mm).
 """
 

@@ -269,6 +269,14 @@ class DisplacementGrid:
     def is_right_handed(self) -> bool:
         return geometry.is_right_handed(self.direction_lps)
 
+    def on_geometry(
+        self, origin_lps: np.ndarray, direction_lps: np.ndarray, spacing_mm: np.ndarray
+    ) -> DisplacementGrid:
+        """The same vectors (not copied, converted and checked as this grid's are) on another geometry."""
+        grid = object.__new__(DisplacementGrid)
+        grid._set_unchecked(origin_lps, direction_lps, spacing_mm, self._vectors, self._plane_to_lps)
+        return grid
+
     def right_handed(self) -> DisplacementGrid:
         """This grid if right-handed, else the same grid described with the k axis reversed."""
         if self.is_right_handed:

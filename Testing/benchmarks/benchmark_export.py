@@ -12,8 +12,19 @@ Targets (``--only`` takes any of them; default all, in this order):
     displacement field against plastimatch 1.10 ``xf-convert --output-dicom`` (pip extra ``bench``,
     installed on demand), in ``--pairs`` alternating pairs (the order flips every pair, so drift
     and page-cache effects fall on both). Each pair gives a time ratio; the median and range of the
-    ratios are the result. Targets: ratio <= 1.0 (96 MiB) and <= 0.5 (576 MiB); dicomregsave's peak
-    RSS <= field + 300 MiB.
+    ratios are the result. Targets (issue 17): ratio <= 1.4 (96 MiB) and <= 0.5 (576 MiB);
+    dicomregsave's peak RSS <= field + 300 MiB.
+``rigid-tfm``
+    ``dicomregsave export`` of a rigid ITK text transform (VersorRigid3D; plastimatch 1.10 refuses
+    Euler3D) as a Spatial Registration, against plastimatch ``xf-convert`` of the same file, in
+    alternating pairs with the start-up floor. Goal (issue 17): ratio <= 2.0. The REG must map
+    points as ITK maps the file (SimpleITK, 1e-6 mm).
+``bspline-h5``
+    ``dicomregsave export --grid-spacing`` of an ITK B-spline ``.h5`` sampled on a 512x512x64 fixed
+    CT grid (192 MiB of vectors), against SimpleITK's ``TransformToDisplacementField`` on the same
+    grid (sampling only, no file written: the peer does less), alternating pairs with the floor.
+    Goal (issue 17): ratio <= 0.25, peak RSS <= field + 300 MiB. The REG's vectors must equal
+    ITK's ``TransformPoint`` at 2000 grid points (1e-4 mm).
 ``read-576``
     ``dicomregsave to-transform`` of the 576 MiB REG to ``.mha`` and to ``.nrrd``, alternating with
     the export that writes that REG; ratio read / export per pair. Target: <= 1.0, peak RSS <=
@@ -22,7 +33,7 @@ Targets (``--only`` takes any of them; default all, in this order):
     The Slicer paths, headless with slicer-core, each run in a fresh process (modules and
     highdicom's tables loaded first, as in a running Slicer session): export from a
     512x512x192 float32 grid transform node in memory (the engine's node -> REG steps:
-    ``mrml.deformation_from_transform_node`` + ``export.export_registration``), and import of the
+    ``mrml.deformation.deformation_from_transform_node`` + ``export.export_registration``), and import of the
     576 MiB REG into transform nodes (``slicer_import.import_registration``). Reported: time of the
     step, its CPU, the process's peak RSS during the step (VmHWM reset before it; it includes the
     node's grid that the export starts from), the whole process's peak, and the peak of numpy/Python
@@ -44,10 +55,10 @@ read once before the first timed run (warm page cache for every command); output
 plastimatch 1.10 does not, so its write-back is outside its time (the "+sync" column adds an
 ``os.sync()`` right after each run for both).
 
-Start-up floor (with the export pairs, ``--no-floor`` skips it): in each pair, two commands that read
+Start-up floor (with every pair comparison, ``--no-floor`` skips it): in each pair, two commands that read
 no file, ``python -c "import numpy, pydicom"`` and the same plus highdicom and the standard's tables
-(:data:`FLOOR_COMMANDS`); their ratio to plastimatch's export shows what no change to the export's
-own work can go below.
+(:data:`FLOOR_COMMANDS`); their ratio to the peer shows what no change to the export's own work can
+go below.
 
 Honesty: the load averages (``/proc/loadavg``) and the share of CPU time used by anything during a
 15-second idle window (``/proc/stat``) are printed before and after. The run's own commands keep
@@ -100,8 +111,29 @@ FLOOR_COMMANDS = {
     "python+numpy+pydicom": "import numpy, pydicom",
     "+highdicom+tables": "import numpy, pydicom, highdicom\nfrom DicomRegSaveLib.reg import tags\ntags.load_standard_tables()",
 }
-TARGETS = ("export-96", "export-576", "read-576", "slicer-export-576", "slicer-import-576", "scaling", "of-limit")
+TARGETS = (
+    "export-96",
+    "export-576",
+    "rigid-tfm",
+    "bspline-h5",
+    "read-576",
+    "slicer-export-576",
+    "slicer-import-576",
+    "scaling",
+    "of-limit",
+)
 SCALING_SIZES_MIB = (96.0, 576.0, 1536.0)
+#: Goals of issue 17 (time ratios to the peer, medians of the pairs).
+EXPORT_96_RATIO_GOAL = 1.4
+RIGID_RATIO_GOAL = 2.0
+BSPLINE_RATIO_GOAL = 0.25
+#: Fixed CT of the B-spline target: 512 x 512 x 64 voxels of 0.9 x 0.9 x 2.5 mm, axial.
+BSPLINE_FIXED_DIMENSIONS = (512, 512, 64)
+BSPLINE_FIXED_SPACING_MM = (0.9, 0.9, 2.5)
+BSPLINE_FIXED_ORIGIN_LPS = (-229.95, -229.95, -78.75)
+#: B-spline mesh (control spacings per axis over the fixed image) and coefficient amplitude (mm).
+BSPLINE_MESH = (12, 12, 6)
+BSPLINE_AMPLITUDE_MM = 4.0
 #: Size of a field that Vector Grid Data cannot hold (its 32-bit length allows 4 GiB - 2 bytes).
 OVER_LIMIT_SIZE_MIB = 4608.0
 
@@ -302,6 +334,91 @@ def write_sparse_field(path: Path, size_mib: float) -> Field:
     return result
 
 
+def write_rigid_tfm(path: Path) -> Path:
+    """An ITK text file of a rigid VersorRigid3DTransform (rotation of about 6 degrees, 2-4 mm shift)."""
+    path.write_text(
+        "#Insight Transform File V1.0\n#Transform 0\nTransform: VersorRigid3DTransform_double_3_3\n"
+        "Parameters: 0.02 -0.01 0.05 2 -3 4\nFixedParameters: 10 -5 0\n"
+    )
+    return path
+
+
+def write_ct_case(folder: Path) -> Case:
+    """Fixed and moving CT series of 512 x 512 x 64 voxels (the B-spline target's fixed grid)."""
+    fixed_dir, moving_dir = folder / "fixed", folder / "moving"
+    uids = {
+        name: str(generate_uid(entropy_srcs=["DicomRegSave benchmark CT", name]))
+        for name in ("fixed study", "fixed series", "fixed frame", "moving study", "moving series", "moving frame")
+    }
+    if not (fixed_dir.is_dir() and moving_dir.is_dir()):
+        for side, directory in (("fixed", fixed_dir), ("moving", moving_dir)):
+            sampledata.write_image_series(
+                directory,
+                patient_name="Benchmark^Phantom",
+                patient_id="DRS-BENCH",
+                dimensions=BSPLINE_FIXED_DIMENSIONS,
+                spacing_mm=BSPLINE_FIXED_SPACING_MM,
+                origin_lps=BSPLINE_FIXED_ORIGIN_LPS,
+                study_instance_uid=uids[f"{side} study"],
+                series_instance_uid=uids[f"{side} series"],
+                frame_of_reference_uid=uids[f"{side} frame"],
+                series_description=f"{side.title()} CT 512",
+                file_prefix=side.upper(),
+            )
+    return Case(fixed_dir, moving_dir, uids["fixed frame"], uids["moving frame"])
+
+
+def write_bspline_h5(path: Path) -> Path:
+    """An ITK BSplineTransform over the B-spline target's fixed CT, random coefficients, as SimpleITK writes it."""
+    import SimpleITK as sitk
+
+    domain = sitk.Image(list(BSPLINE_FIXED_DIMENSIONS), sitk.sitkUInt8)
+    domain.SetSpacing(BSPLINE_FIXED_SPACING_MM)
+    domain.SetOrigin(BSPLINE_FIXED_ORIGIN_LPS)
+    transform = sitk.BSplineTransformInitializer(domain, list(BSPLINE_MESH))
+    rng = np.random.default_rng(17)
+    transform.SetParameters(
+        rng.uniform(-BSPLINE_AMPLITUDE_MM, BSPLINE_AMPLITUDE_MM, transform.GetNumberOfParameters()).tolist()
+    )
+    sitk.WriteTransform(transform, str(path))
+    return path
+
+
+def check_rigid_reg(path: Path, tfm: Path) -> list[str]:
+    """Problems of the Spatial Registration written for the rigid `tfm` (ITK's mapping is the oracle)."""
+    import SimpleITK as sitk
+
+    from DicomRegSaveLib.reg.reader import read_registration
+
+    dataset = pydicom.dcmread(path)
+    if dataset.SOPClassUID != "1.2.840.10008.5.1.4.1.1.66.1":
+        return [f"SOP Class UID {dataset.SOPClassUID}, expected Spatial Registration"]
+    points = np.random.default_rng(5).uniform(-120.0, 120.0, (200, 3))
+    transform = sitk.ReadTransform(str(tfm))
+    expected = np.array([transform.TransformPoint(p.tolist()) for p in points])
+    error = np.abs(read_registration(path).choose_item().map_points(points) - expected).max()
+    return [] if error < 1e-6 else [f"mapped points differ from ITK's by up to {error:.3g} mm"]
+
+
+def check_bspline_reg(path: Path, h5: Path) -> list[str]:
+    """Problems of the REG sampled from the B-spline `h5` (ITK's TransformPoint at 2000 grid points)."""
+    import SimpleITK as sitk
+
+    from DicomRegSaveLib.reg.reader import read_registration
+
+    grid = read_registration(path).choose_item().grid
+    if grid.dimensions != BSPLINE_FIXED_DIMENSIONS:
+        return [f"grid {grid.dimensions}, expected the fixed CT's {BSPLINE_FIXED_DIMENSIONS}"]
+    rng = np.random.default_rng(6)
+    index = np.stack([rng.integers(0, n, 2000) for n in grid.dimensions], axis=1)
+    points = index @ grid.index_to_lps[:3, :3].T + grid.index_to_lps[:3, 3]
+    transform = sitk.ReadTransform(str(h5))
+    expected = np.array([transform.TransformPoint(p.tolist()) for p in points]) - points
+    stored = grid.vectors_lps[index[:, 2], index[:, 1], index[:, 0]]
+    error = np.abs(stored - expected).max()
+    return [] if error < 1e-4 else [f"vectors differ from ITK's by up to {error:.3g} mm"]
+
+
 def _header_dimensions(path: Path) -> tuple[int, ...] | None:
     with open(path, "rb") as stream:
         for line in stream.read(4096).decode("ascii", "replace").splitlines():
@@ -485,9 +602,9 @@ def slicer_step(step: str, field_path: Path, fixed_dir: Path, moving_dir: Path, 
         from vtk.util import numpy_support
 
         from DicomRegSaveLib.export.pipeline import export_registration
+        from DicomRegSaveLib.inputs.field_headers import raw_field_header
         from DicomRegSaveLib.inputs.series import read_image_series
-        from DicomRegSaveLib.inputs.transform_files import raw_field_header
-        from DicomRegSaveLib.mrml import nodes as mrml
+        from DicomRegSaveLib.mrml.deformation import deformation_from_transform_node
         from DicomRegSaveLib.reg import tags
         from mrml_helpers import vtk_matrix
 
@@ -518,7 +635,7 @@ def slicer_step(step: str, field_path: Path, fixed_dir: Path, moving_dir: Path, 
         before_rss = peak_rss_mib("VmRSS")
         tracemalloc.start()
         started, cpu = time.perf_counter(), cpu_seconds()
-        deformation = mrml.deformation_from_transform_node(node, fixed.ijk_to_lps, fixed.dimensions)
+        deformation = deformation_from_transform_node(node, fixed.ijk_to_lps, fixed.dimensions)
         export_registration(deformation, fixed, moving, reg_path, force=True)
         seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
         details = f"exact copy: {deformation.exact}, node vectors {vectors_ras.dtype} (RAS, converted plane by plane)"
@@ -623,29 +740,31 @@ class Bench:
         )
         return run
 
-    def export_command(self, field_: Field, output: Path) -> list[str]:
-        case = self.case
+    def export_command(self, transform: Path, output: Path, case: Case | None = None, *options: str) -> list[str]:
+        """``dicomregsave export`` of `transform` between the series of `case` (default: the 64x64x32 one)."""
+        case = case or self.case
         return [
             str(self.dicomregsave),
             "export",
             "--transform",
-            str(field_.path),
+            str(transform),
             "--fixed",
             str(case.fixed_dir),
             "--moving",
             str(case.moving_dir),
+            *options,
             "--output",
             str(output),
             "--force",
         ]
 
-    def plastimatch_command(self, field_: Field, output: Path) -> list[str]:
+    def plastimatch_command(self, transform: Path, output: Path) -> list[str]:
         case = self.case
         return [
             str(self.plastimatch),
             "xf-convert",
             "--input",
-            str(field_.path),
+            str(transform),
             "--output-dicom",
             str(output),
             "--fixed-rcs",
@@ -671,13 +790,37 @@ class Bench:
             ("dicomregsave", self.export_command, self.workdir / "smoke.dcm"),
             ("plastimatch", self.plastimatch_command, self.workdir / "smoke-plastimatch"),
         ):
-            self.measure(name, command(field_, output))
+            self.measure(name, command(field_.path, output))
             self.check(f"{name} REG", check_reg(output, field_, self.case))
             remove(output)
 
     def export_pairs(self, size_mib: float, ratio_goal: float) -> None:
         field_ = self.field(size_mib)
-        ours_out, theirs_out = self.workdir / "export.dcm", self.workdir / "plastimatch-out"
+        self.compare_pairs(
+            f"export {field_.label}",
+            lambda output: self.export_command(field_.path, output),
+            lambda output: self.plastimatch_command(field_.path, output),
+            "plastimatch xf-convert",
+            lambda output: check_reg(output, field_, self.case),
+            "REG vectors bit for bit = field",
+            ratio_goal,
+            field_.mib + MEMORY_ALLOWANCE_MIB,
+        )
+
+    def compare_pairs(
+        self,
+        label: str,
+        ours_command,
+        theirs_command,
+        theirs_name: str,
+        check,
+        check_what: str,
+        ratio_goal: float,
+        rss_limit_mib: float,
+    ) -> None:
+        """Alternating pairs of ``dicomregsave export`` and a peer (commands made for an output path),
+        the start-up floor commands in every pair; one table row for the pair and one per floor."""
+        ours_out, theirs_out = self.workdir / "export.dcm", self.workdir / "peer-out"
         ours, theirs = [], []
         floors: dict[str, list[Run]] = {name: [] for name in FLOOR_COMMANDS} if self.args.floor else {}
         for pair in range(self.args.pairs):
@@ -687,43 +830,83 @@ class Bench:
                 if who in floors:
                     floors[who].append(self.measure(who, [sys.executable, "-c", FLOOR_COMMANDS[who]]))
                 elif who == "ours":
-                    ours.append(self.measure("dicomregsave export", self.export_command(field_, ours_out)))
+                    ours.append(self.measure("dicomregsave export", ours_command(ours_out)))
                     if pair == self.args.pairs - 1:
-                        self.check("REG vectors bit for bit = field", check_reg(ours_out, field_, self.case))
+                        self.check(check_what, check(ours_out))
                     remove(ours_out)
                 else:
-                    theirs.append(self.measure("plastimatch xf-convert", self.plastimatch_command(field_, theirs_out)))
+                    theirs.append(self.measure(theirs_name, theirs_command(theirs_out)))
                     remove(theirs_out)
         ratios = [a.wall / b.wall for a, b in zip(ours, theirs)]
         sync_ratios = [a.wall_sync / b.wall_sync for a, b in zip(ours, theirs)]
         ours_m, theirs_m = median_run(ours), median_run(theirs)
-        limit = field_.mib + MEMORY_ALLOWANCE_MIB
         print(
-            f" ratio dicomregsave/plastimatch per pair: {_ratios(ratios)}; until on disk (+sync): {_ratios(sync_ratios)}"
+            f" ratio dicomregsave/{theirs_name.split()[0]} per pair: {_ratios(ratios)}; "
+            f"until on disk (+sync): {_ratios(sync_ratios)}"
         )
         self.rows.append(
             Row(
-                f"export {field_.label}",
+                label,
                 _cell(ours_m),
-                _cell(theirs_m) + " (plastimatch)",
+                f"{_cell(theirs_m)} ({theirs_name})",
                 _ratios(ratios),
-                f"time <= {ratio_goal:g}x, RSS <= {limit:.0f} MiB",
-                statistics.median(ratios) <= ratio_goal and ours_m.peak_rss_mib <= limit,
+                f"time <= {ratio_goal:g}x, RSS <= {rss_limit_mib:.0f} MiB",
+                statistics.median(ratios) <= ratio_goal and ours_m.peak_rss_mib <= rss_limit_mib,
             )
         )
         for name, runs in floors.items():
             floor_ratios = [a.wall / b.wall for a, b in zip(runs, theirs)]
-            print(f" ratio start-up floor {name} / plastimatch per pair: {_ratios(floor_ratios)}")
+            print(f" ratio start-up floor {name} / {theirs_name.split()[0]} per pair: {_ratios(floor_ratios)}")
             self.rows.append(
                 Row(
                     f"start-up floor: {name} (no file read)",
                     _cell(median_run(runs)),
-                    f"plastimatch's export of {field_.label}",
+                    f"{theirs_name}, {label}",
                     _ratios(floor_ratios),
                     "",
                     None,
                 )
             )
+
+    def rigid_pairs(self) -> None:
+        """A rigid ITK text transform (VersorRigid3D, which plastimatch reads; it refuses Euler3D)
+        exported as a Spatial Registration, against plastimatch ``xf-convert`` of the same file."""
+        path = write_rigid_tfm(self.workdir / "rigid.tfm")
+        self.compare_pairs(
+            "export of a rigid .tfm (Spatial Registration)",
+            lambda output: self.export_command(path, output),
+            lambda output: self.plastimatch_command(path, output),
+            "plastimatch xf-convert",
+            lambda output: check_rigid_reg(output, path),
+            "REG maps points as ITK maps the .tfm",
+            RIGID_RATIO_GOAL,
+            MEMORY_ALLOWANCE_MIB,
+        )
+
+    def bspline_pairs(self) -> None:
+        """An ITK B-spline (.h5) sampled on the fixed CT grid (512 x 512 x 64) and exported, against
+        SimpleITK's TransformToDisplacementField on the same grid (sampling only, nothing written)."""
+        ct = write_ct_case(self.workdir / "ct-512")
+        path = write_bspline_h5(self.workdir / "bspline.h5")
+        field_mib = 12 * int(np.prod(BSPLINE_FIXED_DIMENSIONS)) / MIB
+        spacing = [str(v) for v in BSPLINE_FIXED_SPACING_MM]
+        sitk_program = (
+            "import sys, SimpleITK as sitk\n"
+            f"t = sitk.ReadTransform({str(path)!r})\n"
+            f"f = sitk.TransformToDisplacementField(t, sitk.sitkVectorFloat32, {list(BSPLINE_FIXED_DIMENSIONS)!r}, "
+            f"{list(BSPLINE_FIXED_ORIGIN_LPS)!r}, {list(BSPLINE_FIXED_SPACING_MM)!r})\n"
+        )
+        self.compare_pairs(
+            f"B-spline .h5 sampled on the fixed CT grid ({'x'.join(map(str, BSPLINE_FIXED_DIMENSIONS))}, "
+            f"{field_mib:.0f} MiB) and exported",
+            lambda output: self.export_command(path, output, ct, "--grid-spacing", *spacing),
+            lambda output: [sys.executable, "-c", sitk_program],
+            "SimpleITK TransformToDisplacementField",
+            lambda output: check_bspline_reg(output, path),
+            "REG vectors = ITK's B-spline at 2000 grid points (1e-4 mm)",
+            BSPLINE_RATIO_GOAL,
+            field_mib + MEMORY_ALLOWANCE_MIB,
+        )
 
     def read_pairs(self, size_mib: float) -> None:
         field_ = self.field(size_mib)
@@ -731,7 +914,7 @@ class Bench:
         exports, reads = [], {".mha": [], ".nrrd": []}
         for pair in range(self.args.pairs):
             print(f" pair {pair + 1}/{self.args.pairs}")
-            exports.append(self.measure("dicomregsave export", self.export_command(field_, reg)))
+            exports.append(self.measure("dicomregsave export", self.export_command(field_.path, reg)))
             for extension in (".mha", ".nrrd") if pair % 2 == 0 else (".nrrd", ".mha"):
                 output = self.workdir / f"read-back{extension}"
                 reads[extension].append(self.measure(f"to-transform -> {extension}", self.read_command(reg, output)))
@@ -762,7 +945,7 @@ class Bench:
         field_ = self.field(size_mib)
         reg = self.workdir / f"slicer-{step}.dcm"
         if step == "import":
-            self.measure("dicomregsave export (input)", self.export_command(field_, reg))
+            self.measure("dicomregsave export (input)", self.export_command(field_.path, reg))
         runs, steps = [], []
         for repeat in range(self.args.scaling_repeats):
             result_file = self.workdir / "slicer-step.json"
@@ -819,7 +1002,7 @@ class Bench:
             reg, back = self.workdir / "scaling.dcm", self.workdir / "scaling-back.mha"
             exports, reads = [], []
             for _ in range(self.args.scaling_repeats):
-                exports.append(self.measure("dicomregsave export", self.export_command(field_, reg)))
+                exports.append(self.measure("dicomregsave export", self.export_command(field_.path, reg)))
                 reads.append(self.measure("to-transform -> .mha", self.read_command(reg, back)))
                 remove(back)
             remove(reg)
@@ -850,7 +1033,7 @@ class Bench:
     def of_limit(self) -> None:
         field_ = write_sparse_field(self.workdir / "field-over-4GiB.mha", OVER_LIMIT_SIZE_MIB)
         output = self.workdir / "over-limit.dcm"
-        run = self.measure("export of a 4.5 GiB field", self.export_command(field_, output), expect_failure=True)
+        run = self.measure("export of a 4.5 GiB field", self.export_command(field_.path, output), expect_failure=True)
         log = sorted(self.logs.glob("*export of a 4.5 GiB field.log"))[-1].read_text(errors="replace")
         problems = [] if "Vector Grid Data (OF) can hold" in log else [f"no OF limit message: {log[-300:]}"]
         problems += [f"{output} was written"] if output.exists() else []
@@ -920,9 +1103,13 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> int:
     for target in targets:
         print(f"\n== {target} ==", flush=True)
         if target == "export-96":
-            bench.export_pairs(96.0, 1.0)
+            bench.export_pairs(96.0, EXPORT_96_RATIO_GOAL)
         elif target == "export-576":
             bench.export_pairs(576.0, 0.5)
+        elif target == "rigid-tfm":
+            bench.rigid_pairs()
+        elif target == "bspline-h5":
+            bench.bspline_pairs()
         elif target == "read-576":
             bench.read_pairs(576.0)
         elif target == "slicer-export-576":

@@ -1,4 +1,4 @@
-"""transform_files.py: reading transform files as Slicer does, the raw-field fast path, writing for to-transform.
+"""transform_files.py, field_headers.py, transform_writer.py: reading transform files as Slicer does, the raw-field fast path, writing for to-transform.
 
 The fast path is proven equal to the slicer-core path (geometry 1e-6 mm, float32 vectors bit for
 bit) on fields written by slicer-core's own storage node; files written by write_transform_file are
@@ -13,14 +13,11 @@ import pytest
 import slicer
 
 from DicomRegSaveLib.errors import OutputError, TransformInputError
-from DicomRegSaveLib.inputs.transform_files import (
-    deformation_from_file,
-    raw_field_header,
-    read_transform_file,
-    write_transform_file,
-)
+from DicomRegSaveLib.inputs.field_headers import raw_field_header
+from DicomRegSaveLib.inputs.transform_files import deformation_from_file, read_transform_file
+from DicomRegSaveLib.inputs.transform_writer import write_transform_file
 from DicomRegSaveLib.model import DisplacementGrid, Registration, RegistrationItem, RegistrationMatrix
-from DicomRegSaveLib.mrml.nodes import deformation_from_transform_node
+from DicomRegSaveLib.mrml.deformation import deformation_from_transform_node
 from mrml_helpers import (
     LEFT_HANDED,
     OBLIQUE,

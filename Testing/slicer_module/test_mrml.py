@@ -11,10 +11,9 @@ import vtk
 
 from DicomRegSaveLib import geometry
 from DicomRegSaveLib.errors import TransformInputError
-from DicomRegSaveLib.model import DisplacementGrid, RegistrationItem, RegistrationMatrix
+from DicomRegSaveLib.model import DisplacementGrid, RegistrationItem, RegistrationMatrix, axis_aligned_grid
+from DicomRegSaveLib.mrml.deformation import deformation_from_transform_node
 from DicomRegSaveLib.mrml.nodes import (
-    axis_aligned_grid,
-    deformation_from_transform_node,
     from_parent_components,
     nodes_from_registration,
     resolve_fixed_and_moving,

@@ -20,7 +20,7 @@ from DicomRegSaveLib import geometry
 from DicomRegSaveLib.export.pipeline import ExportOptions, create_dataset, write_dataset
 from DicomRegSaveLib.mapped_pages import release_mapped_pages
 from DicomRegSaveLib.model import ImageReference, Registration
-from DicomRegSaveLib.mrml.nodes import deformation_from_transform_node
+from DicomRegSaveLib.mrml.deformation import deformation_from_transform_node
 from DicomRegSaveLib.reg import tags
 from DicomRegSaveLib.reg.reader import read_registration
 from DicomRegSaveLib.slicer.importing import import_registration

@@ -170,7 +170,7 @@ def command_send(args: argparse.Namespace) -> int:
 
 def command_to_transform(args: argparse.Namespace) -> int:
     from DicomRegSaveLib.cli.reports import to_transform_report, write_report
-    from DicomRegSaveLib.inputs.transform_files import write_transform_file
+    from DicomRegSaveLib.inputs.transform_writer import write_transform_file
     from DicomRegSaveLib.output import atomic_output
     from DicomRegSaveLib.reg.reader import read_registration
 

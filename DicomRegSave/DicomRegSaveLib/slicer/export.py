@@ -20,6 +20,7 @@ from DicomRegSaveLib.errors import DicomInputError
 from DicomRegSaveLib.export.pipeline import ExportOptions, ExportResult, export_registration
 from DicomRegSaveLib.inputs.series import HeaderLookup, ImageSeries
 from DicomRegSaveLib.mrml import nodes as mrml
+from DicomRegSaveLib.mrml.deformation import deformation_from_transform_node
 from DicomRegSaveLib.progress import Progress, ignore_progress, part
 from DicomRegSaveLib.reg import dump
 from DicomRegSaveLib.slicer.provenance import GEOMETRY_TOLERANCE_MM, geometry_mismatch_mm, image_series_for_volume
@@ -46,14 +47,14 @@ def export_from_nodes(
     Pipeline: fixed/moving volumes (arguments, else the transform's registration references) ->
     their DICOM series (chosen files, else ``DICOM.instanceUIDs`` through `header_lookup`) -> the
     transform's from-world mapping sampled or copied on the fixed series geometry
-    (:func:`mrml.deformation_from_transform_node`) -> :func:`export.export_registration`.
+    (:func:`mrml.deformation.deformation_from_transform_node`) -> :func:`export.export_registration`.
 
     Parameters
     ----------
     output:
         File path, or an existing folder (the file is then ``<SOP Instance UID>.dcm``).
     grid_spacing_mm, axis_aligned:
-        Passed to :func:`mrml.deformation_from_transform_node`.
+        Passed to :func:`mrml.deformation.deformation_from_transform_node`.
     progress:
         ``progress(fraction, message)`` between steps and between chunks of the long ones (see
         :mod:`.progress`); raising from it (e.g. :class:`~DicomRegSaveLib.errors.OperationCancelled`) cancels.
@@ -134,7 +135,7 @@ def _export(
             "parents) only."
         )
     step(0.35, "Computing the displacement grid")
-    deformation = mrml.deformation_from_transform_node(
+    deformation = deformation_from_transform_node(
         transform_node,
         fixed.ijk_to_lps,
         fixed.dimensions,

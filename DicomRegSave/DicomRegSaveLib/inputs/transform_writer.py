@@ -1,0 +1,111 @@
+"""Writing one registration item as a transform file that 3D Slicer, ITK, SimpleITK and ANTs read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from DicomRegSaveLib import transform_chain
+from DicomRegSaveLib.errors import OutputError
+from DicomRegSaveLib.inputs.field_headers import extension_of
+from DicomRegSaveLib.inputs.field_writer import FIELD_EXTENSIONS, write_displacement_field
+from DicomRegSaveLib.model import DisplacementGrid, RegistrationItem
+from DicomRegSaveLib.native_log import captured_native_output, summarize
+from DicomRegSaveLib.progress import Progress
+
+#: ITK transform file types that `write_transform_file` writes as a composite transform.
+TRANSFORM_WRITE_TYPES = (".h5", ".hdf5", ".tfm", ".txt")
+#: Single-file displacement field types that `write_transform_file` writes (float32, see :mod:`field_writer`).
+FIELD_WRITE_TYPES = FIELD_EXTENSIONS
+
+
+def write_transform_file(item: RegistrationItem, path: str | Path, progress: Progress | None = None) -> Path:
+    """Write one registration item's fixed -> moving mapping as a transform file Slicer and ITK read.
+
+    ``.h5``/``.hdf5``/``.tfm``/``.txt``: an ITK (composite) transform of the pre-matrix, the
+    displacement field and the post-matrix, in the order :func:`mrml.from_parent_components`
+    gives — a resampling transform, as ITK, SimpleITK, ANTs and Slicer expect. A Spatial
+    Registration (66.1) item becomes one affine transform (the inverse of its stored matrix).
+    ``.nrrd``/``.mha``/``.nii``/``.nii.gz``: one float32 displacement field on the item's grid (the
+    precision of Vector Grid Data; written by :mod:`field_writer`, not by Slicer, which would widen
+    it to float64); pre/post matrices are folded into the vectors (total displacement
+    ``M_post(M_pre x + D(x)) - x`` at each grid point), which trilinear interpolation reproduces
+    exactly inside the grid because the mapping is affine in x plus linear in D. `progress`
+    follows the writing of a field (see :mod:`.progress`).
+
+    Raises
+    ------
+    OutputError
+        For another extension (detached ``.mhd``/``.nhdr`` headers are refused: their data file
+        would not follow a rename), a displacement field format for an item without a grid, or
+        when Slicer fails to write.
+    """
+    if not isinstance(item, RegistrationItem):
+        raise TypeError("write_transform_file takes one RegistrationItem; see Registration.choose_item")
+    path = Path(path)
+    extension = extension_of(path)
+    if extension in FIELD_WRITE_TYPES:
+        if item.grid is None:
+            raise OutputError(
+                f"Cannot write {path.name}: the registration item is linear (matrices only, as in every Spatial "
+                "Registration), and a displacement field would only approximate it on an arbitrary grid. Write an "
+                f"ITK transform instead ({', '.join(TRANSFORM_WRITE_TYPES)})."
+            )
+        try:
+            write_displacement_field(_total_displacement_grid(item), path, extension, progress)
+        except OSError as error:
+            raise OutputError(f"Cannot write the displacement field {path}: {error}.") from error
+        return path
+    if extension not in TRANSFORM_WRITE_TYPES:
+        raise OutputError(
+            f"Cannot write a transform to {path}: use one of {', '.join(TRANSFORM_WRITE_TYPES + FIELD_WRITE_TYPES)}."
+        )
+    import slicer
+    import vtk
+
+    from DicomRegSaveLib.mrml import nodes as mrml
+
+    components = [transform for _, transform in mrml.from_parent_components(item)] or [vtk.vtkTransform()]
+    if len(components) == 1:
+        transform = components[0]
+    else:
+        transform = vtk.vtkGeneralTransform()
+        transform.PostMultiply()
+        for component in components:
+            transform.Concatenate(component)
+    scene = slicer.vtkMRMLScene()
+    node = scene.AddNewNodeByClass("vtkMRMLTransformNode", path.name)
+    node.SetAndObserveTransformFromParent(transform)
+    storage = slicer.vtkMRMLTransformStorageNode()
+    scene.AddNode(storage)
+    storage.SetFileName(str(path))
+    with captured_native_output() as native:
+        written = storage.WriteData(node)
+    if not written:
+        detail = native.summary() or summarize(storage.GetUserMessages().GetAllMessagesAsString())
+        raise OutputError(f"Slicer could not write the transform to {path}{': ' + detail if detail else ''}.")
+    return path
+
+
+def _total_displacement_grid(item: RegistrationItem) -> DisplacementGrid:
+    """The item's grid with vectors of its whole mapping minus identity: the grid itself (its
+    vectors bit for bit) when both matrices are absent or identities.
+
+    ``M_post(M_pre x + D(x)) - x = A x + b + L D(x)`` with ``A = L_post L_pre - I``,
+    ``b = L_post t_pre + t_post`` and ``L = L_post`` (:func:`transform_chain.affine_plus_planes`).
+    """
+    grid = item.grid
+    pre, post = (
+        None if m is None or m.is_identity else m.matrix_lps
+        for m in (item.pre_deformation_matrix, item.post_deformation_matrix)
+    )
+    if pre is None and post is None:
+        return grid
+    pre = np.eye(4) if pre is None else pre
+    post = np.eye(4) if post is None else post
+    vectors = transform_chain.affine_plus_planes(
+        post @ pre - np.eye(4), post[:3, :3], grid.index_to_lps, grid.dimensions, grid.checked_planes()
+    )
+    # The source planes were checked; the sums are checked as they are written.
+    return DisplacementGrid(grid.origin_lps, grid.direction_lps, grid.spacing_mm, vectors, check_vectors=False)
