@@ -20,7 +20,8 @@ from vtk.util import numpy_support
 
 from DicomRegSaveLib import geometry
 from DicomRegSaveLib.errors import QualityInputError, TransformInputError
-from DicomRegSaveLib.mrml.nodes import deformation_from_transform_node, volume_geometry
+from DicomRegSaveLib.mrml.deformation import deformation_from_transform_node
+from DicomRegSaveLib.mrml.nodes import volume_geometry
 from DicomRegSaveLib.progress import Progress, part
 from DicomRegSaveLib.qa.evaluate import ItemQuality, QualityResult, evaluate_item
 from DicomRegSaveLib.qa.landmarks import Landmarks, read_landmarks
