@@ -1,0 +1,104 @@
+"""How every ``dicomregsave`` command ends: exit statuses, error paragraphs, notes, failure reports.
+
+Exit status: 0 success, 1 an error explained in one paragraph on stderr, 2 wrong usage.
+With ``--json PATH`` a failed command still writes a report, so that scripts always get one.
+What the libraries warned about is shown as notes after a success; after an error the message says it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+from DicomRegSaveLib.cli.parser import EXIT_ERROR
+from DicomRegSaveLib.errors import DicomRegSaveError
+
+__all__ = ["run_command"]
+
+
+def run_command(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> int:
+    """Parse `argv` with `parser` and run the chosen command (``args.run``) under the error policy;
+    return the exit status."""
+    args = parser.parse_args(argv)
+    notes = _Notes()
+    logging.getLogger().addHandler(notes)
+    try:
+        _check_report_path(args)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            status = args.run(args)
+        for note in dict.fromkeys([*notes.notes, *(str(w.message) for w in caught)]):
+            print(f"dicomregsave {args.command}: note: {_paragraph(note)}", file=sys.stderr)
+        return status
+    except argparse.ArgumentTypeError as error:
+        parser.error(str(error))
+    except DicomRegSaveError as error:
+        print(_paragraph(f"dicomregsave {args.command}: error: {error}"), file=sys.stderr)
+        _failure_report(args, str(error))
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"dicomregsave {args.command}: interrupted; no output was left behind.", file=sys.stderr)
+        _failure_report(args, "Interrupted; no output was left behind.")
+        return EXIT_ERROR
+    except Exception as error:  # the last resort: a message, not only a traceback
+        message = (
+            f"unexpected error {type(error).__name__}: {error}. "
+            "This is a bug in dicomregsave; please report it with the command line you used."
+        )
+        print(_paragraph(f"dicomregsave {args.command}: {message}"), file=sys.stderr)
+        _failure_report(args, message)
+        return EXIT_ERROR
+    finally:
+        logging.getLogger().removeHandler(notes)
+
+
+def _failure_report(args: argparse.Namespace, message: str) -> None:
+    """With --json, the report of a command that failed."""
+    if getattr(args, "json", None):
+        from DicomRegSaveLib.cli.reports import failure_report, write_report
+
+        try:
+            _check_report_path(args)
+            write_report(failure_report(args.command, message), args.json)
+        except DicomRegSaveError as error:
+            print(f"dicomregsave {args.command}: the JSON report was not written either: {error}", file=sys.stderr)
+
+
+def _paragraph(text: str) -> str:
+    """One paragraph: no ANSI escape codes, no blank lines."""
+    from DicomRegSaveLib.native_log import strip_escapes
+
+    return "\n".join(line for line in strip_escapes(text).splitlines() if line.strip())
+
+
+class _Notes(logging.Handler):
+    """Collects warnings logged by the engine and its libraries, instead of Python printing them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.notes: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.notes.append(record.getMessage())
+
+
+def _input_files(args: argparse.Namespace) -> list[Path]:
+    """Every file the command reads (folders expanded), which no output may replace."""
+    given: list[Path] = []
+    for name in ("transform", "reg", "manifest", "fixed", "moving", "images", "paths"):
+        value = getattr(args, name, None)
+        given.extend(Path(v) for v in (value if isinstance(value, list) else [value] if value else []))
+    return [f for p in given for f in (sorted(p.rglob("*")) if p.is_dir() else [p]) if not f.is_dir()]
+
+
+def _check_report_path(args: argparse.Namespace) -> None:
+    """--json never replaces an input (it replaces an older report, so it is written with force)."""
+    from DicomRegSaveLib.output import check_output_path
+
+    destination = getattr(args, "json", None)
+    if destination and destination != "-":
+        check_output_path(destination, force=True, inputs=_input_files(args))
