@@ -16,13 +16,14 @@ from DicomRegSaveLib.cli.parser import (
     add_network_arguments,
     add_option,
     network_defaults,
+    peer,
     text_stream,
 )
 from DicomRegSaveLib.export.option_table import EXPORT_OPTIONS
 from DicomRegSaveLib.progress import TerminalProgress
 
 if TYPE_CHECKING:
-    from DicomRegSaveLib.cli.network import SendReport
+    from DicomRegSaveLib.cli.network import Peer, SendReport
     from DicomRegSaveLib.export.options import ExportOptions
     from DicomRegSaveLib.export.request import ExportOutcome, ExportRequest
 
@@ -50,7 +51,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         "per file, proposing exactly the SOP classes present. Exit 0 only when every file was stored.",
     )
     send.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="DICOM files or folders")
-    send.add_argument("--to", required=True, metavar="AET@HOST:PORT", help="the peer's AE title, host and port")
+    send.add_argument(
+        "--to", required=True, type=peer, metavar="AET@HOST:PORT", help="the peer's AE title, host and port"
+    )
     add_network_arguments(send)
     add_json_argument(send)
     send.set_defaults(run=command_send)
@@ -122,22 +125,21 @@ def describe_export(outcome: ExportOutcome) -> str:
     return "\n".join(lines)
 
 
-def _send(paths: Sequence[Path], peer_text: str, args: argparse.Namespace, stream: TextIO) -> SendReport:
+def _send(paths: Sequence[Path], to: Peer, args: argparse.Namespace, stream: TextIO) -> SendReport:
     """Send files and print one line per file; the report."""
-    from DicomRegSaveLib.cli.network import Peer, send_files
+    from DicomRegSaveLib.cli.network import send_files
 
-    peer = Peer.parse(peer_text)
-    print(f"Sending to {peer} as {args.calling_aet}", file=stream)
+    print(f"Sending to {to} as {args.calling_aet}", file=stream)
     report = send_files(
         paths,
-        peer,
+        to,
         calling_ae_title=args.calling_aet,
         timeout_s=args.timeout,
         on_file=lambda outcome: print(f"  {outcome.path}: {outcome.message}", file=stream, flush=True),
     )
     stored = sum(outcome.status is not None and outcome.ok for outcome in report.files)
     wanted = sum(not outcome.skipped for outcome in report.files)
-    print(f"{stored} of {wanted} file(s) stored by {peer}" + (f"; {report.error}" if report.error else ""), file=stream)
+    print(f"{stored} of {wanted} file(s) stored by {to}" + (f"; {report.error}" if report.error else ""), file=stream)
     return report
 
 

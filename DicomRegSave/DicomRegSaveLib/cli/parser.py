@@ -9,16 +9,19 @@ Modules import what their work needs inside those functions, so that parsing sta
 from __future__ import annotations
 
 import argparse
+import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import ModuleType
 from typing import TextIO
 
 from DicomRegSaveLib import __version__
+from DicomRegSaveLib.errors import DicomRegSaveError
 from DicomRegSaveLib.export.option_table import BY_NAME, ExportOption
 
 __all__ = [
+    "EXIT_CLOSED_PIPE",
     "EXIT_ERROR",
     "EXIT_OK",
     "EXIT_USAGE",
@@ -27,12 +30,18 @@ __all__ = [
     "add_option",
     "build_parser",
     "network_defaults",
+    "peer",
     "positive_int",
+    "regular_expression",
     "text_stream",
 ]
 
-#: Exit statuses: success, an error explained in one paragraph on stderr, wrong usage.
+#: Exit statuses: success, an error explained in one paragraph on stderr, wrong usage (a malformed
+#: option value included, named by its option).
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+#: Exit status when the reader of the output has gone (``dicomregsave inspect REG | head``): what a
+#: shell reports for a writer ended by SIGPIPE.
+EXIT_CLOSED_PIPE = 128 + 13
 
 
 def build_parser(commands: Iterable[ModuleType]) -> argparse.ArgumentParser:
@@ -48,12 +57,51 @@ def build_parser(commands: Iterable[ModuleType]) -> argparse.ArgumentParser:
     return parser
 
 
+def _usage_error(check: Callable[[str], object]) -> Callable[[str], object]:
+    """`check` as an argparse type: the engine's error about the value becomes a usage error (exit 2)
+    that argparse prefixes with the option's name."""
+
+    def convert(text: str) -> object:
+        try:
+            return check(text)
+        except DicomRegSaveError as error:
+            raise argparse.ArgumentTypeError(str(error).rstrip(".")) from error
+
+    convert.__name__ = check.__name__
+    return convert
+
+
+@_usage_error
 def tag_assignment(text: str) -> tuple[str, str]:
-    """``KEYWORD=VALUE`` as (keyword, value); the value is checked when the REG is built."""
-    keyword, separator, value = text.partition("=")
-    if not separator or not keyword.strip():
+    """``KEYWORD=VALUE`` (or ``gggg,eeee=VALUE``) as (keyword, value), the attribute and the value
+    checked as the module panel checks its fields."""
+    from DicomRegSaveLib.export.options import describe_keyword, tag_problem
+    from DicomRegSaveLib.reg import tags
+
+    key, separator, value = text.partition("=")
+    if not separator or not key.strip():
         raise argparse.ArgumentTypeError(f"{text!r} is not KEYWORD=VALUE (e.g. InstitutionName=Clinic)")
-    return keyword.strip(), value
+    keyword = tags.resolve_keyword(key)
+    tags.check_reg_attribute(keyword)
+    problem = tag_problem(keyword, value)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"{describe_keyword(keyword)} {value!r}: {problem}")
+    return keyword, value
+
+
+def attribute_text(keyword: str) -> Callable[[str], str]:
+    """An argparse type for a value of the attribute `keyword`, checked as a panel field is."""
+
+    def check(text: str) -> str:
+        from DicomRegSaveLib.export.options import describe_keyword, tag_problem
+
+        problem = tag_problem(keyword, text)
+        if problem is not None:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a valid {describe_keyword(keyword)}: {problem}")
+        return text
+
+    check.__name__ = keyword
+    return check
 
 
 def positive_int(text: str) -> int:
@@ -66,8 +114,84 @@ def positive_int(text: str) -> int:
     return value
 
 
-#: How the command line converts an option's text, by its value type (the others stay text).
-_CONVERTERS = {"path": Path, "float": float, "int": int, "tag": tag_assignment}
+def positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
+def regular_expression(text: str) -> str:
+    try:
+        re.compile(text)
+    except re.error as error:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a valid regular expression ({error})") from error
+    return text
+
+
+def uid(text: str) -> str:
+    from DicomRegSaveLib.values import problem_uid
+
+    problem = problem_uid(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a UID: {problem}")
+    return text
+
+
+@_usage_error
+def uid_root(text: str) -> str:
+    from DicomRegSaveLib.export.pipeline import checked_uid_root
+
+    return checked_uid_root(text)
+
+
+@_usage_error
+def registration_type(text: str) -> object:
+    from DicomRegSaveLib.export.options import registration_type_code
+
+    return registration_type_code(text)
+
+
+@_usage_error
+def peer(text: str) -> object:
+    from DicomRegSaveLib.cli.network import Peer
+
+    return Peer.parse(text)
+
+
+def ae_title(text: str) -> str:
+    from DicomRegSaveLib.cli.network import valid_ae_title
+
+    if not valid_ae_title(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an AE title: 1-16 characters, no backslash or control characters"
+        )
+    return text
+
+
+#: How the command line converts and checks an option's text, by its value type (the others stay text).
+_CONVERTERS: dict[str, Callable[[str], object]] = {
+    "path": Path,
+    "float": float,
+    "seconds": positive_seconds,
+    "tag": tag_assignment,
+    "code": registration_type,
+    "uid": uid,
+    "uid_root": uid_root,
+    "peer": peer,
+    "ae_title": ae_title,
+}
+
+
+def _converter(option: ExportOption) -> Callable[[str], object] | None:
+    """An attribute's value is checked by the attribute's rules; other values by their type."""
+    keyword = option.value_keyword or option.keyword
+    if keyword is not None:
+        return attribute_text(keyword)
+    return _CONVERTERS.get(option.value_type)
 
 
 def add_option(parser: argparse.ArgumentParser, option: ExportOption, default: object = None) -> None:
@@ -88,8 +212,8 @@ def add_option(parser: argparse.ArgumentParser, option: ExportOption, default: o
         details["nargs"] = "+"
     if option.kind == "repeat":
         details["action"] = "append"
-    if option.value_type in _CONVERTERS:
-        details["type"] = _CONVERTERS[option.value_type]
+    if _converter(option) is not None:
+        details["type"] = _converter(option)
     if option.choices:
         details["choices"] = option.choices
     else:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from DicomRegSaveLib.cli.parser import EXIT_ERROR, EXIT_OK, add_json_argument, text_stream
+from DicomRegSaveLib.cli.parser import EXIT_ERROR, EXIT_OK, add_json_argument, regular_expression, text_stream
 from DicomRegSaveLib.progress import TerminalProgress
 
 __all__ = ["command_inspect", "command_to_transform", "command_validate", "register"]
@@ -39,7 +39,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     inspect = commands.add_parser("inspect", help="print a REG file as a tag dump (vector data summarised)")
     inspect.add_argument("reg", type=Path, metavar="REG.dcm")
-    inspect.add_argument("--filter", metavar="REGEX", help="only lines matching this regular expression")
+    inspect.add_argument(
+        "--filter", type=regular_expression, metavar="REGEX", help="only lines matching this regular expression"
+    )
     inspect.add_argument("--max-chars", type=int, default=80, metavar="N", help="truncate values (default 80)")
     inspect.set_defaults(run=command_inspect)
 

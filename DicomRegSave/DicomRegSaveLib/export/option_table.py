@@ -66,9 +66,13 @@ class ExportOption:
     kind:
         One of :data:`KINDS`.
     value_type:
-        ``"text"``, ``"texts"`` (values separated by a backslash), ``"int"``, ``"float"``, ``"path"``,
-        ``"tag"`` (``KEYWORD=VALUE``) or ``"code"`` (a Registration Type code of CID 7100): how the
-        command line and the panel convert the text.
+        ``"text"``, ``"texts"`` (values separated by a backslash), ``"int"``, ``"float"``,
+        ``"seconds"`` (a positive number), ``"path"``, ``"tag"`` (``KEYWORD=VALUE``), ``"code"`` (a
+        Registration Type code of CID 7100), ``"uid"``, ``"uid_root"`` (a UID prefix), ``"peer"``
+        (``AET@HOST:PORT``) or ``"ae_title"``: how the command line and the panel convert and check the text.
+    value_keyword:
+        The attribute whose rules the value must meet, when it is not ``keyword`` (an attribute
+        inside the registration's items).
     type1:
         The attribute must have a value (Type 1): an empty panel field cannot be written.
     in_manifest:
@@ -83,6 +87,7 @@ class ExportOption:
     panel: str | None = None
     kind: str = "value"
     value_type: str = "text"
+    value_keyword: str | None = None
     choices: tuple[str, ...] = ()
     default: object = None
     required: bool = False
@@ -289,6 +294,7 @@ EXPORT_OPTIONS: tuple[ExportOption, ...] = (
         "--uid-root",
         "options",
         "uid_root",
+        value_type="uid_root",
         metavar="PREFIX",
         help="make the new Series and SOP Instance UIDs under this UID root (at most 44 characters)",
     ),
@@ -296,6 +302,7 @@ EXPORT_OPTIONS: tuple[ExportOption, ...] = (
         "--fixed-series",
         "request",
         "fixed_series_uid",
+        value_type="uid",
         metavar="UID",
         help="the fixed series' Series Instance UID, when --fixed holds several series",
     ),
@@ -303,6 +310,7 @@ EXPORT_OPTIONS: tuple[ExportOption, ...] = (
         "--moving-series",
         "request",
         "moving_series_uid",
+        value_type="uid",
         metavar="UID",
         help="the moving series' Series Instance UID, when --moving holds several series",
     ),
@@ -319,6 +327,7 @@ EXPORT_OPTIONS: tuple[ExportOption, ...] = (
         "--comment",
         "options",
         "comment",
+        value_keyword="FrameOfReferenceTransformationComment",
         metavar="T",
         help="Frame of Reference Transformation Comment of the registration item",
     ),
@@ -331,9 +340,15 @@ EXPORT_OPTIONS: tuple[ExportOption, ...] = (
         help="NaN displacement vectors: refuse the export (default), or write them as DICOM's "
         "'undefined here' marker (reported with their count)",
     ),
-    _flag("--send", "command", metavar="AET@HOST:PORT", help="send the REG to this DICOM peer after writing it"),
-    _flag("--calling-aet", "command", metavar="AET", help="our AE title"),
-    _flag("--timeout", "command", value_type="float", metavar="S", help="seconds to wait for the peer at each step"),
+    _flag(
+        "--send",
+        "command",
+        value_type="peer",
+        metavar="AET@HOST:PORT",
+        help="send the REG to this DICOM peer after writing it",
+    ),
+    _flag("--calling-aet", "command", value_type="ae_title", metavar="AET", help="our AE title"),
+    _flag("--timeout", "command", value_type="seconds", metavar="S", help="seconds to wait for the peer at each step"),
     _flag(
         "--json",
         "command",

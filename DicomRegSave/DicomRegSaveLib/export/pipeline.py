@@ -45,6 +45,7 @@ __all__ = [
     "ExportResult",
     "OutputPlan",
     "build_registration",
+    "checked_uid_root",
     "create_dataset",
     "export_planned",
     "export_registration",
@@ -81,6 +82,17 @@ def new_uid(root: str | None = None) -> str:
     """
     if root is None:
         return hd.UID()
+    return pydicom.uid.generate_uid(prefix=checked_uid_root(root) + ".")
+
+
+def checked_uid_root(root: str) -> str:
+    """`root` without a trailing dot, if it can prefix new UIDs.
+
+    Raises
+    ------
+    InvalidRegistrationError
+        If `root` is not a valid UID or longer than :data:`MAX_UID_ROOT_LENGTH` characters.
+    """
     root = root.rstrip(".")
     problem = problem_uid(root)
     if problem is not None:
@@ -90,7 +102,7 @@ def new_uid(root: str | None = None) -> str:
             f"The UID root {root!r} has {len(root)} characters; at most {MAX_UID_ROOT_LENGTH} leave room for "
             "the 20 unique digits of a UID of at most 64 characters. Use a shorter root."
         )
-    return pydicom.uid.generate_uid(prefix=root + ".")
+    return root
 
 
 @dataclass
