@@ -72,7 +72,7 @@ def _usage_error(check: Callable[[str], object]) -> Callable[[str], object]:
 
 
 @_usage_error
-def tag_assignment(text: str) -> tuple[str, str]:
+def _tag_assignment(text: str) -> tuple[str, str]:
     """``KEYWORD=VALUE`` (or ``gggg,eeee=VALUE``) as (keyword, value), the attribute and the value
     checked as the module panel checks its fields."""
     from DicomRegSaveLib.export.options import describe_keyword, tag_problem
@@ -89,7 +89,7 @@ def tag_assignment(text: str) -> tuple[str, str]:
     return keyword, value
 
 
-def attribute_text(keyword: str) -> Callable[[str], str]:
+def _attribute_text(keyword: str) -> Callable[[str], str]:
     """An argparse type for a value of the attribute `keyword`, checked as a panel field is."""
 
     def check(text: str) -> str:
@@ -114,7 +114,7 @@ def positive_int(text: str) -> int:
     return value
 
 
-def positive_seconds(text: str) -> float:
+def _positive_seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -132,7 +132,7 @@ def regular_expression(text: str) -> str:
     return text
 
 
-def uid(text: str) -> str:
+def _uid(text: str) -> str:
     from DicomRegSaveLib.values import problem_uid
 
     problem = problem_uid(text)
@@ -142,14 +142,14 @@ def uid(text: str) -> str:
 
 
 @_usage_error
-def uid_root(text: str) -> str:
+def _uid_root(text: str) -> str:
     from DicomRegSaveLib.export.pipeline import checked_uid_root
 
     return checked_uid_root(text)
 
 
 @_usage_error
-def registration_type(text: str) -> object:
+def _registration_type(text: str) -> object:
     from DicomRegSaveLib.export.options import registration_type_code
 
     return registration_type_code(text)
@@ -162,7 +162,7 @@ def peer(text: str) -> object:
     return Peer.parse(text)
 
 
-def ae_title(text: str) -> str:
+def _ae_title(text: str) -> str:
     from DicomRegSaveLib.cli.network import valid_ae_title
 
     if not valid_ae_title(text):
@@ -176,13 +176,13 @@ def ae_title(text: str) -> str:
 _CONVERTERS: dict[str, Callable[[str], object]] = {
     "path": Path,
     "float": float,
-    "seconds": positive_seconds,
-    "tag": tag_assignment,
-    "code": registration_type,
-    "uid": uid,
-    "uid_root": uid_root,
+    "seconds": _positive_seconds,
+    "tag": _tag_assignment,
+    "code": _registration_type,
+    "uid": _uid,
+    "uid_root": _uid_root,
     "peer": peer,
-    "ae_title": ae_title,
+    "ae_title": _ae_title,
 }
 
 
@@ -190,7 +190,7 @@ def _converter(option: ExportOption) -> Callable[[str], object] | None:
     """An attribute's value is checked by the attribute's rules; other values by their type."""
     keyword = option.value_keyword or option.keyword
     if keyword is not None:
-        return attribute_text(keyword)
+        return _attribute_text(keyword)
     return _CONVERTERS.get(option.value_type)
 
 
