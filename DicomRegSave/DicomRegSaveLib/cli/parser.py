@@ -104,24 +104,24 @@ def _attribute_text(keyword: str) -> Callable[[str], str]:
     return check
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
-    return value
+def _positive(convert: Callable[[str], float], what: str) -> Callable[[str], float]:
+    """An argparse type for a positive number (finite), converted by `convert`, named `what` in the message."""
+
+    def check(text: str) -> float:
+        try:
+            value = convert(text)
+        except ValueError:
+            value = 0
+        if not 0 < value < float("inf"):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+        return value
+
+    check.__name__ = convert.__name__
+    return check
 
 
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
-    return value
+positive_int = _positive(int, "a positive whole number")
+_positive_seconds = _positive(float, "a positive number of seconds")
 
 
 def regular_expression(text: str) -> str:
