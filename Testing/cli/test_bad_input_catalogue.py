@@ -1,7 +1,8 @@
 """A catalogue of bad inputs to the command line: transform files, DICOM inputs, tag values, outputs
 and the reading side. Every case must exit 1 with one paragraph saying what is wrong (no
-traceback, no ANSI codes, no "unexpected error"), leave no file behind and change no input (the
-whole case folder is hashed before and after).
+traceback, no ANSI codes, no "unexpected error"), or, for a malformed option value, exit 2 with
+the option named; leave no file behind and change no input (the whole case folder is hashed
+before and after).
 
 The commands run in this process (``cli.main``) with file descriptor 2 captured, so that what
 VTK/ITK write to stderr from C++ counts too; that keeps ~70 exports affordable in the suite.
@@ -278,29 +279,6 @@ CASES = {
     "fixed_tilted_slice": (lambda r, c: _export(r, c, fixed=r / B / "fixed_tilted_slice"), "Image Orientation"),
     "fixed_no_frame": (lambda r, c: _export(r, c, fixed=r / B / "fixed_no_frame"), "Frame of Reference UID"),
     "fixed_series_not_there": (lambda r, c: _export(r, c, fixed_series="1.2.3"), "1.2.3"),
-    # tag values
-    "series_number_too_big": (lambda r, c: _export(r, c, series_number=2**31), "outside the range"),
-    "series_number_negative": (lambda r, c: _export(r, c, series_number=-5), "outside the range 1"),
-    "description_too_long": (lambda r, c: _export(r, c, series_description="x" * 65), "limit for LO is 64"),
-    "description_backslash": (lambda r, c: _export(r, c, series_description="a\\b"), "backslash"),
-    "description_control": (lambda r, c: _export(r, c, series_description="a\x07b"), "control characters"),
-    "content_description_nul": (lambda r, c: _export(r, c, content_description="a\x00b"), "NUL"),
-    "content_description_ansi": (lambda r, c: _export(r, c, content_description="\x1b[31mred"), "control characters"),
-    "content_label_lower": (lambda r, c: _export(r, c, content_label="lower"), "capital letters"),
-    "content_label_long": (lambda r, c: _export(r, c, content_label="A" * 17), "the limit is 16"),
-    "content_creator_components": (lambda r, c: _export(r, c, content_creator="a^b^c^d^e^f"), "more than 5"),
-    "manufacturer_long": (lambda r, c: _export(r, c, manufacturer="m" * 65), "limit for LO is 64"),
-    "manufacturer_empty": (lambda r, c: _export(r, c, manufacturer=" "), "must not be empty"),
-    "serial_newline": (lambda r, c: _export(r, c, device_serial_number="a\nb"), "control characters"),
-    "software_versions_long": (lambda r, c: _export(r, c, software_versions="v" * 65), "limit for LO is 64"),
-    "comment_nul": (lambda r, c: _export(r, c, comment="x\x00"), "NUL"),
-    "uid_root_leading_zero": (lambda r, c: _export(r, c, uid_root="1.2.03"), "leading zeros"),
-    "registration_type_unknown": (lambda r, c: _export(r, c, registration_type="nonsense"), "CID 7100"),
-    "tag_bad_date": (lambda r, c: _export(r, c, tag="StudyDate=20241301"), "impossible month or day"),
-    "tag_bad_sex": (lambda r, c: _export(r, c, tag="PatientSex=X"), "M, F, O"),
-    "tag_unknown_keyword": (lambda r, c: _export(r, c, tag="NoSuchKeyword=1"), "Unknown attribute"),
-    "tag_protected": (lambda r, c: _export(r, c, tag="SOPClassUID=1.2.3"), "cannot be overridden"),
-    "tag_vm": (lambda r, c: _export(r, c, tag="AccessionNumber=A\\B"), "the standard allows 1"),
     # outputs
     "output_folder_missing": (lambda r, c: _export(r, c, output=r / "out" / "missing" / "reg.dcm"), "does not exist"),
     "output_exists": (lambda r, c: _export(r, c, output=r / "out" / "existing.dcm"), "exists already"),
@@ -359,6 +337,32 @@ CASES = {
     "validate_two_uids": (lambda r, c: ["validate", str(r / B / "reg_two_uids.dcm")], "holds 2 UIDs"),
 }
 
+#: Malformed option values: usage errors (exit 2) that name the option, before any input is read.
+OPTION_VALUE_CASES = {
+    "series_number_too_big": (lambda r, c: _export(r, c, series_number=2**31), "outside the range"),
+    "series_number_negative": (lambda r, c: _export(r, c, series_number=-5), "outside the range 1"),
+    "description_too_long": (lambda r, c: _export(r, c, series_description="x" * 65), "limit for LO is 64"),
+    "description_backslash": (lambda r, c: _export(r, c, series_description="a\\b"), "the standard allows 1"),
+    "description_control": (lambda r, c: _export(r, c, series_description="a\x07b"), "control characters"),
+    "content_description_nul": (lambda r, c: _export(r, c, content_description="a\x00b"), "NUL"),
+    "content_description_ansi": (lambda r, c: _export(r, c, content_description="\x1b[31mred"), "control characters"),
+    "content_label_lower": (lambda r, c: _export(r, c, content_label="lower"), "capital letters"),
+    "content_label_long": (lambda r, c: _export(r, c, content_label="A" * 17), "the limit is 16"),
+    "content_creator_components": (lambda r, c: _export(r, c, content_creator="a^b^c^d^e^f"), "more than 5"),
+    "manufacturer_long": (lambda r, c: _export(r, c, manufacturer="m" * 65), "limit for LO is 64"),
+    "manufacturer_empty": (lambda r, c: _export(r, c, manufacturer=" "), "must not be empty"),
+    "serial_newline": (lambda r, c: _export(r, c, device_serial_number="a\nb"), "control characters"),
+    "software_versions_long": (lambda r, c: _export(r, c, software_versions="v" * 65), "limit for LO is 64"),
+    "comment_nul": (lambda r, c: _export(r, c, comment="x\x00"), "NUL"),
+    "uid_root_leading_zero": (lambda r, c: _export(r, c, uid_root="1.2.03"), "leading zeros"),
+    "registration_type_unknown": (lambda r, c: _export(r, c, registration_type="nonsense"), "CID 7100"),
+    "tag_bad_date": (lambda r, c: _export(r, c, tag="StudyDate=20241301"), "impossible month or day"),
+    "tag_bad_sex": (lambda r, c: _export(r, c, tag="PatientSex=X"), "M, F, O"),
+    "tag_unknown_keyword": (lambda r, c: _export(r, c, tag="NoSuchKeyword=1"), "Unknown attribute"),
+    "tag_protected": (lambda r, c: _export(r, c, tag="SOPClassUID=1.2.3"), "cannot be overridden"),
+    "tag_vm": (lambda r, c: _export(r, c, tag="AccessionNumber=A\\B"), "the standard allows 1"),
+}
+
 
 def _snapshot(folder: Path) -> dict[str, str]:
     return {
@@ -369,18 +373,29 @@ def _snapshot(folder: Path) -> dict[str, str]:
 
 
 def test_the_catalogue_is_large_enough():
-    assert len(CASES) >= 60
+    assert len(CASES) + len(OPTION_VALUE_CASES) >= 60
+
+
+def run_case(root, capfd, command) -> tuple[list[str], object, object]:
+    """Run a catalogue case's command line in this process; its argv, exit status and output. The
+    case folder must be unchanged afterwards."""
+    folder, case = root
+    argv = command(folder, case)
+    before = _snapshot(folder)
+    capfd.readouterr()
+    try:
+        status = cli.main(argv)
+    except SystemExit as leaving:  # argparse's usage errors
+        status = leaving.code
+    captured = capfd.readouterr()
+    assert _snapshot(folder) == before
+    return argv, status, captured
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_bad_input(root, capfd, name):
-    folder, case = root
     command, expected = CASES[name]
-    argv = command(folder, case)
-    before = _snapshot(folder)
-    capfd.readouterr()
-    status = cli.main(argv)
-    captured = capfd.readouterr()
+    argv, status, captured = run_case(root, capfd, command)
     assert status == 1, captured.out + captured.err
     message = captured.err if argv[0] != "validate" else captured.out + captured.err
     assert expected in message, message
@@ -389,7 +404,19 @@ def test_bad_input(root, capfd, name):
     if argv[0] != "validate":
         assert stderr.startswith(f"dicomregsave {argv[0]}: error: ") and "\n\n" not in stderr, stderr
         assert "note:" not in stderr and " ERR| " not in stderr, stderr
-    assert _snapshot(folder) == before
+
+
+@pytest.mark.parametrize("name", list(OPTION_VALUE_CASES))
+def test_malformed_option_value(root, capfd, name):
+    command, expected = OPTION_VALUE_CASES[name]
+    argv, status, captured = run_case(root, capfd, command)
+    assert status == 2, captured.out + captured.err
+    last = captured.err.strip().splitlines()[-1]
+    inputs = ("--transform", "--fixed", "--moving", "--output")
+    option = next(word for word in argv if word.startswith("--") and word not in inputs)
+    assert last.startswith(f"dicomregsave export: error: argument {option}: "), last
+    assert expected in last, last
+    assert "Traceback" not in captured.err and "bug" not in captured.err
 
 
 def test_inspect_shows_a_damaged_reg_and_marks_the_damage(root, capfd):

@@ -21,6 +21,7 @@ import pytest
 
 from commands import COMMAND
 from DicomRegSaveLib.cli import batch
+from DicomRegSaveLib.cli.batch_command import EXPORT_ROW
 from DicomRegSaveLib.export import request as export_request
 from DicomRegSaveLib.validation.conformance import validate_file
 
@@ -233,7 +234,7 @@ def test_a_crashing_row_is_reported_and_the_others_are_written(case, tmp_path, m
     rows = [batch.BatchRow(n, tmp_path / name, inputs) for n, name in enumerate(names, start=1)]
     started = record_workers(monkeypatch)
 
-    result = batch.run_batch(rows, jobs=2)
+    result = batch.run_batch(rows, EXPORT_ROW, jobs=2)
 
     assert started == ["_ForkedCommand"] * 5
     by_name = {o.output.name: o for o in result.outcomes}
@@ -291,7 +292,7 @@ def test_rows_run_in_new_interpreters_without_fork_or_with_threads(case, tmp_pat
     inputs = ["--transform", str(case.field_path), "--fixed", str(case.fixed_dir), "--moving", str(case.moving_dir)]
     started = record_workers(monkeypatch)
     try:
-        result = batch.run_batch([batch.BatchRow(1, tmp_path / "reg.dcm", inputs)])
+        result = batch.run_batch([batch.BatchRow(1, tmp_path / "reg.dcm", inputs)], EXPORT_ROW)
     finally:
         stop.set()
     assert started == ["Popen"]
@@ -305,12 +306,12 @@ def test_the_batch_process_loads_what_an_export_needs_and_forks_with_one_thread(
     handler stops before the fork (they come back when a large matrix product needs them)."""
     script = textwrap.dedent(f"""
         import contextlib, io, json, os, sys, threading
-        from DicomRegSaveLib.cli import batch, main as cli
-        batch._load_export_modules()
+        from DicomRegSaveLib.cli.batch_command import EXPORT_ROW
+        EXPORT_ROW.preload()
         loaded = set(sys.modules)
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            status = cli.main(["export", "--transform", {str(case.field_path)!r}, "--fixed", {str(case.fixed_dir)!r},
-                               "--moving", {str(case.moving_dir)!r}, "--output", {str(tmp_path / "reg.dcm")!r}])
+            status = EXPORT_ROW.run(["--transform", {str(case.field_path)!r}, "--fixed", {str(case.fixed_dir)!r},
+                                     "--moving", {str(case.moving_dir)!r}, "--output", {str(tmp_path / "reg.dcm")!r}])
         tasks_before = len(os.listdir("/proc/self/task"))
         pid = os.fork()
         if pid == 0:

@@ -105,19 +105,19 @@ def test_existing_output_is_kept_without_force(case, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "change, message",
+    "change, message, status",
     [
-        (lambda c, d: {"--fixed": d / "nowhere"}, "does not exist"),
-        (lambda c, d: {"--moving": d / "empty"}, "No DICOM files"),
-        (lambda c, d: {"--fixed": d / "two"}, "2 image series"),
-        (lambda c, d: {"--fixed": d / "garbage.dcm"}, "garbage.dcm"),
-        (lambda c, d: {"--transform": d / "transform.xyz"}, "transform.xyz"),
-        (lambda c, d: {"--output": "/proc/reg.dcm"}, "Cannot write in the folder /proc"),
-        (lambda c, d: {"--output": d / "missing" / "reg.dcm"}, "does not exist"),
-        (lambda c, d: {"--content-label": "lower case"}, "Content Label"),
+        (lambda c, d: {"--fixed": d / "nowhere"}, "does not exist", 1),
+        (lambda c, d: {"--moving": d / "empty"}, "No DICOM files", 1),
+        (lambda c, d: {"--fixed": d / "two"}, "2 image series", 1),
+        (lambda c, d: {"--fixed": d / "garbage.dcm"}, "garbage.dcm", 1),
+        (lambda c, d: {"--transform": d / "transform.xyz"}, "transform.xyz", 1),
+        (lambda c, d: {"--output": "/proc/reg.dcm"}, "Cannot write in the folder /proc", 1),
+        (lambda c, d: {"--output": d / "missing" / "reg.dcm"}, "does not exist", 1),
+        (lambda c, d: {"--content-label": "lower case"}, "argument --content-label: 'lower case'", 2),
     ],
 )
-def test_bad_input_fails_with_a_message_and_leaves_nothing(case, tmp_path, change, message):
+def test_bad_input_fails_with_a_message_and_leaves_nothing(case, tmp_path, change, message, status):
     (tmp_path / "empty").mkdir()
     two = tmp_path / "two"
     shutil.copytree(case.fixed_dir, two / "a")
@@ -134,7 +134,7 @@ def test_bad_input_fails_with_a_message_and_leaves_nothing(case, tmp_path, chang
     }
     arguments.update(change(case, tmp_path))
     result = run("export", *[x for pair in arguments.items() for x in pair])
-    assert result.returncode == 1, result.stdout
+    assert result.returncode == status, result.stdout
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert listing(out) == []

@@ -93,21 +93,34 @@ def test_tags_type_comment_uid_root_and_json_report_are_in_the_file(case, tmp_pa
         ("PatientName=Someone^Else", "PatientName 'Someone^Else'"),
         ("PatientID=OTHER", "PatientID 'OTHER'"),
         ("StudyInstanceUID=1.2.3", "StudyInstanceUID '1.2.3'"),
-        ("KVP=120", "belongs to no module of the registration object"),
-        ("Modality=CT", "cannot be overridden"),
-        ("ContentLabel=lower case", "Content Label (0070,0080)"),
-        ("SeriesNumber=-3", "Series Number (0020,0011)"),
-        ("InstitutionName=" + "x" * 65, "the limit for LO is 64"),
-        ("NoSuchKeyword=1", "Unknown attribute 'NoSuchKeyword'"),
     ],
 )
-def test_bad_tags_and_contradicting_identity_are_refused_with_nothing_written(case, tmp_path, tag, message):
+def test_contradicting_identity_is_refused_with_nothing_written(case, tmp_path, tag, message):
     result = export(case, tmp_path / "reg.dcm", "--tag", tag, "--json", "-")
     assert result.returncode == 1
     assert message in result.stderr
     report = json.loads(result.stdout)
     assert report["ok"] is False and message in report["errors"][0]["message"]
     assert report["errors"][0]["source"] == "dicomregsave"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "tag, message",
+    [
+        ("KVP=120", "belongs to no module of the registration object"),
+        ("Modality=CT", "cannot be overridden"),
+        ("ContentLabel=lower case", "Content Label (0070,0080)"),
+        ("SeriesNumber=-3", "Series Number (0020,0011)"),
+        ("InstitutionName=" + "x" * 65, "the limit for LO is 64"),
+        ("NoSuchKeyword=1", "Unknown attribute 'NoSuchKeyword'"),
+        ("0008,1010", "is not KEYWORD=VALUE"),
+    ],
+)
+def test_malformed_tags_are_usage_errors_naming_the_option(case, tmp_path, tag, message):
+    result = export(case, tmp_path / "reg.dcm", "--tag", tag)
+    assert result.returncode == 2
+    assert "dicomregsave export: error: argument --tag: " in result.stderr and message in result.stderr
     assert list(tmp_path.iterdir()) == []
 
 
@@ -127,15 +140,28 @@ def test_identity_tags_equal_to_the_fixed_image_are_accepted(case, tmp_path):
 @pytest.mark.parametrize(
     "options, message",
     [
-        (["--uid-root", "1.2.abc"], "UID root '1.2.abc' is not valid"),
+        (["--uid-root", "1.2.abc"], "argument --uid-root: The UID root '1.2.abc' is not valid"),
         (["--uid-root", "1." + "2" * 50], "at most 44"),
         (["--registration-type", "guesswork"], "125022 (Fiducial Alignment)"),
-        (["--fixed-series", "1.2.3.4"], "no image series with Series Instance UID 1.2.3.4"),
+        (["--fixed-series", "1.2.abc"], "argument --fixed-series: '1.2.abc' is not a UID"),
+        (["--series-number", "twelve"], "argument --series-number: 'twelve' is not a valid Series Number"),
+        (["--send", "127.0.0.1:11112"], "argument --send: '127.0.0.1:11112' is not a DICOM peer"),
+        (["--calling-aet", "A" * 17], "argument --calling-aet: "),
+        (["--timeout", "0"], "argument --timeout: '0' is not a positive number of seconds"),
+        (["--grid-spacing", "0"], "1 or 3 positive numbers"),
     ],
 )
-def test_bad_option_values_fail_with_a_message(case, tmp_path, options, message):
+def test_malformed_option_values_are_usage_errors_naming_the_option(case, tmp_path, options, message):
     result = export(case, tmp_path / "reg.dcm", *options)
-    assert result.returncode == 1 and message in result.stderr
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "This is a bug" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_series_uid_not_in_the_folder_is_an_error_of_the_inputs(case, tmp_path):
+    result = export(case, tmp_path / "reg.dcm", "--fixed-series", "1.2.3.4", "--json", "-")
+    assert result.returncode == 1 and "no image series with Series Instance UID 1.2.3.4" in result.stderr
+    assert json.loads(result.stdout)["ok"] is False
     assert list(tmp_path.iterdir()) == []
 
 

@@ -179,7 +179,7 @@ def test_unreachable_peer_and_bad_peer_text(case_and_reg, tmp_path):
     assert result.returncode == 1
     assert f"Cannot connect to NOBODY@{LOOPBACK}:{free_port}" in result.stdout
     bad = run("send", reg, "--to", f"{LOOPBACK}:{free_port}")
-    assert bad.returncode == 1 and "write it as AET@HOST:PORT" in bad.stderr
+    assert bad.returncode == 2 and "argument --to: " in bad.stderr and "write it as AET@HOST:PORT" in bad.stderr
     (tmp_path / "notes.txt").write_text("not DICOM")
     named = run("send", tmp_path / "notes.txt", "--to", f"NOBODY@{LOOPBACK}:{free_port}")
     assert named.returncode == 1 and "notes.txt: not sent: not a DICOM file" in named.stdout

@@ -1,1 +1,23 @@
-"""The ``dicomregsave`` command: parser and commands, batch runs, JSON reports, sending to a PACS."""
+"""The ``dicomregsave`` command (``python -m DicomRegSaveLib.cli``).
+
+:mod:`.main` (entry point and the list of commands), :mod:`.parser` (the parser and shared
+arguments), :mod:`.policy` (exit statuses, errors, notes), one module per command or group
+(:mod:`.export_send`, :mod:`.reading`, :mod:`.batch_command`, :mod:`.demo`, :mod:`.conformance`), and
+what they use: :mod:`.batch` (parallel rows), :mod:`.reports` (JSON), :mod:`.network` (sending),
+:mod:`.conformance_statement`.
+"""
+
+__all__ = [
+    "batch",
+    "batch_command",
+    "conformance",
+    "conformance_statement",
+    "demo",
+    "export_send",
+    "main",
+    "network",
+    "parser",
+    "policy",
+    "reading",
+    "reports",
+]

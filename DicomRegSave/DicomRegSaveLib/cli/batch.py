@@ -1,9 +1,10 @@
 """Batch runs: many exports from a CSV manifest, in parallel worker processes.
 
-Each manifest row becomes one ``dicomregsave export`` in a process of its own, so a row that fails
-(or crashes) never affects the others. On Linux that process is forked from the batch process,
-which has loaded the export's modules and the standard's tables once; elsewhere it is a new
-Python interpreter. A row whose output exists and validates is skipped, which
+Each manifest row becomes one export command (:class:`RowCommand`, given by the caller: the
+``batch`` command gives ``dicomregsave export``) in a process of its own, so a row that fails (or
+crashes) never affects the others. On Linux that process is forked from the batch process, which
+has loaded what the command uses once (``RowCommand.preload``); elsewhere it is a new Python
+interpreter. The manifest's columns are the export's options (:mod:`export.option_table`). A row whose output exists and validates is skipped, which
 makes an interrupted batch resumable. On Ctrl-C the running exports are interrupted (each removes
 its temporary file; a file is either complete or absent) and no further row is started.
 """
@@ -20,21 +21,19 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
 
 from DicomRegSaveLib.errors import ManifestError, OutputError
+from DicomRegSaveLib.export.option_table import EXPORT_OPTIONS, MANIFEST_COLUMNS, REQUIRED_COLUMNS, ExportOption
 
-#: Columns every manifest must have.
-REQUIRED_COLUMNS = ("transform", "fixed", "moving")
-#: Columns whose paths are taken relative to the manifest's folder.
-INPUT_PATH_COLUMNS = REQUIRED_COLUMNS
+__all__ = ["STATUSES", "BatchResult", "BatchRow", "RowCommand", "RowOutcome", "read_manifest", "run_batch"]
+
 #: Export options a manifest may not set: the batch decides where reports go and never replaces files.
-REFUSED_COLUMNS = ("json", "force")
+REFUSED_COLUMNS = tuple(o.name for o in EXPORT_OPTIONS if o.flag is not None and not o.in_manifest)
 #: Column values that switch a flag option on / off.
 TRUE_WORDS = frozenset({"1", "true", "yes", "y", "x", "on"})
 FALSE_WORDS = frozenset({"", "0", "false", "no", "n", "off"})
@@ -45,21 +44,25 @@ _POLL_S = 0.05
 
 
 @dataclass(frozen=True)
-class OptionSpec:
-    """How a manifest column maps to an ``export`` option.
+class RowCommand:
+    """What a batch runs for each row, given the row's arguments (export options as on the command line).
 
     Parameters
     ----------
-    flag:
-        The option as written on the command line, e.g. ``--series-description``.
-    kind:
-        ``"value"`` (one value), ``"values"`` (several, separated by spaces in the cell),
-        ``"repeat"`` (repeatable option, values separated by ``;`` in the cell) or ``"switch"``
-        (a flag: yes/no in the cell).
+    run:
+        Runs the command in a child forked from the batch process: arguments -> exit status. Its
+        standard output must be the row's JSON report (``--json -`` is added to the arguments).
+    program:
+        The same command as a new process, for where the batch does not fork: the row's arguments
+        are appended.
+    preload:
+        Imports what `run` uses (and loads its tables) in the batch process, before the first fork,
+        so that no row pays for it again; called before every fork, so it must be cheap the second time.
     """
 
-    flag: str
-    kind: str
+    run: Callable[[list[str]], int]
+    program: Sequence[str]
+    preload: Callable[[], None]
 
 
 @dataclass
@@ -111,14 +114,12 @@ class BatchResult:
         return {status: sum(o.status == status for o in self.outcomes) for status in STATUSES}
 
 
-def read_manifest(
-    path: str | os.PathLike, output_dir: str | os.PathLike, options: Mapping[str, OptionSpec]
-) -> list[BatchRow]:
+def read_manifest(path: str | os.PathLike, output_dir: str | os.PathLike) -> list[BatchRow]:
     """The rows of a CSV manifest (with a header) as export arguments.
 
     Columns: ``transform``, ``fixed``, ``moving`` (required; paths relative to the manifest's
     folder), ``output`` (optional; relative to `output_dir`; default ``row-N.dcm``) and any export
-    option named by its long form with ``-`` written ``_`` (`options` maps those names).
+    option named by its long form with ``-`` written ``_`` (:data:`option_table.MANIFEST_COLUMNS`).
 
     Raises
     ------
@@ -146,9 +147,7 @@ def read_manifest(
             f"The manifest {manifest} lacks the column(s) {', '.join(missing)}; its first line must name "
             f"the columns, at least {','.join(REQUIRED_COLUMNS)}."
         )
-    unknown = [
-        c for c in header if c not in (*REQUIRED_COLUMNS, "output") and (c not in options or c in REFUSED_COLUMNS)
-    ]
+    unknown = [c for c in header if c not in MANIFEST_COLUMNS]
     if unknown:
         raise ManifestError(
             f"The manifest {manifest} has column(s) that are not export options: {', '.join(unknown)}. "
@@ -168,7 +167,7 @@ def read_manifest(
         for column in header:
             if column in (*REQUIRED_COLUMNS, "output"):
                 continue
-            arguments += _option_arguments(options[column], cells.get(column, ""), where, column)
+            arguments += _option_arguments(MANIFEST_COLUMNS[column], cells.get(column, ""), where)
         output = output_dir / (cells.get("output") or f"row-{number}.dcm")
         if output.resolve() in outputs:
             raise ManifestError(
@@ -181,28 +180,29 @@ def read_manifest(
     return rows
 
 
-def _option_arguments(spec: OptionSpec, cell: str, where: str, column: str) -> list[str]:
-    if spec.kind == "switch":
+def _option_arguments(option: ExportOption, cell: str, where: str) -> list[str]:
+    if option.kind == "switch":
         word = cell.lower()
         if word not in TRUE_WORDS | FALSE_WORDS:
-            raise ManifestError(f"{where}: the column {column} takes yes or no, not {cell!r}.")
-        return [spec.flag] if word in TRUE_WORDS else []
+            raise ManifestError(f"{where}: the column {option.column} takes yes or no, not {cell!r}.")
+        return [option.flag] if word in TRUE_WORDS else []
     if not cell:
         return []
-    if spec.kind == "values":
-        return [spec.flag, *cell.split()]
-    if spec.kind == "repeat":
-        return [part for value in cell.split(";") if value.strip() for part in (spec.flag, value.strip())]
-    return [spec.flag, cell]
+    if option.kind == "values":
+        return [option.flag, *cell.split()]
+    if option.kind == "repeat":
+        return [part for value in cell.split(";") if value.strip() for part in (option.flag, value.strip())]
+    return [option.flag, cell]
 
 
 def run_batch(
     rows: Sequence[BatchRow],
+    command: RowCommand,
     *,
     jobs: int = 1,
     on_outcome: Callable[[RowOutcome], None] | None = None,
 ) -> BatchResult:
-    """Run the rows' exports, at most `jobs` at a time, each in its own worker process.
+    """Run `command` for each row, at most `jobs` at a time, each in its own worker process.
 
     Workers are forked from this process where that is safe (see :func:`_start_export`), else
     they are new interpreters. Rows whose output exists and validates are skipped; a row whose
@@ -229,7 +229,7 @@ def run_batch(
                     finish(_existing(row, validate_file(row.output)))
                     continue
                 with _ctrl_c_deferred():
-                    running.append(_Worker(row))
+                    running.append(_Worker(row, command))
             for worker in [w for w in running if w.process.poll() is not None]:
                 running.remove(worker)
                 finish(worker.outcome())
@@ -283,16 +283,16 @@ def _ctrl_c_deferred() -> Iterator[None]:
 
 
 class _Worker:
-    """One row's ``dicomregsave export``, its stdout and stderr in temporary files, in a session of its
-    own so that only the batch forwards Ctrl-C to it (exactly once, while it is running)."""
+    """One row's command, its stdout and stderr in temporary files, in a session of its own so that
+    only the batch forwards Ctrl-C to it (exactly once, while it is running)."""
 
-    def __init__(self, row: BatchRow) -> None:
+    def __init__(self, row: BatchRow, command: RowCommand) -> None:
         self.row = row
         self.started = time.perf_counter()
         self.stdout = tempfile.TemporaryFile()
         self.stderr = tempfile.TemporaryFile()
         self.process = _start_export(
-            ["export", *row.arguments, "--output", str(row.output), "--json", "-"], self.stdout, self.stderr
+            command, [*row.arguments, "--output", str(row.output), "--json", "-"], self.stdout, self.stderr
         )
 
     def outcome(self, interrupted: bool = False) -> RowOutcome:
@@ -323,21 +323,23 @@ class _Worker:
         return RowOutcome(self.row.number, self.row.output, status, error, export, seconds)
 
 
-def _start_export(arguments: list[str], stdout: BinaryIO, stderr: BinaryIO) -> subprocess.Popen | _ForkedCommand:
-    """``dicomregsave ARGUMENTS`` in a new process writing to `stdout` and `stderr`, in a session of its own.
+def _start_export(
+    command: RowCommand, arguments: list[str], stdout: BinaryIO, stderr: BinaryIO
+) -> subprocess.Popen | _ForkedCommand:
+    """`command` with `arguments` in a new process writing to `stdout` and `stderr`, in a session of its own.
 
     On Linux, forked from this process when no other Python thread runs: a forked child gets a
     copy of every lock another thread may hold, but not the thread that would release it (numpy's
     OpenBLAS stops its own threads before a fork and restarts them on demand). The first fork loads
-    what an export uses, so that no row pays for it again. Elsewhere a new interpreter runs
-    ``python -m DicomRegSaveLib.cli``: Windows has no fork, and on macOS system libraries may run
+    what the command uses (``command.preload``), so that no row pays for it again. Elsewhere a new
+    interpreter runs ``command.program``: Windows has no fork, and on macOS system libraries may run
     threads of their own (Python's multiprocessing does not fork there either).
     """
     if sys.platform == "linux" and hasattr(os, "fork") and threading.active_count() == 1:
-        _load_export_modules()
-        return _ForkedCommand(arguments, stdout, stderr)
+        command.preload()
+        return _ForkedCommand(command.run, arguments, stdout, stderr)
     return subprocess.Popen(
-        [sys.executable, "-m", "DicomRegSaveLib.cli", *arguments],
+        [*command.program, *arguments],
         stdin=subprocess.DEVNULL,
         stdout=stdout,
         stderr=stderr,
@@ -345,26 +347,14 @@ def _start_export(arguments: list[str], stdout: BinaryIO, stderr: BinaryIO) -> s
     )
 
 
-@cache
-def _load_export_modules() -> None:
-    """Import the modules an export imports (the command's parser's too) and load the standard's
-    tables, once in this process."""
-    from DicomRegSaveLib.cli import main as cli, reports  # noqa: F401
-    from DicomRegSaveLib.export import request  # noqa: F401
-    from DicomRegSaveLib.inputs import series, transform_files  # noqa: F401
-    from DicomRegSaveLib.reg import tags
-    from DicomRegSaveLib.slicer import fields  # noqa: F401
-
-    cli.build_parser()
-    tags.load_standard_tables()
-
-
 class _ForkedCommand:
-    """``cli.main(arguments)`` in a child forked from this process, seen through the part of
+    """``run(arguments)`` in a child forked from this process, seen through the part of
     :class:`subprocess.Popen` the batch uses: ``poll``, ``wait``, ``send_signal``, ``returncode``
     (negative: the signal that ended the child)."""
 
-    def __init__(self, arguments: list[str], stdout: BinaryIO, stderr: BinaryIO) -> None:
+    def __init__(
+        self, run: Callable[[list[str]], int], arguments: list[str], stdout: BinaryIO, stderr: BinaryIO
+    ) -> None:
         self.returncode: int | None = None
         sys.stdout.flush()
         sys.stderr.flush()
@@ -374,7 +364,7 @@ class _ForkedCommand:
         try:
             self.pid = os.fork()
             if self.pid == 0:
-                _run_forked(arguments, stdout, stderr, mask)
+                _run_forked(run, arguments, stdout, stderr, mask)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
@@ -395,8 +385,10 @@ class _ForkedCommand:
             os.kill(self.pid, number)
 
 
-def _run_forked(arguments: list[str], stdout: BinaryIO, stderr: BinaryIO, mask: set) -> NoReturn:
-    """The child's side of :class:`_ForkedCommand`: what a new ``python -m DicomRegSaveLib.cli`` would do,
+def _run_forked(
+    run: Callable[[list[str]], int], arguments: list[str], stdout: BinaryIO, stderr: BinaryIO, mask: set
+) -> NoReturn:
+    """The child's side of :class:`_ForkedCommand`: what the command as a new process would do,
     ending with ``os._exit`` so that nothing of the batch (atexit, its buffers) runs twice."""
     code = 1
     try:
@@ -411,9 +403,7 @@ def _run_forked(arguments: list[str], stdout: BinaryIO, stderr: BinaryIO, mask: 
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # discards a SIGINT pending since the fork
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        from DicomRegSaveLib.cli.main import main
-
-        code = main(arguments)
+        code = run(arguments)
     except SystemExit as leaving:
         code = _exit_status(leaving.code)
     except BaseException:

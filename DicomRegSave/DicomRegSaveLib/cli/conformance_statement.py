@@ -2,7 +2,7 @@
 
 :func:`conformance_statement` renders ``Resources/ConformanceStatement.md``: the module lists of the
 IODs (66.3 and 66.1) come from the standard's tables (:func:`tags.standard_tables`), what is inherited from the
-fixed image from :mod:`tags`, the user-settable attributes from :data:`export.OPTION_FIELDS`, the
+fixed image from :mod:`tags`, the user-settable attributes from :data:`export.option_table.OPTION_FIELDS`, the
 attributes written from a REG built in memory by the writer itself, and the network side from
 :mod:`network`. A test compares the file with this output, so the two cannot drift apart.
 """
@@ -50,7 +50,8 @@ _USAGE = {"M": "Mandatory", "C": "Conditional", "U": "User option"}
 
 def _sample_dataset(iod_key: str) -> Dataset:
     """A REG of the IOD as the writer makes it for a small registration, with every optional item present."""
-    from DicomRegSaveLib.export.pipeline import ExportOptions, create_dataset
+    from DicomRegSaveLib.export.options import ExportOptions
+    from DicomRegSaveLib.export.pipeline import create_dataset
 
     fixed = Dataset()
     fixed.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
@@ -87,7 +88,7 @@ def _name(keyword: str) -> str:
 
 
 def _source(path: str) -> str:
-    from DicomRegSaveLib.export.pipeline import OPTION_FIELDS
+    from DicomRegSaveLib.export.option_table import OPTION_FIELDS
 
     keyword = path.split(" > ")[-1]
     if path in FROM_INPUTS:

@@ -34,6 +34,11 @@ VERIFICATION_SOP_CLASS_UID = "1.2.840.10008.1.1"
 _AE_TITLE = re.compile(r"^[^\\\x00-\x1f]{1,16}$")
 
 
+def valid_ae_title(text: str) -> bool:
+    """True if `text` is an AE title: 1-16 characters, no backslash or control characters."""
+    return bool(_AE_TITLE.match(text))
+
+
 @dataclass(frozen=True)
 class Peer:
     """A DICOM application entity to send to: ``AET@HOST:PORT``."""
@@ -58,7 +63,7 @@ class Peer:
         if match is None:
             raise SendError(f"{text!r} is not a DICOM peer; write it as AET@HOST:PORT, e.g. ORTHANC@127.0.0.1:4242.")
         ae_title = match["aet"].strip()
-        if not _AE_TITLE.match(ae_title):
+        if not valid_ae_title(ae_title):
             raise SendError(
                 f"The AE title {ae_title!r} in {text!r} is not valid: 1-16 characters, no backslash or control characters."
             )
@@ -170,7 +175,7 @@ def send_files(
     """
     from pynetdicom import AE
 
-    if not _AE_TITLE.match(calling_ae_title):
+    if not valid_ae_title(calling_ae_title):
         raise SendError(
             f"The calling AE title {calling_ae_title!r} is not valid: 1-16 characters, no backslash or control characters."
         )

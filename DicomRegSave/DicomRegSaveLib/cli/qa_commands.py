@@ -8,16 +8,13 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from DicomRegSaveLib.cli.parser import add_json_argument, text_stream
 from DicomRegSaveLib.progress import TerminalProgress
+from DicomRegSaveLib.qa import INTERPOLATIONS
 
 EXIT_OK, EXIT_ERROR = 0, 1
-
-
-def _text_stream(args: argparse.Namespace):
-    return sys.stderr if getattr(args, "json", None) == "-" else sys.stdout
 
 
 def command_qa(args: argparse.Namespace) -> int:
@@ -55,7 +52,7 @@ def command_qa(args: argparse.Namespace) -> int:
         "moving": identity(moving_series.first_header),
     }
     report = result.report(args.reg, identities)
-    stream = _text_stream(args)
+    stream = text_stream(args)
     if args.report is not None:
         pictures = {quality.number: item_pictures(quality, fixed, moving) for quality in result.items}
         folder = write_report_folder(args.report, report, pictures)
@@ -93,10 +90,8 @@ def command_resample(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def add_qa_commands(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction) -> None:
     """Add the ``qa`` and ``resample`` subcommands to the parser's subcommands."""
-    from DicomRegSaveLib.qa.volumes import INTERPOLATIONS
-
     source_frame_help = (
         "the item whose source Frame of Reference UID is UID (the moving image's frame); default: every item "
         "that moves a series"
@@ -127,9 +122,7 @@ def add_qa_commands(commands: argparse._SubParsersAction) -> None:
     qa.add_argument(
         "--report", type=Path, metavar="DIR", help="write DIR/index.html and its PNG pictures (new or empty folder)"
     )
-    qa.add_argument(
-        "--json", metavar="PATH", help="also write the JSON report to PATH (- for stdout; the text then goes to stderr)"
-    )
+    add_json_argument(qa)
     qa.set_defaults(run=command_qa)
 
     resample_parser = commands.add_parser(

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import highdicom as hd
@@ -18,11 +18,12 @@ from pydicom.dataset import Dataset
 from pydicom.sr.coding import Code
 from pydicom.tag import Tag
 
-from DicomRegSaveLib import IMPLEMENTATION_VERSION_NAME, __version__
+from DicomRegSaveLib import IMPLEMENTATION_VERSION_NAME
 from DicomRegSaveLib.dicom_file import tag_text
 from DicomRegSaveLib.errors import InvalidRegistrationError, require_type
 from DicomRegSaveLib.export.input_checks import swapped_inputs_warning
-from DicomRegSaveLib.export.option_table import REGISTRATION_CLASSES, UNDEFINED_VECTOR_CHOICES
+from DicomRegSaveLib.export.option_table import OPTION_FIELDS, REGISTRATION_CLASSES, UNDEFINED_VECTOR_CHOICES
+from DicomRegSaveLib.export.options import ExportOptions
 from DicomRegSaveLib.inputs.series import ImageSeries
 from DicomRegSaveLib.model import (
     FRAME_OF_REFERENCE_IDENTITY,
@@ -39,20 +40,25 @@ from DicomRegSaveLib.reg.vector_grid_data import write_dataset_streaming
 from DicomRegSaveLib.validation.conformance import ConformanceReport, check_dataset
 from DicomRegSaveLib.values import problem_for_attribute, problem_uid
 
-#: DICOM keyword -> ExportOptions field, for the attributes ExportOptions carries itself.
-OPTION_FIELDS = {
-    "SeriesDescription": "series_description",
-    "SeriesNumber": "series_number",
-    "ContentLabel": "content_label",
-    "ContentDescription": "content_description",
-    "ContentCreatorName": "content_creator_name",
-    "Manufacturer": "manufacturer",
-    "ManufacturerModelName": "manufacturer_model_name",
-    "DeviceSerialNumber": "device_serial_number",
-    "SoftwareVersions": "software_versions",
-}
+__all__ = [
+    "MAX_UID_ROOT_LENGTH",
+    "ExportOptions",
+    "ExportResult",
+    "OutputPlan",
+    "build_registration",
+    "checked_uid_root",
+    "create_dataset",
+    "export_planned",
+    "export_registration",
+    "new_uid",
+    "output_path_for",
+    "plan_output",
+    "sop_class_for",
+    "write_dataset",
+]
 
-#: Attributes that the SOP class constructor sets, so overrides of them are passed to it.
+#: Attributes that the SOP class constructor sets (its argument is named as the ExportOptions field),
+#: so overrides of them are passed to it.
 _CONSTRUCTOR_OVERRIDES = {
     **OPTION_FIELDS,
     "StudyInstanceUID": "study_instance_uid",
@@ -77,6 +83,17 @@ def new_uid(root: str | None = None) -> str:
     """
     if root is None:
         return hd.UID()
+    return pydicom.uid.generate_uid(prefix=checked_uid_root(root) + ".")
+
+
+def checked_uid_root(root: str) -> str:
+    """`root` without a trailing dot, if it can prefix new UIDs.
+
+    Raises
+    ------
+    InvalidRegistrationError
+        If `root` is not a valid UID or longer than :data:`MAX_UID_ROOT_LENGTH` characters.
+    """
     root = root.rstrip(".")
     problem = problem_uid(root)
     if problem is not None:
@@ -86,54 +103,7 @@ def new_uid(root: str | None = None) -> str:
             f"The UID root {root!r} has {len(root)} characters; at most {MAX_UID_ROOT_LENGTH} leave room for "
             "the 20 unique digits of a UID of at most 64 characters. Use a shorter root."
         )
-    return pydicom.uid.generate_uid(prefix=root + ".")
-
-
-def default_software_versions() -> list[str]:
-    return [f"DicomRegSave {__version__}", f"pydicom {pydicom.__version__}", f"highdicom {hd.__version__}"]
-
-
-@dataclass
-class ExportOptions:
-    """Everything a user may choose about the REG object; the defaults describe DicomRegSave.
-
-    ``overrides`` (keyword or ``gggg,eeee`` -> value, ``None`` deletes) apply after everything
-    else except ``modifier``, a callable that receives the finished dataset (private tags,
-    site-specific clean-ups). ``copy_source_keywords`` copies further attributes from the fixed
-    image on request, with a warning each.
-
-    ``series_description`` ``None`` names the class written ("Deformable registration" or
-    "Spatial registration"). ``registration_class`` chooses the SOP class: ``"spatial"`` a Spatial Registration (66.1,
-    matrices only; refused for a non-linear transform), ``"deformable"`` a Deformable Spatial
-    Registration (66.3; a linear transform gets a zero grid and a post matrix), ``"auto"`` (the
-    default) spatial when the whole transform is linear, else deformable.
-
-    ``undefined_vectors`` says what to do with NaN displacement vectors: ``"refuse"`` (the default:
-    nothing is written, the message says how many and where) or ``"undefined"`` (written as
-    DICOM's whole-NaN "undefined here" marker; the result's report warns with the count).
-    """
-
-    series_description: str | None = None
-    series_number: int = 1000
-    instance_number: int = 1
-    content_label: str = "REGISTRATION"
-    content_description: str | None = None
-    content_creator_name: str | None = None
-    manufacturer: str = "DicomRegSave"
-    manufacturer_model_name: str = "DicomRegSave"
-    device_serial_number: str = "DICOMREGSAVE"
-    software_versions: Sequence[str] = field(default_factory=default_software_versions)
-    identity_item: bool = False
-    registration_class: str = "auto"
-    registration_type: Code | None = IMAGE_CONTENT_BASED_ALIGNMENT
-    comment: str | None = None
-    series_instance_uid: str | None = None
-    sop_instance_uid: str | None = None
-    uid_root: str | None = None
-    overrides: Mapping[str, object] = field(default_factory=dict)
-    copy_source_keywords: Sequence[str] = ()
-    modifier: Callable[[Dataset], None] | None = None
-    undefined_vectors: str = "refuse"
+    return root
 
 
 @dataclass
@@ -312,6 +282,38 @@ def write_dataset(
     return path
 
 
+@dataclass(frozen=True)
+class OutputPlan:
+    """Where an export writes, decided before anything is read: the options (with the SOP Instance
+    UID that names the file) and the output file, checked (:func:`plan_output`)."""
+
+    options: ExportOptions
+    path: Path
+
+
+def plan_output(
+    output: str | os.PathLike,
+    options: ExportOptions,
+    force: bool = False,
+    inputs: Sequence[str | os.PathLike] = (),
+) -> OutputPlan:
+    """The export's SOP Instance UID (a new one unless `options` chose it) and its checked output file.
+
+    Raises
+    ------
+    InvalidRegistrationError
+        If the UID root is not valid.
+    OutputError
+        As :func:`output_path_for`.
+    """
+    require_type("options", options, ExportOptions)
+    # an override of the SOP Instance UID names the file, as it names the instance
+    overridden = {tags.resolve_keyword(key): value for key, value in options.overrides.items()}.get("SOPInstanceUID")
+    if overridden is not None or options.sop_instance_uid is None:
+        options = dataclasses.replace(options, sop_instance_uid=overridden or new_uid(options.uid_root))
+    return OutputPlan(options, output_path_for(output, options.sop_instance_uid, force, inputs))
+
+
 def export_registration(
     deformation: Deformation,
     fixed: ImageSeries,
@@ -335,26 +337,55 @@ def export_registration(
     OutputError
         If the output cannot be written (nothing is left behind).
     """
+    _check_arguments(deformation, fixed, moving)
+    require_type("output", output, str, os.PathLike)
+    plan = plan_output(output, options or ExportOptions(), force, [*inputs, *fixed.paths, *moving.paths])
+    return _build_and_write(deformation, fixed, moving, plan, force, progress, inputs)
+
+
+def export_planned(
+    deformation: Deformation,
+    fixed: ImageSeries,
+    moving: ImageSeries,
+    plan: OutputPlan,
+    force: bool = False,
+    progress: Progress | None = None,
+    inputs: Sequence[str | os.PathLike] = (),
+) -> ExportResult:
+    """:func:`export_registration` to an output planned before the inputs were read (:func:`plan_output`,
+    so that a bad output is reported before a long read). The write checks the output again against
+    the image files as well, as it takes its name."""
+    _check_arguments(deformation, fixed, moving)
+    require_type("plan", plan, OutputPlan)
+    return _build_and_write(deformation, fixed, moving, plan, force, progress, inputs)
+
+
+def _check_arguments(deformation: Deformation, fixed: ImageSeries, moving: ImageSeries) -> None:
     require_type("deformation", deformation, Deformation)
     require_type("fixed", fixed, ImageSeries)
     require_type("moving", moving, ImageSeries)
-    require_type("output", output, str, os.PathLike)
-    options = options or ExportOptions()
-    require_type("options", options, ExportOptions)
-    if options.undefined_vectors not in UNDEFINED_VECTOR_CHOICES:
-        raise ValueError(
-            f"options.undefined_vectors must be one of {', '.join(UNDEFINED_VECTOR_CHOICES)}, "
-            f"not {options.undefined_vectors!r}"
-        )
     if fixed.series_instance_uid == moving.series_instance_uid:
         raise InvalidRegistrationError(
             f"The fixed and the moving image are the same series ({fixed.series_instance_uid}). "
             "Choose the image the registration was computed from as the moving image."
         )
-    if options.sop_instance_uid is None:
-        options = dataclasses.replace(options, sop_instance_uid=new_uid(options.uid_root))
-    inputs = [*inputs, *fixed.paths, *moving.paths]
-    output_path_for(output, options.sop_instance_uid, force, inputs)
+
+
+def _build_and_write(
+    deformation: Deformation,
+    fixed: ImageSeries,
+    moving: ImageSeries,
+    plan: OutputPlan,
+    force: bool,
+    progress: Progress | None,
+    inputs: Sequence[str | os.PathLike],
+) -> ExportResult:
+    options = plan.options
+    if options.undefined_vectors not in UNDEFINED_VECTOR_CHOICES:
+        raise ValueError(
+            f"options.undefined_vectors must be one of {', '.join(UNDEFINED_VECTOR_CHOICES)}, "
+            f"not {options.undefined_vectors!r}"
+        )
     registration = build_registration(
         fixed,
         moving,
@@ -393,7 +424,8 @@ def export_registration(
 
     if grid is not None and grid.vectors_checked:
         refuse_undefined_vectors()
-    path = write_dataset(dataset, output, force, progress, inputs, check_written=refuse_undefined_vectors)
+    all_inputs = [*inputs, *fixed.paths, *moving.paths]
+    path = write_dataset(dataset, plan.path, force, progress, all_inputs, check_written=refuse_undefined_vectors)
     if grid is not None and grid.undefined.count:
         report.warnings.append(
             f'{grid.describe_undefined()}; they were written as DICOM\'s "undefined here" marker '

@@ -10,3 +10,6 @@
 Every item is evaluated as the mapping ``phi`` from the registered (fixed) frame to its source
 (moving) frame, LPS mm, as :meth:`~DicomRegSaveLib.model.RegistrationItem.map_points` applies it.
 """
+
+#: How ``resample`` samples the moving image (a light constant: the command's parser reads it).
+INTERPOLATIONS = ("linear", "nearest")

@@ -22,8 +22,7 @@ from DicomRegSaveLib.errors import DicomInputError
 from DicomRegSaveLib.inputs.series import ImageSeries
 from DicomRegSaveLib.model import RegistrationItem
 from DicomRegSaveLib.progress import Progress, ignore_progress
-
-INTERPOLATIONS = ("linear", "nearest")
+from DicomRegSaveLib.qa import INTERPOLATIONS
 
 #: Rounding allowed beyond the edge voxels' centres (voxels), as in :func:`geometry.trilinear_sample`.
 _EDGE_TOLERANCE = 1e-6

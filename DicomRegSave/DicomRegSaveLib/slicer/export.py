@@ -17,7 +17,8 @@ import slicer
 from pydicom.dataset import Dataset
 
 from DicomRegSaveLib.errors import DicomInputError
-from DicomRegSaveLib.export.pipeline import ExportOptions, ExportResult, export_registration
+from DicomRegSaveLib.export.options import ExportOptions
+from DicomRegSaveLib.export.pipeline import ExportResult, export_registration
 from DicomRegSaveLib.inputs.series import HeaderLookup, ImageSeries
 from DicomRegSaveLib.mrml import nodes as mrml
 from DicomRegSaveLib.mrml.deformation import deformation_from_transform_node
@@ -145,7 +146,8 @@ def _export(
     )
     step(0.7, "Building, checking and writing the registration object")
     result = export_registration(deformation, fixed, moving, output, options, force, part(progress, 0.7, 1.0))
-    result.report.warnings.extend(deformation.warnings + notes)
+    # the deformation's own notes are the pipeline's to report; these are about the volumes
+    result.report.warnings.extend(notes)
     step(1.0, "Done")
     return result, fixed, moving
 
