@@ -62,14 +62,13 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def command_to_transform(args: argparse.Namespace) -> int:
     from DicomRegSaveLib.cli.reports import to_transform_report, write_report
-    from DicomRegSaveLib.inputs.transform_files import write_transform_file
-    from DicomRegSaveLib.output import atomic_output
+    from DicomRegSaveLib.inputs.transform_writer import write_transform_file
     from DicomRegSaveLib.reg.reader import read_registration
 
     registration = read_registration(args.reg)
     item = registration.choose_item(args.source_frame)
-    with atomic_output(args.output, args.force, inputs=[args.reg]) as temporary, TerminalProgress() as progress:
-        write_transform_file(item, temporary, progress)
+    with TerminalProgress() as progress:
+        write_transform_file(item, args.output, progress, force=args.force, inputs=[args.reg])
     number = registration.items.index(item) + 1
     print(
         f"Wrote {args.output}: the fixed -> moving transform of {args.reg}, item {number} of "

@@ -198,8 +198,11 @@ def create_dataset(registration: Registration, fixed_image: Dataset, options: Ex
     ------
     InvalidRegistrationError
         If an option or override is not a valid value of its attribute (VR, multiplicity, the
-        attribute's rules: :func:`values.problem_for_attribute`, which validation applies too).
+        attribute's rules: :func:`values.problem_for_attribute`, which validation applies too), or
+        gives a patient or study other than the fixed image's: every front end (command line, module
+        panel, export dialog, console) ends here, so none can write a REG into another patient.
     """
+    tags.check_identity({tags.resolve_keyword(key): value for key, value in options.overrides.items()}, fixed_image)
     arguments = {
         "study_instance_uid": None,
         "series_instance_uid": options.series_instance_uid or new_uid(options.uid_root),

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 from DicomRegSaveLib.export.options import ExportOptions
 from DicomRegSaveLib.export.pipeline import ExportResult, export_planned, plan_output
 from DicomRegSaveLib.progress import Progress
-from DicomRegSaveLib.reg import tags
 
 if TYPE_CHECKING:
     from DicomRegSaveLib.inputs.series import ImageSeries
@@ -85,7 +84,6 @@ def run_export_request(request: ExportRequest, progress: Progress | None = None)
     plan = plan_output(request.output, request.options, request.force, transform_files)
     check_field_fits(request.transform, request.grid_spacing_mm)
     fixed = read_image_series(request.fixed_paths, "fixed", series_instance_uid=request.fixed_series_uid)
-    tags.check_identity(plan.options.overrides, fixed.first_header)
     moving = read_image_series(request.moving_paths, "moving", series_instance_uid=request.moving_series_uid)
     deformation = deformation_from_file(
         request.transform,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from DicomRegSaveLib.inputs.field_headers import extension_of
 from DicomRegSaveLib.inputs.field_writer import FIELD_EXTENSIONS, write_displacement_field
 from DicomRegSaveLib.model import DisplacementGrid, RegistrationItem
 from DicomRegSaveLib.native_log import captured_native_output, summarize
+from DicomRegSaveLib.output import atomic_output
 from DicomRegSaveLib.progress import Progress
 
 #: ITK transform file types that `write_transform_file` writes as a composite transform.
@@ -20,7 +22,14 @@ TRANSFORM_WRITE_TYPES = (".h5", ".hdf5", ".tfm", ".txt")
 FIELD_WRITE_TYPES = FIELD_EXTENSIONS
 
 
-def write_transform_file(item: RegistrationItem, path: str | Path, progress: Progress | None = None) -> Path:
+def write_transform_file(
+    item: RegistrationItem,
+    path: str | Path,
+    progress: Progress | None = None,
+    *,
+    force: bool = False,
+    inputs: Sequence[str | Path] = (),
+) -> Path:
     """Write one registration item's fixed -> moving mapping as a transform file Slicer and ITK read.
 
     ``.h5``/``.hdf5``/``.tfm``/``.txt``: an ITK (composite) transform of the pre-matrix, the
@@ -32,7 +41,8 @@ def write_transform_file(item: RegistrationItem, path: str | Path, progress: Pro
     it to float64); pre/post matrices are folded into the vectors (total displacement
     ``M_post(M_pre x + D(x)) - x`` at each grid point), which trilinear interpolation reproduces
     exactly inside the grid because the mapping is affine in x plus linear in D. `progress`
-    follows the writing of a field (see :mod:`.progress`).
+    follows the writing of a field (see :mod:`.progress`). The file appears complete or not at all
+    (:func:`output.atomic_output`); an existing file is replaced only with `force`, an input never.
 
     Raises
     ------
@@ -45,22 +55,30 @@ def write_transform_file(item: RegistrationItem, path: str | Path, progress: Pro
         raise TypeError("write_transform_file takes one RegistrationItem; see Registration.choose_item")
     path = Path(path)
     extension = extension_of(path)
-    if extension in FIELD_WRITE_TYPES:
-        if item.grid is None:
-            raise OutputError(
-                f"Cannot write {path.name}: the registration item is linear (matrices only, as in every Spatial "
-                "Registration), and a displacement field would only approximate it on an arbitrary grid. Write an "
-                f"ITK transform instead ({', '.join(TRANSFORM_WRITE_TYPES)})."
-            )
-        try:
-            write_displacement_field(_total_displacement_grid(item), path, extension, progress)
-        except OSError as error:
-            raise OutputError(f"Cannot write the displacement field {path}: {error}.") from error
-        return path
-    if extension not in TRANSFORM_WRITE_TYPES:
+    if extension in FIELD_WRITE_TYPES and item.grid is None:
+        raise OutputError(
+            f"Cannot write {path}: the registration item is linear (matrices only, as in every Spatial "
+            "Registration), and a displacement field would only approximate it on an arbitrary grid. Write an "
+            f"ITK transform instead ({', '.join(TRANSFORM_WRITE_TYPES)})."
+        )
+    if extension not in FIELD_WRITE_TYPES + TRANSFORM_WRITE_TYPES:
         raise OutputError(
             f"Cannot write a transform to {path}: use one of {', '.join(TRANSFORM_WRITE_TYPES + FIELD_WRITE_TYPES)}."
         )
+    # Writers are given a temporary name in the target folder; messages name the user's path.
+    with atomic_output(path, force, inputs) as temporary:
+        if extension in FIELD_WRITE_TYPES:
+            try:
+                write_displacement_field(_total_displacement_grid(item), temporary, extension, progress)
+            except OSError as error:
+                raise OutputError(f"Cannot write the displacement field {path}: {error}.") from error
+        else:
+            _write_itk_transform(item, temporary, path)
+    return path
+
+
+def _write_itk_transform(item: RegistrationItem, temporary: Path, path: Path) -> None:
+    """The item as an ITK (composite) transform file written by Slicer's storage node into `temporary`."""
     import slicer
     import vtk
 
@@ -75,17 +93,16 @@ def write_transform_file(item: RegistrationItem, path: str | Path, progress: Pro
         for component in components:
             transform.Concatenate(component)
     scene = slicer.vtkMRMLScene()
-    node = scene.AddNewNodeByClass("vtkMRMLTransformNode", path.name)
+    node = scene.AddNewNodeByClass("vtkMRMLTransformNode", path.stem)
     node.SetAndObserveTransformFromParent(transform)
     storage = slicer.vtkMRMLTransformStorageNode()
     scene.AddNode(storage)
-    storage.SetFileName(str(path))
+    storage.SetFileName(str(temporary))
     with captured_native_output() as native:
         written = storage.WriteData(node)
     if not written:
         detail = native.summary() or summarize(storage.GetUserMessages().GetAllMessagesAsString())
         raise OutputError(f"Slicer could not write the transform to {path}{': ' + detail if detail else ''}.")
-    return path
 
 
 def _total_displacement_grid(item: RegistrationItem) -> DisplacementGrid:
