@@ -55,18 +55,19 @@ def write_transform_file(
         raise TypeError("write_transform_file takes one RegistrationItem; see Registration.choose_item")
     path = Path(path)
     extension = extension_of(path)
-    if extension in FIELD_WRITE_TYPES and item.grid is None:
-        raise OutputError(
-            f"Cannot write {path}: the registration item is linear (matrices only, as in every Spatial "
-            "Registration), and a displacement field would only approximate it on an arbitrary grid. Write an "
-            f"ITK transform instead ({', '.join(TRANSFORM_WRITE_TYPES)})."
-        )
-    if extension not in FIELD_WRITE_TYPES + TRANSFORM_WRITE_TYPES:
-        raise OutputError(
-            f"Cannot write a transform to {path}: use one of {', '.join(TRANSFORM_WRITE_TYPES + FIELD_WRITE_TYPES)}."
-        )
-    # Writers are given a temporary name in the target folder; messages name the user's path.
+    # Writers are given a temporary name in the target folder; messages name the user's path. The
+    # output's own checks (an input, an existing file) come first, then what the format can hold.
     with atomic_output(path, force, inputs) as temporary:
+        if extension in FIELD_WRITE_TYPES and item.grid is None:
+            raise OutputError(
+                f"Cannot write {path}: the registration item is linear (matrices only, as in every Spatial "
+                "Registration), and a displacement field would only approximate it on an arbitrary grid. Write an "
+                f"ITK transform instead ({', '.join(TRANSFORM_WRITE_TYPES)})."
+            )
+        if extension not in FIELD_WRITE_TYPES + TRANSFORM_WRITE_TYPES:
+            raise OutputError(
+                f"Cannot write a transform to {path}: use one of {', '.join(TRANSFORM_WRITE_TYPES + FIELD_WRITE_TYPES)}."
+            )
         if extension in FIELD_WRITE_TYPES:
             try:
                 write_displacement_field(_total_displacement_grid(item), temporary, extension, progress)
