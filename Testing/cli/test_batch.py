@@ -23,7 +23,7 @@ from commands import COMMAND
 from DicomRegSaveLib.cli import batch
 from DicomRegSaveLib.cli.batch_command import EXPORT_ROW
 from DicomRegSaveLib.export import request as export_request
-from DicomRegSaveLib.validation.conformance import validate_file
+from DicomRegSaveLib.validation.validate import validate_file
 
 #: How each kind of worker is reached from the command line.
 LAUNCHERS = {

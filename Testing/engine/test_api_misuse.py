@@ -9,7 +9,8 @@ from DicomRegSaveLib.export.pipeline import export_registration
 from DicomRegSaveLib.inputs.series import read_image_series
 from DicomRegSaveLib.inputs.transform_files import deformation_from_file
 from DicomRegSaveLib.reg.reader import read_registration
-from DicomRegSaveLib.validation.conformance import check_dataset, validate_file
+from DicomRegSaveLib.validation.iod_rules import check_dataset
+from DicomRegSaveLib.validation.validate import validate_file
 
 
 @pytest.mark.parametrize(

@@ -14,15 +14,13 @@ from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian
 
 import reg_builders as rb
 from DicomRegSaveLib.errors import InvalidRegistrationError
+from DicomRegSaveLib.inputs.walker import walk
 from DicomRegSaveLib.reg import vector_grid_data as vector_buffer
-from DicomRegSaveLib.validation.conformance import (
-    ConformanceReport,
-    check_against_images,
-    check_dataset,
-    run_dcentvfy,
-    run_dciodvfy,
-    validate_file,
-)
+from DicomRegSaveLib.validation.cross_file import check_against_images
+from DicomRegSaveLib.validation.dicom3tools import run_dcentvfy, run_dciodvfy
+from DicomRegSaveLib.validation.iod_rules import check_dataset
+from DicomRegSaveLib.validation.report import ConformanceReport
+from DicomRegSaveLib.validation.validate import validate_file
 
 
 def _errors(dataset: Dataset) -> str:
@@ -446,10 +444,15 @@ def test_unsupplied_and_unreferenced_images_are_warnings():
     assert report.errors == []
     text = "\n".join(report.warnings)
     assert (
-        f"1 referenced instance(s) were not among the supplied images and could not be checked (first: {case.moving[1].SOPInstanceUID})"
-        in text
+        "1 moving instance(s) referenced by the registration were not supplied, so they were not checked against "
+        f"it (first: {case.moving[1].SOPInstanceUID})" in text
     )
     assert "2 supplied image(s) outside the registered frame of reference are not referenced" in text
+
+
+def _headers(paths):
+    """The image headers of files, read as validate_file reads them (the file walker)."""
+    return [image.header for image in walk(paths, "image path").images()]
 
 
 def test_patient_and_study_of_the_fixed_images(tmp_path):
@@ -457,14 +460,14 @@ def test_patient_and_study_of_the_fixed_images(tmp_path):
     case.dataset.PatientID = "SOMEONE_ELSE"
     case.dataset.StudyInstanceUID = "1.2.3.55"
     _, fixed_paths, moving_paths = rb.write_case(case, tmp_path)
-    report = check_against_images(case.dataset, [*fixed_paths, *moving_paths])
+    report = check_against_images(case.dataset, _headers([*fixed_paths, *moving_paths]))
     assert any(
         "Patient ID (0010,0020) 'SOMEONE_ELSE' of the registration differs from the fixed images' Patient ID ['REGTEST01']"
         in e
         for e in report.errors
     )
     assert any("is not the fixed images' study" in w for w in report.warnings)
-    report = check_against_images(case.dataset, moving_paths)
+    report = check_against_images(case.dataset, _headers(moving_paths))
     assert any("None of the supplied images is in the registered frame of reference" in w for w in report.warnings)
 
 

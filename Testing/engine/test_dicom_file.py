@@ -14,7 +14,7 @@ from DicomRegSaveLib.errors import DicomInputError, MalformedDicomError
 from DicomRegSaveLib.inputs.series import read_image_series
 from DicomRegSaveLib.reg.dump import dump
 from DicomRegSaveLib.reg.reader import read_registration
-from DicomRegSaveLib.validation.conformance import validate_file
+from DicomRegSaveLib.validation.validate import validate_file
 
 
 def _explicit_element(data: bytes, tag: tuple[int, int], vr: bytes) -> int:

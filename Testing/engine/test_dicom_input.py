@@ -11,26 +11,27 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.dataelem import RawDataElement
-from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_dataset
 
-from dicom_input_helpers import rotation, write_non_image
+from dicom_input_helpers import rotation, write_non_image, write_without_preamble
 from DicomRegSaveLib import geometry
 from DicomRegSaveLib.errors import DicomInputError, MalformedDicomError
+from DicomRegSaveLib.inputs.lookup import series_from_instance_uids
 from DicomRegSaveLib.inputs.sampledata import write_image_series
-from DicomRegSaveLib.inputs.series import (
-    ImageSeries,
-    header_lookup_from_folder,
-    read_image_series,
-    series_from_headers,
-    series_from_instance_uids,
-)
+from DicomRegSaveLib.inputs.series import ImageSeries, read_image_series, series_from_headers
+from DicomRegSaveLib.inputs.walker import walk
 
 
 def _write(folder: Path, **kwargs) -> list[Path]:
     options = dict(patient_name="Test^Patient", patient_id="P1", dimensions=(6, 5, 7), spacing_mm=(1.5, 2.0, 3.0))
     options.update(kwargs)
     return write_image_series(folder, **options)
+
+
+def _database_lookup(folder: Path):
+    """SOP Instance UID -> file path, "" when unknown: how Slicer's DICOM database answers
+    (``slicer.dicomDatabase.fileForInstance``), over the instances the walker finds in `folder`."""
+    files = {instance.sop_instance_uid: str(instance.path) for instance in walk(folder, "image path").instances}
+    return lambda uid: files.get(uid, "")
 
 
 def _expected_ijk_to_lps(origin, direction, spacing, n_k) -> np.ndarray:
@@ -231,12 +232,7 @@ def test_real_dicomdir_is_ignored(tmp_path: Path) -> None:
 def test_file_without_preamble_is_read(tmp_path: Path) -> None:
     paths = _write(tmp_path / "ct", dimensions=(4, 4, 3))
     # A bare Explicit VR Little Endian dataset: no preamble, no "DICM", no file meta group.
-    dataset = pydicom.dcmread(paths[0])
-    buffer = DicomBytesIO()
-    buffer.is_little_endian, buffer.is_implicit_VR = True, False
-    write_dataset(buffer, dataset)
-    bare = tmp_path / "ct" / "IM0001"
-    bare.write_bytes(buffer.getvalue())
+    bare = write_without_preamble(paths[0], tmp_path / "ct" / "IM0001")
     paths[0].unlink()
     assert b"DICM" not in bare.read_bytes()[:200]
     series = read_image_series(tmp_path / "ct", "fixed")
@@ -353,20 +349,21 @@ def test_lookup_from_folder_and_instance_uids(tmp_path: Path) -> None:
     _write(tmp_path / "other", dimensions=(4, 4, 2))
     reference = read_image_series(tmp_path / "ct", "fixed")
     uids = [r.sop_instance_uid for r in reference.image_references()]
-    lookup = header_lookup_from_folder(tmp_path)
-    assert len(lookup) == 9
+    lookup = _database_lookup(tmp_path)
+    assert len(walk(tmp_path, "image path").instances) == 9
+    assert all(lookup(uid) for uid in uids) and lookup("1.2.9.9") == ""
 
     from_string = series_from_instance_uids(" ".join(reversed(uids)), lookup, "fixed")
     np.testing.assert_array_equal(from_string.ijk_to_lps, reference.ijk_to_lps)
     assert [r.sop_instance_uid for r in from_string.image_references()] == uids
     assert from_string.paths == reference.paths
 
-    paths_by_uid = {uid: str(lookup.path(uid)) for uid in uids}
-    from_paths = series_from_instance_uids(uids, lambda uid: paths_by_uid.get(uid, ""), "fixed")
-    np.testing.assert_array_equal(from_paths.ijk_to_lps, reference.ijk_to_lps)
-    assert from_paths.paths == reference.paths
+    headers = {uid: pydicom.dcmread(lookup(uid), stop_before_pixels=True) for uid in uids}
+    from_headers = series_from_instance_uids(uids, headers.get, "fixed")
+    np.testing.assert_array_equal(from_headers.ijk_to_lps, reference.ijk_to_lps)
+    assert from_headers.paths == reference.paths
 
-    in_memory = {uid: pydicom.dcmread(paths_by_uid[uid], stop_before_pixels=True) for uid in uids}
+    in_memory = {uid: pydicom.dcmread(lookup(uid), stop_before_pixels=True) for uid in uids}
     for header in in_memory.values():
         header.filename = None
     from_datasets = series_from_instance_uids(uids, in_memory.get, "fixed")
@@ -376,7 +373,7 @@ def test_lookup_from_folder_and_instance_uids(tmp_path: Path) -> None:
 
 def test_instance_uids_not_found(tmp_path: Path) -> None:
     _write(tmp_path, dimensions=(4, 4, 2))
-    lookup = header_lookup_from_folder(tmp_path)
+    lookup = _database_lookup(tmp_path)
     uids = [str(pydicom.dcmread(p).SOPInstanceUID) for p in sorted(tmp_path.glob("*.dcm"))]
     with pytest.raises(
         DicomInputError, match=r"2 of the 4 moving image instances were not found: 1\.2\.9\.1, 1\.2\.9\.2"
@@ -390,7 +387,7 @@ def test_instance_uids_not_found(tmp_path: Path) -> None:
 
 def test_instance_uid_of_a_non_image_is_rejected(tmp_path: Path) -> None:
     dataset = write_non_image(tmp_path / "rs.dcm", "RTSTRUCT", "1.2.3")
-    lookup = header_lookup_from_folder(tmp_path)
+    lookup = _database_lookup(tmp_path)
     with pytest.raises(DicomInputError, match="is not an image with patient geometry"):
         series_from_instance_uids([dataset.SOPInstanceUID], lookup, "moving")
 

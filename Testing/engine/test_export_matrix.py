@@ -18,7 +18,8 @@ from DicomRegSaveLib.inputs.sampledata import write_image_series
 from DicomRegSaveLib.inputs.series import read_image_series
 from DicomRegSaveLib.model import Deformation, DisplacementGrid, RegistrationMatrix
 from DicomRegSaveLib.reg.reader import read_registration
-from DicomRegSaveLib.validation.conformance import check_dataset, run_dcentvfy, run_dciodvfy
+from DicomRegSaveLib.validation.dicom3tools import run_dcentvfy, run_dciodvfy
+from DicomRegSaveLib.validation.iod_rules import check_dataset
 
 AXIAL = np.eye(3)
 SAGITTAL = np.array([[0, 0, -1], [1, 0, 0], [0, -1, 0.0]])  # columns: i posterior, j inferior, k right

@@ -23,7 +23,8 @@ from DicomRegSaveLib.cli.main import main
 from DicomRegSaveLib.errors import RegistrationChoiceError
 from DicomRegSaveLib.reg.reader import read_registration
 from DicomRegSaveLib.slicer.importing import import_registration
-from DicomRegSaveLib.validation.conformance import check_dataset, run_dciodvfy
+from DicomRegSaveLib.validation.dicom3tools import run_dciodvfy
+from DicomRegSaveLib.validation.iod_rules import check_dataset
 from mrml_helpers import from_world_lps, homogeneous, new_scene
 
 MAPPING_TOLERANCE_MM = 1e-4

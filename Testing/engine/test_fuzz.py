@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import fuzz_mutations as fm
 from DicomRegSaveLib.reg.reader import read_dataset
-from DicomRegSaveLib.validation.conformance import check_dataset
+from DicomRegSaveLib.validation.iod_rules import check_dataset
 
 MUTATION = st.tuples(st.sampled_from(fm.OPERATORS), st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1))
 

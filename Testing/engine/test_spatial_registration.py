@@ -27,7 +27,9 @@ from DicomRegSaveLib.inputs.series import read_image_series
 from DicomRegSaveLib.inputs.transform_files import deformation_from_file
 from DicomRegSaveLib.reg.reader import read_registration
 from DicomRegSaveLib.slicer.importing import import_registration
-from DicomRegSaveLib.validation.conformance import check_dataset, run_dcentvfy, run_dciodvfy, validate_file
+from DicomRegSaveLib.validation.dicom3tools import run_dcentvfy, run_dciodvfy
+from DicomRegSaveLib.validation.iod_rules import check_dataset
+from DicomRegSaveLib.validation.validate import validate_file
 from mrml_helpers import from_world_lps, homogeneous, new_scene
 
 MAPPING_TOLERANCE_MM = 1e-4

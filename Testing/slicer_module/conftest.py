@@ -12,7 +12,7 @@ from slicer_cases import Scene, fixed_points, write_dicom_case
 
 @pytest.fixture(scope="module")
 def dicom_case(tmp_path_factory):
-    """A fixed and a moving CT series of one patient in two studies and frames, and a folder lookup."""
+    """A fixed and a moving CT series of one patient in two studies and frames, and the header lookup Slicer uses (the database stand-in)."""
     return write_dicom_case(tmp_path_factory.mktemp("slicer_case"))
 
 

@@ -22,7 +22,8 @@ from DicomRegSaveLib.dicom_file import open_dicom_file
 from DicomRegSaveLib.errors import DicomRegSaveError
 from DicomRegSaveLib.reg.dump import dump
 from DicomRegSaveLib.reg.reader import read_dataset, read_registration
-from DicomRegSaveLib.validation.conformance import check_against_images, check_dataset
+from DicomRegSaveLib.validation.cross_file import check_against_images
+from DicomRegSaveLib.validation.iod_rules import check_dataset
 
 #: Lengths that damaged files declare: empty, odd, just too long, undefined, huge.
 INTERESTING_LENGTHS = (0, 1, 3, 7, 0xFF, 0xFFFF, 0x7FFFFFFF, 0xFFFFFFFE, 0xFFFFFFFF)

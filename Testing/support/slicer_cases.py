@@ -11,8 +11,9 @@ import vtk
 
 from DicomRegSaveLib import geometry
 from DicomRegSaveLib.inputs import sampledata
-from DicomRegSaveLib.inputs.series import header_lookup_from_folder, read_image_series
+from DicomRegSaveLib.inputs.series import read_image_series
 from mrml_helpers import from_world_lps, grid_node, homogeneous, linear_node, points_in_box, rotation, vtk_matrix
+from slicer_app_standins import Database
 
 N_POINTS = 1000
 FIXED_DIMS = (20, 18, 10)
@@ -21,7 +22,8 @@ PATIENT_ID = "DRS-SLICER-1"
 
 
 def write_dicom_case(folder: Path) -> dict:
-    """A fixed and a moving CT series of one patient in two studies and frames, and a folder lookup."""
+    """A fixed and a moving CT series of one patient in two studies and frames, and the header lookup
+    the product uses in Slicer: the DICOM database's fileForInstance (here its stand-in's)."""
     common = dict(patient_name="Müller^Anna", patient_id=PATIENT_ID, spacing_mm=FIXED_SPACING)
     fixed_paths = sampledata.write_image_series(
         folder / "fixed",
@@ -45,7 +47,7 @@ def write_dicom_case(folder: Path) -> dict:
         "folder": folder,
         "fixed": read_image_series(fixed_paths, "fixed"),
         "moving": read_image_series(moving_paths, "moving"),
-        "lookup": header_lookup_from_folder(folder),
+        "lookup": Database([folder]).fileForInstance,
     }
 
 

@@ -210,7 +210,7 @@ def run_batch(
     (Ctrl-C) interrupts the running exports, starts no further row and returns with
     ``interrupted`` set.
     """
-    from DicomRegSaveLib.validation.conformance import validate_file
+    from DicomRegSaveLib.validation.validate import validate_file
 
     result = BatchResult()
     waiting = list(rows)

@@ -47,7 +47,7 @@ def command_demo(args: argparse.Namespace) -> int:
     from DicomRegSaveLib.export.request import ExportRequest, run_export_request
     from DicomRegSaveLib.inputs.sampledata import make_demo_case
     from DicomRegSaveLib.reg.reader import read_registration
-    from DicomRegSaveLib.validation.conformance import validate_file
+    from DicomRegSaveLib.validation.validate import validate_file
 
     started = time.perf_counter()
     folder = _demo_folder(args.output)

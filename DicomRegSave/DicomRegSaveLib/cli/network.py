@@ -9,15 +9,17 @@ classes (66.1 / 66.3). Every file's outcome is reported with the peer's status e
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pydicom
-from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian, MediaStorageDirectoryStorage
+from pydicom.datadict import tag_for_keyword
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from DicomRegSaveLib import IMPLEMENTATION_VERSION_NAME
-from DicomRegSaveLib.errors import DicomInputError, SendError
+from DicomRegSaveLib.errors import SendError
+from DicomRegSaveLib.inputs.walker import walk
 
 #: The calling AE title when none is given.
 DEFAULT_CALLING_AE_TITLE = "DICOMREGSAVE"
@@ -30,6 +32,12 @@ UNCOMPRESSED_TRANSFER_SYNTAXES = (ExplicitVRLittleEndian, ImplicitVRLittleEndian
 MAX_PRESENTATION_CONTEXTS = 128
 #: Abstract syntax of the Verification SOP Class (C-ECHO).
 VERIFICATION_SOP_CLASS_UID = "1.2.840.10008.1.1"
+
+#: The elements of each file a send needs decoded: what it is and how it is encoded.
+_SEND_TAGS = frozenset(
+    tag_for_keyword(keyword)
+    for keyword in ("MediaStorageSOPClassUID", "TransferSyntaxUID", "SOPClassUID", "SOPInstanceUID", "Modality")
+)
 
 _AE_TITLE = re.compile(r"^[^\\\x00-\x1f]{1,16}$")
 
@@ -121,29 +129,6 @@ class _Candidate:
     transfer_syntax_uid: str
 
 
-def dicom_files_to_send(paths: Iterable[str | Path]) -> dict[Path, bool]:
-    """The files named and every file in named folders (recursively, sorted), each with whether it
-    was named itself (a named file that is not DICOM is an error; one found in a folder is skipped).
-
-    Raises
-    ------
-    DicomInputError
-        If a path does not exist, or nothing is found.
-    """
-    files: dict[Path, bool] = {}
-    for path in map(Path, paths):
-        if not path.exists():
-            raise DicomInputError(f"{path} does not exist. Give DICOM files or folders to send.")
-        if path.is_dir():
-            for found in sorted(p for p in path.rglob("*") if p.is_file()):
-                files.setdefault(found, False)
-        else:
-            files[path] = True
-    if not files:
-        raise DicomInputError("No files were found to send in " + ", ".join(map(str, paths)) + ".")
-    return files
-
-
 def send_files(
     paths: Sequence[str | Path],
     peer: Peer,
@@ -152,9 +137,12 @@ def send_files(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     on_file: Callable[[FileOutcome], None] | None = None,
 ) -> SendReport:
-    """C-ECHO `peer`, then C-STORE every DICOM file of `paths` (folders searched recursively).
+    """C-ECHO `peer`, then C-STORE every DICOM instance of `paths`, images or not (REG, RTSTRUCT, ...).
 
-    Files that are not DICOM are reported as not sent. Nothing is retried.
+    The instances are found by the project's file walker (:func:`inputs.walker.walk`: folders
+    searched recursively, each file once, files without preamble read too). DICOMDIRs and files in
+    folders that are not DICOM are reported as skipped; named files that are not DICOM, and DICOM
+    files that cannot be read, as not sent. Nothing is retried.
 
     Parameters
     ----------
@@ -186,13 +174,15 @@ def send_files(
         if on_file is not None:
             on_file(outcome)
 
-    candidates = []
-    for path, named in dicom_files_to_send(paths).items():
-        candidate = _candidate(path, named)
-        if isinstance(candidate, FileOutcome):
-            record(candidate)
-        else:
-            candidates.append(candidate)
+    walked = walk(paths, "path to send", decode_tags=_SEND_TAGS)
+    for passed in walked.skipped:
+        record(FileOutcome(passed.path, None, None, None, f"skipped: {passed.reason}", skipped=True))
+    for passed in walked.problems:
+        record(FileOutcome(passed.path, None, None, None, f"not sent: {passed.reason}"))
+    candidates = [
+        _Candidate(found.path, found.sop_class_uid, found.sop_instance_uid, found.transfer_syntax_uid)
+        for found in walked.instances
+    ]
     if not candidates:
         report.error = "There is no DICOM instance to send among the files given; nothing was sent."
         return report
@@ -240,31 +230,6 @@ def send_files(
         if association.is_established:
             association.release()
     return report
-
-
-def _candidate(path: Path, named: bool) -> _Candidate | FileOutcome:
-    try:
-        meta = pydicom.filereader.read_file_meta_info(path)
-        sop_class_uid = str(meta.get("MediaStorageSOPClassUID", ""))
-        sop_instance_uid = str(meta.get("MediaStorageSOPInstanceUID", ""))
-        transfer_syntax_uid = str(meta.get("TransferSyntaxUID", ""))
-    except Exception as exc:  # noqa: BLE001 - any parser failure means: not a DICOM Part 10 file
-        if not named:
-            return FileOutcome(path, None, None, None, "skipped: not a DICOM file", skipped=True)
-        return FileOutcome(path, None, None, None, f"not sent: not a DICOM file ({type(exc).__name__}: {exc})")
-    if sop_class_uid == MediaStorageDirectoryStorage:
-        return FileOutcome(
-            path, sop_class_uid, None, None, "skipped: a DICOMDIR is an index of files, not an instance", skipped=True
-        )
-    if not (sop_class_uid and sop_instance_uid and transfer_syntax_uid):
-        return FileOutcome(
-            path,
-            sop_class_uid or None,
-            sop_instance_uid or None,
-            None,
-            "not sent: the file meta information lacks the SOP Class/Instance or Transfer Syntax UID",
-        )
-    return _Candidate(path, sop_class_uid, sop_instance_uid, transfer_syntax_uid)
 
 
 def _presentation_contexts(candidates: Sequence[_Candidate]) -> list[tuple[str, list[str]]]:
@@ -321,9 +286,12 @@ def _echo(association) -> str:
 
 def _store(association, candidate: _Candidate, peer: Peer) -> FileOutcome:
     try:
-        dataset = pydicom.dcmread(candidate.path)
+        dataset = pydicom.dcmread(candidate.path, force=True)
     except Exception as exc:  # noqa: BLE001 - a damaged file is reported, the others are still sent
         return _not_sent(candidate, f"not sent: cannot read the file ({type(exc).__name__}: {exc})")
+    if "TransferSyntaxUID" not in dataset.file_meta:
+        # a data set written without file meta information is sent in the encoding it was read in
+        dataset.file_meta.TransferSyntaxUID = candidate.transfer_syntax_uid
     try:
         status = association.send_c_store(dataset)
     except (ValueError, AttributeError, RuntimeError) as exc:

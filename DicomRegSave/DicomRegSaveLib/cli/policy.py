@@ -127,7 +127,9 @@ def _input_files(args: argparse.Namespace) -> list[Path]:
     for name in ("transform", "reg", "manifest", "fixed", "moving", "images", "paths"):
         value = getattr(args, name, None)
         given.extend(Path(v) for v in (value if isinstance(value, list) else [value] if value else []))
-    return [f for p in given for f in (sorted(p.rglob("*")) if p.is_dir() else [p]) if not f.is_dir()]
+    from DicomRegSaveLib.inputs.walker import files_under
+
+    return files_under(given)
 
 
 def _check_report_path(args: argparse.Namespace) -> None:

@@ -93,7 +93,7 @@ def command_inspect(args: argparse.Namespace) -> int:
 
 def command_validate(args: argparse.Namespace) -> int:
     from DicomRegSaveLib.cli.reports import validate_report, write_report
-    from DicomRegSaveLib.validation.conformance import validate_file
+    from DicomRegSaveLib.validation.validate import validate_file
 
     stream = text_stream(args)
     report = validate_file(args.reg, args.images or ())

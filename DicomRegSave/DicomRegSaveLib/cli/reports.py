@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from DicomRegSaveLib import __version__
 from DicomRegSaveLib.output import atomic_output
-from DicomRegSaveLib.validation.conformance import DCENTVFY, DCIODVFY, SOURCE, ConformanceReport
+from DicomRegSaveLib.validation.report import DCENTVFY, DCIODVFY, SOURCE, ConformanceReport
 
 if TYPE_CHECKING:
     from DicomRegSaveLib.cli.batch import BatchResult

@@ -37,7 +37,8 @@ from DicomRegSaveLib.progress import Progress
 from DicomRegSaveLib.reg import tags
 from DicomRegSaveLib.reg.sop import DeformableSpatialRegistration, SpatialRegistration
 from DicomRegSaveLib.reg.vector_grid_data import write_dataset_streaming
-from DicomRegSaveLib.validation.conformance import ConformanceReport, check_dataset
+from DicomRegSaveLib.validation.iod_rules import check_dataset
+from DicomRegSaveLib.validation.report import ConformanceReport
 from DicomRegSaveLib.values import problem_for_attribute, problem_uid
 
 __all__ = [

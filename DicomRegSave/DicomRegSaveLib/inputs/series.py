@@ -1,8 +1,10 @@
-"""Find one DICOM image series among files or folders and describe its voxel geometry in LPS (mm).
+"""One DICOM image series: its instances stacked into a voxel grid in LPS (mm).
 
 The registration writer needs, for the fixed and the moving image, the instances to reference and
-the voxel grid (``ijk_to_lps``) they form. Headers are read without pixel data
-(:func:`dicom_file.read_dicom_file`, ``stop_before_pixels=True``).
+the voxel grid (``ijk_to_lps``) they form. :func:`read_image_series` takes the one image series
+among files and folders (found by :func:`walker.walk`, headers read without pixel data);
+:func:`series_from_headers` stacks headers already read (:mod:`inputs.lookup` finds them by SOP
+Instance UID).
 
 Conventions
 -----------
@@ -22,23 +24,19 @@ Conventions
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
-from pydicom.uid import MediaStorageDirectoryStorage
 
-from DicomRegSaveLib.dicom_file import decode_whole, read_dicom_file
-from DicomRegSaveLib.errors import DicomInputError, MalformedDicomError, NotDicomError, require_type
+from DicomRegSaveLib.dicom_file import decode_whole
+from DicomRegSaveLib.errors import DicomInputError
+from DicomRegSaveLib.inputs.walker import Instance, functional_group_item, is_image, walk
 from DicomRegSaveLib.model import ImageReference
 from DicomRegSaveLib.values import problem_uid
-
-#: SOP classes that carry image geometry and pixels but label other images rather than being images
-#: to register: Segmentation and Label Map Segmentation Storage.
-SEGMENTATION_SOP_CLASS_UIDS = frozenset({"1.2.840.10008.5.1.4.1.1.66.4", "1.2.840.10008.5.1.4.1.1.66.7"})
 
 #: The attributes read from every instance of a series (identity, geometry, what messages show);
 #: the other elements are decoded only for the series' first instance, whose patient and study
@@ -80,7 +78,6 @@ SLICE_POSITION_TOLERANCE = 0.02
 #: ... but never less than this (mm), so rounding of Image Position (Patient) never counts.
 SLICE_POSITION_TOLERANCE_FLOOR_MM = 0.01
 
-HeaderLookup = Callable[[str], "Dataset | str | Path | None"]
 FrameSelection = Mapping[str, Sequence[int]] | Sequence[int] | None
 
 
@@ -227,20 +224,27 @@ def read_image_series(
         no image series, more than one image series (and none chosen), the chosen series is not
         there, or the series geometry is inconsistent.
     """
-    path_list = _as_path_list(paths)
-    found = _scan(path_list, role, INSTANCE_TAGS)
-    where = ", ".join(str(p) for p in path_list)
-    if not found:
+    walked = walk(paths, f"{role} image path", decode_tags=INSTANCE_TAGS)
+    where = ", ".join(map(str, [paths] if isinstance(paths, (str, os.PathLike)) else paths))
+    if walked.problems:
+        shown = "\n  - ".join(map(str, walked.problems[:5])) + (
+            f"\n  ... and {len(walked.problems) - 5} more" if len(walked.problems) > 5 else ""
+        )
+        raise DicomInputError(
+            f"{len(walked.problems)} DICOM file(s) given for the {role} image cannot be read:\n  - {shown}\n"
+            "Remove or replace the damaged files, or pass only the files of the intended series."
+        )
+    if not walked.instances:
         raise DicomInputError(
             f"No DICOM files were found in {where} for the {role} image. "
             f"Pass a DICOM file or a folder holding the {role} image series."
         )
-    images = [(path, header) for path, header in found if is_image(header)]
+    images = [(instance.path, instance.header) for instance in walked.images()]
     if not images:
-        kinds = _describe_found(found)
         raise DicomInputError(
-            f"{where} holds DICOM objects but no image series for the {role} image (found: {kinds}). "
-            f"Pass the folder or files of the {role} image series (for example the CT or MR slices)."
+            f"{where} holds DICOM objects but no image series for the {role} image (found: "
+            f"{_describe_found(walked.instances)}). Pass the folder or files of the {role} image series "
+            "(for example the CT or MR slices)."
         )
     by_series: dict[str, list[tuple[Path, Dataset]]] = {}
     for path, header in images:
@@ -367,104 +371,6 @@ def series_from_headers(
     )
 
 
-class FolderHeaderLookup:
-    """SOP Instance UID -> header of the DICOM files found in folders/files (read once, no pixel data).
-
-    Call it with a SOP Instance UID; it returns the pydicom header or ``None`` when the instance is
-    not there. :meth:`path` gives the file.
-    """
-
-    def __init__(self, paths: str | Path | Sequence[str | Path]) -> None:
-        self._entries: dict[str, tuple[Path, Dataset]] = {}
-        for path, header in _scan(_as_path_list(paths), "lookup"):
-            self._entries.setdefault(str(header.SOPInstanceUID), (path, header))
-
-    def __call__(self, sop_instance_uid: str) -> Dataset | None:
-        entry = self._entries.get(sop_instance_uid)
-        return entry[1] if entry else None
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def path(self, sop_instance_uid: str) -> Path | None:
-        entry = self._entries.get(sop_instance_uid)
-        return entry[0] if entry else None
-
-
-def header_lookup_from_folder(paths: str | Path | Sequence[str | Path]) -> FolderHeaderLookup:
-    """Index DICOM files and folders (recursively) by SOP Instance UID; see :class:`FolderHeaderLookup`."""
-    return FolderHeaderLookup(paths)
-
-
-def series_from_instance_uids(uids: str | Sequence[str], lookup: HeaderLookup, role: str) -> ImageSeries:
-    """Build the series of the instances that a volume was loaded from.
-
-    Parameters
-    ----------
-    uids:
-        SOP Instance UIDs, as a sequence or as one space-separated string (Slicer's
-        ``DICOM.instanceUIDs`` volume attribute). Repeats (one per frame) are kept once.
-    lookup:
-        SOP Instance UID -> pydicom header, or path of the file (str or Path); ``None`` or ``""``
-        when the instance is unknown (``slicer.dicomDatabase.fileForInstance`` returns ``""``).
-    role:
-        ``"fixed"`` or ``"moving"``, used in messages.
-
-    Raises
-    ------
-    DicomInputError
-        If no UIDs are given, an instance cannot be found or read, or the instances are not one
-        consistent image series.
-    """
-    uid_list = uids.split() if isinstance(uids, str) else [str(u).strip() for u in uids]
-    uid_list = list(dict.fromkeys(u for u in uid_list if u))
-    if not uid_list:
-        raise DicomInputError(
-            f"The {role} volume has no DICOM instance UIDs; it was not loaded from DICOM. "
-            f"Load the {role} image from the DICOM database or pass its DICOM files."
-        )
-    headers: list[Dataset] = []
-    paths: list[Path | None] = []
-    missing: list[str] = []
-    for uid in uid_list:
-        found = lookup(uid)
-        if found is None or (isinstance(found, str) and not found.strip()):
-            missing.append(uid)
-            continue
-        if isinstance(found, Dataset):
-            filename = getattr(found, "filename", None)
-            headers.append(found)
-            paths.append(Path(filename) if isinstance(filename, (str, Path)) and filename else None)
-            continue
-        path = Path(found)
-        try:
-            headers.append(read_dicom_file(path, stop_before_pixels=True, decode_tags=INSTANCE_TAGS))
-        except MalformedDicomError as exc:
-            raise DicomInputError(
-                f"The {role} image instance {uid}: {exc} Check that the file exists and is a DICOM file."
-            ) from exc
-        paths.append(path)
-    if missing:
-        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
-        raise DicomInputError(
-            f"{len(missing)} of the {len(uid_list)} {role} image instances were not found: {shown}. "
-            f"Import the {role} image series into the DICOM database (or pass its folder)."
-        )
-    known_paths = paths if all(p is not None for p in paths) else None
-    return series_from_headers(headers, role, known_paths)
-
-
-def is_image(header: Dataset) -> bool:
-    """True if the header describes an image with patient geometry (and is not a segmentation)."""
-    if str(header.get("SOPClassUID", "")) in SEGMENTATION_SOP_CLASS_UIDS:
-        return False
-    if "Rows" not in header or "Columns" not in header:
-        return False
-    if "ImagePositionPatient" in header and "ImageOrientationPatient" in header:
-        return True
-    return _functional_item(header, 1, "PlanePositionSequence") is not None
-
-
 class _PlaneCollector:
     """Collects the slices of a series and checks that they form one uniform stack."""
 
@@ -485,7 +391,7 @@ class _PlaneCollector:
         self.instance_uids[index] = str(header.SOPInstanceUID)
         self.sizes.add((int(header.Columns), int(header.Rows)))
         n_frames = _number_of_frames(header)
-        has_groups = _functional_item(header, 1, "PlanePositionSequence") is not None
+        has_groups = functional_group_item(header, 1, "PlanePositionSequence") is not None
         if not has_groups and n_frames == 1:
             self._add(index, None, header, header)
             return
@@ -511,9 +417,9 @@ class _PlaneCollector:
             self._add(index, number, header, header, frame_position)
 
     def _add_functional_frame(self, index: int, number: int, header: Dataset) -> None:
-        position_item = _functional_item(header, number, "PlanePositionSequence")
-        orientation_item = _functional_item(header, number, "PlaneOrientationSequence")
-        measures_item = _functional_item(header, number, "PixelMeasuresSequence")
+        position_item = functional_group_item(header, number, "PlanePositionSequence")
+        orientation_item = functional_group_item(header, number, "PlaneOrientationSequence")
+        measures_item = functional_group_item(header, number, "PixelMeasuresSequence")
         if position_item is None or orientation_item is None or measures_item is None:
             raise self._error(
                 f"frame {number} of instance {header.SOPInstanceUID} lacks a Plane Position, Plane "
@@ -662,21 +568,6 @@ def _number_of_frames(header: Dataset) -> int:
         return 1
 
 
-def _functional_item(header: Dataset, frame_number: int, keyword: str) -> Dataset | None:
-    """The first item of functional group `keyword` for a frame: per-frame first, then shared."""
-    per_frame = header.get("PerFrameFunctionalGroupsSequence")
-    if per_frame is not None and 1 <= frame_number <= len(per_frame):
-        sequence = per_frame[frame_number - 1].get(keyword)
-        if sequence:
-            return sequence[0]
-    shared = header.get("SharedFunctionalGroupsSequence")
-    if shared:
-        sequence = shared[0].get(keyword)
-        if sequence:
-            return sequence[0]
-    return None
-
-
 def _frame_selection(headers: list[Dataset], frame_numbers: FrameSelection, role: str) -> dict[str, list[int]]:
     if frame_numbers is None:
         return {}
@@ -710,80 +601,6 @@ def _frame_selection(headers: list[Dataset], frame_numbers: FrameSelection, role
     return selection
 
 
-def _as_path_list(paths: str | Path | Sequence[str | Path]) -> list[Path]:
-    if isinstance(paths, (str, os.PathLike)):
-        return [Path(paths)]
-    require_type("paths", paths, list, tuple)
-    for path in paths:
-        require_type("paths[...]", path, str, os.PathLike)
-    return [Path(p) for p in paths]
-
-
-def _scan(paths: Iterable[Path], role: str, decode_tags: Collection[int] | None = None) -> list[tuple[Path, Dataset]]:
-    """Headers of the DICOM instances in files and folders; raise on missing paths and unreadable DICOM.
-
-    `decode_tags`: decode only these elements of each header (see :func:`dicom_file.read_dicom_file`).
-    """
-    files: list[Path] = []
-    for path in paths:
-        if not path.exists():
-            raise DicomInputError(
-                f"The {role} image path {path} does not exist. Check the path (a DICOM file or a folder)."
-            )
-        files.extend(sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path])
-    found: list[tuple[Path, Dataset]] = []
-    unreadable: list[str] = []
-    for file in dict.fromkeys(files):
-        header, problem = _read_header(file, decode_tags)
-        if problem is not None:
-            unreadable.append(problem)
-        elif header is not None:
-            found.append((file, header))
-    if unreadable:
-        shown = "\n  - ".join(unreadable[:5]) + (
-            f"\n  ... and {len(unreadable) - 5} more" if len(unreadable) > 5 else ""
-        )
-        raise DicomInputError(
-            f"{len(unreadable)} DICOM file(s) given for the {role} image cannot be read:\n  - {shown}\n"
-            "Remove or replace the damaged files, or pass only the files of the intended series."
-        )
-    return found
-
-
-def _read_header(path: Path, decode_tags: Collection[int] | None) -> tuple[Dataset | None, str | None]:
-    """(header, None) for a DICOM instance, (None, None) for a non-DICOM file, (None, problem) if damaged."""
-    try:
-        header = read_dicom_file(path, stop_before_pixels=True, decode_tags=decode_tags)
-    except NotDicomError:
-        header = _read_without_preamble(path, decode_tags)
-        if header is None:
-            return None, (f"{path}: not a DICOM file" if path.suffix.lower() == ".dcm" else None)
-    except MalformedDicomError as exc:
-        return None, str(exc)
-    meta = getattr(header, "file_meta", None)
-    if meta is not None and str(meta.get("MediaStorageSOPClassUID", "")) == MediaStorageDirectoryStorage:
-        return None, None
-    uid = str(header.get("SOPInstanceUID", ""))
-    sop_class = str(header.get("SOPClassUID", ""))
-    if problem_uid(uid) is not None or problem_uid(sop_class) is not None:
-        return None, f"{path}: no valid SOP Class/Instance UID"
-    return header, None
-
-
-def _read_without_preamble(path: Path, decode_tags: Collection[int] | None) -> Dataset | None:
-    """Files written without the 128-byte preamble and DICM prefix; ``None`` if it is no DICOM."""
-    try:
-        header = read_dicom_file(path, stop_before_pixels=True, force=True, decode_tags=decode_tags)
-    except MalformedDicomError:
-        return None
-    if (
-        problem_uid(str(header.get("SOPClassUID", ""))) is None
-        and problem_uid(str(header.get("SOPInstanceUID", ""))) is None
-    ):
-        return header
-    return None
-
-
 def _series_summary(headers: Sequence[Dataset]) -> str:
     first = headers[0]
     description = str(first.get("SeriesDescription", "") or "").strip() or "(no description)"
@@ -798,10 +615,10 @@ def _series_listing(by_series: Mapping[str, Sequence[tuple[Path, Dataset]]]) -> 
     return "\n".join("  - " + _series_summary([h for _, h in members]) for members in by_series.values())
 
 
-def _describe_found(found: list[tuple[Path, Dataset]]) -> str:
+def _describe_found(found: list[Instance]) -> str:
     counts: dict[str, int] = {}
-    for _, header in found:
-        key = f"{header.get('Modality', '?')} series {header.get('SeriesInstanceUID', '?')}"
+    for instance in found:
+        key = f"{instance.kind} series {instance.header.get('SeriesInstanceUID', '?')}"
         counts[key] = counts.get(key, 0) + 1
     return "; ".join(f"{key} ({n} object(s))" for key, n in counts.items())
 

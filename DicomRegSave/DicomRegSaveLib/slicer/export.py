@@ -19,13 +19,15 @@ from pydicom.dataset import Dataset
 from DicomRegSaveLib.errors import DicomInputError
 from DicomRegSaveLib.export.options import ExportOptions
 from DicomRegSaveLib.export.pipeline import ExportResult, export_registration
-from DicomRegSaveLib.inputs.series import HeaderLookup, ImageSeries
+from DicomRegSaveLib.inputs.lookup import HeaderLookup
+from DicomRegSaveLib.inputs.series import ImageSeries
 from DicomRegSaveLib.mrml import nodes as mrml
 from DicomRegSaveLib.mrml.deformation import deformation_from_transform_node
 from DicomRegSaveLib.progress import Progress, ignore_progress, part
 from DicomRegSaveLib.reg import dump
 from DicomRegSaveLib.slicer.provenance import GEOMETRY_TOLERANCE_MM, geometry_mismatch_mm, image_series_for_volume
-from DicomRegSaveLib.validation.conformance import ConformanceReport, validate_file
+from DicomRegSaveLib.validation.report import ConformanceReport
+from DicomRegSaveLib.validation.validate import validate_file
 
 
 def export_from_nodes(

