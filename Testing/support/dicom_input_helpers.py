@@ -33,15 +33,7 @@ def write_non_image(path: Path, modality: str, study_instance_uid: str, descript
     dataset.SeriesDescription = description
     dataset.PatientName = "Test^Patient"
     dataset.PatientID = "P1"
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = dataset.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    dataset.file_meta = meta
-    path.parent.mkdir(parents=True, exist_ok=True)
-    dataset.save_as(path, enforce_file_format=True)
-    return dataset
+    return _save(dataset, path)
 
 
 def write_rtstruct(path: Path, images: list[Path]) -> Dataset:
@@ -109,6 +101,11 @@ def write_rtstruct(path: Path, images: list[Path]) -> Dataset:
     observation.RTROIInterpretedType = "EXTERNAL"
     observation.ROIInterpreter = ""
     dataset.RTROIObservationsSequence = DicomSequence([observation])
+    return _save(dataset, path)
+
+
+def _save(dataset: Dataset, path: Path) -> Dataset:
+    """Write `dataset` as a Part 10 file (Explicit VR Little Endian) to `path`; return it."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = dataset.SOPClassUID
     meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID

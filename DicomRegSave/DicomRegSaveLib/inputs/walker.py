@@ -47,6 +47,7 @@ from pydicom.uid import (
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     MediaStorageDirectoryStorage,
+    SegmentationStorage,
 )
 
 from DicomRegSaveLib.dicom_file import read_dicom_file
@@ -54,8 +55,9 @@ from DicomRegSaveLib.errors import DicomInputError, MalformedDicomError, NotDico
 from DicomRegSaveLib.values import problem_uid
 
 #: SOP classes that carry image geometry and pixels but label other images rather than being images
-#: to register: Segmentation and Label Map Segmentation Storage.
-SEGMENTATION_SOP_CLASS_UIDS = frozenset({"1.2.840.10008.5.1.4.1.1.66.4", "1.2.840.10008.5.1.4.1.1.66.7"})
+#: to register: Segmentation and Label Map Segmentation Storage (the latter is new in the standard
+#: and not yet in pydicom.uid).
+SEGMENTATION_SOP_CLASS_UIDS = frozenset({SegmentationStorage, "1.2.840.10008.5.1.4.1.1.66.7"})
 
 #: Why a DICOMDIR found among the files is not taken.
 DICOMDIR_REASON = "a DICOMDIR is an index of files, not an instance"

@@ -1,1 +1,6 @@
-"""Checks of a REG against the standard: the IOD's own rules, references across files, and dicom3tools."""
+"""Checks of a REG against the standard.
+
+report (the findings), iod_rules (the IOD's own rules that dciodvfy does not check), cross_file
+(the REG against the image headers it references), dicom3tools (dciodvfy and dcentvfy), validate
+(everything for one file and its images, found by inputs.walker).
+"""
