@@ -159,7 +159,8 @@ _ATTRIBUTE_RULES: dict[str, Callable[[object], str | None]] = {
     "ContentLabel": lambda value: problem_content_label(str(value)),
     "PatientSex": lambda value: problem_patient_sex(str(value)),
     "SeriesNumber": problem_integer_string,
-    "InstanceNumber": problem_integer_string,
+    # 0 is a valid Instance Number (IS allows it; RayStation writes it).
+    "InstanceNumber": lambda value: problem_integer_string(value, 0),
 }
 
 

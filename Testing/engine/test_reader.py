@@ -438,14 +438,6 @@ def test_byte_length_must_match_grid_dimensions(tmp_path):
         ),
         (
             lambda ds, item: setattr(
-                item.PreDeformationMatrixRegistrationSequence[0],
-                "FrameOfReferenceTransformationMatrix",
-                ["2", "0", "0", "0", "0", "2", "0", "0", "0", "0", "2", "0", "0", "0", "0", "1"],
-            ),
-            "declared RIGID but is RIGID_SCALE",
-        ),
-        (
-            lambda ds, item: setattr(
                 item.PostDeformationMatrixRegistrationSequence[0], "FrameOfReferenceTransformationMatrix", ["1"] * 12
             ),
             "(3006,00C6) must hold 16",

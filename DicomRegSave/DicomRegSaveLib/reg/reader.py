@@ -10,6 +10,7 @@ the bytes pydicom read, not a second copy of a field that may be hundreds of meg
 from __future__ import annotations
 
 import io
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,7 @@ from pydicom.uid import UID, DeformableSpatialRegistrationStorage, SpatialRegist
 
 from DicomRegSaveLib.dicom_file import read_dicom_file
 from DicomRegSaveLib.errors import DicomRegSaveError, InvalidRegistrationError
+from DicomRegSaveLib.geometry import MATRIX_TYPES, ORTHONORMAL_TOLERANCE
 from DicomRegSaveLib.model import DisplacementGrid, ImageReference, Registration, RegistrationItem, RegistrationMatrix
 from DicomRegSaveLib.values import problem_uid
 
@@ -33,6 +35,8 @@ _RELATED_SOP_CLASSES = {
 }
 
 _T = TypeVar("_T")
+
+logger = logging.getLogger(__name__)
 
 
 def read_registration(source: str | Path | Dataset) -> Registration:
@@ -309,13 +313,50 @@ def _floats(dataset: Dataset, keyword: str, tag: str, count: int, where: str) ->
 
 
 def _read_matrix(item: Dataset, where: str) -> RegistrationMatrix:
+    """The matrix as stored, its type detected from its content.
+
+    A declared type the content does not satisfy (plastimatch, and so SlicerRT's exporter, type
+    every 66.1 matrix RIGID; a rigid matrix stored with few decimals is not orthonormal to 1e-4),
+    a type in lower case or a missing type do not change the mapping: the matrix is read as stored,
+    as pydicomRT and SlicerRT apply it, with a warning that names the mismatch. ``validate`` keeps
+    reporting it as an error.
+    """
     matrix = _floats(item, "FrameOfReferenceTransformationMatrix", "(3006,00C6)", 16, where).reshape(4, 4)
-    matrix_type = item.get("FrameOfReferenceTransformationMatrixType")
-    # A missing type does not change the mapping; the most specific type is detected instead.
-    return _wrap(
-        lambda: RegistrationMatrix(matrix, str(matrix_type) if matrix_type else None),
-        f"{where}: Frame of Reference Transformation Matrix (3006,00C6) / Type (0070,030C)",
-    )
+    stored = _wrap(lambda: RegistrationMatrix(matrix), f"{where}: Frame of Reference Transformation Matrix (3006,00C6)")
+    declared = item.get("FrameOfReferenceTransformationMatrixType")
+    problem = _matrix_type_problem(declared, stored)
+    if problem is not None:
+        logger.warning(
+            "%s: %s The matrix is applied as stored (it is %s), as pydicomRT and SlicerRT apply it; "
+            "`dicomregsave validate` reports this as an error of the file.",
+            where,
+            problem,
+            stored.matrix_type,
+        )
+    declared_type = str(declared).strip().upper() if declared is not None else ""
+    if declared_type in MATRIX_TYPES and MATRIX_TYPES.index(stored.matrix_type) <= MATRIX_TYPES.index(declared_type):
+        # a type the matrix satisfies, though wider than the detected one, is the file's to keep
+        return RegistrationMatrix(stored.matrix_lps, declared_type)
+    return stored
+
+
+def _matrix_type_problem(declared: object, stored: RegistrationMatrix) -> str | None:
+    """How Frame of Reference Transformation Matrix Type (0070,030C) disagrees with the matrix, or None."""
+    name = "Frame of Reference Transformation Matrix Type (0070,030C)"
+    text = str(declared).strip() if declared is not None else ""
+    if not text:
+        return f"{name} is missing (Type 1)."
+    if text.upper() not in MATRIX_TYPES:
+        return f"{name} is {text!r}, none of {', '.join(MATRIX_TYPES)}."
+    case = "" if text == text.upper() else f" (written {text!r}; the standard's term is {text.upper()})"
+    if MATRIX_TYPES.index(stored.matrix_type) <= MATRIX_TYPES.index(text.upper()):
+        return f"{name} is in lower case{case}." if case else None
+    linear = stored.matrix_lps[:3, :3]
+    why = "it mirrors (determinant < 0)" if np.linalg.det(linear) < 0 else "it scales or shears"
+    if text.upper() == "RIGID" and np.linalg.det(linear) > 0:
+        deviation = float(np.max(np.abs(linear.T @ linear - np.eye(3))))
+        why = f"its 3x3 part deviates from a rotation by up to {deviation:.2g} (tolerance {ORTHONORMAL_TOLERANCE:g})"
+    return f"The matrix is declared {text.upper()}{case} but is {stored.matrix_type}: {why}."
 
 
 def _read_grid(item: Dataset, where: str) -> DisplacementGrid:
