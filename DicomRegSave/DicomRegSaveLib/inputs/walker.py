@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,13 +75,10 @@ class Instance:
         The file, as the user's path reached it.
     header:
         Its data set, read without pixel data (only the elements asked for are decoded).
-    named:
-        True when the user named the file itself, False when it was found in a folder.
     """
 
     path: Path
     header: Dataset
-    named: bool
 
     @property
     def sop_class_uid(self) -> str:
@@ -114,7 +111,7 @@ class Instance:
 
 
 @dataclass(frozen=True)
-class Passed:
+class PassedOver:
     """A file that is not taken (``skipped``) or cannot be (a problem), and why."""
 
     path: Path
@@ -129,8 +126,8 @@ class FileWalk:
     """What :func:`walk` found, each file in exactly one list, in walking order."""
 
     instances: list[Instance] = field(default_factory=list)
-    skipped: list[Passed] = field(default_factory=list)
-    problems: list[Passed] = field(default_factory=list)
+    skipped: list[PassedOver] = field(default_factory=list)
+    problems: list[PassedOver] = field(default_factory=list)
 
     def images(self) -> list[Instance]:
         """The instances that are images with patient geometry (:func:`is_image`)."""
@@ -160,7 +157,7 @@ def files_under(paths: Iterable[str | os.PathLike]) -> list[Path]:
 
 
 def walk(
-    paths: str | os.PathLike | Iterable[str | os.PathLike],
+    paths: str | os.PathLike | Sequence[str | os.PathLike],
     what: str,
     *,
     decode_tags: Collection[int] | None = None,
@@ -199,7 +196,7 @@ def walk(
         identity = _identity(file)
         if identity == excluded:
             continue
-        outcome = _read(file, identity in named, decode_tags)
+        outcome = _read(file, decode_tags)
         if isinstance(outcome, Instance):
             found.instances.append(outcome)
         elif outcome.reason == DICOMDIR_REASON or (
@@ -238,7 +235,7 @@ def functional_group_item(header: Dataset, frame_number: int, keyword: str) -> D
     return None
 
 
-def _as_path_list(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
+def _as_path_list(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
     if isinstance(paths, (str, os.PathLike)):
         return [Path(paths)]
     require_type("paths", paths, list, tuple)
@@ -256,21 +253,23 @@ def _identity(path: Path) -> object:
     return (status.st_dev, status.st_ino)
 
 
-def _read(path: Path, named: bool, decode_tags: Collection[int] | None) -> Instance | Passed:
+def _read(path: Path, decode_tags: Collection[int] | None) -> Instance | PassedOver:
     try:
         header = read_dicom_file(path, stop_before_pixels=True, decode_tags=decode_tags)
     except NotDicomError:
         header = _read_bare(path, decode_tags)
         if header is None:
-            return Passed(path, NOT_DICOM_REASON)
+            return PassedOver(path, NOT_DICOM_REASON)
     except MalformedDicomError as exc:
-        return Passed(path, str(exc).removeprefix(f"{path}: "))
+        return PassedOver(path, str(exc).removeprefix(f"{path}: "))
     meta = getattr(header, "file_meta", None)
     if meta is not None and str(meta.get("MediaStorageSOPClassUID", "")) == MediaStorageDirectoryStorage:
-        return Passed(path, DICOMDIR_REASON)
+        return PassedOver(path, DICOMDIR_REASON)
     if not _has_uids(header):
-        return Passed(path, "no valid SOP Class UID (0008,0016) or SOP Instance UID (0008,0018); the file is damaged")
-    return Instance(path, header, named)
+        return PassedOver(
+            path, "no valid SOP Class UID (0008,0016) or SOP Instance UID (0008,0018); the file is damaged"
+        )
+    return Instance(path, header)
 
 
 def _read_bare(path: Path, decode_tags: Collection[int] | None) -> Dataset | None:
