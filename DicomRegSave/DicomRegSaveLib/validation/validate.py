@@ -51,9 +51,10 @@ def validate_file(path: str | os.PathLike, image_paths: Sequence[str | os.PathLi
         return report
     for problem in walked.problems:
         report.error(f"Image {problem}")
-    if walked.non_images():
+    non_images = walked.non_images()
+    if non_images:
         report.warning(
-            f"{len(walked.non_images())} object(s) among the images are not images and were not checked "
+            f"{len(non_images)} object(s) among the images are not images and were not checked "
             f"against the registration ({walked.non_image_counts()})."
         )
     images = walked.images()
