@@ -14,7 +14,7 @@ from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian
 
 import reg_builders as rb
 from DicomRegSaveLib.errors import InvalidRegistrationError
-from DicomRegSaveLib.inputs.walker import walk
+from DicomRegSaveLib.file_walker import walk
 from DicomRegSaveLib.reg import vector_grid_data as vector_buffer
 from DicomRegSaveLib.validation.cross_file import check_against_images
 from DicomRegSaveLib.validation.dicom3tools import run_dcentvfy, run_dciodvfy

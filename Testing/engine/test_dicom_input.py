@@ -15,10 +15,10 @@ from pydicom.dataelem import RawDataElement
 from dicom_input_helpers import rotation, write_non_image, write_without_preamble
 from DicomRegSaveLib import geometry
 from DicomRegSaveLib.errors import DicomInputError, MalformedDicomError
+from DicomRegSaveLib.file_walker import walk
 from DicomRegSaveLib.inputs.lookup import series_from_instance_uids
 from DicomRegSaveLib.inputs.sampledata import write_image_series
 from DicomRegSaveLib.inputs.series import ImageSeries, read_image_series, series_from_headers
-from DicomRegSaveLib.inputs.walker import walk
 
 
 def _write(folder: Path, **kwargs) -> list[Path]:

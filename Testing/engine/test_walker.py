@@ -1,4 +1,4 @@
-"""The one file walker (inputs/walker.py) and its uses: export's series reading and validate's image
+"""The one file walker (file_walker.py) and its uses: export's series reading and validate's image
 checks find the same instances in a folder; preambles, repeats, links and non-image objects."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from dicom_input_helpers import write_non_image, write_rtstruct, write_without_preamble
 from DicomRegSaveLib.errors import DicomInputError
 from DicomRegSaveLib.export.request import ExportRequest, run_export_request
+from DicomRegSaveLib.file_walker import DICOMDIR_REASON, NOT_DICOM_REASON, files_under, walk
 from DicomRegSaveLib.inputs.series import read_image_series
-from DicomRegSaveLib.inputs.walker import DICOMDIR_REASON, NOT_DICOM_REASON, files_under, walk
 from DicomRegSaveLib.validation.validate import validate_file
 
 

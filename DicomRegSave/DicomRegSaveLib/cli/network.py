@@ -19,7 +19,7 @@ from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from DicomRegSaveLib import IMPLEMENTATION_VERSION_NAME
 from DicomRegSaveLib.errors import SendError
-from DicomRegSaveLib.inputs.walker import walk
+from DicomRegSaveLib.file_walker import walk
 
 #: The calling AE title when none is given.
 DEFAULT_CALLING_AE_TITLE = "DICOMREGSAVE"
@@ -139,7 +139,7 @@ def send_files(
 ) -> SendReport:
     """C-ECHO `peer`, then C-STORE every DICOM instance of `paths`, images or not (REG, RTSTRUCT, ...).
 
-    The instances are found by the project's file walker (:func:`inputs.walker.walk`: folders
+    The instances are found by the project's file walker (:func:`file_walker.walk`: folders
     searched recursively, each file once, files without preamble read too). DICOMDIRs and files in
     folders that are not DICOM are reported as skipped; named files that are not DICOM, and DICOM
     files that cannot be read, as not sent. Nothing is retried.

@@ -127,7 +127,7 @@ def _input_files(args: argparse.Namespace) -> list[Path]:
     for name in ("transform", "reg", "manifest", "fixed", "moving", "images", "paths"):
         value = getattr(args, name, None)
         given.extend(Path(v) for v in (value if isinstance(value, list) else [value] if value else []))
-    from DicomRegSaveLib.inputs.walker import files_under
+    from DicomRegSaveLib.file_walker import files_under
 
     return files_under(given)
 

@@ -2,7 +2,7 @@
 
 The registration writer needs, for the fixed and the moving image, the instances to reference and
 the voxel grid (``ijk_to_lps``) they form. :func:`read_image_series` takes the one image series
-among files and folders (found by :func:`walker.walk`, headers read without pixel data);
+among files and folders (found by :func:`file_walker.walk`, headers read without pixel data);
 :func:`series_from_headers` stacks headers already read (:mod:`inputs.lookup` finds them by SOP
 Instance UID).
 
@@ -34,7 +34,7 @@ from pydicom.dataset import Dataset
 
 from DicomRegSaveLib.dicom_file import decode_whole
 from DicomRegSaveLib.errors import DicomInputError
-from DicomRegSaveLib.inputs.walker import Instance, functional_group_item, is_image, walk
+from DicomRegSaveLib.file_walker import Instance, functional_group_item, is_image, walk
 from DicomRegSaveLib.model import ImageReference
 from DicomRegSaveLib.values import problem_uid
 

@@ -27,7 +27,7 @@ def check_against_images(dataset: Dataset, images: Iterable[Dataset]) -> Conform
     images:
         Headers of the fixed and moving images (pydicom Datasets, pixel data not needed; messages
         name an image by its ``filename``, else its SOP Instance UID). Non-image objects are the
-        caller's to leave out (:func:`inputs.walker.walk` tells them apart).
+        caller's to leave out (:func:`file_walker.walk` tells them apart).
 
     Returns
     -------

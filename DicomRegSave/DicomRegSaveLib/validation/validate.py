@@ -2,7 +2,7 @@
 
 :func:`validate_file` runs the IOD rules (:mod:`iod_rules`) and dciodvfy on the file and, with
 images, the cross-file checks (:mod:`cross_file`) and dcentvfy on the images the project's file
-walker finds (:mod:`inputs.walker`): the same instances that ``export`` reads from those folders.
+walker finds (:mod:`file_walker`): the same instances that ``export`` reads from those folders.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 
 from DicomRegSaveLib.errors import DicomInputError, DicomRegSaveError, require_type
-from DicomRegSaveLib.inputs.walker import walk
+from DicomRegSaveLib.file_walker import walk
 from DicomRegSaveLib.reg.reader import read_dataset
 from DicomRegSaveLib.validation.cross_file import check_against_images, referenced_roles
 from DicomRegSaveLib.validation.dicom3tools import run_dcentvfy, run_dciodvfy

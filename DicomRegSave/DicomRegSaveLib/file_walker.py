@@ -2,7 +2,8 @@
 
 Every command that takes DICOM files or folders finds its instances here, so that one folder
 yields the same instances everywhere: ``export --fixed/--moving`` (and each ``batch`` row, which is
-an export), ``validate --images`` and ``send``.
+an export), ``validate --images`` and ``send``. It lies in the ground, beside :mod:`dicom_file`
+whose reader it uses, because both ``inputs`` and ``validation`` (peers in the layering) need it.
 
 Rules, the same for every use
 -----------------------------
