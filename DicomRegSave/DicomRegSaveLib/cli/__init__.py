@@ -2,7 +2,8 @@
 
 :mod:`.main` (entry point and the list of commands), :mod:`.parser` (the parser and shared
 arguments), :mod:`.policy` (exit statuses, errors, notes), one module per command or group
-(:mod:`.export_send`, :mod:`.reading`, :mod:`.batch_command`, :mod:`.demo`, :mod:`.conformance`), and
+(:mod:`.export_send`, :mod:`.reading`, :mod:`.batch_command`, :mod:`.qa_commands`, :mod:`.demo`,
+:mod:`.conformance`), and
 what they use: :mod:`.batch` (parallel rows), :mod:`.reports` (JSON), :mod:`.network` (sending),
 :mod:`.conformance_statement`.
 """
@@ -18,6 +19,7 @@ __all__ = [
     "network",
     "parser",
     "policy",
+    "qa_commands",
     "reading",
     "reports",
 ]

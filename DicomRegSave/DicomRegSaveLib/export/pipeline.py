@@ -203,7 +203,6 @@ def create_dataset(registration: Registration, fixed_image: Dataset, options: Ex
         gives a patient or study other than the fixed image's: every front end (command line, module
         panel, export dialog, console) ends here, so none can write a REG into another patient.
     """
-    tags.check_identity({tags.resolve_keyword(key): value for key, value in options.overrides.items()}, fixed_image)
     arguments = {
         "study_instance_uid": None,
         "series_instance_uid": options.series_instance_uid or new_uid(options.uid_root),
@@ -230,6 +229,7 @@ def create_dataset(registration: Registration, fixed_image: Dataset, options: Ex
             arguments[_CONSTRUCTOR_OVERRIDES[keyword]] = int(value) if keyword.endswith("Number") else value
         else:
             remaining[keyword] = value
+    tags.check_identity({tags.resolve_keyword(key): value for key, value in options.overrides.items()}, fixed_image)
     dataset = sop_class_for(registration)(registration, fixed_image, **arguments)
     tags.copy_extra_attributes(dataset, fixed_image, options.copy_source_keywords)
     tags.apply_overrides(dataset, remaining)

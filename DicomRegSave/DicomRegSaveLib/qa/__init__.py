@@ -13,3 +13,15 @@ Every item is evaluated as the mapping ``phi`` from the registered (fixed) frame
 
 #: How ``resample`` samples the moving image (a light constant: the command's parser reads it).
 INTERPOLATIONS = ("linear", "nearest")
+
+__all__ = [
+    "INTERPOLATIONS",
+    "evaluate",
+    "html_report",
+    "jacobian",
+    "landmarks",
+    "linear",
+    "pictures",
+    "volume_files",
+    "volumes",
+]

@@ -4,3 +4,11 @@ report (the findings), iod_rules (the IOD's own rules that dciodvfy does not che
 (the REG against the image headers it references), dicom3tools (dciodvfy and dcentvfy), validate
 (everything for one file and its images, found by file_walker).
 """
+
+__all__ = [
+    "cross_file",
+    "dicom3tools",
+    "iod_rules",
+    "report",
+    "validate",
+]
