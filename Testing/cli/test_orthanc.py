@@ -1,6 +1,6 @@
 """A real PACS: Debian's Orthanc on loopback ports receives the demo's series and REG from ``dicomregsave send``.
 
-Never skipped: without the ``Orthanc`` binary the test installs it (``apt-get install orthanc``) when it
+Never skipped: without the ``Orthanc`` binary the test installs it (``apt-get install orthanc``, see debian_tools) when it
 runs as root, and otherwise fails saying how to install it. Orthanc runs with a generated configuration
 and its own storage folder, is reached only on 127.0.0.1, and is stopped by its PID.
 """
@@ -8,7 +8,6 @@ and its own storage folder, is reached only on 127.0.0.1, and is stopped by its 
 import io
 import json
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -19,27 +18,10 @@ import pydicom
 import pytest
 
 from commands import COMMAND
+from debian_tools import debian_program
 from DicomRegSaveLib.inputs.sampledata import make_demo_case
 
 LOOPBACK = "127.0.0.1"
-INSTALL_HINT = "install Debian's Orthanc first: `sudo apt-get install orthanc` (or run the suite as root)"
-
-
-def orthanc_binary() -> str:
-    found = shutil.which("Orthanc") or shutil.which("Orthanc", path="/usr/sbin:/usr/local/sbin")
-    if found:
-        return found
-    if os.geteuid() != 0:
-        pytest.fail(f"The Orthanc binary is missing; {INSTALL_HINT}.")
-    environment = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "orthanc"]):
-        completed = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=900)
-        if completed.returncode != 0:
-            pytest.fail(f"`{' '.join(command)}` failed ({completed.stderr.strip()[-500:]}); {INSTALL_HINT}.")
-    found = shutil.which("Orthanc", path="/usr/sbin:/usr/bin:/usr/local/sbin")
-    if not found:
-        pytest.fail(f"apt-get installed orthanc but no Orthanc binary was found; {INSTALL_HINT}.")
-    return found
 
 
 def free_port() -> int:
@@ -72,7 +54,10 @@ class Orthanc:
         (folder / "orthanc.json").write_text(json.dumps(configuration, indent=2))
         self.log = open(folder / "orthanc.log", "w")
         self.process = subprocess.Popen(
-            [orthanc_binary(), str(folder / "orthanc.json")], stdout=self.log, stderr=subprocess.STDOUT, cwd=folder
+            [debian_program("Orthanc", "orthanc"), str(folder / "orthanc.json")],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd=folder,
         )
         self.log_path = folder / "orthanc.log"
         deadline = time.monotonic() + 60

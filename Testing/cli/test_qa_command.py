@@ -17,6 +17,7 @@ from pydicom.uid import ExplicitVRLittleEndian, SpatialRegistrationStorage, gene
 from pydicom.valuerep import format_number_as_ds
 
 from commands import run
+from debian_tools import debian_program
 from DicomRegSaveLib.inputs.series import read_image_series
 from DicomRegSaveLib.qa.linear import rotation_from_angles
 from DicomRegSaveLib.reg.reader import read_registration
@@ -305,7 +306,7 @@ def chromium(page: Path) -> tuple[str, list[str]]:
     """Debian's chromium, headless: the DOM after load and the page's console messages."""
     result = subprocess.run(
         [
-            "chromium",
+            debian_program("chromium", "chromium"),
             "--headless",
             "--no-sandbox",
             "--disable-gpu",
