@@ -8,7 +8,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from commands import run
+from commands import export_demo, run
 from DicomRegSaveLib.inputs.sampledata import write_image_series
 from DicomRegSaveLib.reg.reader import read_registration
 
@@ -18,15 +18,8 @@ def listing(folder: Path) -> list[str]:
 
 
 def test_export_writes_a_reg_that_maps_like_the_field(case, tmp_path):
-    result = run(
-        "export",
-        "--transform",
-        case.field_path,
-        "--fixed",
-        case.fixed_dir,
-        "--moving",
-        case.moving_dir,
-        "--output",
+    result = export_demo(
+        case,
         tmp_path / "reg.dcm",
         "--series-description",
         "CBCT to CT",
@@ -55,17 +48,7 @@ def test_export_writes_a_reg_that_maps_like_the_field(case, tmp_path):
 
 
 def test_export_into_a_folder_names_the_file_after_the_instance(case, tmp_path):
-    result = run(
-        "export",
-        "--transform",
-        case.field_path,
-        "--fixed",
-        case.fixed_dir,
-        "--moving",
-        case.moving_dir,
-        "--output",
-        tmp_path,
-    )
+    result = export_demo(case, tmp_path)
     assert result.returncode == 0, result.stderr
     (written,) = tmp_path.iterdir()
     assert written.name == pydicom.dcmread(written).SOPInstanceUID + ".dcm"
@@ -74,29 +57,12 @@ def test_export_into_a_folder_names_the_file_after_the_instance(case, tmp_path):
 def test_existing_output_is_kept_without_force(case, tmp_path):
     target = tmp_path / "reg.dcm"
     target.write_bytes(b"precious")
-    result = run(
-        "export",
-        "--transform",
-        case.field_path,
-        "--fixed",
-        case.fixed_dir,
-        "--moving",
-        case.moving_dir,
-        "--output",
-        target,
-    )
+    result = export_demo(case, target)
     assert result.returncode == 1
     assert "exists already" in result.stderr and "--force" in result.stderr
     assert target.read_bytes() == b"precious" and listing(tmp_path) == ["reg.dcm"]
-    forced = run(
-        "export",
-        "--transform",
-        case.field_path,
-        "--fixed",
-        case.fixed_dir,
-        "--moving",
-        case.moving_dir,
-        "--output",
+    forced = export_demo(
+        case,
         target,
         "--force",
     )
@@ -150,20 +116,7 @@ def test_usage_errors_exit_2():
 
 
 def test_inspect_summarises_the_vectors_and_filters(case, tmp_path):
-    assert (
-        run(
-            "export",
-            "--transform",
-            case.field_path,
-            "--fixed",
-            case.fixed_dir,
-            "--moving",
-            case.moving_dir,
-            "--output",
-            tmp_path / "reg.dcm",
-        ).returncode
-        == 0
-    )
+    assert export_demo(case, tmp_path / "reg.dcm").returncode == 0
     everything = run("inspect", tmp_path / "reg.dcm")
     assert everything.returncode == 0
     assert "(0064,0009) OF VectorGridData" in everything.stdout and "mean" in everything.stdout
@@ -179,20 +132,7 @@ def test_inspect_summarises_the_vectors_and_filters(case, tmp_path):
 
 
 def test_validate_exit_status_follows_the_errors(case, tmp_path):
-    assert (
-        run(
-            "export",
-            "--transform",
-            case.field_path,
-            "--fixed",
-            case.fixed_dir,
-            "--moving",
-            case.moving_dir,
-            "--output",
-            tmp_path / "reg.dcm",
-        ).returncode
-        == 0
-    )
+    assert export_demo(case, tmp_path / "reg.dcm").returncode == 0
     good = run("validate", tmp_path / "reg.dcm", "--images", case.fixed_dir, case.moving_dir)
     assert good.returncode == 0, good.stdout
     assert "0 error(s)" in good.stdout
@@ -205,20 +145,7 @@ def test_validate_exit_status_follows_the_errors(case, tmp_path):
 
 
 def test_to_transform_writes_a_field_that_reads_back_as_the_same_mapping(case, tmp_path):
-    assert (
-        run(
-            "export",
-            "--transform",
-            case.field_path,
-            "--fixed",
-            case.fixed_dir,
-            "--moving",
-            case.moving_dir,
-            "--output",
-            tmp_path / "reg.dcm",
-        ).returncode
-        == 0
-    )
+    assert export_demo(case, tmp_path / "reg.dcm").returncode == 0
     result = run("to-transform", tmp_path / "reg.dcm", tmp_path / "back.mha")
     assert result.returncode == 0, result.stderr
     again = run("to-transform", tmp_path / "reg.dcm", tmp_path / "back.mha")

@@ -16,7 +16,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, SpatialRegistrationStorage, generate_uid
 from pydicom.valuerep import format_number_as_ds
 
-from commands import run
+from commands import export_demo, run
 from debian_tools import debian_program
 from DicomRegSaveLib.inputs.series import read_image_series
 from DicomRegSaveLib.qa.linear import rotation_from_angles
@@ -30,17 +30,7 @@ TRANSLATION_MM = (6.5, -3.25, 4.75)
 def deformable_reg(case, tmp_path_factory) -> Path:
     """The demo's REG (66.3), exported from the known phantom deformation."""
     path = tmp_path_factory.mktemp("reg") / "reg.dcm"
-    result = run(
-        "export",
-        "--transform",
-        case.field_path,
-        "--fixed",
-        case.fixed_dir,
-        "--moving",
-        case.moving_dir,
-        "--output",
-        path,
-    )
+    result = export_demo(case, path)
     assert result.returncode == 0, result.stderr
     return path
 

@@ -9,7 +9,7 @@ import pydicom
 import pydicom.fileset
 import pytest
 
-from commands import run
+from commands import export_demo, run
 from DicomRegSaveLib.inputs.sampledata import make_demo_case
 from storage_scp import CT_IMAGE_STORAGE, LOOPBACK, REG_STORAGE, VERIFICATION
 
@@ -18,17 +18,7 @@ from storage_scp import CT_IMAGE_STORAGE, LOOPBACK, REG_STORAGE, VERIFICATION
 def case_and_reg(tmp_path_factory):
     folder = tmp_path_factory.mktemp("send")
     case = make_demo_case(folder / "case")
-    result = run(
-        "export",
-        "--transform",
-        case.field_path,
-        "--fixed",
-        case.fixed_dir,
-        "--moving",
-        case.moving_dir,
-        "--output",
-        folder / "reg.dcm",
-    )
+    result = export_demo(case, folder / "reg.dcm")
     assert result.returncode == 0, result.stderr
     return case, folder / "reg.dcm"
 
@@ -60,15 +50,8 @@ def test_send_stores_every_file_with_exactly_the_sop_classes_present(scp_factory
 def test_export_send_stores_the_new_reg(scp_factory, case_and_reg, tmp_path):
     case, _ = case_and_reg
     scp = scp_factory()
-    result = run(
-        "export",
-        "--transform",
-        case.field_path,
-        "--fixed",
-        case.fixed_dir,
-        "--moving",
-        case.moving_dir,
-        "--output",
+    result = export_demo(
+        case,
         tmp_path / "sent.dcm",
         "--send",
         scp.peer,

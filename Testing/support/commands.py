@@ -13,3 +13,11 @@ COMMAND = str(Path(sys.executable).with_name("dicomregsave"))
 def run(*args: object, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run ``dicomregsave ARGS...`` in a subprocess and capture its text output."""
     return subprocess.run([COMMAND, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout)
+
+
+def export_demo(case, output: Path, *options: object) -> subprocess.CompletedProcess:
+    """``dicomregsave export`` of the demo case's field, fixed and moving series to `output`, with `options`."""
+    return run(
+        "export", "--transform", case.field_path, "--fixed", case.fixed_dir, "--moving", case.moving_dir,
+        "--output", output, *options,
+    )  # fmt: skip
