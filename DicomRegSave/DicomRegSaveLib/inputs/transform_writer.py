@@ -12,7 +12,6 @@ from DicomRegSaveLib.errors import OutputError
 from DicomRegSaveLib.inputs.field_headers import extension_of
 from DicomRegSaveLib.inputs.field_writer import FIELD_EXTENSIONS, write_displacement_field
 from DicomRegSaveLib.model import DisplacementGrid, RegistrationItem
-from DicomRegSaveLib.native_log import captured_native_output, summarize
 from DicomRegSaveLib.output import atomic_output
 from DicomRegSaveLib.progress import Progress
 
@@ -99,11 +98,7 @@ def _write_itk_transform(item: RegistrationItem, temporary: Path, path: Path) ->
     storage = slicer.vtkMRMLTransformStorageNode()
     scene.AddNode(storage)
     storage.SetFileName(str(temporary))
-    with captured_native_output() as native:
-        written = storage.WriteData(node)
-    if not written:
-        detail = native.summary() or summarize(storage.GetUserMessages().GetAllMessagesAsString())
-        raise OutputError(f"Slicer could not write the transform to {path}{': ' + detail if detail else ''}.")
+    mrml.write_with_storage_node(storage, node, path, "transform")
 
 
 def _total_displacement_grid(item: RegistrationItem) -> DisplacementGrid:

@@ -18,15 +18,18 @@ vectors on the grid geometry mapped by ``inv(A)`` (exact whenever the mapped axe
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import slicer
 import vtk
 from vtk.util import numpy_support
 
 from DicomRegSaveLib import geometry, transform_chain
-from DicomRegSaveLib.errors import InvalidRegistrationError, TransformInputError
+from DicomRegSaveLib.errors import InvalidRegistrationError, OutputError, TransformInputError
 from DicomRegSaveLib.mapped_pages import release_mapped_pages
 from DicomRegSaveLib.model import DisplacementGrid, RegistrationItem, RegistrationMatrix
+from DicomRegSaveLib.native_log import captured_native_output, summarize
 from DicomRegSaveLib.progress import Progress, ignore_progress
 
 
@@ -274,3 +277,21 @@ def resolve_fixed_and_moving(
 def _nodes_of_class(scene: slicer.vtkMRMLScene, class_name: str) -> list[slicer.vtkMRMLNode]:
     collection = scene.GetNodesByClass(class_name)
     return [collection.GetItemAsObject(i) for i in range(collection.GetNumberOfItems())]
+
+
+def write_with_storage_node(
+    storage: slicer.vtkMRMLStorageNode, node: slicer.vtkMRMLNode, path: Path, what: str
+) -> None:
+    """Write `node` through `storage` (its file name already set) as Slicer saves it.
+
+    Raises
+    ------
+    OutputError
+        When Slicer fails; the message names `what` and `path` (the user's file, not a temporary one)
+        and folds Slicer's native log into one sentence.
+    """
+    with captured_native_output() as native:
+        written = storage.WriteData(node)
+    if not written:
+        detail = native.summary() or summarize(storage.GetUserMessages().GetAllMessagesAsString())
+        raise OutputError(f"Slicer could not write the {what} to {path}{': ' + detail if detail else ''}.")

@@ -17,7 +17,7 @@ from vtk.util import numpy_support
 
 from DicomRegSaveLib import geometry
 from DicomRegSaveLib.errors import OutputError
-from DicomRegSaveLib.native_log import captured_native_output, summarize
+from DicomRegSaveLib.mrml.nodes import write_with_storage_node
 from DicomRegSaveLib.output import atomic_output
 from DicomRegSaveLib.qa.volumes import Volume
 
@@ -67,9 +67,5 @@ def write_volume_file(volume: Volume, path: str | os.PathLike, inputs: Iterable[
         scene.AddNode(storage)
         storage.SetFileName(str(temporary))
         storage.SetUseCompression(True)
-        with captured_native_output() as native:
-            written = storage.WriteData(node)
-        if not written:
-            detail = native.summary() or summarize(storage.GetUserMessages().GetAllMessagesAsString())
-            raise OutputError(f"Slicer could not write the volume to {path}{': ' + detail if detail else ''}.")
+        write_with_storage_node(storage, node, path, "volume")
     return path
