@@ -174,9 +174,14 @@ def atomic_output(
             raise OutputError(f"Writing {path} produced no data; nothing was written.")
         _move_into_place(temporary, path, force)
     except OSError as error:
-        raise OutputError(f"Writing {path} failed: {error}. Nothing was written.") from error
+        raise OutputError(f"Writing {path} failed: {_reason(error)}. Nothing was written.") from error
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def _reason(error: OSError) -> str:
+    """What the system said, without the file name: that may be a temporary file the user never sees."""
+    return error.strerror or str(error)
 
 
 def _open_unnamed(folder: Path) -> int | None:
@@ -247,4 +252,4 @@ def atomic_stream(
             remove_stale_temporaries(path.parent)
             _link_unnamed(stream.fileno(), path, force)
     except OSError as error:
-        raise OutputError(f"Writing {path} failed: {error}. Nothing was written.") from error
+        raise OutputError(f"Writing {path} failed: {_reason(error)}. Nothing was written.") from error
