@@ -77,6 +77,7 @@ def read_registration(source: str | Path | Dataset) -> Registration:
         read_item(item, f"{name}: {_spaced(keyword)} {tag} item {number}", series_and_study)
         for number, item in enumerate(sequence, start=1)
     ]
+    _warn_unlisted(items, name)
     if sop_class_uid == DeformableSpatialRegistrationStorage and all(item.grid is None for item in items):
         raise InvalidRegistrationError(
             f"{name}: no Deformable Registration Sequence (0064,0002) item has a Deformable Registration Grid "
@@ -269,13 +270,7 @@ def _read_reference(
 ) -> ImageReference:
     sop_class_uid = str(_required(reference, "ReferencedSOPClassUID", "(0008,1150)", where))
     sop_instance_uid = str(_required(reference, "ReferencedSOPInstanceUID", "(0008,1155)", where))
-    if sop_instance_uid not in locations:
-        raise InvalidRegistrationError(
-            f"{where}: instance {sop_instance_uid} is not listed in the Common Instance Reference module "
-            "(Referenced Series Sequence (0008,1115) / Studies Containing Other Referenced Instances Sequence "
-            "(0008,1200)), so its series and study are unknown. The file is not conformant; ask its producer to fix it."
-        )
-    series_uid, study_uid = locations[sop_instance_uid]
+    series_uid, study_uid = locations.get(sop_instance_uid, (None, None))
     return _wrap(
         lambda: ImageReference(
             sop_class_uid=sop_class_uid,
@@ -288,6 +283,28 @@ def _read_reference(
         ),
         where,
     )
+
+
+def _warn_unlisted(items: list[RegistrationItem], name: str) -> None:
+    """One warning for the referenced instances the Common Instance Reference module does not list.
+
+    pydicomRT writes no Common Instance Reference module at all. Only the series and study of those
+    instances are unknown; the item still names them by SOP Instance UID, which is how they are found.
+    """
+    unlisted = sorted(
+        {r.sop_instance_uid for item in items for r in item.referenced_images if r.series_instance_uid is None}
+    )
+    if unlisted:
+        logger.warning(
+            "%s: %d referenced instance(s) (%s%s) are not listed in the Common Instance Reference module "
+            "(Referenced Series Sequence (0008,1115) / Studies Containing Other Referenced Instances Sequence "
+            "(0008,1200)), so their series and study are unknown; the registration is read with them named by "
+            "SOP Instance UID only. `dicomregsave validate` reports this as an error of the file.",
+            name,
+            len(unlisted),
+            unlisted[0],
+            ", ..." if len(unlisted) > 1 else "",
+        )
 
 
 def _integers(value: object) -> tuple[int, ...]:
