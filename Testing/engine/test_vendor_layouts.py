@@ -318,3 +318,36 @@ def test_references_without_a_series_cannot_be_written_back(tmp_path, layout):
     references = read_registration(path).referenced_images
     with pytest.raises(InvalidRegistrationError, match="series and study of referenced instance"):
         common_instance_reference(references, fixed[0].StudyInstanceUID)
+
+
+def test_imsimqa_deformable_sequence_under_the_spatial_registration_class(tmp_path, caplog):
+    case = fw.imsimqa_style_reg()
+    path = rb.write(case.dataset, tmp_path / "imsimqa.dcm")
+    registration, messages = _read(path, caplog)
+    (message,) = messages
+    assert message == (
+        f"{path}: the SOP Class UID (0008,0016) is Spatial Registration (1.2.840.10008.5.1.4.1.1.66.1), but the file "
+        "holds a Deformable Registration Sequence (0064,0002) and no Registration Sequence (0070,0308); it is read "
+        "as the Deformable Spatial Registration its content is. `dicomregsave validate` reports this as an error "
+        "of the file."
+    )
+    (item,) = registration.items
+    assert registration.choose_item() is item
+    assert [r.sop_instance_uid for r in item.referenced_images] == [image.SOPInstanceUID for image in case.moving]
+    nodes = _grid_nodes_lps(case.grid)
+    np.testing.assert_allclose(
+        item.map_points(nodes), nodes + case.grid.vectors_lps.reshape(-1, 3), rtol=0, atol=MAPPING_TOLERANCE_MM
+    )
+    report = validate_file(path)
+    _assert_findings(
+        report.errors,
+        [
+            "[dicomregsave] Registration Sequence (0070,0308) is missing or empty; a Spatial Registration needs",
+            "[dciodvfy] Error - </RegistrationSequence(0070,0308)> - Missing attribute for Type 1 Required",
+        ],
+    )
+    assert report.warnings and all(
+        w.startswith("[dciodvfy] Warning - </DeformableRegistrationSequence(0064,0002)")
+        and w.endswith("- Attribute is not present in standard DICOM IOD")
+        for w in report.warnings
+    )

@@ -327,3 +327,15 @@ def write_pydicomrt_dro(
     item.SourceFrameOfReferenceUID = moving[0].FrameOfReferenceUID
     dataset.DeformableRegistrationSequence = DicomSequence([item])
     return _save(dataset, path, ImplicitVRLittleEndian, (PYDICOMRT_UID_PREFIX + "1", "pydicomRT"))
+
+
+# --- ImSimQA (the AAPM TG-132 data sets; Slicer forum topic 13402, SlicerRT pull request #154) -----------
+
+
+def imsimqa_style_reg() -> rb.Case:
+    """A deformable registration under the Spatial Registration SOP Class (66.1), as the ImSimQA files
+    of the TG-132 data sets are reported to be: a Deformable Registration Sequence and no Registration
+    Sequence. Everything else is :func:`reg_builders.make_case`'s conformant 66.3."""
+    case = rb.make_case()
+    case.dataset.SOPClassUID = case.dataset.file_meta.MediaStorageSOPClassUID = SpatialRegistrationStorage
+    return case

@@ -63,7 +63,7 @@ def read_registration(source: str | Path | Dataset) -> Registration:
         the mapping depends on is missing or malformed; the message names the file and the tag.
     """
     dataset, name = _load(source)
-    sop_class_uid = _check_sop_class(dataset, name)
+    sop_class_uid = _content_class(dataset, _check_sop_class(dataset, name), name)
     registered_frame = _required(dataset, "FrameOfReferenceUID", "(0020,0052)", name)
     series_and_study = _instance_locations(dataset, name)
     if sop_class_uid == SpatialRegistrationStorage:
@@ -126,6 +126,25 @@ def _check_sop_class(dataset: Dataset, name: str) -> str:
         f"{name} is not a Spatial Registration (SOP Class {SpatialRegistrationStorage}) or Deformable "
         f"Spatial Registration ({DeformableSpatialRegistrationStorage}): {what}. Choose the REG object."
     )
+
+
+def _content_class(dataset: Dataset, sop_class_uid: str, name: str) -> str:
+    """The class the content is: a 66.1 holding a Deformable Registration Sequence and no Registration
+    Sequence (the ImSimQA files of the AAPM TG-132 data sets) is read as the 66.3 it is, with a warning."""
+    if (
+        sop_class_uid == SpatialRegistrationStorage
+        and "RegistrationSequence" not in dataset
+        and "DeformableRegistrationSequence" in dataset
+    ):
+        logger.warning(
+            "%s: the SOP Class UID (0008,0016) is Spatial Registration (%s), but the file holds a Deformable "
+            "Registration Sequence (0064,0002) and no Registration Sequence (0070,0308); it is read as the Deformable "
+            "Spatial Registration its content is. `dicomregsave validate` reports this as an error of the file.",
+            name,
+            SpatialRegistrationStorage,
+        )
+        return str(DeformableSpatialRegistrationStorage)
+    return sop_class_uid
 
 
 def _required(dataset: Dataset, keyword: str, tag: str, where: str) -> object:
