@@ -16,7 +16,7 @@ MOVING_TO_FIXED_LPS = homogeneous(rotation((0.3, -1.0, 0.2), np.radians(7.0)), (
 
 
 def test_pydicomrt_sro_through_the_command_line(tmp_path):
-    fixed, moving = fw._ct_pair()
+    fixed, moving = fw.ct_pair()
     reg = fw.write_pydicomrt_sro(tmp_path / "pydicomrt.dcm", fixed, moving, MOVING_TO_FIXED_LPS)
 
     result = run("to-transform", reg, tmp_path / "fixed_to_moving.tfm")

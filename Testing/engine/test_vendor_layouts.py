@@ -106,7 +106,7 @@ def _assert_findings(found: Sequence[str], expected: Sequence[str]) -> None:
 
 
 def test_plastimatch_sro_affine_typed_rigid(tmp_path, caplog):
-    fixed, moving = fw._ct_pair()
+    fixed, moving = fw.ct_pair()
     path = fw.write_plastimatch_style_sro(tmp_path / "sro.dcm", PLASTIMATCH_AFFINE_LPS, fixed=fixed, moving=moving)
     registration, messages = _read(path, caplog)
     (message,) = messages
@@ -140,7 +140,7 @@ def test_plastimatch_sro_affine_typed_rigid(tmp_path, caplog):
 
 
 def test_plastimatch_dro(tmp_path, caplog):
-    fixed, moving = fw._ct_pair()
+    fixed, moving = fw.ct_pair()
     grid = _grid()
     path = fw.write_plastimatch_dro(tmp_path / "dro.dcm", fixed, moving, grid)
     registration, messages = _read(path, caplog)
@@ -195,7 +195,7 @@ def test_slicerrt_export_swaps_the_roles(tmp_path, caplog):
 
 
 def test_pydicomrt_sro_without_common_instance_reference(tmp_path, caplog):
-    fixed, moving = fw._ct_pair()
+    fixed, moving = fw.ct_pair()
     path = fw.write_pydicomrt_sro(tmp_path / "sro.dcm", fixed, moving, RIGID_LPS)
     registration, messages = _read(path, caplog)
     (message,) = messages
@@ -256,7 +256,7 @@ def test_pydicomrt_sro_without_common_instance_reference(tmp_path, caplog):
 
 
 def test_pydicomrt_dro_with_a_rigid_pre_matrix(tmp_path, caplog):
-    fixed, moving = fw._ct_pair()
+    fixed, moving = fw.ct_pair()
     grid = _grid()
     pre_lps = np.linalg.inv(RIGID_LPS)
     path = fw.write_pydicomrt_dro(tmp_path / "dro.dcm", fixed, moving, grid, pre_lps, np.eye(4))
@@ -310,7 +310,7 @@ def test_pydicomrt_dro_with_a_rigid_pre_matrix(tmp_path, caplog):
 def test_references_without_a_series_cannot_be_written_back(tmp_path, layout):
     """A registration read from a file without Common Instance Reference names its images by SOP
     Instance UID only; writing it again would need their series, which the writer refuses to invent."""
-    fixed, moving = fw._ct_pair()
+    fixed, moving = fw.ct_pair()
     if layout == "pydicomrt_sro":
         path = fw.write_pydicomrt_sro(tmp_path / "reg.dcm", fixed, moving, RIGID_LPS)
     else:

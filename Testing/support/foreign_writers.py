@@ -26,19 +26,14 @@ from pydicom.uid import (
 import reg_builders as rb
 
 #: plastimatch's identity matrix string (dcmtk_sro.cxx writes this literal for every identity).
-_PLASTIMATCH_IDENTITY = ["1.0", "0.0", "0.0", "0.0", "0.0", "1.0", "0.0", "0.0", "0.0", "0.0", "1.0", "0.0"] + [
-    "0.0",
-    "0.0",
-    "0.0",
-    "1.0",
-]
+_PLASTIMATCH_IDENTITY = "1.0 0.0 0.0 0.0 0.0 1.0 0.0 0.0 0.0 0.0 1.0 0.0 0.0 0.0 0.0 1.0".split()
 #: What plastimatch 1.10.0's file meta says (DCMTK 3.6.8).
 _DCMTK_IMPLEMENTATION = ("1.2.276.0.7230010.3.0.3.6.8", "OFFIS_DCMTK_368")
 #: The UID root pydicomRT's README example sets with ``set_uid_prefix``.
 PYDICOMRT_UID_PREFIX = "1.2.826.0.1.3680043.2.1125."
 
 
-def _ct_pair() -> tuple[list[Dataset], list[Dataset]]:
+def ct_pair() -> tuple[list[Dataset], list[Dataset]]:
     """A fixed and a moving CT series of one patient, in two studies and two frames of reference."""
     patient = rb.Patient()
     fixed = rb.make_ct_series(3, patient=patient, series_number=1)
@@ -147,7 +142,7 @@ def write_plastimatch_style_sro(
     RayStation). Without `fixed`/`moving`, two small CT series are made up.
     """
     if fixed is None or moving is None:
-        fixed, moving = _ct_pair()
+        fixed, moving = ct_pair()
     dataset = _plastimatch_header(fixed[0], moving[0], SpatialRegistrationStorage)
     if instance_number is not None:
         dataset.InstanceNumber = instance_number
@@ -208,7 +203,7 @@ def write_slicerrt_sro(path: Path, to_parent_lps: np.ndarray) -> tuple[Path, lis
     -------
     (path, fixed copy, moving copy)
     """
-    fixed_copy, moving_copy = _ct_pair()
+    fixed_copy, moving_copy = ct_pair()
     write_plastimatch_style_sro(path, np.linalg.inv(to_parent_lps), fixed=moving_copy, moving=fixed_copy)
     return path, fixed_copy, moving_copy
 
