@@ -53,7 +53,6 @@ PLASTIMATCH_HEADER_WARNINGS = ["[dciodvfy] Warning - </SeriesNumber(0020,0011)> 
 
 #: Findings of pydicomRT's header (BaseRegistrationBuilder), both classes.
 PYDICOMRT_HEADER_FINDINGS = [
-    "[dicomregsave] Content Label (0070,0080): Content Label 'SPATIAL REGISTRATION' is 20 characters long",
     "[dicomregsave] ContentLabel (0070,0080): Content Label 'SPATIAL REGISTRATION' is 20 characters long",
     "[dciodvfy] Error - </ContentLabel(0070,0080)[1]> - Value invalid for this VR [CS] = <SPATIAL REGISTRATION>",
     "[dciodvfy] Error - </Laterality(0020,0060)> - Missing attribute for Type 2C Conditional",
