@@ -9,6 +9,8 @@ that changing them concerns that row only.
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pydicom
@@ -19,6 +21,7 @@ from DicomRegSaveLib.cli.batch_state import STATE_FILE_NAME
 from DicomRegSaveLib.validation.validate import validate_file
 
 NAMES = ("p1.dcm", "p2.dcm", "p3.dcm")
+COMMAND_LINE_PAGE = Path(__file__).parents[2] / "docs" / "command-line.md"
 LEFT_ALONE = "it was left as it is. Use --force to export this row over it, or remove it."
 
 
@@ -228,3 +231,26 @@ def test_a_state_file_that_cannot_be_read_stops_the_batch_before_any_row(case, t
     assert "remove it to start afresh" in result.stderr
     assert [p.name for p in out.iterdir()] == [STATE_FILE_NAME]
     assert (out / STATE_FILE_NAME).read_text() == "{damaged"
+
+
+def test_the_documented_example_works_pasted_into_an_empty_folder(tmp_path):
+    """The shell lines under "To try it on the demo's phantom" in docs/command-line.md, as a user pastes them."""
+    page = COMMAND_LINE_PAGE.read_text(encoding="utf-8")
+    example = page.split("To try it on the demo's phantom", 1)[1].split("```", 2)[1]
+    environment = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+
+    def paste(lines: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["bash", "-e"], input=lines, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300
+        )
+
+    pasted = paste(example)
+    assert pasted.returncode == 0, pasted.stdout + pasted.stderr
+    assert "row 1: wrote regs/cohort/p01.dcm" in pasted.stdout.splitlines()
+    assert validate_file(tmp_path / "regs" / "cohort" / "p01.dcm").ok
+    assert json.loads((tmp_path / "reports" / "batch.json").read_text())["counts"]["written"] == 1
+    batch_line = example.strip().splitlines()[-1]
+    assert batch_line.startswith("dicomregsave batch ")
+    again = paste(batch_line)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "row 1: skipped: regs/cohort/p01.dcm is up to date" in again.stdout.splitlines()

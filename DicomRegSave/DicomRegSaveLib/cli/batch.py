@@ -135,8 +135,8 @@ def read_manifest(path: str | os.PathLike, output_dir: str | os.PathLike) -> lis
     ------
     ManifestError
         If the file cannot be read, a required column is missing, a column is unknown or refused,
-        a required cell is empty, a switch holds something other than yes/no, or two rows write
-        the same output.
+        a row has more cells than the header, a required cell is empty, a switch holds something
+        other than yes/no, or two rows write the same output.
     """
     manifest = Path(path)
     output_dir = Path(output_dir)
@@ -165,6 +165,12 @@ def read_manifest(path: str | os.PathLike, output_dir: str | os.PathLike) -> lis
     for number, (line, record) in enumerate(records, start=1):
         cells = {key.strip(): (value or "").strip() for key, value in record.items() if key is not None}
         where = f"Row {number} (line {line}) of {manifest}"
+        extra = [cell.strip() for cell in record.get(None) or []]
+        if extra:
+            raise ManifestError(
+                f"{where} has {len(extra)} cell(s) more than the header names columns ({', '.join(extra)}); "
+                'a value holding a comma must be written in double quotes ("Two, edited").'
+            )
         arguments: list[str] = []
         for column in REQUIRED_COLUMNS:
             if not cells.get(column):
