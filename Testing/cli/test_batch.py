@@ -164,14 +164,15 @@ def test_a_bad_manifest_is_refused_before_anything_runs(tmp_path, rows, message)
 
 
 def test_a_row_with_more_cells_than_the_header_is_refused(tmp_path):
-    """An unquoted comma in a value would otherwise drop the rest of the value silently."""
+    """An unquoted comma in a value would otherwise drop the rest of the value silently; empty cells
+    after the last column (as spreadsheets may write) lose nothing."""
     manifest = tmp_path / "manifest.csv"
-    manifest.write_text("transform,fixed,moving,series_description\nt.mha,f,m,Two, edited\n")
+    manifest.write_text("transform,fixed,moving,series_description\nt.mha,f,m,One,,\nt.mha,f,m,Two, edited\n")
     out = tmp_path / "out"
     result = run("batch", manifest, "--output", out)
     assert result.returncode == 1
     assert (
-        f"Row 1 (line 2) of {manifest} has 1 cell(s) more than the header names columns (edited); a value holding "
+        f"Row 2 (line 3) of {manifest} has 1 filled cell(s) more than the header names columns (edited); a value holding "
         'a comma must be written in double quotes ("Two, edited").'
     ) in result.stderr
     assert not out.exists()

@@ -165,10 +165,10 @@ def read_manifest(path: str | os.PathLike, output_dir: str | os.PathLike) -> lis
     for number, (line, record) in enumerate(records, start=1):
         cells = {key.strip(): (value or "").strip() for key, value in record.items() if key is not None}
         where = f"Row {number} (line {line}) of {manifest}"
-        extra = [cell.strip() for cell in record.get(None) or []]
+        extra = [cell.strip() for cell in record.get(None) or [] if cell.strip()]
         if extra:
             raise ManifestError(
-                f"{where} has {len(extra)} cell(s) more than the header names columns ({', '.join(extra)}); "
+                f"{where} has {len(extra)} filled cell(s) more than the header names columns ({', '.join(extra)}); "
                 'a value holding a comma must be written in double quotes ("Two, edited").'
             )
         arguments: list[str] = []
