@@ -9,6 +9,7 @@ that changing them concerns that row only.
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,11 @@ import pydicom
 import pytest
 
 from commands import export_demo, run, write_manifest
+from DicomRegSaveLib.cli import batch, batch_state
+from DicomRegSaveLib.cli.batch_command import EXPORT_ROW
 from DicomRegSaveLib.cli.batch_state import STATE_FILE_NAME
+from DicomRegSaveLib.errors import OutputError
+from DicomRegSaveLib.export import request as export_request
 from DicomRegSaveLib.validation.validate import validate_file
 
 NAMES = ("p1.dcm", "p2.dcm", "p3.dcm")
@@ -254,3 +259,45 @@ def test_the_documented_example_works_pasted_into_an_empty_folder(tmp_path):
     again = paste(batch_line)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "row 1: skipped: regs/cohort/p01.dcm is up to date" in again.stdout.splitlines()
+
+
+def demo_row(case, output: Path) -> batch.BatchRow:
+    inputs = ["--transform", str(case.field_path), "--fixed", str(case.fixed_dir), "--moving", str(case.moving_dir)]
+    return batch.BatchRow(1, output, [*inputs, "--series-description", "Demo"])
+
+
+def test_a_reg_put_in_place_before_its_export_was_killed_is_recorded_and_skipped_later(case, tmp_path, monkeypatch):
+    """The file is complete once it has its name; a row killed after that (or interrupted, or failing to
+    --send) has still written it. Forked rows inherit this process's patched export."""
+    export = export_request.run_export_request
+
+    def killed_after_writing(request, progress):
+        export(request, progress)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    monkeypatch.setattr(export_request, "run_export_request", killed_after_writing)
+    row = demo_row(case, tmp_path / "reg.dcm")
+    first = batch.run_batch([row], EXPORT_ROW)
+    assert [(o.status, o.report) for o in first.outcomes] == [("failed", None)]
+    assert validate_file(tmp_path / "reg.dcm").ok
+    monkeypatch.setattr(export_request, "run_export_request", export)
+    again = batch.run_batch([row], EXPORT_ROW)
+    assert [o.status for o in again.outcomes] == ["skipped"]
+
+
+def test_a_reg_that_cannot_be_recorded_fails_its_row(case, tmp_path, monkeypatch):
+    def disk_full(self, output, fingerprint):
+        raise OutputError(f"Writing {self.path(output)} failed: No space left on device. Nothing was written.")
+
+    monkeypatch.setattr(batch_state.BatchState, "record", disk_full)
+    reg = tmp_path / "reg.dcm"
+    result = batch.run_batch([demo_row(case, reg)], EXPORT_ROW)
+    assert not result.ok
+    [outcome] = result.outcomes
+    assert outcome.status == "failed"
+    assert outcome.error == (
+        f"{reg} was written, but recording it in {tmp_path / STATE_FILE_NAME} failed: Writing "
+        f"{tmp_path / STATE_FILE_NAME} failed: No space left on device. Nothing was written. A rerun will take "
+        "it for a REG this batch did not write (use --force then)."
+    )
+    assert validate_file(reg).ok and not (tmp_path / STATE_FILE_NAME).exists()

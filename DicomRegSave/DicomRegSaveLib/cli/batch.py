@@ -315,7 +315,10 @@ def _recorded(outcome: RowOutcome, state: BatchState, fingerprint: Fingerprint) 
         state.record(outcome.output, fingerprint)
     except DicomRegSaveError as error:
         outcome.status = "failed"
-        outcome.error = f"{outcome.output} was written but not recorded as this batch's: {error}"
+        outcome.error = (
+            f"{outcome.output} was written, but recording it in {state.path(outcome.output)} failed: {error} "
+            "A rerun will take it for a REG this batch did not write (use --force then)."
+        )
     return outcome
 
 
