@@ -173,12 +173,13 @@ def _send_error(sent: SendReport) -> str:
 
 
 def batch_report(manifest: str | os.PathLike, output_dir: str | os.PathLike, result: BatchResult) -> dict[str, Any]:
-    """The report of ``batch``: one entry per manifest row and the counts by status."""
+    """The report of ``batch``: one entry per manifest row and the counts by status; the rows' errors
+    and their exports' warnings, each prefixed with its row."""
     report = _base(
         "batch",
         result.ok,
         [f"Row {o.row}: {o.error}" for o in result.outcomes if o.error],
-        [],
+        [f"Row {o.row}: {w['message']}" for o in result.outcomes if o.report for w in o.report.get("warnings", [])],
     )
     report.update(
         manifest=str(manifest),
