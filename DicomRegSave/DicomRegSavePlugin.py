@@ -16,7 +16,7 @@ from DICOMLib import DICOMLoadable, DICOMPlugin
 from slicer.i18n import tr as _
 
 from DicomRegSaveLib.requirements import unmet_requirements
-from DicomRegSaveLib.slicer.attributes import MOVING_INSTANCES_ATTRIBUTE
+from DicomRegSaveLib.slicer.attributes import GRID_INTERPOLATION_ATTRIBUTE, MOVING_INSTANCES_ATTRIBUTE
 
 #: Oldest 3D Slicer that bundles the pydicom and highdicom DicomRegSave needs (Resources/requirements.txt).
 MINIMUM_SLICER_VERSION = "5.12"
@@ -285,9 +285,10 @@ class DicomRegSavePlugin:
     """Hidden hook module: registers DicomRegSavePluginClass with the DICOM module and watches scene imports.
 
     A scene saved with a registration that waits for its moving series must apply it when that series
-    is loaded, also after a restart; nothing started only by a user action survives one. So this hook,
-    created at every start-up, keeps one light observer on the scene's end of import (no engine import
-    until a scene brings a DicomRegSave registration), removed at application exit.
+    is loaded, also after a restart; nothing started only by a user action survives one. And Slicer reads
+    the registration's grids back with cubic interpolation, which the watcher turns back to linear after
+    the load. So this hook, created at every start-up, keeps one light observer on the scene's end of
+    import (no engine import until a scene brings a DicomRegSave registration), removed at application exit.
     """
 
     def __init__(self, parent):
@@ -321,7 +322,8 @@ Built on 3D Slicer's DICOM plugin architecture, pydicom and highdicom.
             return
         transforms = scene.GetNodesByClass("vtkMRMLTransformNode")
         for index in range(transforms.GetNumberOfItems()):
-            if transforms.GetItemAsObject(index).GetAttribute(MOVING_INSTANCES_ATTRIBUTE):
+            node = transforms.GetItemAsObject(index)
+            if node.GetAttribute(MOVING_INSTANCES_ATTRIBUTE) or node.GetAttribute(GRID_INTERPOLATION_ATTRIBUTE):
                 registrationWatcher().start()
                 return
 
