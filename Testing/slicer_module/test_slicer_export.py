@@ -11,8 +11,15 @@ import pydicom
 import pytest
 import slicer
 
-from DicomRegSaveLib.errors import DicomInputError, InvalidRegistrationError, OperationCancelled, OutputError
+from DicomRegSaveLib.errors import (
+    DicomInputError,
+    InvalidRegistrationError,
+    OperationCancelled,
+    OutputError,
+    TransformInputError,
+)
 from DicomRegSaveLib.export.pipeline import ExportOptions
+from DicomRegSaveLib.mrml.nodes import fixed_under_transform_message
 from DicomRegSaveLib.reg.reader import read_registration
 from DicomRegSaveLib.slicer import (
     export as slicer_export,
@@ -51,6 +58,28 @@ def test_grid_transform_with_dicom_volumes_is_offered_with_series_tags(world, di
     assert decision.series_tags["SoftwareVersions"].split("\\") == list(defaults.software_versions)
     assert decision.series_tags["ContentDescription"] == "Moving CT to Fixed CT by Registration result"
     assert slicer_fields.field_problems(decision.series_tags) == {}
+
+
+def test_a_fixed_volume_under_a_transform_is_refused_with_why_and_nothing_is_written(world, dicom_case, tmp_path):
+    transform = world.registration_transform()
+    display = linear_node(world.scene, homogeneous(np.eye(3), (5.0, 0.0, 0.0)))
+    display.SetName("Display shift")
+    world.fixed.SetAndObserveTransformNodeID(display.GetID())
+    why = fixed_under_transform_message(world.fixed)
+    assert why.startswith("The fixed volume 'Fixed CT' is under transform 'Display shift', so Slicer shows it away")
+    with pytest.raises(TransformInputError) as refused:
+        slicer_export.export_from_nodes(transform, None, None, dicom_case["lookup"], tmp_path)
+    assert str(refused.value) == why
+    with pytest.raises(TransformInputError) as refused:
+        slicer_export.validate_from_nodes(transform, world.fixed, world.moving, dicom_case["lookup"])
+    assert str(refused.value) == why
+    assert list(tmp_path.iterdir()) == []
+    decision = slicer_offer.examine_transform_item(world.sh, world.item(transform), dicom_case["lookup"])
+    assert (decision.offer, decision.listed, decision.reason) == (False, True, why)
+    world.fixed.SetAndObserveTransformNodeID(None)
+    assert slicer_offer.examine_transform_item(world.sh, world.item(transform), dicom_case["lookup"]).offer
+    slicer_export.export_from_nodes(transform, None, None, dicom_case["lookup"], tmp_path)
+    assert len(list(tmp_path.glob("*.dcm"))) == 1
 
 
 def test_linear_transform_is_offered_as_a_spatial_registration_at_full_confidence(world, dicom_case):

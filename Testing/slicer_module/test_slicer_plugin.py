@@ -18,6 +18,7 @@ import pytest
 import slicer
 import vtk
 
+from DicomRegSaveLib.mrml.nodes import fixed_under_transform_message
 from DicomRegSaveLib.reg.reader import read_registration
 from DicomRegSaveLib.slicer import offer as slicer_offer
 from mrml_helpers import from_world_lps, homogeneous, linear_node, rotation
@@ -240,6 +241,21 @@ def test_only_transforms_with_a_registration_hint_get_a_cannot_export_yet_row(ap
     transform.RemoveNodeReferenceIDs(transform.GetMovingNodeReferenceRole())
     [row] = app.plugin.examineForExport(sh.GetItemByDataNode(transform))
     assert row.confidence == slicer_offer.BLOCKED_CONFIDENCE and "moving volume" in row.tooltip
+
+
+def test_a_fixed_volume_under_a_transform_is_listed_with_why_and_the_dialog_writes_nothing(app, reg_case, tmp_path):
+    fixed, _, transform = loaded_registration(app, reg_case)
+    display = linear_node(app.scene, homogeneous(np.eye(3), (5.0, 0.0, 0.0)))
+    display.SetName("Display shift")
+    fixed.SetAndObserveTransformNodeID(display.GetID())
+    dialog = ExportDialog()
+    [[exportable]] = dialog.examine(app.scene.GetSubjectHierarchyNode().GetItemByDataNode(transform))
+    assert exportable.confidence == slicer_offer.BLOCKED_CONFIDENCE
+    assert exportable.tooltip == fixed_under_transform_message(fixed)
+    assert f"'{fixed.GetName()}' is under transform 'Display shift'" in exportable.tooltip
+    dialog.select(0)
+    assert dialog.export(tmp_path) == exportable.tooltip
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_transform_without_a_fixed_reference_is_listed_with_what_to_do_and_writes_nothing(app, reg_case, tmp_path):

@@ -3,7 +3,9 @@ Slicer transform and volume nodes -> their DICOM series -> the sampled or copied
 
 Coordinates: Slicer nodes are RAS; DICOM and the registration model are LPS (mm). The DICOM
 registered frame is the fixed volume's world space, which must therefore be the fixed DICOM series'
-patient space: the fixed volume may not be moved, resampled or placed under a transform.
+patient space: the fixed volume may not be moved, resampled or placed under a transform. A fixed volume
+under a transform is refused by :func:`mrml.nodes.resolve_fixed_and_moving` (the message is
+:func:`mrml.nodes.fixed_under_transform_message`); one moved or resampled by :func:`geometry_mismatch_mm`.
 """
 
 from __future__ import annotations

@@ -126,7 +126,10 @@ def examine_transform_item(
     try:
         fixed, moving = mrml.resolve_fixed_and_moving(node)
     except TransformInputError as exc:
-        return ExportDecision(False, str(exc) + SET_VOLUMES_HINT, node, listed=has_registration_hint(node))
+        fixed = suggested_volumes(node)[0]
+        # choosing other volumes is no answer to a fixed volume under a transform
+        hint = "" if fixed is not None and fixed.GetParentTransformNode() is not None else SET_VOLUMES_HINT
+        return ExportDecision(False, str(exc) + hint, node, listed=has_registration_hint(node))
     for role, volume in (("fixed", fixed), ("moving", moving)):
         uids = instance_uids(volume)
         if not uids:
