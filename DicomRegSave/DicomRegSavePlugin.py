@@ -66,6 +66,21 @@ def databaseHeaderLookup():
     return database.fileForInstance
 
 
+def databaseSeriesNumbers():
+    """Study Instance UID -> the Series Numbers of the DICOM database's series of that study; None without a database."""
+    database = getattr(slicer, "dicomDatabase", None)
+    if database is None or not database.isOpen:
+        return None
+    from DicomRegSaveLib.slicer.provenance import database_series_numbers
+
+    return functools.partial(
+        database_series_numbers,
+        series_for_study=database.seriesForStudy,
+        files_for_series=database.filesForSeries,
+        file_value=database.fileValue,
+    )
+
+
 def reportLinking(message):
     """What linking a registration changed that could surprise the user: logged (Slicer's error log and
     Python console show it), never a modal popup, since it happens after a load the user is not watching."""
@@ -264,6 +279,7 @@ class DicomRegSavePluginClass(DICOMPlugin):
                 lookup,
                 exportable.directory,
                 options,
+                series_numbers_in_study=databaseSeriesNumbers(),
             )
         except DicomRegSaveError as exc:
             return f"'{name}': {exc}"

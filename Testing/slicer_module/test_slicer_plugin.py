@@ -229,6 +229,32 @@ def test_export_to_the_database_indexes_the_reg_and_leaves_no_temporary_folder(a
     assert slicer.dicomDatabase.instanceValue(written[0], "0008,0060") == "REG"
 
 
+def test_the_dialog_s_series_number_is_chosen_at_export_among_the_study_s_series_in_the_database(
+    app, reg_case, tmp_path
+):
+    _, _, transform = loaded_registration(app, reg_case)
+    item = app.scene.GetSubjectHierarchyNode().GetItemByDataNode(transform)
+    assert pydicom.dcmread(reg_case["reg"], stop_before_pixels=True).SeriesNumber == 1000, "the database's REG"
+    for expected in (1001, 1002):
+        dialog = ExportDialog()
+        [[exportable]] = dialog.examine(item)
+        assert exportable.tag("SeriesNumber") == "", "shown empty: an unedited row is no edit"
+        dialog.select(0)
+        assert dialog.export(to_database=True) == ""
+        [latest] = [
+            header
+            for path, header in slicer.dicomDatabase._headers.items()
+            if "DICOMExportTemp_" in path and int(header.SeriesNumber) == expected
+        ]
+        assert latest.StudyInstanceUID == reg_case["fixed"].study_instance_uid
+    dialog = ExportDialog()
+    dialog.examine(item)
+    dialog.select(0)
+    assert dialog.export(tmp_path, {"SeriesNumber": "1000"}) == ""
+    [path] = exported_files(tmp_path)
+    assert pydicom.dcmread(path, stop_before_pixels=True).SeriesNumber == 1000, "an edited number wins"
+
+
 def test_only_transforms_with_a_registration_hint_get_a_cannot_export_yet_row(app, reg_case):
     _, moving, transform = loaded_registration(app, reg_case)
     sh = app.scene.GetSubjectHierarchyNode()

@@ -216,13 +216,15 @@ def series_tags_defaults(
 ) -> dict[str, str]:
     """Proposed series-level tag values (keyword -> text), from `options` (default ExportOptions).
 
-    Content Description (LO, 64 characters) names the moving and fixed volumes and the transform.
+    Content Description (LO, 64 characters) names the moving and fixed volumes and the transform. An
+    automatic Series Number is offered empty, so that an unedited row stays automatic and the number is
+    chosen when the REG is written (among the series the DICOM database holds in the fixed image's study).
     """
     options = options or ExportOptions()
     description = f"{moving_node.GetName()} to {fixed_node.GetName()} by {transform_node.GetName()}"
     return {
         "SeriesDescription": options.series_description or "",
-        "SeriesNumber": str(options.series_number),
+        "SeriesNumber": "" if options.series_number is None else str(options.series_number),
         "ContentLabel": options.content_label,
         "ContentDescription": options.content_description or _truncate(description, 64),
         "Manufacturer": options.manufacturer,
