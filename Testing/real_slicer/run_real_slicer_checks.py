@@ -27,6 +27,9 @@ export dialog, see Testing/support/slicer_app_standins.py):
 * bundle_restart: the scene saved as .mrb with a REG whose moving series is not loaded, a new Slicer
   process (a real restart) opens it and loads the moving series: the registration is applied once, its
   grid is linear, nothing logged as an error.
+* series_number_from_database: the export dialog's Series Number row is empty (automatic); with the first
+  REG (1000) in Slicer's DICOM database, a second export of the same study gets 1001: the real
+  ctkDICOMDatabase's seriesForStudy / filesForSeries / fileValue give the study's numbers.
 * progress_dialog: the module's export progress dialog is application-modal.
 
 Only the ``main`` phase needs Slicer; the data preparation (:func:`write_case`) and the result bookkeeping
@@ -155,6 +158,7 @@ def run_checks(folder: Path, results: Results) -> None:
                 f"gantry_tilt_after_reg[{setting}]",
                 lambda setting=setting: check_gantry_tilt(case, reg_series[0], expected, setting),
             )
+        results.run("series_number_from_database", lambda: check_series_number(case, reg_series[0], folder))
         results.run("clone_and_crop", lambda: check_clone_and_crop(case, reg_series[0], expected))
         results.run("scene_reload_linear_grid", lambda: check_scene_reload(folder, case, reg_series[0], expected))
         results.run("bundle_restart", lambda: check_bundle_restart(folder, case, reg_series[0], expected))
@@ -270,6 +274,27 @@ def check_export_dialog(case, reg_dir: Path) -> None:
     points, expected = DicomRegSaveTest.fromWorldMapping(transform, fixed, N_POINTS)
     oracle = {"points_ras": np.asarray(points).tolist(), "expected_ras": np.asarray(expected).tolist()}
     (reg_dir / "oracle.json").write_text(json.dumps(oracle))
+
+
+def check_series_number(case, reg_series_uid, folder: Path) -> None:
+    """The first REG (in the database) took 1000; an export of the same study through the plugin takes 1001."""
+    import slicer
+
+    first = slicer.dicomDatabase.filesForSeries(reg_series_uid, 1)[0]
+    assert slicer.dicomDatabase.fileValue(first, "0020,0011").strip() == "1000", "the first REG's Series Number"
+    slicer.mrmlScene.Clear()
+    fixed = volume_of(load_series(case.fixed_series_instance_uid))
+    moving = volume_of(load_series(case.moving_series_instance_uid))
+    transform = registration_transform(fixed, moving)
+    plugin = slicer.modules.dicomPlugins["DicomRegSavePlugin"]()
+    [exportable] = plugin.examineForExport(slicer.mrmlScene.GetSubjectHierarchyNode().GetItemByDataNode(transform))
+    assert exportable.tag("SeriesNumber") == "", f"the row shows {exportable.tag('SeriesNumber')!r}, not automatic"
+    second = folder / "second_reg"
+    second.mkdir()
+    exportable.directory = str(second)
+    assert plugin.export([exportable]) == ""
+    [path] = second.glob("*.dcm")
+    assert pydicom.dcmread(path, stop_before_pixels=True).SeriesNumber == 1001
 
 
 def slicer_rt_like_plugin():
