@@ -11,7 +11,9 @@ rerun a row whose REG exists, validates and was made from the same inputs and op
 makes an interrupted batch resumable; a row whose inputs or options changed is exported again over its
 REG; an existing file the batch did not record writing is left alone and the row fails, unless
 ``force`` redoes every row. On Ctrl-C the running exports are interrupted (each removes
-its temporary file; a file is either complete or absent) and no further row is started.
+its temporary file; a file is either complete or absent) and no further row is started. A row without a
+Series Number gets a slot of its own (``--series-number-slot K/N``), so that rows running at once never
+choose the same automatic number.
 """
 
 from __future__ import annotations
@@ -34,11 +36,18 @@ from typing import Any, BinaryIO, NoReturn
 
 from DicomRegSaveLib.cli.batch_state import BatchState, Fingerprint, changes, row_fingerprint
 from DicomRegSaveLib.errors import DicomRegSaveError, ManifestError
-from DicomRegSaveLib.export.option_table import EXPORT_OPTIONS, MANIFEST_COLUMNS, REQUIRED_COLUMNS, ExportOption
+from DicomRegSaveLib.export.option_table import (
+    BY_NAME,
+    EXPORT_OPTIONS,
+    MANIFEST_COLUMNS,
+    REQUIRED_COLUMNS,
+    ExportOption,
+)
 
 __all__ = ["STATUSES", "BatchResult", "BatchRow", "RowCommand", "RowOutcome", "read_manifest", "run_batch"]
 
-#: Export options a manifest may not set: the batch decides where reports go and never replaces files.
+#: Export options a manifest may not set: the batch decides where reports go, which files it replaces and
+#: gives each row its Series Number slot.
 REFUSED_COLUMNS = tuple(o.name for o in EXPORT_OPTIONS if o.flag is not None and not o.in_manifest)
 #: Column values that switch a flag option on / off.
 TRUE_WORDS = frozenset({"1", "true", "yes", "y", "x", "on"})
@@ -130,6 +139,7 @@ def read_manifest(path: str | os.PathLike, output_dir: str | os.PathLike) -> lis
     folder), ``output`` (optional; relative to `output_dir`, which need not exist yet; default
     ``row-N.dcm``) and any export option named by its long form with ``-`` written ``_``
     (:data:`option_table.MANIFEST_COLUMNS`).
+    Row K of N without a ``series_number`` gets ``--series-number-slot K/N``.
 
     Raises
     ------
@@ -158,7 +168,7 @@ def read_manifest(path: str | os.PathLike, output_dir: str | os.PathLike) -> lis
         raise ManifestError(
             f"The manifest {manifest} has column(s) that are not export options: {', '.join(unknown)}. "
             "Columns are transform, fixed, moving, output and the long export options with - written _ "
-            f"(e.g. series_description); {' and '.join(REFUSED_COLUMNS)} are decided by the batch."
+            f"(e.g. series_description); {', '.join(REFUSED_COLUMNS)} are decided by the batch."
         )
     rows: list[BatchRow] = []
     outputs: dict[Path, int] = {}
@@ -189,6 +199,12 @@ def read_manifest(path: str | os.PathLike, output_dir: str | os.PathLike) -> lis
         rows.append(BatchRow(number, output, arguments))
     if not rows:
         raise ManifestError(f"The manifest {manifest} has a header but no rows.")
+    # Rows run at once and each sees only the finished files of the others: a slot of its own keeps their
+    # automatic Series Numbers apart (export.pipeline.free_series_number).
+    slot = BY_NAME["series_number_slot"].flag
+    for row in rows:
+        if BY_NAME["series_number"].flag not in row.arguments:
+            row.arguments += [slot, f"{row.number}/{len(rows)}"]
     return rows
 
 

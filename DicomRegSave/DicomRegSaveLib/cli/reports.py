@@ -103,6 +103,7 @@ def export_report(outcome: ExportOutcome, sent: SendReport | None = None) -> dic
         sop_instance_uid=str(dataset.SOPInstanceUID),
         sop_class_uid=str(dataset.SOPClassUID),
         series_instance_uid=str(dataset.SeriesInstanceUID),
+        series_number=int(dataset.SeriesNumber),
         study_instance_uid=str(dataset.StudyInstanceUID),
         frame_of_reference_uid=str(dataset.FrameOfReferenceUID),
         fixed=_series(outcome.fixed),
