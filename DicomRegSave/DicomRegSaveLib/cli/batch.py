@@ -47,7 +47,7 @@ from DicomRegSaveLib.export.option_table import (
 __all__ = ["STATUSES", "BatchResult", "BatchRow", "RowCommand", "RowOutcome", "read_manifest", "run_batch"]
 
 #: Export options a manifest may not set: the batch decides where reports go, which files it replaces and
-#: gives each row its Series Number slot.
+#: each row's Series Number slot.
 REFUSED_COLUMNS = tuple(o.name for o in EXPORT_OPTIONS if o.flag is not None and not o.in_manifest)
 #: Column values that switch a flag option on / off.
 TRUE_WORDS = frozenset({"1", "true", "yes", "y", "x", "on"})
