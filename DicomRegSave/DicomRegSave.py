@@ -31,7 +31,13 @@ from slicer.util import VTKObservationMixin
 from vtk.util import numpy_support
 
 from DicomRegSaveLib.export.option_table import REGISTRATION_CLASSES
-from DicomRegSavePlugin import databaseHeaderLookup, engineProblem, registrationWatcher, requireEngine
+from DicomRegSavePlugin import (
+    databaseHeaderLookup,
+    databaseSeriesNumbers,
+    engineProblem,
+    registrationWatcher,
+    requireEngine,
+)
 
 DICOM_SOURCES = ["database", "file", "folder"]
 
@@ -183,7 +189,7 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def buildTagFields(self):
         """One line edit per attribute of PANEL_FIELDS, grouped like the standard's modules."""
-        from DicomRegSaveLib.slicer.fields import PANEL_FIELDS, describe_keyword
+        from DicomRegSaveLib.slicer.fields import PANEL_FIELDS, PLACEHOLDERS, describe_keyword
 
         layout = qt.QVBoxLayout(self.ui.tagFieldsWidget)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -193,6 +199,7 @@ class DicomRegSaveWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             for keyword in keywords:
                 edit = qt.QLineEdit()
                 edit.toolTip = describe_keyword(keyword)
+                edit.placeholderText = PLACEHOLDERS.get(keyword, "")
                 problem = qt.QLabel()
                 problem.wordWrap = True
                 problem.setStyleSheet("color: #c0392b")
@@ -615,6 +622,7 @@ class DicomRegSaveLogic(ScriptedLoadableModuleLogic):
             "axis_aligned": bool(options.get("axisAligned", False)),
             "fixed_files": options.get("fixedDicom") or None,
             "moving_files": options.get("movingDicom") or None,
+            "series_numbers_in_study": databaseSeriesNumbers(),
             "progress": options.get("progressCallback"),
         }
 

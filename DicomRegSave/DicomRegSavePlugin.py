@@ -16,7 +16,7 @@ from DICOMLib import DICOMLoadable, DICOMPlugin
 from slicer.i18n import tr as _
 
 from DicomRegSaveLib.requirements import unmet_requirements
-from DicomRegSaveLib.slicer.attributes import MOVING_INSTANCES_ATTRIBUTE
+from DicomRegSaveLib.slicer.attributes import GRID_INTERPOLATION_ATTRIBUTE, MOVING_INSTANCES_ATTRIBUTE
 
 #: Oldest 3D Slicer that bundles the pydicom and highdicom DicomRegSave needs (Resources/requirements.txt).
 MINIMUM_SLICER_VERSION = "5.12"
@@ -64,6 +64,21 @@ def databaseHeaderLookup():
     if database is None or not database.isOpen:
         return None
     return database.fileForInstance
+
+
+def databaseSeriesNumbers():
+    """Study Instance UID -> the Series Numbers of the DICOM database's series of that study; None without a database."""
+    database = getattr(slicer, "dicomDatabase", None)
+    if database is None or not database.isOpen:
+        return None
+    from DicomRegSaveLib.slicer.provenance import database_series_numbers
+
+    return functools.partial(
+        database_series_numbers,
+        series_for_study=database.seriesForStudy,
+        files_for_series=database.filesForSeries,
+        file_value=database.fileValue,
+    )
 
 
 def reportLinking(message):
@@ -264,6 +279,7 @@ class DicomRegSavePluginClass(DICOMPlugin):
                 lookup,
                 exportable.directory,
                 options,
+                series_numbers_in_study=databaseSeriesNumbers(),
             )
         except DicomRegSaveError as exc:
             return f"'{name}': {exc}"
@@ -285,9 +301,10 @@ class DicomRegSavePlugin:
     """Hidden hook module: registers DicomRegSavePluginClass with the DICOM module and watches scene imports.
 
     A scene saved with a registration that waits for its moving series must apply it when that series
-    is loaded, also after a restart; nothing started only by a user action survives one. So this hook,
-    created at every start-up, keeps one light observer on the scene's end of import (no engine import
-    until a scene brings a DicomRegSave registration), removed at application exit.
+    is loaded, also after a restart; nothing started only by a user action survives one. And Slicer reads
+    the registration's grids back with cubic interpolation, which the watcher turns back to linear after
+    the load. So this hook, created at every start-up, keeps one light observer on the scene's end of
+    import (no engine import until a scene brings a DicomRegSave registration), removed at application exit.
     """
 
     def __init__(self, parent):
@@ -321,7 +338,8 @@ Built on 3D Slicer's DICOM plugin architecture, pydicom and highdicom.
             return
         transforms = scene.GetNodesByClass("vtkMRMLTransformNode")
         for index in range(transforms.GetNumberOfItems()):
-            if transforms.GetItemAsObject(index).GetAttribute(MOVING_INSTANCES_ATTRIBUTE):
+            node = transforms.GetItemAsObject(index)
+            if node.GetAttribute(MOVING_INSTANCES_ATTRIBUTE) or node.GetAttribute(GRID_INTERPOLATION_ATTRIBUTE):
                 registrationWatcher().start()
                 return
 

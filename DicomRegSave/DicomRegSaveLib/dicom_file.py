@@ -290,3 +290,23 @@ def decoded_or_problem(dataset: Dataset, tag: int) -> DataElement | str:
     except Exception as exc:  # noqa: BLE001 - the dump shows what can be shown and marks the rest
         return _describe(exc)
     return element
+
+
+#: Series Number (0020,0011).
+SERIES_NUMBER_TAG = 0x00200011
+
+
+def series_number(header: Dataset) -> int | None:
+    """The header's Series Number, or ``None`` when it has none or it is not a whole number.
+
+    Lenient: other files' Series Numbers only tell which numbers are taken, so a damaged one is
+    passed over rather than stopping the export.
+    """
+    with quiet_pydicom():
+        element = decoded_or_problem(header, SERIES_NUMBER_TAG)
+    if isinstance(element, str) or element.value in (None, ""):
+        return None
+    try:
+        return int(element.value)
+    except (TypeError, ValueError):
+        return None

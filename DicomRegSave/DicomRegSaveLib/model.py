@@ -53,7 +53,8 @@ class ImageReference:
     sop_class_uid, sop_instance_uid:
         Referenced SOP Class / Instance UID.
     series_instance_uid, study_instance_uid:
-        Where the instance lives; needed for the Common Instance Reference module.
+        Where the instance lives; needed for the Common Instance Reference module. ``None`` only
+        for an instance read from a file whose Common Instance Reference module does not list it.
     frame_of_reference_uid:
         The instance's Frame of Reference UID (``None`` only when the header has none).
     frame_numbers:
@@ -64,15 +65,18 @@ class ImageReference:
 
     sop_class_uid: str
     sop_instance_uid: str
-    series_instance_uid: str
-    study_instance_uid: str
+    series_instance_uid: str | None
+    study_instance_uid: str | None
     frame_of_reference_uid: str | None = None
     frame_numbers: tuple[int, ...] = ()
     segment_numbers: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("sop_class_uid", "sop_instance_uid", "series_instance_uid", "study_instance_uid"):
+        for name in ("sop_class_uid", "sop_instance_uid"):
             require(problem_uid, getattr(self, name), f"Referenced image {name}")
+        for name in ("series_instance_uid", "study_instance_uid"):
+            if getattr(self, name) is not None:
+                require(problem_uid, getattr(self, name), f"Referenced image {name}")
         if self.frame_of_reference_uid is not None:
             require(problem_uid, self.frame_of_reference_uid, "Referenced image Frame of Reference UID")
         for name in ("frame_numbers", "segment_numbers"):
@@ -550,7 +554,7 @@ class RegistrationItem:
             kind = "displacement grid"
         else:
             kind = "matrix only"
-        series = sorted({r.series_instance_uid for r in self.referenced_images})
+        series = sorted({r.series_instance_uid or "not listed" for r in self.referenced_images})
         return (
             f"source Frame of Reference UID {self.source_frame_of_reference_uid} ({kind}); referenced series: "
             f"{', '.join(series) if series else 'none listed'}"

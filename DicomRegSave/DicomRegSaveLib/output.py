@@ -91,6 +91,30 @@ def check_output_path(path: str | os.PathLike, force: bool = False, inputs: Iter
     return path
 
 
+def create_folder(path: str | os.PathLike) -> Path:
+    """Return `path` as a folder, creating it and its missing parents (with the mode the umask gives).
+
+    Raises
+    ------
+    OutputError
+        If `path` or one of its parents is a file, or a folder cannot be created there.
+    """
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as error:
+        raise OutputError(f"Cannot use {path} as a folder: it is a file. Choose another folder.") from error
+    except NotADirectoryError as error:
+        raise OutputError(
+            f"Cannot create the folder {path}: a part of that path is a file, not a folder. Choose another folder."
+        ) from error
+    except OSError as error:
+        raise OutputError(
+            f"Cannot create the folder {path}: {error.strerror}. Choose a folder you can write to."
+        ) from error
+    return path
+
+
 def remove_stale_temporaries(folder: Path) -> list[Path]:
     """Remove this module's temporary files in `folder` whose process (on this host) has ended.
 

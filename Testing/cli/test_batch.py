@@ -5,7 +5,6 @@ command-line tests with the subprocess workers used where there is no ``os.fork`
 launcher that removes ``os.fork`` before running the command.
 """
 
-import csv
 import json
 import os
 import signal
@@ -19,9 +18,10 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from commands import COMMAND
+from commands import COMMAND, write_manifest
 from DicomRegSaveLib.cli import batch
 from DicomRegSaveLib.cli.batch_command import EXPORT_ROW
+from DicomRegSaveLib.cli.batch_state import STATE_FILE_NAME
 from DicomRegSaveLib.export import request as export_request
 from DicomRegSaveLib.validation.validate import validate_file
 
@@ -38,15 +38,6 @@ LAUNCHERS = {
 
 def run(*args, workers="forked"):
     return subprocess.run([*LAUNCHERS[workers], *map(str, args)], capture_output=True, text=True, timeout=600)
-
-
-def write_manifest(path: Path, rows: list[dict]) -> Path:
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    with open(path, "w", newline="") as stream:
-        writer = csv.DictWriter(stream, columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
 
 
 def rows_for(case, manifest_dir: Path) -> list[dict]:
@@ -92,8 +83,8 @@ def test_batch_runs_good_rows_reports_bad_ones_and_resumes(case, tmp_path, worke
     assert f"row 1: wrote {out / 'first.dcm'}" in lines and f"row 2: wrote {out / 'row-2.dcm'}" in lines
     assert any(line.startswith("row 3: failed: ") and "missing.mha" in line for line in lines)
     assert any(line.startswith("row 4: failed: ") and "PatientID 'SOMEONE ELSE'" in line for line in lines)
-    assert "2 written, 0 skipped, 2 failed, 0 interrupted (4 row(s))" in lines
-    assert sorted(p.name for p in out.iterdir()) == ["first.dcm", "row-2.dcm"]
+    assert "2 written, 0 redone, 0 skipped, 2 failed, 0 interrupted (4 row(s))" in lines
+    assert sorted(p.name for p in out.iterdir()) == [STATE_FILE_NAME, "first.dcm", "row-2.dcm"]
 
     first = pydicom.dcmread(out / "first.dcm")
     second = pydicom.dcmread(out / "row-2.dcm")
@@ -122,7 +113,7 @@ def test_batch_runs_good_rows_reports_bad_ones_and_resumes(case, tmp_path, worke
 
     report = json.loads((tmp_path / "batch.json").read_text())
     assert (report["report"], report["version"], report["ok"]) == ("batch", 1, False)
-    assert report["counts"] == {"written": 2, "skipped": 0, "failed": 2, "interrupted": 0}
+    assert report["counts"] == {"written": 2, "redone": 0, "skipped": 0, "failed": 2, "interrupted": 0}
     by_row = {row["row"]: row for row in report["rows"]}
     assert by_row[1]["export"]["sop_instance_uid"] == first.SOPInstanceUID
     assert by_row[2]["export"]["grid"]["spacing_mm"] == [8.0, 8.0, 8.0]
@@ -132,18 +123,25 @@ def test_batch_runs_good_rows_reports_bad_ones_and_resumes(case, tmp_path, worke
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     again = run("batch", manifest, "--output", out, "--jobs", "2", workers=workers)
     assert again.returncode == 1
-    assert f"row 1: skipped: {out / 'first.dcm'} exists and validates" in again.stdout
-    assert "0 written, 2 skipped, 2 failed, 0 interrupted" in again.stdout
+    assert f"row 1: skipped: {out / 'first.dcm'} is up to date" in again.stdout
+    assert "0 written, 0 redone, 2 skipped, 2 failed, 0 interrupted" in again.stdout
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
 
 
-def test_an_existing_output_that_does_not_validate_is_kept_and_reported(case, tmp_path):
+def test_an_output_of_the_batch_that_no_longer_validates_is_kept_and_reported(case, tmp_path):
     manifest = write_manifest(case.folder.parent / "one.csv", rows_for(case, case.folder.parent)[:1])
-    (tmp_path / "first.dcm").write_bytes(b"not a registration")
+    assert run("batch", manifest, "--output", tmp_path).returncode == 0
+    reg = tmp_path / "first.dcm"
+    dataset = pydicom.dcmread(reg)
+    dataset.Modality = "CT"  # edited since; still the REG the batch wrote (same SOP Instance UID)
+    dataset.save_as(reg)
+    edited = reg.read_bytes()
     result = run("batch", manifest, "--output", tmp_path)
     assert result.returncode == 1
-    assert "exists but does not validate" in result.stdout
-    assert (tmp_path / "first.dcm").read_bytes() == b"not a registration"
+    [line] = [line for line in result.stdout.splitlines() if line.startswith("row 1:")]
+    assert line.startswith(f"row 1: failed: {reg} exists but does not validate (") and "Modality" in line
+    assert line.endswith("it was left as it is. Use --force to export this row over it, or remove it.")
+    assert reg.read_bytes() == edited
 
 
 @pytest.mark.parametrize(
@@ -160,10 +158,24 @@ def test_an_existing_output_that_does_not_validate_is_kept_and_reported(case, tm
 def test_a_bad_manifest_is_refused_before_anything_runs(tmp_path, rows, message):
     manifest = write_manifest(tmp_path / "manifest.csv", rows)
     out = tmp_path / "out"
-    out.mkdir()
     result = run("batch", manifest, "--output", out)
     assert result.returncode == 1 and message in result.stderr
-    assert list(out.iterdir()) == []
+    assert not out.exists()
+
+
+def test_a_row_with_more_cells_than_the_header_is_refused(tmp_path):
+    """An unquoted comma in a value would otherwise drop the rest of the value silently; empty cells
+    after the last column (as spreadsheets may write) lose nothing."""
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("transform,fixed,moving,series_description\nt.mha,f,m,One,,\nt.mha,f,m,Two, edited\n")
+    out = tmp_path / "out"
+    result = run("batch", manifest, "--output", out)
+    assert result.returncode == 1
+    assert (
+        f"Row 2 (line 3) of {manifest} has 1 filled cell(s) more than the header names columns (edited); a value holding "
+        'a comma must be written in double quotes ("Two, edited").'
+    ) in result.stderr
+    assert not out.exists()
 
 
 def _default_sigint() -> None:
@@ -197,16 +209,18 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_finishes(case, tmp_path, workers):
     assert process.returncode == 1
     assert "interrupted; finished files are complete" in stderr
     assert "interrupted" in stdout.splitlines()[-1]
-    leftovers = [p.name for p in out.iterdir() if not p.name.endswith(".dcm") or p.name.startswith(".")]
+    leftovers = [
+        p.name for p in out.iterdir() if p.name != STATE_FILE_NAME and (not p.name.endswith(".dcm") or p.name[0] == ".")
+    ]
     assert leftovers == []
-    finished = sorted(out.iterdir())
+    finished = sorted(out.glob("*.dcm"))
     assert len(finished) < 8
     assert all(validate_file(p).ok for p in finished)
 
     rerun = run("batch", manifest, "--output", out, "--jobs", "2", workers=workers)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    assert f"{8 - len(finished)} written, {len(finished)} skipped, 0 failed" in rerun.stdout
-    assert sorted(p.name for p in out.iterdir()) == sorted(f"reg-{n}.dcm" for n in range(8))
+    assert f"{8 - len(finished)} written, 0 redone, {len(finished)} skipped, 0 failed" in rerun.stdout
+    assert sorted(p.name for p in out.glob("*.dcm")) == sorted(f"reg-{n}.dcm" for n in range(8))
 
 
 class Escaped(BaseException):
@@ -242,7 +256,7 @@ def test_a_crashing_row_is_reported_and_the_others_are_written(case, tmp_path, m
     assert by_name["killed.dcm"].error == f"the export was ended by signal {int(signal.SIGKILL)} (Killed)"
     assert "unexpected error RuntimeError: simulated fault" in by_name["raises.dcm"].error
     assert by_name["escapes.dcm"].error == "test_batch.Escaped: simulated escape"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["good-1.dcm", "good-2.dcm"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [STATE_FILE_NAME, "good-1.dcm", "good-2.dcm"]
     assert all(validate_file(tmp_path / name).ok for name in ("good-1.dcm", "good-2.dcm"))
     assert vector_grid_data(tmp_path / "good-1.dcm") == vector_grid_data(tmp_path / "good-2.dcm")
     assert by_name["good-1.dcm"].report["path"] == str(tmp_path / "good-1.dcm")

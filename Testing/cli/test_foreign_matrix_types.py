@@ -37,7 +37,7 @@ def test_to_transform_maps_like_the_stored_matrix_with_a_note(tmp_path):
 
 
 def test_inspect_shows_and_validate_reports_the_declared_type(tmp_path):
-    reg = write_plastimatch_style_sro(tmp_path / "plastimatch.dcm", AFFINE_LPS)
+    reg = write_plastimatch_style_sro(tmp_path / "plastimatch.dcm", AFFINE_LPS, instance_number="0")
     shown = run("inspect", reg)
     assert shown.returncode == 0 and "FrameOfReferenceTransformationMatrixType  [RIGID]" in shown.stdout
     checked = run("validate", reg)

@@ -278,8 +278,8 @@ def test_content_label(label, expected):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         case.dataset.ContentLabel = label
-    assert "Content Label (0070,0080): " in _errors(case.dataset)
-    assert expected in _errors(case.dataset)
+    (finding,) = [line for line in _errors(case.dataset).splitlines() if "(0070,0080): " in line]
+    assert expected in finding
 
 
 @pytest.mark.parametrize("keyword", ["Manufacturer", "ManufacturerModelName", "DeviceSerialNumber", "SoftwareVersions"])

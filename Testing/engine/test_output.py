@@ -12,7 +12,7 @@ import textwrap
 import pytest
 
 from DicomRegSaveLib.errors import OutputError
-from DicomRegSaveLib.output import atomic_output, atomic_stream, remove_stale_temporaries
+from DicomRegSaveLib.output import atomic_output, atomic_stream, create_folder, remove_stale_temporaries
 
 
 @pytest.fixture
@@ -106,3 +106,20 @@ def test_a_failed_write_names_the_users_file_not_the_temporary_one(tmp_path):
         raise OSError(28, "No space left on device", str(temporary))
     assert str(failed.value) == f"Writing {target} failed: No space left on device. Nothing was written."
     assert list(tmp_path.iterdir()) == []
+
+
+def test_create_folder_makes_the_missing_parents_with_the_umask_mode_or_says_what_is_in_the_way(tmp_path, umask_022):
+    folder = create_folder(tmp_path / "a" / "b" / "c")
+    assert folder.is_dir() and create_folder(folder) == folder
+    assert [stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "a", folder)] == [0o755, 0o755]
+    (tmp_path / "file").write_text("kept")
+    with pytest.raises(OutputError) as is_file:
+        create_folder(tmp_path / "file")
+    assert str(is_file.value) == f"Cannot use {tmp_path / 'file'} as a folder: it is a file. Choose another folder."
+    with pytest.raises(OutputError) as under_file:
+        create_folder(tmp_path / "file" / "sub")
+    assert str(under_file.value) == (
+        f"Cannot create the folder {tmp_path / 'file' / 'sub'}: a part of that path is a file, not a folder. "
+        "Choose another folder."
+    )
+    assert (tmp_path / "file").read_text() == "kept"

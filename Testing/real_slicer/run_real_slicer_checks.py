@@ -20,9 +20,16 @@ export dialog, see Testing/support/slicer_app_standins.py):
   when SlicerRT is not installed), and examining leaves the subject hierarchy unchanged.
 * clone_and_crop: the Data module's Clone and Crop Volume of the registered moving volume leave the
   original under the registration; no popup.
+* scene_reload_linear_grid: the registered scene saved as .mrb and opened again in the same Slicer: Slicer's
+  transform reader makes every grid cubic, and DicomRegSave's grid is linear again once the load is over
+  (Slicer's own acquisition transform is left as Slicer made it); 500 points map as before saving within
+  1e-6 mm.
 * bundle_restart: the scene saved as .mrb with a REG whose moving series is not loaded, a new Slicer
-  process (a real restart) opens it and loads the moving series: the registration is applied once,
-  nothing logged as an error.
+  process (a real restart) opens it and loads the moving series: the registration is applied once, its
+  grid is linear, nothing logged as an error.
+* series_number_from_database: the export dialog's Series Number row is empty (automatic); with the first
+  REG (1000) in Slicer's DICOM database, a second export of the same study gets 1001: the real
+  ctkDICOMDatabase's seriesForStudy / filesForSeries / fileValue give the study's numbers.
 * progress_dialog: the module's export progress dialog is application-modal.
 
 Only the ``main`` phase needs Slicer; the data preparation (:func:`write_case`) and the result bookkeeping
@@ -48,6 +55,8 @@ import numpy as np
 import pydicom
 
 MAPPING_MM = 1e-3
+#: How closely a registration reloaded from a saved scene maps points as before saving (mm).
+RELOAD_MM = 1e-6
 N_POINTS = 500
 GANTRY_TILT_DEGREES = 15.0
 
@@ -149,7 +158,9 @@ def run_checks(folder: Path, results: Results) -> None:
                 f"gantry_tilt_after_reg[{setting}]",
                 lambda setting=setting: check_gantry_tilt(case, reg_series[0], expected, setting),
             )
+        results.run("series_number_from_database", lambda: check_series_number(case, reg_series[0], folder))
         results.run("clone_and_crop", lambda: check_clone_and_crop(case, reg_series[0], expected))
+        results.run("scene_reload_linear_grid", lambda: check_scene_reload(folder, case, reg_series[0], expected))
         results.run("bundle_restart", lambda: check_bundle_restart(folder, case, reg_series[0], expected))
         results.run("progress_dialog", check_progress_dialog)
         slicer.mrmlScene.Clear()
@@ -265,6 +276,27 @@ def check_export_dialog(case, reg_dir: Path) -> None:
     (reg_dir / "oracle.json").write_text(json.dumps(oracle))
 
 
+def check_series_number(case, reg_series_uid, folder: Path) -> None:
+    """The first REG (in the database) took 1000; an export of the same study through the plugin takes 1001."""
+    import slicer
+
+    first = slicer.dicomDatabase.filesForSeries(reg_series_uid, 1)[0]
+    assert slicer.dicomDatabase.fileValue(first, "0020,0011").strip() == "1000", "the first REG's Series Number"
+    slicer.mrmlScene.Clear()
+    fixed = volume_of(load_series(case.fixed_series_instance_uid))
+    moving = volume_of(load_series(case.moving_series_instance_uid))
+    transform = registration_transform(fixed, moving)
+    plugin = slicer.modules.dicomPlugins["DicomRegSavePlugin"]()
+    [exportable] = plugin.examineForExport(slicer.mrmlScene.GetSubjectHierarchyNode().GetItemByDataNode(transform))
+    assert exportable.tag("SeriesNumber") == "", f"the row shows {exportable.tag('SeriesNumber')!r}, not automatic"
+    second = folder / "second_reg"
+    second.mkdir()
+    exportable.directory = str(second)
+    assert plugin.export([exportable]) == ""
+    [path] = second.glob("*.dcm")
+    assert pydicom.dcmread(path, stop_before_pixels=True).SeriesNumber == 1001
+
+
 def slicer_rt_like_plugin():
     """SlicerRT's REG exporter's examineForExport answer (confidence 1.0 for a transform with fixed and
     moving references), for a Slicer without SlicerRT."""
@@ -288,19 +320,44 @@ def slicer_rt_like_plugin():
     return SlicerRtLikeRegExporter
 
 
-def assert_maps(leaf, expected, trilinear=False):
-    """The leaf's from-world mapping of the oracle points is the exported transform's, within MAPPING_MM.
-
-    `trilinear`: for a grid read back from a saved scene, which Slicer reads with cubic interpolation
-    while the file (and DICOM) mean trilinear (Testing/support/mrml_helpers.from_world_lps)."""
+def mapped_ras(leaf, expected) -> np.ndarray:
+    """The oracle points mapped through the leaf's from-world transform as Slicer evaluates it (RAS)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
     from DicomRegSaveLib import geometry
     from mrml_helpers import from_world_lps
 
     points_lps = geometry.ras_to_lps_points(np.array(expected["points_ras"]))
-    mapped_ras = geometry.lps_to_ras_points(from_world_lps(leaf, points_lps, trilinear=trilinear))
-    error = float(np.max(np.linalg.norm(mapped_ras - np.array(expected["expected_ras"]), axis=1)))
+    return geometry.lps_to_ras_points(from_world_lps(leaf, points_lps))
+
+
+def assert_maps(leaf, expected):
+    """The leaf's from-world mapping of the oracle points is the exported transform's, within MAPPING_MM."""
+    error = float(np.max(np.linalg.norm(mapped_ras(leaf, expected) - np.array(expected["expected_ras"]), axis=1)))
     assert error <= MAPPING_MM, f"the registration maps {error:.3g} mm off the exported transform"
+
+
+def grid_interpolation() -> dict[str, tuple[bool, int]]:
+    """Grid node name -> (made by DicomRegSave, VTK interpolation mode of its stored grid)."""
+    import slicer
+
+    from DicomRegSaveLib.slicer.attributes import GRID_INTERPOLATION_ATTRIBUTE
+
+    modes = {}
+    for grid in slicer.util.getNodesByClass("vtkMRMLGridTransformNode"):
+        # the stored direction: from parent for DicomRegSave's grids, to parent for acquisition transforms
+        stored = grid.GetTransformFromParentAs("vtkOrientedGridTransform", False, True) or grid.GetTransformToParentAs(
+            "vtkOrientedGridTransform", False, True
+        )
+        modes[grid.GetName()] = (bool(grid.GetAttribute(GRID_INTERPOLATION_ATTRIBUTE)), stored.GetInterpolationMode())
+    return modes
+
+
+def assert_own_grids_linear() -> None:
+    """DicomRegSave's grids are linear (DICOM's interpolation); there is at least one."""
+    import vtk
+
+    own = [mode for made, mode in grid_interpolation().values() if made]
+    assert own and set(own) == {vtk.VTK_LINEAR_INTERPOLATION}, grid_interpolation()
 
 
 def registration_leaf(volume):
@@ -385,6 +442,37 @@ def check_clone_and_crop(case, reg_series_uid, expected) -> None:
     assert_maps(leaf, expected)
 
 
+def check_scene_reload(folder: Path, case, reg_series_uid, expected) -> None:
+    """Save the registered scene as .mrb and open it again in this Slicer, as File > Load scene does."""
+    import slicer
+    import vtk
+
+    slicer.mrmlScene.Clear()
+    load_series(case.fixed_series_instance_uid)
+    moving = volume_of(load_series(case.moving_series_instance_uid))
+    load_series(reg_series_uid)
+    before = mapped_ras(registration_leaf(moving), expected)
+    acquisition = [name for name, (made, _) in grid_interpolation().items() if not made]
+    bundle = folder / "registered.mrb"
+    assert slicer.util.saveScene(str(bundle))
+    slicer.mrmlScene.Clear()
+    assert slicer.util.loadScene(str(bundle))
+    slicer.app.processEvents()
+    [leaf] = [
+        node
+        for node in slicer.util.getNodesByClass("vtkMRMLTransformNode")
+        if node.GetAttribute("DicomRegSave.movingInstanceUIDs")
+    ]
+    assert_own_grids_linear()
+    # Slicer's acquisition transform is Slicer's: read back as Slicer's reader makes every grid (cubic), left alone.
+    others = {name: mode for name, (made, mode) in grid_interpolation().items() if not made}
+    assert sorted(others) == sorted(acquisition), (others, acquisition)
+    assert set(others.values()) <= {vtk.VTK_CUBIC_INTERPOLATION}, others
+    error = float(np.max(np.linalg.norm(mapped_ras(leaf, expected) - before, axis=1)))
+    assert error <= RELOAD_MM, f"the reloaded registration maps {error:.3g} mm off its mapping before saving"
+    assert_maps(leaf, expected)
+
+
 def check_bundle_restart(folder: Path, case, reg_series_uid, expected) -> None:
     """Save a scene with the REG waiting for its moving series, then a new Slicer process opens it."""
     import slicer
@@ -446,7 +534,8 @@ def restart_phase(folder: Path) -> int:
             if (acquisition_transform(volume) or volume).GetParentTransformNode() is leaf
         ]
         assert under == [moving], [v.GetName() for v in under]
-        assert_maps(leaf, task["expected"], trilinear=True)
+        assert_own_grids_linear()
+        assert_maps(leaf, task["expected"])
         assert errors.messages == [], errors.messages
 
     results.run("bundle_restart (new process)", check)

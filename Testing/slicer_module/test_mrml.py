@@ -478,5 +478,5 @@ def test_resolve_fixed_and_moving_by_references_and_by_observation():
     with pytest.raises(TransformInputError, match="same node"):
         resolve_fixed_and_moving(transform, fixed_node=other)
     fixed.SetAndObserveTransformNodeID(transform.GetID())
-    with pytest.raises(TransformInputError, match="Remove the transform from the fixed volume"):
+    with pytest.raises(TransformInputError, match="Take the fixed volume out from under the transform"):
         resolve_fixed_and_moving(transform)

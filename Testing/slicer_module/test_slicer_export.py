@@ -11,8 +11,15 @@ import pydicom
 import pytest
 import slicer
 
-from DicomRegSaveLib.errors import DicomInputError, InvalidRegistrationError, OperationCancelled, OutputError
+from DicomRegSaveLib.errors import (
+    DicomInputError,
+    InvalidRegistrationError,
+    OperationCancelled,
+    OutputError,
+    TransformInputError,
+)
 from DicomRegSaveLib.export.pipeline import ExportOptions
+from DicomRegSaveLib.mrml.nodes import fixed_under_transform_message
 from DicomRegSaveLib.reg.reader import read_registration
 from DicomRegSaveLib.slicer import (
     export as slicer_export,
@@ -46,11 +53,58 @@ def test_grid_transform_with_dicom_volumes_is_offered_with_series_tags(world, di
     assert decision.fixed_node is world.fixed and decision.moving_node is world.moving
     assert tuple(decision.series_tags) == slicer_offer.SERIES_TAG_KEYWORDS
     defaults = ExportOptions()
-    assert decision.series_tags["SeriesNumber"] == str(defaults.series_number)
+    assert decision.series_tags["SeriesNumber"] == "", "automatic: chosen when the REG is written"
     assert decision.series_tags["ContentLabel"] == defaults.content_label
     assert decision.series_tags["SoftwareVersions"].split("\\") == list(defaults.software_versions)
     assert decision.series_tags["ContentDescription"] == "Moving CT to Fixed CT by Registration result"
     assert slicer_fields.field_problems(decision.series_tags) == {}
+
+
+def test_a_fixed_volume_under_a_transform_is_refused_with_why_and_nothing_is_written(world, dicom_case, tmp_path):
+    transform = world.registration_transform()
+    display = linear_node(world.scene, homogeneous(np.eye(3), (5.0, 0.0, 0.0)))
+    display.SetName("Display shift")
+    world.fixed.SetAndObserveTransformNodeID(display.GetID())
+    why = fixed_under_transform_message(world.fixed)
+    assert why.startswith("The fixed volume 'Fixed CT' is under transform 'Display shift', so Slicer shows it away")
+    with pytest.raises(TransformInputError) as refused:
+        slicer_export.export_from_nodes(transform, None, None, dicom_case["lookup"], tmp_path)
+    assert str(refused.value) == why
+    with pytest.raises(TransformInputError) as refused:
+        slicer_export.validate_from_nodes(transform, world.fixed, world.moving, dicom_case["lookup"])
+    assert str(refused.value) == why
+    assert list(tmp_path.iterdir()) == []
+    decision = slicer_offer.examine_transform_item(world.sh, world.item(transform), dicom_case["lookup"])
+    assert (decision.offer, decision.listed, decision.reason) == (False, True, why)
+    world.fixed.SetAndObserveTransformNodeID(None)
+    assert slicer_offer.examine_transform_item(world.sh, world.item(transform), dicom_case["lookup"]).offer
+    slicer_export.export_from_nodes(transform, None, None, dicom_case["lookup"], tmp_path)
+    assert len(list(tmp_path.glob("*.dcm"))) == 1
+
+
+def test_an_automatic_series_number_avoids_the_study_s_series_and_the_output_folder_s_files(
+    world, dicom_case, tmp_path
+):
+    transform = world.registration_transform()
+    study = dicom_case["fixed"].study_instance_uid
+    asked = []
+
+    def in_database(study_instance_uid):
+        asked.append(study_instance_uid)
+        return {1000, 1001} if study_instance_uid == study else {1002}
+
+    numbers = []
+    for _ in range(2):
+        result = slicer_export.export_from_nodes(
+            transform, None, None, dicom_case["lookup"], tmp_path, series_numbers_in_study=in_database
+        )
+        numbers.append(int(result.dataset.SeriesNumber))
+    assert numbers == [1002, 1003] and asked == [study, study]
+    options = slicer_fields.options_from_tags({"SeriesNumber": "1001"})
+    result = slicer_export.export_from_nodes(
+        transform, None, None, dicom_case["lookup"], tmp_path, options, series_numbers_in_study=in_database
+    )
+    assert result.dataset.SeriesNumber == 1001
 
 
 def test_linear_transform_is_offered_as_a_spatial_registration_at_full_confidence(world, dicom_case):
@@ -132,7 +186,6 @@ def dicom_count(series):
         ("ContentLabel", "my label", "capital letters"),
         ("ContentLabel", "A" * 17, "the limit is 16"),
         ("SeriesNumber", "twelve", "not a whole number"),
-        ("SeriesNumber", "", "must not be empty"),
         ("Manufacturer", "  ", "must not be empty"),
         ("SeriesDescription", "x" * 65, "limit for LO is 64"),
         ("StudyID", "S" * 17, "limit for SH is 16"),
@@ -153,6 +206,7 @@ def test_tag_problems_say_what_is_wrong(keyword, value, expected):
     [
         ("ContentLabel", "DIR 2_A"),
         ("SeriesNumber", "42"),
+        ("SeriesNumber", ""),
         ("SeriesDescription", ""),
         ("StudyDate", "20240601"),
         ("SoftwareVersions", "A 1\\B 2"),
@@ -212,7 +266,7 @@ def test_panel_fields_inherit_patient_and_study_from_the_fixed_image(dicom_case)
     assert fields["Patient"]["PatientID"] == PATIENT_ID
     assert fields["Study"]["StudyInstanceUID"] == dicom_case["fixed"].study_instance_uid
     assert fields["Study"]["StudyID"] == "F1"
-    assert fields["Series"]["SeriesNumber"] == str(ExportOptions().series_number)
+    assert fields["Series"]["SeriesNumber"] == "", "empty: automatic"
     every = {k: v for group in fields.values() for k, v in group.items()}
     assert slicer_fields.field_problems(every) == {}
     options = slicer_fields.options_from_tags(every, slicer_fields.inherited_values(header))

@@ -18,6 +18,7 @@ import pytest
 import slicer
 import vtk
 
+from DicomRegSaveLib.mrml.nodes import fixed_under_transform_message
 from DicomRegSaveLib.reg.reader import read_registration
 from DicomRegSaveLib.slicer import offer as slicer_offer
 from mrml_helpers import from_world_lps, homogeneous, linear_node, rotation
@@ -228,6 +229,32 @@ def test_export_to_the_database_indexes_the_reg_and_leaves_no_temporary_folder(a
     assert slicer.dicomDatabase.instanceValue(written[0], "0008,0060") == "REG"
 
 
+def test_the_dialog_s_series_number_is_chosen_at_export_among_the_study_s_series_in_the_database(
+    app, reg_case, tmp_path
+):
+    _, _, transform = loaded_registration(app, reg_case)
+    item = app.scene.GetSubjectHierarchyNode().GetItemByDataNode(transform)
+    assert pydicom.dcmread(reg_case["reg"], stop_before_pixels=True).SeriesNumber == 1000, "the database's REG"
+    for expected in (1001, 1002):
+        dialog = ExportDialog()
+        [[exportable]] = dialog.examine(item)
+        assert exportable.tag("SeriesNumber") == "", "shown empty: an unedited row is no edit"
+        dialog.select(0)
+        assert dialog.export(to_database=True) == ""
+        [latest] = [
+            header
+            for path, header in slicer.dicomDatabase._headers.items()
+            if "DICOMExportTemp_" in path and int(header.SeriesNumber) == expected
+        ]
+        assert latest.StudyInstanceUID == reg_case["fixed"].study_instance_uid
+    dialog = ExportDialog()
+    dialog.examine(item)
+    dialog.select(0)
+    assert dialog.export(tmp_path, {"SeriesNumber": "1000"}) == ""
+    [path] = exported_files(tmp_path)
+    assert pydicom.dcmread(path, stop_before_pixels=True).SeriesNumber == 1000, "an edited number wins"
+
+
 def test_only_transforms_with_a_registration_hint_get_a_cannot_export_yet_row(app, reg_case):
     _, moving, transform = loaded_registration(app, reg_case)
     sh = app.scene.GetSubjectHierarchyNode()
@@ -240,6 +267,21 @@ def test_only_transforms_with_a_registration_hint_get_a_cannot_export_yet_row(ap
     transform.RemoveNodeReferenceIDs(transform.GetMovingNodeReferenceRole())
     [row] = app.plugin.examineForExport(sh.GetItemByDataNode(transform))
     assert row.confidence == slicer_offer.BLOCKED_CONFIDENCE and "moving volume" in row.tooltip
+
+
+def test_a_fixed_volume_under_a_transform_is_listed_with_why_and_the_dialog_writes_nothing(app, reg_case, tmp_path):
+    fixed, _, transform = loaded_registration(app, reg_case)
+    display = linear_node(app.scene, homogeneous(np.eye(3), (5.0, 0.0, 0.0)))
+    display.SetName("Display shift")
+    fixed.SetAndObserveTransformNodeID(display.GetID())
+    dialog = ExportDialog()
+    [[exportable]] = dialog.examine(app.scene.GetSubjectHierarchyNode().GetItemByDataNode(transform))
+    assert exportable.confidence == slicer_offer.BLOCKED_CONFIDENCE
+    assert exportable.tooltip == fixed_under_transform_message(fixed)
+    assert f"'{fixed.GetName()}' is under transform 'Display shift'" in exportable.tooltip
+    dialog.select(0)
+    assert dialog.export(tmp_path) == exportable.tooltip
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_transform_without_a_fixed_reference_is_listed_with_what_to_do_and_writes_nothing(app, reg_case, tmp_path):

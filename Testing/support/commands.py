@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import subprocess
 import sys
 from pathlib import Path
@@ -21,3 +22,13 @@ def export_demo(case, output: Path, *options: object) -> subprocess.CompletedPro
         "export", "--transform", case.field_path, "--fixed", case.fixed_dir, "--moving", case.moving_dir,
         "--output", output, *options,
     )  # fmt: skip
+
+
+def write_manifest(path: Path, rows: list[dict]) -> Path:
+    """A ``batch`` manifest at `path`: the rows' keys, in order of appearance, are its columns."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    with open(path, "w", newline="") as stream:
+        writer = csv.DictWriter(stream, columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path

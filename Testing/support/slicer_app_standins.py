@@ -29,7 +29,8 @@ REGULARIZATION_SETTINGS = ("default", "none", "hardenTransform")
 
 
 class Database:
-    """slicer.dicomDatabase (ctkDICOMDatabase): fileValue, instanceValue, fileForInstance, isOpen, and
+    """slicer.dicomDatabase (ctkDICOMDatabase): fileValue, instanceValue, fileForInstance, seriesForStudy,
+    filesForSeries (at most `hits` files; all for -1), isOpen, and
     indexing a folder (ctkDICOMIndexer.addDirectory). Values are pydicom's decoded text, multi-values joined
     with a backslash, as DCMTK gives them to ctkDICOMDatabase."""
 
@@ -52,6 +53,13 @@ class Database:
 
     def fileForInstance(self, uid):
         return self._files.get(uid, "")
+
+    def seriesForStudy(self, study_uid):
+        return sorted({str(h.SeriesInstanceUID) for h in self._headers.values() if h.StudyInstanceUID == study_uid})
+
+    def filesForSeries(self, series_uid, hits=-1):
+        files = sorted(path for path, h in self._headers.items() if h.SeriesInstanceUID == series_uid)
+        return files if hits < 0 else files[:hits]
 
     def instanceValue(self, uid, tag):
         path = self.fileForInstance(uid)

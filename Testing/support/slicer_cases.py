@@ -165,14 +165,11 @@ def only_leaf(scene):
     return leaves[0]
 
 
-def assert_applied(case, moving, leaf=None, *, trilinear=False):
-    """The moving volume's transform maps the fixed points like the exported transform (and is `leaf`).
-
-    `trilinear`: for a grid read back from a saved scene (Slicer reads displacement field files with
-    cubic interpolation, mrml_helpers.from_world_lps)."""
+def assert_applied(case, moving, leaf=None):
+    """The moving volume's transform maps the fixed points like the exported transform (and is `leaf`)."""
     parent = moving.GetParentTransformNode()
     assert parent is not None, f"'{moving.GetName()}' is not under a transform"
     if leaf is not None:
         assert parent is leaf
-    assert max_error(from_world_lps(parent, case["points"], trilinear=trilinear), case["expected"]) <= MAPPING_MM
+    assert max_error(from_world_lps(parent, case["points"]), case["expected"]) <= MAPPING_MM
     return parent

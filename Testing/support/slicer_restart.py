@@ -57,10 +57,15 @@ def main(script, arguments):
             volumes = [collection.GetItemAsObject(i) for i in range(collection.GetNumberOfItems())]
             under = [v for v in volumes if (acquisition_transform(v) or v).GetParentTransformNode() is leaves[0]]
             points = np.array(json.loads(arguments["points"]))
+            grids = app.scene.GetNodesByClass("vtkMRMLGridTransformNode")
             result.update(
                 leaves=len(leaves),
                 volumes_under_leaf=len(under),
-                mapped=from_world_lps(leaves[0], points, trilinear=True).tolist(),
+                mapped=from_world_lps(leaves[0], points).tolist(),
+                grid_interpolation={
+                    grid.GetName(): grid.GetTransformFromParent().GetInterpolationMode()
+                    for grid in (grids.GetItemAsObject(i) for i in range(grids.GetNumberOfItems()))
+                },
             )
         app.close()
     print(json.dumps(result))

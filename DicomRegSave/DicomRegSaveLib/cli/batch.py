@@ -4,9 +4,16 @@ Each manifest row becomes one export command (:class:`RowCommand`, given by the 
 ``batch`` command gives ``dicomregsave export``) in a process of its own, so a row that fails (or
 crashes) never affects the others. On Linux that process is forked from the batch process, which
 has loaded what the command uses once (``RowCommand.preload``); elsewhere it is a new Python
-interpreter. The manifest's columns are the export's options (:mod:`export.option_table`). A row whose output exists and validates is skipped, which
-makes an interrupted batch resumable. On Ctrl-C the running exports are interrupted (each removes
-its temporary file; a file is either complete or absent) and no further row is started.
+interpreter. The manifest's columns are the export's options (:mod:`export.option_table`).
+
+Each REG the batch writes is recorded with the row's inputs and options (:mod:`cli.batch_state`). On a
+rerun a row whose REG exists, validates and was made from the same inputs and options is skipped, which
+makes an interrupted batch resumable; a row whose inputs or options changed is exported again over its
+REG; an existing file the batch did not record writing is left alone and the row fails, unless
+``force`` redoes every row. On Ctrl-C the running exports are interrupted (each removes
+its temporary file; a file is either complete or absent) and no further row is started. A row without a
+Series Number gets a slot of its own (``--series-number-slot K/N``), so that rows running at once never
+choose the same automatic number.
 """
 
 from __future__ import annotations
@@ -27,18 +34,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
 
-from DicomRegSaveLib.errors import ManifestError, OutputError
-from DicomRegSaveLib.export.option_table import EXPORT_OPTIONS, MANIFEST_COLUMNS, REQUIRED_COLUMNS, ExportOption
+from DicomRegSaveLib.cli.batch_state import BatchState, Fingerprint, changes, row_fingerprint
+from DicomRegSaveLib.errors import DicomRegSaveError, ManifestError
+from DicomRegSaveLib.export.option_table import (
+    BY_NAME,
+    EXPORT_OPTIONS,
+    MANIFEST_COLUMNS,
+    REQUIRED_COLUMNS,
+    ExportOption,
+)
 
 __all__ = ["STATUSES", "BatchResult", "BatchRow", "RowCommand", "RowOutcome", "read_manifest", "run_batch"]
 
-#: Export options a manifest may not set: the batch decides where reports go and never replaces files.
+#: Export options a manifest may not set: the batch decides where reports go, which files it replaces and
+#: each row's Series Number slot.
 REFUSED_COLUMNS = tuple(o.name for o in EXPORT_OPTIONS if o.flag is not None and not o.in_manifest)
 #: Column values that switch a flag option on / off.
 TRUE_WORDS = frozenset({"1", "true", "yes", "y", "x", "on"})
 FALSE_WORDS = frozenset({"", "0", "false", "no", "n", "off"})
 #: Row statuses, in the order summaries list them.
-STATUSES = ("written", "skipped", "failed", "interrupted")
+STATUSES = ("written", "redone", "skipped", "failed", "interrupted")
 #: Seconds between checks of the running workers.
 _POLL_S = 0.05
 
@@ -76,7 +91,8 @@ class BatchRow:
 
 @dataclass
 class RowOutcome:
-    """What happened to one row: ``status`` is written, skipped, failed or interrupted."""
+    """What happened to one row: ``status`` is one of :data:`STATUSES`; ``reason`` says why a row was
+    redone (``options changed (series_description)``)."""
 
     row: int
     output: Path
@@ -84,12 +100,14 @@ class RowOutcome:
     error: str | None = None
     report: dict[str, Any] | None = None
     seconds: float = 0.0
+    reason: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "row": self.row,
             "output": str(self.output),
             "status": self.status,
+            "reason": self.reason,
             "error": self.error,
             "seconds": round(self.seconds, 3),
             "export": self.report,
@@ -105,8 +123,8 @@ class BatchResult:
 
     @property
     def ok(self) -> bool:
-        """True when every row was written or skipped and the batch ran to its end."""
-        return not self.interrupted and all(o.status in ("written", "skipped") for o in self.outcomes)
+        """True when every row was written, redone or skipped and the batch ran to its end."""
+        return not self.interrupted and all(o.status in ("written", "redone", "skipped") for o in self.outcomes)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -118,22 +136,20 @@ def read_manifest(path: str | os.PathLike, output_dir: str | os.PathLike) -> lis
     """The rows of a CSV manifest (with a header) as export arguments.
 
     Columns: ``transform``, ``fixed``, ``moving`` (required; paths relative to the manifest's
-    folder), ``output`` (optional; relative to `output_dir`; default ``row-N.dcm``) and any export
-    option named by its long form with ``-`` written ``_`` (:data:`option_table.MANIFEST_COLUMNS`).
+    folder), ``output`` (optional; relative to `output_dir`, which need not exist yet; default
+    ``row-N.dcm``) and any export option named by its long form with ``-`` written ``_``
+    (:data:`option_table.MANIFEST_COLUMNS`).
+    Row K of N without a ``series_number`` gets ``--series-number-slot K/N``.
 
     Raises
     ------
     ManifestError
         If the file cannot be read, a required column is missing, a column is unknown or refused,
-        a required cell is empty, a switch holds something other than yes/no, or two rows write
-        the same output.
-    OutputError
-        If `output_dir` is not an existing folder.
+        a row has more cells than the header, a required cell is empty, a switch holds something
+        other than yes/no, or two rows write the same output.
     """
     manifest = Path(path)
     output_dir = Path(output_dir)
-    if not output_dir.is_dir():
-        raise OutputError(f"The batch output folder {output_dir} does not exist. Create it first.")
     try:
         with open(manifest, newline="", encoding="utf-8-sig") as stream:
             reader = csv.DictReader(stream)
@@ -152,13 +168,19 @@ def read_manifest(path: str | os.PathLike, output_dir: str | os.PathLike) -> lis
         raise ManifestError(
             f"The manifest {manifest} has column(s) that are not export options: {', '.join(unknown)}. "
             "Columns are transform, fixed, moving, output and the long export options with - written _ "
-            f"(e.g. series_description); {' and '.join(REFUSED_COLUMNS)} are decided by the batch."
+            f"(e.g. series_description); {', '.join(REFUSED_COLUMNS)} are decided by the batch."
         )
     rows: list[BatchRow] = []
     outputs: dict[Path, int] = {}
     for number, (line, record) in enumerate(records, start=1):
         cells = {key.strip(): (value or "").strip() for key, value in record.items() if key is not None}
         where = f"Row {number} (line {line}) of {manifest}"
+        extra = [cell.strip() for cell in record.get(None) or [] if cell.strip()]
+        if extra:
+            raise ManifestError(
+                f"{where} has {len(extra)} filled cell(s) more than the header names columns ({', '.join(extra)}); "
+                'a value holding a comma must be written in double quotes ("Two, edited").'
+            )
         arguments: list[str] = []
         for column in REQUIRED_COLUMNS:
             if not cells.get(column):
@@ -177,6 +199,12 @@ def read_manifest(path: str | os.PathLike, output_dir: str | os.PathLike) -> lis
         rows.append(BatchRow(number, output, arguments))
     if not rows:
         raise ManifestError(f"The manifest {manifest} has a header but no rows.")
+    # Rows run at once and each sees only the finished files of the others: a slot of its own keeps their
+    # automatic Series Numbers apart (export.pipeline.free_series_number).
+    slot = BY_NAME["series_number_slot"].flag
+    for row in rows:
+        if BY_NAME["series_number"].flag not in row.arguments:
+            row.arguments += [slot, f"{row.number}/{len(rows)}"]
     return rows
 
 
@@ -201,17 +229,24 @@ def run_batch(
     *,
     jobs: int = 1,
     on_outcome: Callable[[RowOutcome], None] | None = None,
+    force: bool = False,
 ) -> BatchResult:
     """Run `command` for each row, at most `jobs` at a time, each in its own worker process.
 
     Workers are forked from this process where that is safe (see :func:`_start_export`), else
-    they are new interpreters. Rows whose output exists and validates are skipped; a row whose
-    output exists but does not validate fails without touching the file. A KeyboardInterrupt
-    (Ctrl-C) interrupts the running exports, starts no further row and returns with
-    ``interrupted`` set.
-    """
-    from DicomRegSaveLib.validation.validate import validate_file
+    they are new interpreters. Each REG written is recorded in the state file of its folder
+    (:class:`batch_state.BatchState`). A row whose output exists is skipped when the record matches
+    its inputs and options and the file validates, and redone (the file replaced) when they
+    changed; it fails without touching the file when the file does not validate or the batch did not
+    record writing it. With `force` every row is redone. A KeyboardInterrupt (Ctrl-C) interrupts the
+    running exports, starts no further row and returns with ``interrupted`` set.
 
+    Raises
+    ------
+    OutputError
+        If a state file exists but cannot be read (before any row runs).
+    """
+    state = BatchState(row.output for row in rows)
     result = BatchResult()
     waiting = list(rows)
     running: list[_Worker] = []
@@ -221,18 +256,31 @@ def run_batch(
         if on_outcome is not None:
             on_outcome(outcome)
 
+    def finish_worker(worker: _Worker, interrupted: bool = False) -> None:
+        outcome = worker.outcome(interrupted)
+        # also a REG put in place just before an interrupt or a failed --send: the row's file, complete
+        if _file_identity(worker.row.output) not in (None, worker.output_before):
+            with _ctrl_c_deferred():
+                outcome = _recorded(outcome, state, worker.fingerprint)
+        finish(outcome)
+
     try:
         while waiting or running:
             while waiting and len(running) < max(1, jobs):
                 row = waiting.pop(0)
+                fingerprint = row_fingerprint(row.arguments)
+                reason = None
                 if row.output.exists():
-                    finish(_existing(row, validate_file(row.output)))
-                    continue
+                    existing = "forced (--force)" if force else _existing(row, state, fingerprint)
+                    if isinstance(existing, RowOutcome):
+                        finish(existing)
+                        continue
+                    reason = existing
                 with _ctrl_c_deferred():
-                    running.append(_Worker(row, command))
+                    running.append(_Worker(row, command, fingerprint, reason))
             for worker in [w for w in running if w.process.poll() is not None]:
                 running.remove(worker)
-                finish(worker.outcome())
+                finish_worker(worker)
             time.sleep(_POLL_S)
     except KeyboardInterrupt:
         result.interrupted = True
@@ -240,23 +288,64 @@ def run_batch(
             worker.process.send_signal(signal.SIGINT)
         for worker in running:
             worker.process.wait()
-            finish(worker.outcome(interrupted=True))
+            finish_worker(worker, interrupted=True)
         for row in waiting:
             finish(RowOutcome(row.number, row.output, "interrupted", "not started: the batch was interrupted"))
     result.outcomes.sort(key=lambda o: o.row)
     return result
 
 
-def _existing(row: BatchRow, report) -> RowOutcome:
+def _existing(row: BatchRow, state: BatchState, fingerprint: Fingerprint) -> RowOutcome | str:
+    """What to do with a row whose output exists: its outcome without running it (skipped, or failed
+    with the file left alone), or why to export it again over the file."""
+    from DicomRegSaveLib.validation.validate import validate_file
+
+    def left_alone(why: str) -> RowOutcome:
+        return RowOutcome(
+            row.number,
+            row.output,
+            "failed",
+            f"{row.output} exists but {why}; it was left as it is. Use --force to export this row over it, "
+            "or remove it.",
+        )
+
+    recorded = state.recorded(row.output)
+    if recorded is None:
+        return left_alone(f"was not written by this batch (no record of it in {state.path(row.output)})")
+    problem = state.identity_problem(row.output, recorded)
+    if problem is not None:
+        return left_alone(f"is not the REG this batch wrote ({problem})")
+    changed = changes(recorded, fingerprint)
+    if changed is not None:
+        return changed
+    report = validate_file(row.output)
     if report.ok:
         return RowOutcome(row.number, row.output, "skipped")
-    return RowOutcome(
-        row.number,
-        row.output,
-        "failed",
-        f"{row.output} exists but does not validate ({len(report.errors)} error(s), first: {report.errors[0]}); "
-        "it was left as it is. Remove it to export this row again.",
-    )
+    return left_alone(f"does not validate ({len(report.errors)} error(s), first: {report.errors[0]})")
+
+
+def _recorded(outcome: RowOutcome, state: BatchState, fingerprint: Fingerprint) -> RowOutcome:
+    """`outcome` after recording its REG in the state file; failed if that cannot be done, since a rerun
+    would then refuse the REG as not written by the batch."""
+    try:
+        state.record(outcome.output, fingerprint)
+    except DicomRegSaveError as error:
+        outcome.status = "failed"
+        outcome.error = (
+            f"{outcome.output} was written, but recording it in {state.path(outcome.output)} failed: {error} "
+            "A rerun will take it for a REG this batch did not write (use --force then)."
+        )
+    return outcome
+
+
+def _file_identity(path: Path) -> tuple[int, ...] | None:
+    """What changes when a file is written or replaced (device, inode, size, modification time); ``None``
+    if there is no file."""
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns
 
 
 @contextmanager
@@ -286,13 +375,17 @@ class _Worker:
     """One row's command, its stdout and stderr in temporary files, in a session of its own so that
     only the batch forwards Ctrl-C to it (exactly once, while it is running)."""
 
-    def __init__(self, row: BatchRow, command: RowCommand) -> None:
+    def __init__(self, row: BatchRow, command: RowCommand, fingerprint: Fingerprint, reason: str | None) -> None:
         self.row = row
+        self.fingerprint = fingerprint
+        self.reason = reason
+        self.output_before = _file_identity(row.output)
         self.started = time.perf_counter()
         self.stdout = tempfile.TemporaryFile()
         self.stderr = tempfile.TemporaryFile()
+        replace = ["--force"] if reason is not None else []
         self.process = _start_export(
-            command, [*row.arguments, "--output", str(row.output), "--json", "-"], self.stdout, self.stderr
+            command, [*row.arguments, "--output", str(row.output), *replace, "--json", "-"], self.stdout, self.stderr
         )
 
     def outcome(self, interrupted: bool = False) -> RowOutcome:
@@ -309,7 +402,8 @@ class _Worker:
             report = None
         code = self.process.returncode
         if code == 0 and report is not None and report.get("ok"):
-            return RowOutcome(self.row.number, self.row.output, "written", None, report, seconds)
+            status = "written" if self.reason is None else "redone"
+            return RowOutcome(self.row.number, self.row.output, status, None, report, seconds, self.reason)
         if report is not None and report.get("errors"):
             error = " ".join(e["message"] for e in report["errors"])
         elif code < 0:
@@ -320,7 +414,7 @@ class _Worker:
             error = f"the export exited with status {code}"
         status = "interrupted" if interrupted else "failed"
         export = report if report is not None and report.get("path") else None
-        return RowOutcome(self.row.number, self.row.output, status, error, export, seconds)
+        return RowOutcome(self.row.number, self.row.output, status, error, export, seconds, self.reason)
 
 
 def _start_export(

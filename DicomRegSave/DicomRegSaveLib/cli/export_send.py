@@ -126,7 +126,7 @@ def describe_export(outcome: ExportOutcome) -> str:
             f"  ({len(item.referenced_images)} moving instance(s) referenced)",
         ]
     lines.append(
-        f"  series in the fixed image's study {result.dataset.StudyInstanceUID}"
+        f"  series number {result.dataset.SeriesNumber} in the fixed image's study {result.dataset.StudyInstanceUID}"
         + ("" if same_study else " (the moving series is in another study)")
     )
     return "\n".join(lines)

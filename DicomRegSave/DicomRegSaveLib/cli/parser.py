@@ -132,6 +132,14 @@ def regular_expression(text: str) -> str:
     return text
 
 
+def _slot(text: str) -> tuple[int, int]:
+    """``K/N`` (1 <= K <= N): the automatic Series Number slot of row K of N (--series-number-slot)."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text, re.ASCII)
+    if match is None or not 1 <= int(match[1]) <= int(match[2]):
+        raise argparse.ArgumentTypeError(f"{text!r} is not K/N with 1 <= K <= N (for example 2/5)")
+    return int(match[1]), int(match[2])
+
+
 def _uid(text: str) -> str:
     from DicomRegSaveLib.values import problem_uid
 
@@ -177,6 +185,7 @@ _CONVERTERS: dict[str, Callable[[str], object]] = {
     "path": Path,
     "float": float,
     "seconds": _positive_seconds,
+    "slot": _slot,
     "tag": _tag_assignment,
     "code": _registration_type,
     "uid": _uid,

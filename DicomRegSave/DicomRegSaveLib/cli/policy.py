@@ -142,9 +142,12 @@ def _input_files(args: argparse.Namespace) -> list[Path]:
 
 
 def _check_report_path(args: argparse.Namespace) -> None:
-    """--json never replaces an input (it replaces an older report, so it is written with force)."""
-    from DicomRegSaveLib.output import check_output_path
+    """--json never replaces an input (it replaces an older report, so it is written with force). A
+    command that sets the default ``create_report_folder`` (``batch``) has the report's folder created."""
+    from DicomRegSaveLib.output import check_output_path, create_folder
 
     destination = getattr(args, "json", None)
     if destination and destination != "-":
+        if getattr(args, "create_report_folder", False):
+            create_folder(Path(destination).parent)
         check_output_path(destination, force=True, inputs=_input_files(args))

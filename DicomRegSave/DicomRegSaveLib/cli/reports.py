@@ -103,6 +103,7 @@ def export_report(outcome: ExportOutcome, sent: SendReport | None = None) -> dic
         sop_instance_uid=str(dataset.SOPInstanceUID),
         sop_class_uid=str(dataset.SOPClassUID),
         series_instance_uid=str(dataset.SeriesInstanceUID),
+        series_number=int(dataset.SeriesNumber),
         study_instance_uid=str(dataset.StudyInstanceUID),
         frame_of_reference_uid=str(dataset.FrameOfReferenceUID),
         fixed=_series(outcome.fixed),
@@ -173,12 +174,13 @@ def _send_error(sent: SendReport) -> str:
 
 
 def batch_report(manifest: str | os.PathLike, output_dir: str | os.PathLike, result: BatchResult) -> dict[str, Any]:
-    """The report of ``batch``: one entry per manifest row and the counts by status."""
+    """The report of ``batch``: one entry per manifest row and the counts by status; the rows' errors
+    and their exports' warnings, each prefixed with its row."""
     report = _base(
         "batch",
         result.ok,
         [f"Row {o.row}: {o.error}" for o in result.outcomes if o.error],
-        [],
+        [f"Row {o.row}: {w['message']}" for o in result.outcomes if o.report for w in o.report.get("warnings", [])],
     )
     report.update(
         manifest=str(manifest),

@@ -69,7 +69,7 @@ class ExportOption:
         One of :data:`KINDS`.
     value_type:
         ``"text"``, ``"texts"`` (values separated by a backslash), ``"int"``, ``"float"``,
-        ``"seconds"`` (a positive number), ``"path"``, ``"tag"`` (``KEYWORD=VALUE``), ``"code"`` (a
+        ``"seconds"`` (a positive number), ``"path"``, ``"slot"`` (``K/N``, 1 <= K <= N), ``"tag"`` (``KEYWORD=VALUE``), ``"code"`` (a
         Registration Type code of CID 7100), ``"uid"``, ``"uid_root"`` (a UID prefix), ``"peer"``
         (``AET@HOST:PORT``) or ``"ae_title"``: how the command line and the panel convert and check the text.
     value_keyword:
@@ -78,7 +78,8 @@ class ExportOption:
     type1:
         The attribute must have a value (Type 1): an empty panel field cannot be written.
     in_manifest:
-        ``False`` for what a batch decides itself (where reports go, never replacing files).
+        ``False`` for what a batch decides itself (where reports go, never replacing files, the Series
+        Number slot of each row).
     """
 
     name: str
@@ -198,8 +199,19 @@ EXPORT_OPTIONS: tuple[ExportOption, ...] = (
         keyword="SeriesNumber",
         panel="Series",
         value_type="int",
-        type1=True,
         metavar="N",
+        help="default: the lowest number from 1000 up that no series of the fixed image's study uses among the "
+        "files in --fixed, --moving and the output folder",
+    ),
+    _flag(
+        "--series-number-slot",
+        "options",
+        "series_number_slot",
+        value_type="slot",
+        in_manifest=False,
+        metavar="K/N",
+        help="choose the automatic Series Number among 1000+K-1, 1000+K-1+N, ... (batch gives row K of N rows its "
+        "own, so that rows running at once never choose the same)",
     ),
     _flag(
         "--content-label",

@@ -56,13 +56,19 @@ class ExportOptions:
     Registration (66.3; a linear transform gets a zero grid and a post matrix), ``"auto"`` (the
     default) spatial when the whole transform is linear, else deformable.
 
+    ``series_number`` ``None`` (the default) chooses a free one when the REG is built: the lowest
+    number from 1000 up that no series of the fixed image's study uses among those the export sees
+    (:func:`export.pipeline.free_series_number`); ``series_number_slot`` ``(k, n)`` limits that choice to
+    1000 + k - 1, stepping by n, so that the n rows of a batch, running at once, never choose the same.
+
     ``undefined_vectors`` says what to do with NaN displacement vectors: ``"refuse"`` (the default:
     nothing is written, the message says how many and where) or ``"undefined"`` (written as
     DICOM's whole-NaN "undefined here" marker; the result's report warns with the count).
     """
 
     series_description: str | None = None
-    series_number: int = 1000
+    series_number: int | None = None
+    series_number_slot: tuple[int, int] = (1, 1)
     instance_number: int = 1
     content_label: str = "REGISTRATION"
     content_description: str | None = None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,8 +19,8 @@ from pydicom.sr.coding import Code
 from pydicom.tag import Tag
 
 from DicomRegSaveLib import IMPLEMENTATION_VERSION_NAME
-from DicomRegSaveLib.dicom_file import tag_text
-from DicomRegSaveLib.errors import InvalidRegistrationError, require_type
+from DicomRegSaveLib.dicom_file import read_dicom_file, series_number, tag_text
+from DicomRegSaveLib.errors import DicomRegSaveError, InvalidRegistrationError, require_type
 from DicomRegSaveLib.export.input_checks import swapped_inputs_warning
 from DicomRegSaveLib.export.option_table import OPTION_FIELDS, REGISTRATION_CLASSES, UNDEFINED_VECTOR_CHOICES
 from DicomRegSaveLib.export.options import ExportOptions
@@ -42,6 +42,7 @@ from DicomRegSaveLib.validation.report import ConformanceReport
 from DicomRegSaveLib.values import problem_for_attribute, problem_uid
 
 __all__ = [
+    "FIRST_AUTOMATIC_SERIES_NUMBER",
     "MAX_UID_ROOT_LENGTH",
     "ExportOptions",
     "ExportResult",
@@ -51,9 +52,11 @@ __all__ = [
     "create_dataset",
     "export_planned",
     "export_registration",
+    "free_series_number",
     "new_uid",
     "output_path_for",
     "plan_output",
+    "series_numbers_in_folder",
     "sop_class_for",
     "write_dataset",
 ]
@@ -67,6 +70,75 @@ _CONSTRUCTOR_OVERRIDES = {
     "SOPInstanceUID": "sop_instance_uid",
     "InstanceNumber": "instance_number",
 }
+
+
+#: Where automatic Series Numbers start: scanners number their series from 1, so 1000 and up stay clear of them.
+FIRST_AUTOMATIC_SERIES_NUMBER = 1000
+
+#: Read from the files of an output folder to learn which Series Numbers a study has taken.
+_STUDY_AND_SERIES_NUMBER = [Tag("StudyInstanceUID"), Tag("SeriesNumber")]
+
+
+def free_series_number(taken: Collection[int], slot: tuple[int, int] = (1, 1)) -> int:
+    """The lowest Series Number from :data:`FIRST_AUTOMATIC_SERIES_NUMBER` up that is not `taken`.
+
+    Parameters
+    ----------
+    slot:
+        ``(k, n)``: only 1000 + k - 1, 1000 + k - 1 + n, ... are candidates, so that n exports running
+        at once (the rows of a batch) never choose the same number; ``(1, 1)`` for an export on its own.
+    """
+    row, rows = slot
+    if not 1 <= row <= rows:
+        raise ValueError(f"slot must be (k, n) with 1 <= k <= n, not {slot!r}")
+    taken = set(taken)
+    number = FIRST_AUTOMATIC_SERIES_NUMBER + row - 1
+    while number in taken:
+        number += rows
+    return number
+
+
+def series_numbers_in_folder(folder: Path, study_instance_uid: str, exclude: Path | None = None) -> set[int]:
+    """The Series Numbers of the DICOM files directly in `folder` that belong to the study.
+
+    Only the folder's own files count (an output folder may be anyone's folder, its subfolders are not
+    this export's business), hidden files are passed over (exports still writing keep their temporary
+    files hidden), and so are files that are not DICOM, cannot be read or vanish meanwhile: this is
+    not the file walker, whose rules are for inputs the user names. `exclude` is the file being replaced
+    (a file of `folder`).
+    """
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError:
+        return set()
+    numbers = set()
+    for path in entries:
+        if path.name.startswith(".") or (exclude is not None and path.name == exclude.name) or not path.is_file():
+            continue
+        try:
+            header = read_dicom_file(path, specific_tags=_STUDY_AND_SERIES_NUMBER)
+        except DicomRegSaveError:
+            continue
+        number = series_number(header)
+        if number is not None and str(header.get("StudyInstanceUID", "")) == study_instance_uid:
+            numbers.add(number)
+    return numbers
+
+
+def _series_numbers_taken(
+    fixed: ImageSeries, moving: ImageSeries, output_file: Path, taken: Collection[int]
+) -> set[int]:
+    """Series Numbers the fixed image's study has taken, as far as this export sees: `taken` (the
+    caller's, e.g. Slicer's DICOM database), the fixed and moving series and every instance found with
+    them, and the files already in the output folder."""
+    study = fixed.study_instance_uid
+    numbers = set(taken)
+    for series in (fixed, moving):
+        numbers |= series.series_numbers_seen.get(study, frozenset())
+        own = series_number(series.first_header)
+        if series.study_instance_uid == study and own is not None:
+            numbers.add(own)
+    return numbers | series_numbers_in_folder(output_file.parent, study, exclude=output_file)
 
 
 #: Longest UID root for new UIDs: what is left of the 64 characters must keep them unique.
@@ -195,6 +267,9 @@ def _require_valid(keyword: str, value: object) -> None:
 def create_dataset(registration: Registration, fixed_image: Dataset, options: ExportOptions) -> Dataset:
     """The REG dataset for `registration`, with options, overrides and the modifier applied.
 
+    An automatic Series Number (``None``) is the first of its slot here, since nothing is known to be
+    taken; :func:`export_registration` chooses it among what the study has taken.
+
     Raises
     ------
     InvalidRegistrationError
@@ -207,7 +282,11 @@ def create_dataset(registration: Registration, fixed_image: Dataset, options: Ex
         "study_instance_uid": None,
         "series_instance_uid": options.series_instance_uid or new_uid(options.uid_root),
         "sop_instance_uid": options.sop_instance_uid or new_uid(options.uid_root),
-        "series_number": options.series_number,
+        "series_number": (
+            options.series_number
+            if options.series_number is not None
+            else free_series_number((), options.series_number_slot)
+        ),
         "instance_number": options.instance_number,
         "series_description": options.series_description or _DEFAULT_SERIES_DESCRIPTIONS[sop_class_for(registration)],
         "content_label": options.content_label,
@@ -327,12 +406,17 @@ def export_registration(
     force: bool = False,
     progress: Progress | None = None,
     inputs: Sequence[str | os.PathLike] = (),
+    taken_series_numbers: Collection[int] = (),
 ) -> ExportResult:
     """Build, check and write the REG of `moving` registered to `fixed` by `deformation`.
 
     `progress` (see :mod:`.progress`) follows the writing of the vectors, which is nearly all of
     the time; raising from it cancels the export and leaves no file. The output never replaces
     one of the fixed or moving image files or of `inputs` (the transform file), `force` or not.
+
+    Without a Series Number in the options, the REG gets :func:`free_series_number` of what the fixed
+    image's study has taken: `taken_series_numbers` (what the caller knows, e.g. Slicer's DICOM
+    database), the numbers seen with the fixed and moving series, and the files in the output folder.
 
     Raises
     ------
@@ -344,7 +428,7 @@ def export_registration(
     _check_arguments(deformation, fixed, moving)
     require_type("output", output, str, os.PathLike)
     plan = plan_output(output, options or ExportOptions(), force, [*inputs, *fixed.paths, *moving.paths])
-    return _build_and_write(deformation, fixed, moving, plan, force, progress, inputs)
+    return _build_and_write(deformation, fixed, moving, plan, force, progress, inputs, taken_series_numbers)
 
 
 def export_planned(
@@ -355,13 +439,14 @@ def export_planned(
     force: bool = False,
     progress: Progress | None = None,
     inputs: Sequence[str | os.PathLike] = (),
+    taken_series_numbers: Collection[int] = (),
 ) -> ExportResult:
     """:func:`export_registration` to an output planned before the inputs were read (:func:`plan_output`,
     so that a bad output is reported before a long read). The write checks the output again against
     the image files as well, as it takes its name."""
     _check_arguments(deformation, fixed, moving)
     require_type("plan", plan, OutputPlan)
-    return _build_and_write(deformation, fixed, moving, plan, force, progress, inputs)
+    return _build_and_write(deformation, fixed, moving, plan, force, progress, inputs, taken_series_numbers)
 
 
 def _check_arguments(deformation: Deformation, fixed: ImageSeries, moving: ImageSeries) -> None:
@@ -383,8 +468,12 @@ def _build_and_write(
     force: bool,
     progress: Progress | None,
     inputs: Sequence[str | os.PathLike],
+    taken_series_numbers: Collection[int],
 ) -> ExportResult:
     options = plan.options
+    if options.series_number is None:
+        taken = _series_numbers_taken(fixed, moving, plan.path, taken_series_numbers)
+        options = dataclasses.replace(options, series_number=free_series_number(taken, options.series_number_slot))
     if options.undefined_vectors not in UNDEFINED_VECTOR_CHOICES:
         raise ValueError(
             f"options.undefined_vectors must be one of {', '.join(UNDEFINED_VECTOR_CHOICES)}, "

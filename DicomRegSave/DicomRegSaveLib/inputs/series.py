@@ -23,6 +23,7 @@ Conventions
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ import numpy as np
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 
-from DicomRegSaveLib.dicom_file import decode_whole
+from DicomRegSaveLib.dicom_file import decode_whole, series_number
 from DicomRegSaveLib.errors import DicomInputError
 from DicomRegSaveLib.file_walker import Instance, functional_group_item, is_image, walk
 from DicomRegSaveLib.model import ImageReference
@@ -121,6 +122,10 @@ class ImageSeries:
         (n_i, n_j, n_k) = (Columns, Rows, number of slices).
     frames:
         The slice at each k, in k order.
+    series_numbers_seen:
+        Study Instance UID -> the Series Numbers of every DICOM instance found with this series in its
+        files and folders (images and other objects, this series included): which numbers a new series
+        of a study must not take. Empty when the series was built from headers in memory.
     """
 
     headers: list[Dataset]
@@ -134,6 +139,7 @@ class ImageSeries:
     ijk_to_lps: np.ndarray
     dimensions: tuple[int, int, int]
     frames: tuple[SliceFrame, ...] = field(default_factory=tuple)
+    series_numbers_seen: Mapping[str, frozenset[int]] = field(default_factory=dict)
 
     @property
     def first_header(self) -> Dataset:
@@ -192,7 +198,8 @@ class ImageSeries:
             SOP Instance UID -> 1-based frame numbers, or a plain sequence of frame numbers when the
             series holds exactly one multi-frame instance. Instances not named keep all their frames.
         """
-        return series_from_headers(self.headers, self.role, self.paths or None, frame_numbers=frame_numbers)
+        subset = series_from_headers(self.headers, self.role, self.paths or None, frame_numbers=frame_numbers)
+        return dataclasses.replace(subset, series_numbers_seen=self.series_numbers_seen)
 
 
 def read_image_series(
@@ -263,7 +270,18 @@ def read_image_series(
             "or choose one by its Series Instance UID."
         )
     members = next(iter(by_series.values()))
-    return series_from_headers([h for _, h in members], role, [p for p, _ in members], frame_numbers=frame_numbers)
+    series = series_from_headers([h for _, h in members], role, [p for p, _ in members], frame_numbers=frame_numbers)
+    return dataclasses.replace(series, series_numbers_seen=_series_numbers_by_study(walked.instances))
+
+
+def _series_numbers_by_study(instances: Sequence[Instance]) -> dict[str, frozenset[int]]:
+    """Study Instance UID -> the Series Numbers the instances carry (those without one are passed over)."""
+    numbers: dict[str, set[int]] = {}
+    for instance in instances:
+        number = series_number(instance.header)
+        if number is not None:
+            numbers.setdefault(str(instance.header.get("StudyInstanceUID", "")), set()).add(number)
+    return {study: frozenset(found) for study, found in numbers.items()}
 
 
 def series_from_headers(

@@ -266,12 +266,26 @@ def resolve_fixed_and_moving(
     if fixed.GetID() is not None and fixed.GetID() == moving.GetID():
         raise TransformInputError(f"The fixed and the moving volume are the same node ('{fixed.GetName()}').")
     if fixed.GetParentTransformNode() is not None:
-        raise TransformInputError(
-            f"The fixed volume '{fixed.GetName()}' is under transform "
-            f"'{fixed.GetParentTransformNode().GetName()}': the registration must be expressed in the fixed "
-            "image's own coordinates. Remove the transform from the fixed volume."
-        )
+        raise TransformInputError(fixed_under_transform_message(fixed))
     return fixed, moving
+
+
+def fixed_under_transform_message(fixed: slicer.vtkMRMLVolumeNode) -> str:
+    """Why a fixed volume under a transform cannot be exported, and what to do.
+
+    A REG's registered frame is the fixed series' patient coordinates. Slicer shows a volume under a
+    transform moved by it, so the alignment the user sees in the scene is relative to the moved fixed
+    image, while the file would map from where the DICOM images are: the two would disagree by the
+    fixed volume's transform.
+    """
+    return (
+        f"The fixed volume '{fixed.GetName()}' is under transform '{fixed.GetParentTransformNode().GetName()}', "
+        "so Slicer shows it away from where its DICOM series places it; a DICOM registration maps from the "
+        "fixed series' own patient coordinates, so what you see aligned is not what would be written. Take the "
+        "fixed volume out from under the transform (Data module: drag it to the top level, or Transforms "
+        "module), check the alignment, and export again; if the registration was computed with the fixed "
+        "image moved, compute it again with the fixed volume untransformed."
+    )
 
 
 def _nodes_of_class(scene: slicer.vtkMRMLScene, class_name: str) -> list[slicer.vtkMRMLNode]:

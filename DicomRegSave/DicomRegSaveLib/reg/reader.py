@@ -63,7 +63,7 @@ def read_registration(source: str | Path | Dataset) -> Registration:
         the mapping depends on is missing or malformed; the message names the file and the tag.
     """
     dataset, name = _load(source)
-    sop_class_uid = _check_sop_class(dataset, name)
+    sop_class_uid = _content_class(dataset, _check_sop_class(dataset, name), name)
     registered_frame = _required(dataset, "FrameOfReferenceUID", "(0020,0052)", name)
     series_and_study = _instance_locations(dataset, name)
     if sop_class_uid == SpatialRegistrationStorage:
@@ -77,6 +77,7 @@ def read_registration(source: str | Path | Dataset) -> Registration:
         read_item(item, f"{name}: {_spaced(keyword)} {tag} item {number}", series_and_study)
         for number, item in enumerate(sequence, start=1)
     ]
+    _warn_unlisted(items, name)
     if sop_class_uid == DeformableSpatialRegistrationStorage and all(item.grid is None for item in items):
         raise InvalidRegistrationError(
             f"{name}: no Deformable Registration Sequence (0064,0002) item has a Deformable Registration Grid "
@@ -125,6 +126,25 @@ def _check_sop_class(dataset: Dataset, name: str) -> str:
         f"{name} is not a Spatial Registration (SOP Class {SpatialRegistrationStorage}) or Deformable "
         f"Spatial Registration ({DeformableSpatialRegistrationStorage}): {what}. Choose the REG object."
     )
+
+
+def _content_class(dataset: Dataset, sop_class_uid: str, name: str) -> str:
+    """The class the content is: a 66.1 holding a Deformable Registration Sequence and no Registration
+    Sequence (the ImSimQA files of the AAPM TG-132 data sets) is read as the 66.3 it is, with a warning."""
+    if (
+        sop_class_uid == SpatialRegistrationStorage
+        and "RegistrationSequence" not in dataset
+        and "DeformableRegistrationSequence" in dataset
+    ):
+        logger.warning(
+            "%s: the SOP Class UID (0008,0016) is Spatial Registration (%s), but the file holds a Deformable "
+            "Registration Sequence (0064,0002) and no Registration Sequence (0070,0308); it is read as the Deformable "
+            "Spatial Registration its content is. `dicomregsave validate` reports this as an error of the file.",
+            name,
+            SpatialRegistrationStorage,
+        )
+        return str(DeformableSpatialRegistrationStorage)
+    return sop_class_uid
 
 
 def _required(dataset: Dataset, keyword: str, tag: str, where: str) -> object:
@@ -269,13 +289,7 @@ def _read_reference(
 ) -> ImageReference:
     sop_class_uid = str(_required(reference, "ReferencedSOPClassUID", "(0008,1150)", where))
     sop_instance_uid = str(_required(reference, "ReferencedSOPInstanceUID", "(0008,1155)", where))
-    if sop_instance_uid not in locations:
-        raise InvalidRegistrationError(
-            f"{where}: instance {sop_instance_uid} is not listed in the Common Instance Reference module "
-            "(Referenced Series Sequence (0008,1115) / Studies Containing Other Referenced Instances Sequence "
-            "(0008,1200)), so its series and study are unknown. The file is not conformant; ask its producer to fix it."
-        )
-    series_uid, study_uid = locations[sop_instance_uid]
+    series_uid, study_uid = locations.get(sop_instance_uid, (None, None))
     return _wrap(
         lambda: ImageReference(
             sop_class_uid=sop_class_uid,
@@ -288,6 +302,28 @@ def _read_reference(
         ),
         where,
     )
+
+
+def _warn_unlisted(items: list[RegistrationItem], name: str) -> None:
+    """One warning for the referenced instances the Common Instance Reference module does not list.
+
+    pydicomRT writes no Common Instance Reference module at all. Only the series and study of those
+    instances are unknown; the item still names them by SOP Instance UID, which is how they are found.
+    """
+    unlisted = sorted(
+        {r.sop_instance_uid for item in items for r in item.referenced_images if r.series_instance_uid is None}
+    )
+    if unlisted:
+        logger.warning(
+            "%s: %d referenced instance(s) (%s%s) are not listed in the Common Instance Reference module "
+            "(Referenced Series Sequence (0008,1115) / Studies Containing Other Referenced Instances Sequence "
+            "(0008,1200)), so their series and study are unknown; the registration is read with them named by "
+            "SOP Instance UID only. `dicomregsave validate` reports this as an error of the file.",
+            name,
+            len(unlisted),
+            unlisted[0],
+            ", ..." if len(unlisted) > 1 else "",
+        )
 
 
 def _integers(value: object) -> tuple[int, ...]:

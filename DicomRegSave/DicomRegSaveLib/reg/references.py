@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from pydicom.dataset import Dataset
 
+from DicomRegSaveLib.errors import InvalidRegistrationError
 from DicomRegSaveLib.model import ImageReference
 
 
@@ -62,7 +63,18 @@ def common_instance_reference(
     (referenced_series_sequence, studies_containing_other_referenced_instances_sequence)
         Items for (0008,1115) and (0008,1200); either list may be empty, and then the sequence
         must be left out.
+
+    Raises
+    ------
+    InvalidRegistrationError
+        If a reference's series or study is unknown (read from a file that did not list it).
     """
+    unlisted = [r.sop_instance_uid for r in references if r.series_instance_uid is None or r.study_instance_uid is None]
+    if unlisted:
+        raise InvalidRegistrationError(
+            f"The series and study of referenced instance(s) {', '.join(unlisted)} are unknown (the file they were "
+            "read from did not list them), so the Common Instance Reference module cannot be written."
+        )
     in_study = [r for r in references if r.study_instance_uid == study_instance_uid]
     by_study: dict[str, list[ImageReference]] = {}
     for reference in references:

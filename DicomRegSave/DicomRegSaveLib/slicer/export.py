@@ -3,7 +3,9 @@ Slicer transform and volume nodes -> their DICOM series -> the sampled or copied
 
 Coordinates: Slicer nodes are RAS; DICOM and the registration model are LPS (mm). The DICOM
 registered frame is the fixed volume's world space, which must therefore be the fixed DICOM series'
-patient space: the fixed volume may not be moved, resampled or placed under a transform.
+patient space: the fixed volume may not be moved, resampled or placed under a transform. A fixed volume
+under a transform is refused by :func:`mrml.nodes.resolve_fixed_and_moving` (the message is
+:func:`mrml.nodes.fixed_under_transform_message`); one moved or resampled by :func:`geometry_mismatch_mm`.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 
 import slicer
 from pydicom.dataset import Dataset
@@ -43,6 +45,7 @@ def export_from_nodes(
     axis_aligned: bool = False,
     fixed_files: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
     moving_files: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+    series_numbers_in_study: Callable[[str], Collection[int]] | None = None,
     progress: Progress | None = None,
 ) -> ExportResult:
     """Export the registration that `transform_node` performs from the fixed to the moving volume.
@@ -58,6 +61,11 @@ def export_from_nodes(
         File path, or an existing folder (the file is then ``<SOP Instance UID>.dcm``).
     grid_spacing_mm, axis_aligned:
         Passed to :func:`mrml.deformation.deformation_from_transform_node`.
+    series_numbers_in_study:
+        Study Instance UID -> the Series Numbers its series use (in Slicer: the DICOM database's,
+        :func:`provenance.database_series_numbers`), avoided by an automatic Series Number besides
+        those of the two series and of the files in the output folder
+        (:func:`export.pipeline.export_registration`).
     progress:
         ``progress(fraction, message)`` between steps and between chunks of the long ones (see
         :mod:`.progress`); raising from it (e.g. :class:`~DicomRegSaveLib.errors.OperationCancelled`) cancels.
@@ -87,6 +95,7 @@ def export_from_nodes(
         axis_aligned=axis_aligned,
         fixed_files=fixed_files,
         moving_files=moving_files,
+        series_numbers_in_study=series_numbers_in_study,
         progress=progress,
     )
     return result
@@ -105,6 +114,7 @@ def _export(
     axis_aligned,
     fixed_files,
     moving_files,
+    series_numbers_in_study,
     progress,
 ) -> tuple[ExportResult, ImageSeries, ImageSeries]:
     step = progress or ignore_progress
@@ -147,7 +157,10 @@ def _export(
         progress=part(progress, 0.35, 0.7),
     )
     step(0.7, "Building, checking and writing the registration object")
-    result = export_registration(deformation, fixed, moving, output, options, force, part(progress, 0.7, 1.0))
+    taken = series_numbers_in_study(fixed.study_instance_uid) if series_numbers_in_study is not None else ()
+    result = export_registration(
+        deformation, fixed, moving, output, options, force, part(progress, 0.7, 1.0), taken_series_numbers=taken
+    )
     # the deformation's own notes are the pipeline's to report; these are about the volumes
     result.report.warnings.extend(notes)
     step(1.0, "Done")
@@ -165,6 +178,7 @@ def validate_from_nodes(
     axis_aligned: bool = False,
     fixed_files: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
     moving_files: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+    series_numbers_in_study: Callable[[str], Collection[int]] | None = None,
     progress: Progress | None = None,
 ) -> tuple[Dataset, ConformanceReport]:
     """Build the REG as :func:`export_from_nodes` would and run every check on it; nothing stays on disk.
@@ -195,6 +209,7 @@ def validate_from_nodes(
             axis_aligned=axis_aligned,
             fixed_files=fixed_files,
             moving_files=moving_files,
+            series_numbers_in_study=series_numbers_in_study,
             progress=progress,
         )
         report = validate_file(result.path, [*fixed.paths, *moving.paths])

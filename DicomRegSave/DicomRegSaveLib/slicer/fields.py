@@ -20,6 +20,7 @@ from DicomRegSaveLib.reg import tags
 
 __all__ = [
     "PANEL_FIELDS",
+    "PLACEHOLDERS",
     "describe_keyword",
     "field_problems",
     "header_text",
@@ -28,6 +29,9 @@ __all__ = [
     "panel_fields",
     "tag_problem",
 ]
+
+#: Panel keyword -> what an empty field means, where it is not "nothing" (the field's placeholder text).
+PLACEHOLDERS = {"SeriesNumber": "automatic: the lowest free number from 1000 up in the fixed image's study"}
 
 #: Panel keyword -> the ExportOptions field that holds its value (the others are inherited).
 _PANEL_OPTION_FIELDS = {o.keyword: o.field for o in EXPORT_OPTIONS if o.panel is not None and o.target == "options"}

@@ -18,7 +18,7 @@ from DicomRegSaveLib.inputs.lookup import HeaderLookup
 from DicomRegSaveLib.model import Registration, RegistrationItem
 from DicomRegSaveLib.mrml import nodes as mrml
 from DicomRegSaveLib.reg.reader import read_dataset, read_registration
-from DicomRegSaveLib.slicer.linking import RegistrationLink, dicom_instance_uids
+from DicomRegSaveLib.slicer.linking import RegistrationLink, dicom_instance_uids, mark_linear_grids
 from DicomRegSaveLib.slicer.provenance import INSTANCE_UIDS_ATTRIBUTE, instance_header, scalar_volumes
 
 #: SOP Classes the DICOM browser offers to load as registrations, and how the browser names them.
@@ -219,7 +219,8 @@ def import_registration(
     One chain per item that moves anything, named `name` (default: as the DICOM browser names the
     series, :func:`describe_registration_file`), followed by the source series' description when
     there are several. Each leaf gets the REG's SOP Instance UID as ``DICOM.instanceUIDs`` and the
-    instances it applies to (:class:`slicer_linking.RegistrationLink`). Nothing is linked here: the
+    instances it applies to (:class:`slicer_linking.RegistrationLink`); each grid node is marked as
+    linearly interpolated (:func:`slicer_linking.mark_linear_grids`). Nothing is linked here: the
     plugin's :class:`slicer_linking.RegistrationWatcher` (or :func:`slicer_linking.link_registrations`)
     links them with the volumes, once.
 
@@ -243,6 +244,7 @@ def import_registration(
     for item in items:
         item_name = name if len(items) == 1 else f"{name} - {_source_series_name(item, header_lookup)}"
         nodes = mrml.nodes_from_registration(item, scene, name=item_name)
+        mark_linear_grids(nodes)
         leaf = nodes[-1]
         leaf.SetAttribute(INSTANCE_UIDS_ATTRIBUTE, str(dataset.SOPInstanceUID))
         RegistrationLink(

@@ -14,6 +14,9 @@ at Slicer 583e9b37). Clones and derived volumes copy the node's ``DICOM.instance
 (``vtkMRMLNode::CopyContent``) but their items carry no DICOM UIDs
 (``vtkSlicerSubjectHierarchyModuleLogic::CloneSubjectHierarchyItem``, ``vtkSlicerVolumesLogic::CloneVolume``).
 
+A saved scene forgets how a grid is interpolated, and Slicer reads DicomRegSave's linear grids back as cubic
+ones; the watcher makes them linear again after the load (:func:`restore_linear_interpolation`).
+
 Never inside Slicer's events: :class:`RegistrationWatcher` only records which nodes were added and links
 later, once, through a deferral the caller provides (``qt.QTimer.singleShot(0, …)`` in Slicer). Slicer's
 scalar loader puts an irregular series under its acquisition transform and then checks the slice corners
@@ -34,10 +37,14 @@ from DicomRegSaveLib.slicer.attributes import (
     APPLIED_TO_REFERENCE_ROLE,
     APPLY_ATTRIBUTE,
     FIXED_INSTANCES_ATTRIBUTE,
+    GRID_INTERPOLATION_ATTRIBUTE,
     MOVING_INSTANCES_ATTRIBUTE,
     REGISTERED_FRAME_ATTRIBUTE,
 )
 from DicomRegSaveLib.slicer.provenance import scalar_volumes
+
+#: The value of GRID_INTERPOLATION_ATTRIBUTE on the grids made from a REG: DICOM's interpolation of Vector Grid Data.
+LINEAR = "linear"
 
 #: How DICOMScalarVolumePlugin names the acquisition transform of a volume (see :func:`acquisition_transform`).
 ACQUISITION_TRANSFORM_SUFFIX = " acquisition transform"
@@ -90,6 +97,46 @@ def registration_leaves(scene: slicer.vtkMRMLScene) -> list[slicer.vtkMRMLTransf
     collection = scene.GetNodesByClass("vtkMRMLTransformNode")
     nodes = [collection.GetItemAsObject(i) for i in range(collection.GetNumberOfItems())]
     return [node for node in nodes if RegistrationLink.of(node) is not None]
+
+
+def mark_linear_grids(nodes: Iterable[slicer.vtkMRMLTransformNode]) -> None:
+    """Mark the grid transform nodes among `nodes` (made from a REG, linearly interpolated) as DicomRegSave's,
+    so that :func:`restore_linear_interpolation` finds them again in a scene loaded from a file."""
+    for node in nodes:
+        if node.IsA("vtkMRMLGridTransformNode"):
+            node.SetAttribute(GRID_INTERPOLATION_ATTRIBUTE, LINEAR)
+
+
+def restore_linear_interpolation(nodes: Iterable[slicer.vtkMRMLNode]) -> list[slicer.vtkMRMLGridTransformNode]:
+    """Interpolate DicomRegSave's grids among `nodes` linearly again, as they were made; returns the nodes changed.
+
+    A scene file does not keep a grid's interpolation mode, and Slicer reads a grid transform back with
+    cubic interpolation: ``vtkITKTransformConverter::SetVTKOrientedGridTransformFromITKImage`` calls
+    ``SetInterpolationModeToCubic`` (Libs/MRML/Core/vtkITKTransformConverter.h lines 1230-1231 at Slicer
+    583e9b37), reached from ``vtkMRMLTransformStorageNode::ReadFromImageFile`` for displacement field files
+    (vtkMRMLTransformStorageNode.cxx line 333) and, for the scene's default ``.h5`` files, from
+    ``ReadFromTransformFile`` through ``CreateVTKTransformFromITK`` and ``SetVTKOrientedGridTransformFromITK``
+    (vtkITKTransformConverter.h line 1133). Cubic interpolation maps up to about a millimetre differently
+    from the registration DICOM defines (trilinear). Only nodes carrying GRID_INTERPOLATION_ATTRIBUTE
+    (:func:`mark_linear_grids`) are changed: other grids keep what their owner chose.
+    """
+    changed = []
+    for node in nodes:
+        if not node.IsA("vtkMRMLGridTransformNode") or node.GetAttribute(GRID_INTERPOLATION_ATTRIBUTE) != LINEAR:
+            continue
+        for direction in (node.GetTransformFromParentAs, node.GetTransformToParentAs):
+            grid = direction("vtkOrientedGridTransform", False, True)
+            if grid is not None and grid.GetInterpolationMode() != vtk.VTK_LINEAR_INTERPOLATION:
+                grid.SetInterpolationModeToLinear()
+                changed.append(node)
+    return changed
+
+
+def own_grids(scene: slicer.vtkMRMLScene) -> list[slicer.vtkMRMLGridTransformNode]:
+    """The grid transform nodes DicomRegSave made from REGs (:func:`mark_linear_grids`) in the scene."""
+    collection = scene.GetNodesByClass("vtkMRMLGridTransformNode")
+    nodes = [collection.GetItemAsObject(i) for i in range(collection.GetNumberOfItems())]
+    return [node for node in nodes if node.GetAttribute(GRID_INTERPOLATION_ATTRIBUTE) == LINEAR]
 
 
 def dicom_instance_uids(volume: slicer.vtkMRMLVolumeNode) -> frozenset[str]:
@@ -313,7 +360,7 @@ class RegistrationWatcher:
             self.scene.AddObserver(scene_class.EndBatchProcessEvent, self._on_end_state),
             self.scene.AddObserver(scene_class.StartCloseEvent, self._on_start_close),
         ]
-        self._added_transforms += [leaf.GetID() for leaf in registration_leaves(self.scene)]
+        self._added_transforms += [node.GetID() for node in registration_leaves(self.scene) + own_grids(self.scene)]
         self._schedule()
 
     def stop(self) -> None:
@@ -327,10 +374,14 @@ class RegistrationWatcher:
     def flush(self) -> list[str]:
         """Link what was added since the last link, now; returns the sentences also sent to `notify`.
 
+        DicomRegSave's grids among the added transforms get their linear interpolation back first
+        (:func:`restore_linear_interpolation`: a scene load reads them back as cubic).
+
         Call it only outside scene events (the Python console, a module's button): it moves volumes.
         """
         volumes = self._take(self._added_volumes)
         transforms = self._take(self._added_transforms)
+        restore_linear_interpolation(transforms)
         leaves = [node for node in transforms if RegistrationLink.of(node) is not None]
         messages = link_registrations(self.scene, leaves, volumes)
         for note in pending_notes(leaves):

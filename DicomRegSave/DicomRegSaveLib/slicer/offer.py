@@ -126,7 +126,10 @@ def examine_transform_item(
     try:
         fixed, moving = mrml.resolve_fixed_and_moving(node)
     except TransformInputError as exc:
-        return ExportDecision(False, str(exc) + SET_VOLUMES_HINT, node, listed=has_registration_hint(node))
+        fixed = suggested_volumes(node)[0]
+        # choosing other volumes is no answer to a fixed volume under a transform
+        hint = "" if fixed is not None and fixed.GetParentTransformNode() is not None else SET_VOLUMES_HINT
+        return ExportDecision(False, str(exc) + hint, node, listed=has_registration_hint(node))
     for role, volume in (("fixed", fixed), ("moving", moving)):
         uids = instance_uids(volume)
         if not uids:
@@ -213,13 +216,15 @@ def series_tags_defaults(
 ) -> dict[str, str]:
     """Proposed series-level tag values (keyword -> text), from `options` (default ExportOptions).
 
-    Content Description (LO, 64 characters) names the moving and fixed volumes and the transform.
+    Content Description (LO, 64 characters) names the moving and fixed volumes and the transform. An
+    automatic Series Number is offered empty, so that an unedited row stays automatic and the number is
+    chosen when the REG is written (among the series the DICOM database holds in the fixed image's study).
     """
     options = options or ExportOptions()
     description = f"{moving_node.GetName()} to {fixed_node.GetName()} by {transform_node.GetName()}"
     return {
         "SeriesDescription": options.series_description or "",
-        "SeriesNumber": str(options.series_number),
+        "SeriesNumber": "" if options.series_number is None else str(options.series_number),
         "ContentLabel": options.content_label,
         "ContentDescription": options.content_description or _truncate(description, 64),
         "Manufacturer": options.manufacturer,

@@ -8,13 +8,14 @@ RAS, DICOM is LPS (mm).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import slicer
 from pydicom.dataset import Dataset
 
-from DicomRegSaveLib.dicom_file import read_dicom_file
+from DicomRegSaveLib.dicom_file import SERIES_NUMBER_TAG, read_dicom_file
 from DicomRegSaveLib.errors import DicomInputError, DicomRegSaveError
 from DicomRegSaveLib.inputs.lookup import HeaderLookup, series_from_instance_uids
 from DicomRegSaveLib.inputs.series import ImageSeries, read_image_series
@@ -118,3 +119,27 @@ def _corners(ijk_to_lps: np.ndarray, dimensions: Sequence[int]) -> np.ndarray:
     last = np.asarray(dimensions, dtype=np.float64) - 1
     index = np.array([[i, j, k] for i in (0, last[0]) for j in (0, last[1]) for k in (0, last[2])])
     return index @ ijk_to_lps[:3, :3].T + ijk_to_lps[:3, 3]
+
+
+def database_series_numbers(
+    study_instance_uid: str,
+    series_for_study: Callable[[str], Sequence[str]],
+    files_for_series: Callable[[str, int], Sequence[str]],
+    file_value: Callable[[str, str], str],
+) -> set[int]:
+    """The Series Numbers of the series Slicer's DICOM database holds in a study (those it has taken).
+
+    The callables are ``slicer.dicomDatabase``'s (ctkDICOMDatabase ``seriesForStudy``, ``filesForSeries``,
+    ``fileValue``): one file of each series, as Slicer's DICOM browser reads a study's series
+    (Modules/Scripted/DICOMLib/DICOMBrowser.py lines 398-399 at Slicer 583e9b37), its Series Number as the
+    database decodes it. A series
+    without a whole-number Series Number is passed over.
+    """
+    tag = f"{SERIES_NUMBER_TAG >> 16:04X},{SERIES_NUMBER_TAG & 0xFFFF:04X}"
+    numbers = set()
+    for series_uid in series_for_study(study_instance_uid):
+        files = files_for_series(series_uid, 1)
+        text = file_value(files[0], tag).strip() if files else ""
+        if re.fullmatch(r"[+-]?\d+", text, re.ASCII):
+            numbers.add(int(text))
+    return numbers

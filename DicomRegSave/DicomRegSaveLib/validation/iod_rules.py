@@ -122,10 +122,10 @@ def _check_equipment_and_label(dataset: Dataset, report: ConformanceReport) -> N
                 f"{keyword} {tag} is missing or empty; the Enhanced General Equipment module requires it "
                 "(Type 1), describing the software that created the registration."
             )
+    # A present label's value is checked with every other value (_check_values), so only absence is told here.
     label = dataset.get("ContentLabel")
-    problem = problem_content_label(label if isinstance(label, str) else "")
-    if problem is not None:
-        report.error(f"Content Label (0070,0080): {problem}.")
+    if _is_empty(label):
+        report.error(f"Content Label (0070,0080): {problem_content_label('')}.")
 
 
 def _check_registration_sequence(dataset: Dataset, report: ConformanceReport) -> None:
