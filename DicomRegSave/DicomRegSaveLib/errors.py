@@ -4,6 +4,11 @@ Every message says what is wrong, where (node, file, tag) and what to do about i
 command line and the Slicer module can show it to a user as it is.
 """
 
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
 
 class DicomRegSaveError(Exception):
     """Base class of all errors that the engine reports to a user."""
@@ -23,6 +28,15 @@ class TransformInputError(DicomRegSaveError):
 
 class OutputError(DicomRegSaveError):
     """The output file cannot be written (exists already, folder not writable, too large)."""
+
+
+class OutputExistsError(OutputError):
+    """The output file exists and replacing it was not allowed; `path` is the user's file, so that
+    each front end can say how to allow replacing it (the command's --force, the panel's checkbox)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        super().__init__(f"{self.path} exists already. Choose another name, or allow replacing the existing file.")
 
 
 class RegistrationChoiceError(DicomRegSaveError, LookupError):

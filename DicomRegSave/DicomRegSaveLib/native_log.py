@@ -19,9 +19,24 @@ from contextlib import contextmanager
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 # vtkLogger's prefix: "2026-11-30 17:09:12.850 (   6.169s) [    7F26B7AACB80]vtkMRMLTransformStorage:158    ERR| "
 _LOG_PREFIX = re.compile(r"^\S+ \S+ \(\s*[\d.]+s\) \[[^\]]*\][^|]*\|\s*")
+# a message collection's entry: "- Error: ", "- Warning: "
+_COLLECTION_PREFIX = re.compile(r"^- (?:Error|Warning|Information): ")
+# who speaks: "vtkMRMLTransformStorageNode (0x5624e00a64e0): vtkMRMLStorageNode::ReadData: ", "MetaImage: M_Read: "
+_SOURCE_PREFIX = re.compile(r"^(?:\w+(?:::\w+)*(?: ?\(0x[0-9a-f]+\))?: )+")
+# an ITK exception's description; what follows "Tried to" / "You probably" is advice for programmers
 _ITK_DESCRIPTION = re.compile(
-    r"Description: (?:ITK ERROR: )?(?:\w+\(0x[0-9a-f]+\): )?(.*?)(?: Tried to| You probably|$)"
+    r"^Description: (?:ITK ERROR: )?(?:\w+\(0x[0-9a-f]+\): )?(.*?)(?: Tried to| You probably|$)"
 )
+# the rest of an ITK exception dump: where in ITK's sources it was raised
+_ITK_DUMP = re.compile(r"^(?:itk::\w+ \(0x[0-9a-f]+\)|Location: |File: |Line: )")
+# what the engine's own message says already: that reading or writing failed, and which file
+_RESTATES_FAILURE = re.compile(
+    r"^(?:Failed to (?:read|write|save|load)|Error while (?:reading|writing)|Could not (?:read|write)"
+    r"|Cannot (?:read|write))\b",
+    re.IGNORECASE,
+)
+# vtkOutputWindow's and ITK's header of a message: "WARNING: In /path/itkMetaImageIO.cxx, line 658"
+_SOURCE_LINE = re.compile(r"^(?P<level>WARNING|ERROR|Generic Warning|Warning|Error): In .*, line \d+$")
 _MAX_SUMMARY_CHARACTERS = 300
 
 
@@ -62,14 +77,30 @@ def strip_escapes(text: str) -> str:
 
 
 def summarize(text: str) -> str:
-    """One plain sentence from log text: ITK exception descriptions, else the distinct log messages."""
-    plain = " ".join(strip_escapes(text).split())
-    descriptions = list(dict.fromkeys(m.strip() for m in _ITK_DESCRIPTION.findall(plain) if m.strip()))
-    if descriptions:
-        summary = "; ".join(descriptions)
-    else:
-        lines = [_LOG_PREFIX.sub("", line).strip() for line in strip_escapes(text).splitlines()]
-        summary = "; ".join(dict.fromkeys(line for line in lines if line))
+    """One plain sentence from log text: the distinct messages without timestamps, file:line and
+    object prefixes or ITK's exception dumps, and without the lines that only say that reading or
+    writing a file failed (the engine's own message says that, naming the user's file)."""
+    messages = []
+    skip_warning = False
+    for raw in strip_escapes(text).splitlines():
+        line = _COLLECTION_PREFIX.sub("", _LOG_PREFIX.sub("", raw).strip())
+        header = _SOURCE_LINE.match(line)
+        if header or (skip_warning and not line):
+            # a warning's message (the line after its header) is not the failure being explained
+            skip_warning = skip_warning or bool(header and header["level"].lower().endswith("warning"))
+            continue
+        if skip_warning:
+            skip_warning = False
+            continue
+        description = _ITK_DESCRIPTION.match(line)
+        if description:
+            line = description.group(1)
+        elif _ITK_DUMP.match(line):
+            continue
+        line = " ".join(_SOURCE_PREFIX.sub("", line).split()).rstrip(".")
+        if line and not _RESTATES_FAILURE.match(line):
+            messages.append(line)
+    summary = "; ".join(dict.fromkeys(messages))
     if len(summary) > _MAX_SUMMARY_CHARACTERS:
         summary = summary[: _MAX_SUMMARY_CHARACTERS - 3] + "..."
     return summary

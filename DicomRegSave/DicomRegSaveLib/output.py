@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from DicomRegSaveLib.errors import OutputError
+from DicomRegSaveLib.errors import OutputError, OutputExistsError
 
 #: Multi-part extensions that a temporary file must keep, because writers choose the format by it.
 _COMPOUND_SUFFIXES = (".nii.gz", ".tar.gz")
@@ -84,10 +84,10 @@ def check_output_path(path: str | os.PathLike, force: bool = False, inputs: Iter
         if _is_same_file(path, Path(source)):
             raise OutputError(
                 f"Cannot write {path}: it is the input file {source}, which would be destroyed "
-                "(--force never replaces an input). Choose another output name."
+                "(an input is never replaced, even where replacing is allowed). Choose another output name."
             )
     if path.exists() and not force:
-        raise OutputError(f"{path} exists already. Choose another name, or allow replacing it (--force).")
+        raise OutputExistsError(path)
     return path
 
 
@@ -198,9 +198,14 @@ def atomic_output(
             raise OutputError(f"Writing {path} produced no data; nothing was written.")
         _move_into_place(temporary, path, force)
     except OSError as error:
-        raise OutputError(f"Writing {path} failed: {error}. Nothing was written.") from error
+        raise OutputError(f"Writing {path} failed: {_reason(error)}. Nothing was written.") from error
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def _reason(error: OSError) -> str:
+    """What the system said, without the file name: that may be a temporary file the user never sees."""
+    return error.strerror or str(error)
 
 
 def _open_unnamed(folder: Path) -> int | None:
@@ -271,4 +276,4 @@ def atomic_stream(
             remove_stale_temporaries(path.parent)
             _link_unnamed(stream.fileno(), path, force)
     except OSError as error:
-        raise OutputError(f"Writing {path} failed: {error}. Nothing was written.") from error
+        raise OutputError(f"Writing {path} failed: {_reason(error)}. Nothing was written.") from error

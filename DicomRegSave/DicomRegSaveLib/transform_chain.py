@@ -12,7 +12,6 @@ front end's sampler (Slicer).
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -24,8 +23,6 @@ from DicomRegSaveLib.bspline import BSplineGrid
 from DicomRegSaveLib.errors import TransformInputError
 from DicomRegSaveLib.model import Deformation, DisplacementGrid, RegistrationMatrix, axis_aligned_grid
 from DicomRegSaveLib.progress import Progress, ignore_progress
-
-logger = logging.getLogger(__name__)
 
 #: Below this the difference from the identity is rounding noise, not a matrix (dimensionless / mm).
 IDENTITY_TOLERANCE = 1e-12
@@ -119,7 +116,7 @@ class SamplingGeometry:
 
     def with_spacing(self, spacing_mm: float | Sequence[float] | None, warnings: list[str]) -> SamplingGeometry:
         """The same box and axes at another spacing (default: twice the image spacing)."""
-        spacing = self._clamped(spacing_mm, self.spacing_mm, warnings)
+        spacing = _clamped(spacing_mm, self.spacing_mm, _axis_names(self.direction_lps), warnings)
         dims = _count(self.lengths_mm, spacing)
         return SamplingGeometry(self.origin_lps, self.direction_lps, spacing, dims)
 
@@ -137,31 +134,50 @@ class SamplingGeometry:
         low, high = corners.min(axis=0), corners.max(axis=0)
         image_spacing = self.spacing_along_patient_axes
         spacing = (
-            self._clamped(spacing_mm, image_spacing, warnings)
+            _clamped(spacing_mm, image_spacing, ("x", "y", "z"), warnings)
             if clamp
             else np.broadcast_to(np.asarray(spacing_mm, dtype=np.float64), (3,)).copy()
         )
         return SamplingGeometry(low, np.eye(3), spacing, _count(high - low, spacing))
 
-    @staticmethod
-    def _clamped(
-        spacing_mm: float | Sequence[float] | None, image_spacing: np.ndarray, warnings: list[str]
-    ) -> np.ndarray:
-        if spacing_mm is None:
-            return 2.0 * image_spacing
-        requested = np.broadcast_to(np.asarray(spacing_mm, dtype=np.float64), (3,)).copy()
-        if not np.all(np.isfinite(requested)) or np.any(requested <= 0):
-            raise TransformInputError(f"The grid spacing must be positive (mm); got {spacing_mm!r}.")
-        if np.any(requested < image_spacing - 1e-9):
-            clamped = np.maximum(requested, image_spacing)
-            message = (
-                f"The requested grid spacing {requested.tolist()} mm is finer than the fixed image spacing "
-                f"{np.round(image_spacing, 4).tolist()} mm; using {np.round(clamped, 4).tolist()} mm."
-            )
-            logger.warning(message)
-            warnings.append(message)
-            requested = clamped
+
+def _clamped(
+    spacing_mm: float | Sequence[float] | None,
+    image_spacing: np.ndarray,
+    axis_names: Sequence[str],
+    warnings: list[str],
+) -> np.ndarray:
+    """The grid spacing to write (mm, per grid axis): the requested one, raised to the fixed image's
+    spacing along the axes where it is finer (said in `warnings`, naming those axes by `axis_names`
+    and the spacing written); twice the image spacing when none is requested."""
+    if spacing_mm is None:
+        return 2.0 * image_spacing
+    requested = np.broadcast_to(np.asarray(spacing_mm, dtype=np.float64), (3,)).copy()
+    if not np.all(np.isfinite(requested)) or np.any(requested <= 0):
+        raise TransformInputError(f"The grid spacing must be positive (mm); got {spacing_mm!r}.")
+    finer = requested < image_spacing - 1e-9
+    if not np.any(finer):
         return requested
+    written = np.maximum(requested, image_spacing)
+    axes = [f"{name} ({_mm(image_spacing[axis])} mm)" for axis, name in enumerate(axis_names) if finer[axis]]
+    where = axes[0] if len(axes) == 1 else f"{', '.join(axes[:-1])} and {axes[-1]}"
+    asked = _mm(requested[0]) if np.all(requested == requested[0]) else " × ".join(map(_mm, requested))
+    warnings.append(
+        f"The requested grid spacing {asked} mm is finer than the fixed image in {where}; "
+        f"written: {' × '.join(map(_mm, written))} mm."
+    )
+    return written
+
+
+def _mm(value: float) -> str:
+    """A length in mm as it is read: at most 4 decimals, no trailing zeros."""
+    return f"{round(float(value), 4):g}"
+
+
+def _axis_names(direction_lps: np.ndarray) -> tuple[str, str, str]:
+    """The patient axis (x, y, z: L, P, S) each grid axis runs closest to; i, j, k if two share one."""
+    names = tuple("xyz"[axis] for axis in np.argmax(np.abs(direction_lps), axis=0))
+    return names if len(set(names)) == 3 else ("i", "j", "k")
 
 
 def _count(lengths_mm: np.ndarray, spacing_mm: np.ndarray) -> tuple[int, int, int]:
@@ -264,7 +280,7 @@ def deformation_from_parts(
 
     reason = None
     if grid_spacing_mm is not None:
-        reason = f"a grid spacing of {grid_spacing_mm} mm was requested"
+        reason = "a grid spacing was requested"
     elif any(isinstance(part, (OtherPart, BSplinePart)) for part in parts):
         others = sorted({part.description for part in parts if isinstance(part, (OtherPart, BSplinePart))})
         reason = f"the transform contains {', '.join(others)}, which has no exact grid form"
@@ -297,10 +313,9 @@ def deformation_from_parts(
                     _warn_outside_field(name, field.grid, pre, reference, False, warnings)
                 if field.interpolation is not None:
                     warnings.append(
-                        f"Slicer evaluates the grid of '{name}' with {field.interpolation.lower()} interpolation (its "
-                        "default for fields read from files); the grid values are copied unchanged and, as in "
-                        "ITK, receivers interpolate them trilinearly, so between grid points Slicer's display "
-                        "of this transform may differ slightly from the DICOM registration."
+                        f"Slicer interpolates the grid of '{name}' with {field.interpolation.lower()} interpolation, "
+                        "receivers of the REG (like ITK) trilinearly: between grid points Slicer's display of this "
+                        "transform may differ slightly from the REG, whose grid values are the transform's own."
                     )
                 return Deformation(grid, registration_matrix(pre), registration_matrix(post), True, warnings)
 
@@ -323,16 +338,17 @@ def deformation_from_parts(
         target = single_grid
     else:
         target = reference.with_spacing(grid_spacing_mm, warnings)
-    message = (
-        f"Transform '{name}' was resampled onto a {'x'.join(map(str, target.dimensions))} grid of "
-        f"{np.round(target.spacing_mm, 3).tolist()} mm because {reason}; between grid points the "
-        "interpolation error of the sampling applies."
-    )
-    logger.info(message)
-    warnings.append(message)
+    if grid_spacing_mm is None:
+        # a requested spacing is what the user asked for; the summary shows the grid written
+        warnings.append(
+            f"Transform '{name}' was resampled onto a {'x'.join(map(str, target.dimensions))} grid of "
+            f"{' × '.join(map(_mm, target.spacing_mm))} mm because {reason}; between grid points the "
+            "interpolation error of the sampling applies."
+        )
     # A to-parent grid's from-parent displacement is computed by inversion, defined beyond its grid.
     if linear_then_grid and not parts[position].to_parent:
-        _warn_outside_field(name, parts[position].grid, pre, target, True, warnings)
+        # the fixed image decides: the sampled grid reaches past it (up to a spacing) only to cover it
+        _warn_outside_field(name, parts[position].grid, pre, reference, True, warnings)
     _warn_outside_bspline(name, parts, target, warnings)
     report = progress or ignore_progress
     report(0.0, "Sampling the transform on the grid")
@@ -363,17 +379,18 @@ def _warn_outside_field(
     name: str,
     grid: DisplacementGrid,
     pre: np.ndarray,
-    region: SamplingGeometry,
+    fixed_image: SamplingGeometry,
     resampled: bool,
     warnings: list[str],
 ) -> None:
-    """Warn when points of `region` map (through the linear part before the field) outside the field's grid.
+    """Warn when points of the fixed image map (through the linear part before the field) outside the
+    field's grid.
 
     There the field is not defined and the conventions differ: VTK (Slicer) holds the displacement
-    of the grid's edge, ITK and ANTs use zero displacement. The region is a box and the mapping
+    of the grid's edge, ITK and ANTs use zero displacement. The fixed image is a box and the mapping
     affine, so its corners decide.
     """
-    mapped = region.corners_lps() @ pre[:3, :3].T + pre[:3, 3]
+    mapped = fixed_image.corners_lps() @ pre[:3, :3].T + pre[:3, 3]
     lps_to_index = np.linalg.inv(grid.index_to_lps)
     index = mapped @ lps_to_index[:3, :3].T + lps_to_index[:3, 3]
     beyond = np.maximum(0.0, np.maximum(-index, index - (np.array(grid.dimensions) - 1)))
@@ -383,10 +400,7 @@ def _warn_outside_field(
     linear = (
         ""
         if np.allclose(pre, np.eye(4), rtol=0.0, atol=IDENTITY_TOLERANCE)
-        else (
-            ", after the linear transform applied before it (in an ITK file: a composite listing the field "
-            "before the affine, [field, affine])"
-        )
+        else ", after the linear transform applied before it (in an ITK file: a composite listing [field, affine])"
     )
     if resampled:
         consequence = (
@@ -395,15 +409,14 @@ def _warn_outside_field(
         )
     else:
         consequence = (
-            "The REG's grid is the field's own grid, so outside it each receiver applies its own convention; "
-            "a --grid-spacing export samples the whole fixed image with Slicer's convention instead."
+            "The REG keeps the field's own grid, so there each receiver applies its own convention; "
+            "requesting a grid spacing samples the whole fixed image with Slicer's convention instead."
         )
     message = (
-        f"Transform '{name}': parts of the {'sampled region' if resampled else 'fixed image'} lie up to "
-        f"{distance_mm:.3g} mm outside the displacement field's grid{linear}. Outside the grid the field is "
-        f"undefined: Slicer (VTK) holds the displacement of the grid's edge, ITK and ANTs use zero. {consequence}"
+        f"Transform '{name}': parts of the fixed image lie up to "
+        f"{distance_mm:.3g} mm outside the displacement field's grid{linear}, where the field is undefined: "
+        f"Slicer (VTK) holds the displacement of the grid's edge, ITK and ANTs use zero. {consequence}"
     )
-    logger.warning(message)
     warnings.append(message)
 
 
@@ -428,7 +441,6 @@ def _warn_outside_bspline(name: str, parts: Sequence[Part], target: SamplingGeom
         "displacement as ITK defines it, and so has the REG; Slicer's display of the same file fades the "
         "displacement out over two control spacings instead."
     )
-    logger.warning(message)
     warnings.append(message)
 
 

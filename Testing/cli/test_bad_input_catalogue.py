@@ -440,7 +440,7 @@ def test_undefined_vectors_are_written_only_when_asked(root, capfd):
             )
             == 0
         )
-        err = capfd.readouterr().out
+        err = capfd.readouterr().err
         assert "2 of 210 grid points are undefined" in err and "as asked" in err
         grid = pydicom.dcmread(target).DeformableRegistrationSequence[0].DeformableRegistrationGridSequence[0]
         assert np.isnan(np.frombuffer(grid.VectorGridData, "<f4")).sum() == 6

@@ -211,7 +211,7 @@ def test_references_are_the_moving_input_files_and_a_patient_mismatch_is_reporte
         tmp_path / "reg.dcm",
     )
     assert result.returncode == 0, result.stderr
-    assert "patient ID 'DRS-DEMO-0001'" in result.stdout and "'X'" in result.stdout
+    assert "patient ID 'DRS-DEMO-0001'" in result.stderr and "'X'" in result.stderr
     same = run(
         "export",
         "--transform",

@@ -24,8 +24,10 @@ def test_the_summary_names_each_series(case, tmp_path):
 def test_swapped_fixed_and_moving_folders_are_warned_about(case, tmp_path):
     result = export(case, tmp_path / "reg.dcm", case.moving_dir, case.fixed_dir)
     assert result.returncode == 0, result.stderr
-    warnings = [line for line in result.stdout.splitlines() if "look swapped" in line]
-    assert len(warnings) == 1 and warnings[0].startswith("  warning: The transform's displacement field lies")
+    warnings = [line for line in result.stderr.splitlines() if "look swapped" in line]
+    assert len(warnings) == 1
+    assert warnings[0].startswith("dicomregsave export: warning: The transform's displacement field lies")
+    assert "look swapped" not in result.stdout
     assert '  fixed:  CT series 3 "Moving CT"' in result.stdout
     # the file is still what was asked for: the warning informs, it does not decide
     assert pydicom.dcmread(tmp_path / "reg.dcm").FrameOfReferenceUID == case.moving_frame_of_reference_uid

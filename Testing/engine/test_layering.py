@@ -140,9 +140,15 @@ def test_the_engine_never_imports_qt_ctk_dicomlib_or_the_slicer_application():
 
 
 def test_the_option_table_imports_only_the_standard_library():
-    """The parser and Slicer's parameter node read it before numpy, pydicom and highdicom are loaded."""
+    """The parser and Slicer's parameter node read it before numpy, pydicom and highdicom are loaded; of
+    the package it imports only the table of transform file types, which imports the standard library."""
     module = f"{PACKAGE}.export.option_table"
-    assert {name.split(".")[0] for name in imported_names(module)} <= {"__future__", "dataclasses"}
+    assert GRAPH[module] == {f"{PACKAGE}.transform_file_types"}
+    assert {name.split(".")[0] for name in imported_names(module)} <= {"__future__", "dataclasses", PACKAGE}
+    assert {name.split(".")[0] for name in imported_names(f"{PACKAGE}.transform_file_types")} <= {
+        "__future__",
+        "collections",
+    }
 
 
 def test_the_checks_see_the_imports_they_are_about():

@@ -100,6 +100,14 @@ def test_a_file_appearing_while_writing_is_kept(tmp_path):
     assert target.read_bytes() == b"theirs" and os.listdir(tmp_path) == ["reg.dcm"]
 
 
+def test_a_failed_write_names_the_users_file_not_the_temporary_one(tmp_path):
+    target = tmp_path / "field.mha"
+    with pytest.raises(OutputError) as failed, atomic_output(target) as temporary:
+        raise OSError(28, "No space left on device", str(temporary))
+    assert str(failed.value) == f"Writing {target} failed: No space left on device. Nothing was written."
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_create_folder_makes_the_missing_parents_with_the_umask_mode_or_says_what_is_in_the_way(tmp_path, umask_022):
     folder = create_folder(tmp_path / "a" / "b" / "c")
     assert folder.is_dir() and create_folder(folder) == folder

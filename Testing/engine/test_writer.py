@@ -238,8 +238,11 @@ def test_write_is_atomic_and_never_replaces_without_force(tmp_path):
     assert read.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian
     assert read.file_meta.MediaStorageSOPClassUID == "1.2.840.10008.5.1.4.1.1.66.3"
 
-    with pytest.raises(OutputError, match="exists already.*--force"):
+    with pytest.raises(OutputError) as refused:
         write_dataset(dataset, path)
+    # the front ends say how to allow replacing: the command's --force, the panel's checkbox
+    assert str(refused.value) == f"{path} exists already. Choose another name, or allow replacing the existing file."
+    assert refused.value.path == path
     assert path.read_bytes() == first
     write_dataset(dataset, path, force=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]

@@ -245,7 +245,17 @@ def test_cubic_grid_is_copied_with_a_note():
     deformation = deform(node)
     assert deformation.exact
     assert np.array_equal(deformation.grid.vectors_lps, vectors_ras * np.array([-1, -1, 1], dtype=np.float32))
-    assert "cubic interpolation" in deformation.warnings[0]
+    assert deformation.warnings == [
+        "Slicer interpolates the grid of 'GridTransform' with cubic interpolation, receivers of the REG (like ITK) "
+        "trilinearly: between grid points Slicer's display of this transform may differ slightly from the REG, "
+        "whose grid values are the transform's own."
+    ]
+
+
+def test_a_linear_grid_is_copied_without_a_note():
+    scene = new_scene()
+    node = grid_node(scene, ORIGIN_RAS, OBLIQUE, SPACING, random_vectors(DIMS))
+    assert deform(node).warnings == []
 
 
 def test_shearing_pre_matrix_is_resampled():
@@ -312,7 +322,12 @@ def test_grid_spacing_finer_than_the_image_is_clamped_with_a_warning():
     node = grid_node(scene, ORIGIN_RAS, OBLIQUE, SPACING, random_vectors(DIMS))
     deformation = deform(node, grid_spacing_mm=(1.0, 2.0, 1.0))
     np.testing.assert_allclose(deformation.grid.spacing_mm, [1.5, 2.0, 3.0])
-    assert "finer than the fixed image spacing" in deformation.warnings[0]
+    # the fixed image's axes run (nearly) along x, y and z
+    assert deformation.warnings[0] == (
+        "The requested grid spacing 1 × 2 × 1 mm is finer than the fixed image in x (1.5 mm) and z (3 mm); "
+        "written: 1.5 × 2 × 3 mm."
+    )
+    assert not any("was resampled" in w for w in deformation.warnings)
     assert not deformation.exact
 
 

@@ -7,7 +7,7 @@ import datetime
 import time
 from pathlib import Path
 
-from DicomRegSaveLib.cli.export_send import describe_export
+from DicomRegSaveLib.cli.export_send import describe_export, print_warnings
 from DicomRegSaveLib.cli.parser import EXIT_ERROR, EXIT_OK
 from DicomRegSaveLib.errors import OutputError
 
@@ -20,7 +20,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--output",
         type=Path,
         metavar="DIR",
-        help="an empty or new folder (default: a new folder under ./dicomregsave-demo)",
+        help="the folder for the demo's inputs (DIR/input) and its REG: a new folder, or one where no demo ran "
+        "yet (default: a new folder under ./dicomregsave-demo)",
     )
     demo.set_defaults(run=command_demo)
 
@@ -66,6 +67,7 @@ def command_demo(args: argparse.Namespace) -> int:
     )
     result, fixed, moving = outcome.result, outcome.fixed, outcome.moving
     print(describe_export(outcome))
+    print_warnings(args.command, result.report.warnings)
 
     item = read_registration(result.path).choose_item()
     grid = item.grid

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from DicomRegSaveLib.export.options import ExportOptions
     from DicomRegSaveLib.export.request import ExportOutcome, ExportRequest
 
-__all__ = ["command_export", "command_send", "describe_export", "export_request", "register"]
+__all__ = ["command_export", "command_send", "describe_export", "export_request", "print_warnings", "register"]
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -94,7 +95,8 @@ def export_request(args: argparse.Namespace) -> ExportRequest:
 
 
 def describe_export(outcome: ExportOutcome) -> str:
-    """What was written, in a few lines: both series, the class, grid or matrix, frames, references, warnings."""
+    """What was written, in a few lines: both series, the class, grid or matrix, frames, references (the
+    warnings go to stderr, :func:`print_warnings`)."""
     from DicomRegSaveLib.export.input_checks import describe_series
 
     result, fixed = outcome.result, outcome.fixed
@@ -127,8 +129,13 @@ def describe_export(outcome: ExportOutcome) -> str:
         f"  series number {result.dataset.SeriesNumber} in the fixed image's study {result.dataset.StudyInstanceUID}"
         + ("" if same_study else " (the moving series is in another study)")
     )
-    lines += [f"  warning: {w}" for w in result.report.warnings]
     return "\n".join(lines)
+
+
+def print_warnings(command: str, warnings: Sequence[str]) -> None:
+    """Each warning once, as one line on stderr: ``dicomregsave COMMAND: warning: ...``."""
+    for warning in dict.fromkeys(warnings):
+        print(f"dicomregsave {command}: warning: {' '.join(warning.split())}", file=sys.stderr)
 
 
 def _send(paths: Sequence[Path], to: Peer, args: argparse.Namespace, stream: TextIO) -> SendReport:
@@ -157,6 +164,7 @@ def command_export(args: argparse.Namespace) -> int:
     with TerminalProgress() as progress:
         outcome = run_export_request(export_request(args), progress)
     print(describe_export(outcome), file=stream)
+    print_warnings(args.command, outcome.result.report.warnings)
     sent = _send([outcome.result.path], args.send, args, stream) if args.send else None
     if args.json:
         write_report(export_report(outcome, sent), args.json)

@@ -8,10 +8,15 @@ classes (66.1 / 66.3). Every file's outcome is reported with the peer's status e
 
 from __future__ import annotations
 
+import errno
+import logging
 import re
-from collections.abc import Callable, Sequence
+import socket
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pydicom
 from pydicom.datadict import tag_for_keyword
@@ -20,6 +25,9 @@ from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from DicomRegSaveLib import IMPLEMENTATION_VERSION_NAME
 from DicomRegSaveLib.errors import SendError
 from DicomRegSaveLib.file_walker import walk
+
+if TYPE_CHECKING:
+    from pynetdicom import AE
 
 #: The calling AE title when none is given.
 DEFAULT_CALLING_AE_TITLE = "DICOMREGSAVE"
@@ -188,7 +196,7 @@ def send_files(
         return report
 
     contexts = _presentation_contexts(candidates)
-    ae = AE(ae_title=calling_ae_title)
+    ae = _socket_keeping_ae(AE)(ae_title=calling_ae_title)
     ae.implementation_version_name = IMPLEMENTATION_VERSION_NAME
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout_s
     ae.connection_timeout = timeout_s
@@ -196,19 +204,44 @@ def send_files(
     for sop_class_uid, transfer_syntaxes in contexts:
         ae.add_requested_context(sop_class_uid, transfer_syntaxes)
 
-    association = ae.associate(peer.host, peer.port, ae_title=peer.ae_title)
+    with _pynetdicom_records() as records:
+        try:
+            _exchange(ae, peer, candidates, report, record, records, timeout_s)
+        finally:
+            for created in ae.created_sockets:
+                created.close()
+    return report
+
+
+def _exchange(
+    ae: AE,
+    peer: Peer,
+    candidates: Sequence[_Candidate],
+    report: SendReport,
+    record: Callable[[FileOutcome], None],
+    records: list[logging.LogRecord],
+    timeout_s: float,
+) -> None:
+    """Associate with `peer`, C-ECHO, then C-STORE each candidate; every outcome goes to `record`."""
+
+    def none_sent(error: str, why: str) -> None:
+        report.error = error
+        for candidate in candidates:
+            record(_not_sent(candidate, f"not sent: {why}"))
+
     try:
-        if not association.is_established:
-            report.error = _association_failure(association, peer)
-            for candidate in candidates:
-                record(_not_sent(candidate, "not sent: no association"))
-            return report
+        association = ae.associate(peer.host, peer.port, ae_title=peer.ae_title)
+    except socket.gaierror as error:
+        none_sent(f"Cannot connect to {peer}: the host {peer.host} was not found ({error.strerror}).", "no association")
+        return
+    if not association.is_established:
+        none_sent(_association_failure(association, peer, records, timeout_s), "no association")
+        return
+    try:
         report.echo = _echo(association)
         if report.echo != "Success":
-            report.error = f"{peer} answered C-ECHO with {report.echo}; nothing was sent."
-            for candidate in candidates:
-                record(_not_sent(candidate, "not sent: C-ECHO failed"))
-            return report
+            none_sent(f"{peer} answered C-ECHO with {report.echo}; nothing was sent.", "C-ECHO failed")
+            return
         accepted = {str(cx.abstract_syntax) for cx in association.accepted_contexts}
         for candidate in candidates:
             if candidate.sop_class_uid not in accepted:
@@ -229,7 +262,50 @@ def send_files(
     finally:
         if association.is_established:
             association.release()
-    return report
+
+
+def _socket_keeping_ae(ae_class: type) -> type:
+    """pynetdicom's AE, keeping the sockets it creates in ``created_sockets``: when a connection fails,
+    pynetdicom drops the socket without closing it (its shutdown of the unconnected socket raises
+    first), so the send closes them itself."""
+
+    class SocketKeepingAE(ae_class):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)
+            self.created_sockets: list[socket.socket] = []
+
+        def _create_socket(self, *args: object, **kwargs: object):
+            created = super()._create_socket(*args, **kwargs)
+            self.created_sockets.append(created.socket)
+            return created
+
+    return SocketKeepingAE
+
+
+class _Records(logging.Handler):
+    """Keeps log records instead of showing them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextmanager
+def _pynetdicom_records() -> Iterator[list[logging.LogRecord]]:
+    """pynetdicom's log records while the block runs, kept from the user's screen: the send says what
+    happened in its own words (and reads the cause of a failed connection from them)."""
+    logger = logging.getLogger("pynetdicom")
+    handler, propagate = _Records(), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield handler.records
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
 
 
 def _presentation_contexts(candidates: Sequence[_Candidate]) -> list[tuple[str, list[str]]]:
@@ -255,7 +331,11 @@ def _presentation_contexts(candidates: Sequence[_Candidate]) -> list[tuple[str, 
     return contexts
 
 
-def _association_failure(association, peer: Peer) -> str:
+#: How pynetdicom logs the OSError of a failed TCP connection (pynetdicom.transport.AssociationSocket.connect).
+_CONNECTION_ERROR = re.compile(r"^TCP Initialisation Error: (?:\[Errno (?P<errno>-?\d+)\] )?(?P<reason>.*)$")
+
+
+def _association_failure(association, peer: Peer, records: Sequence[logging.LogRecord], timeout_s: float) -> str:
     response = association.acceptor.primitive
     if association.is_rejected:
         return (
@@ -268,9 +348,22 @@ def _association_failure(association, peer: Peer) -> str:
             f"{peer} accepted the association but none of the proposed presentation contexts "
             "(SOP class and transfer syntax). Check the peer's configuration for these SOP classes."
         )
+    address = f"[{peer.host}]:{peer.port}" if ":" in peer.host else f"{peer.host}:{peer.port}"
+    failure = next((match for r in records if (match := _CONNECTION_ERROR.match(r.getMessage())) is not None), None)
+    if failure is not None and failure["errno"] is not None and int(failure["errno"]) == errno.ECONNREFUSED:
+        return (
+            f"Cannot connect to {peer}: connection refused by {address} (nothing listens on that port). "
+            "Check the port, and that the peer is running."
+        )
+    if failure is not None and failure["errno"] is not None:
+        return (
+            f"Cannot connect to {peer}: {failure['reason']} ({address}). Check the address and port, and that "
+            "the peer is reachable from here."
+        )
+    what = "the connection was not accepted" if failure is not None else "no DICOM peer answered"
     return (
-        f"Cannot connect to {peer}: no DICOM peer answered at {peer.host} port {peer.port} within the "
-        "timeout. Check the address and port, and that the peer is running and reachable from here."
+        f"Cannot connect to {peer}: {what} within the timeout ({timeout_s:g} s) at {address}. Check the "
+        "address and port, and that the peer is running and reachable from here."
     )
 
 

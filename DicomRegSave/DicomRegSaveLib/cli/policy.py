@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from DicomRegSaveLib.cli.parser import EXIT_CLOSED_PIPE, EXIT_ERROR
-from DicomRegSaveLib.errors import DicomRegSaveError
+from DicomRegSaveLib.errors import DicomRegSaveError, OutputExistsError
 
 __all__ = ["run_command"]
 
@@ -47,8 +47,9 @@ def run_command(parser: argparse.ArgumentParser, argv: Sequence[str] | None = No
         _failure_report(args, str(error))
         parser.error(str(error))
     except DicomRegSaveError as error:
-        print(_paragraph(f"dicomregsave {args.command}: error: {error}"), file=sys.stderr)
-        _failure_report(args, str(error))
+        message = _in_command_terms(args, error)
+        print(_paragraph(f"dicomregsave {args.command}: error: {message}"), file=sys.stderr)
+        _failure_report(args, message)
         return EXIT_ERROR
     except OSError as error:
         message = _system_refusal(error)
@@ -89,6 +90,14 @@ def _system_refusal(error: OSError) -> str:
     where = f" ({error.filename})" if error.filename else ""
     what = error.strerror or str(error)
     return f"{what}{where}. " + _REMEDIES.get(error.errno, "Check the path, its permissions and the free space.")
+
+
+def _in_command_terms(args: argparse.Namespace, error: DicomRegSaveError) -> str:
+    """The engine's message, with the command's own way to allow what it refused."""
+    if isinstance(error, OutputExistsError):
+        remedy = ", or add --force to replace it." if hasattr(args, "force") else "."
+        return f"{error.path} exists already. Choose another name{remedy}"
+    return str(error)
 
 
 def _failure_report(args: argparse.Namespace, message: str) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from DicomRegSaveLib.cli.parser import EXIT_ERROR, EXIT_OK, add_json_argument, regular_expression, text_stream
 from DicomRegSaveLib.progress import TerminalProgress
+from DicomRegSaveLib.transform_file_types import FIELD_WRITE_TYPES, TRANSFORM_WRITE_TYPES, listed
 
 __all__ = ["command_inspect", "command_to_transform", "command_validate", "register"]
 
@@ -25,7 +26,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "output",
         type=Path,
         metavar="OUTPUT",
-        help=".h5 .tfm .txt (ITK transform) or .nrrd .mha .nii.gz (displacement field)",
+        help=f"{listed(TRANSFORM_WRITE_TYPES)} (ITK transform) or {listed(FIELD_WRITE_TYPES)} (displacement field)",
     )
     to_transform.add_argument(
         "--source-frame",

@@ -1,4 +1,4 @@
-"""Every choice a user makes about an export, in one table, in a module that imports nothing.
+"""Every choice a user makes about an export, in one table, in a module that imports nothing heavy.
 
 From :data:`EXPORT_OPTIONS` are derived: the flags of ``dicomregsave export`` (:mod:`cli.export_send`),
 the columns of a batch manifest (:mod:`cli.batch`), the fields of the Slicer module panel
@@ -12,6 +12,8 @@ The command's parser and the Slicer module's parameter node read it before the r
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from DicomRegSaveLib.transform_file_types import ITK_TRANSFORM_TYPES, READABLE_TYPES, listed
 
 __all__ = [
     "BY_NAME",
@@ -130,7 +132,8 @@ EXPORT_OPTIONS: tuple[ExportOption, ...] = (
         value_type="path",
         required=True,
         metavar="FILE",
-        help="ITK transform (.h5 .hdf5 .tfm .txt) or displacement field (.nrrd .nhdr .mha .mhd .nii .nii.gz)",
+        help=f"ITK transform ({listed(ITK_TRANSFORM_TYPES)}) or displacement field "
+        f"({listed(t for t in READABLE_TYPES if t not in ITK_TRANSFORM_TYPES)})",
     ),
     _flag(
         "--fixed",

@@ -512,7 +512,7 @@ def _build_and_write(
             raise InvalidRegistrationError(
                 f"The transform's displacement field has NaN vectors: {grid.describe_undefined()}. Nothing was "
                 'written: fix the transform (fill or crop the holes), or write them as DICOM\'s "undefined here" '
-                "marker on purpose (command line --nan-vectors undefined; ExportOptions.undefined_vectors)."
+                "marker on purpose (dicomregsave export --nan-vectors undefined)."
             )
 
     if grid is not None and grid.vectors_checked:

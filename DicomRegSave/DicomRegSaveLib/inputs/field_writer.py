@@ -158,6 +158,7 @@ def write_nifti(grid: DisplacementGrid, stream: BinaryIO, progress: Progress | N
             report((component * n_k + k + 1) / (3 * n_k), "Writing the displacement field")
 
 
+#: The writer of each of :data:`transform_file_types.FIELD_WRITE_TYPES`, and whether it gzips.
 _WRITERS: dict[str, tuple[Callable[[DisplacementGrid, BinaryIO, Progress | None], None], bool]] = {
     ".nrrd": (write_nrrd, False),
     ".mha": (write_metaimage, False),
@@ -165,15 +166,12 @@ _WRITERS: dict[str, tuple[Callable[[DisplacementGrid, BinaryIO, Progress | None]
     ".nii.gz": (write_nifti, True),
 }
 
-#: Extensions :func:`write_displacement_field` writes.
-FIELD_EXTENSIONS = tuple(_WRITERS)
-
 
 def write_displacement_field(
     grid: DisplacementGrid, path: Path, extension: str, progress: Progress | None = None
 ) -> None:
     """Write `grid` to `path` as the float32 displacement field format of `extension` (one of
-    :data:`FIELD_EXTENSIONS`; given separately because `path` may be a temporary name).
+    :data:`transform_file_types.FIELD_WRITE_TYPES`; given separately because `path` may be a temporary name).
 
     Vector values not yet checked are checked plane by plane as they are written; `progress`
     follows the planes (see :mod:`.progress`).

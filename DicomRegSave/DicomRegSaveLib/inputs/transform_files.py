@@ -29,30 +29,13 @@ from DicomRegSaveLib.inputs import itk_transforms
 from DicomRegSaveLib.inputs.field_headers import MAX_HEADER_BYTES, extension_of, field_layout, raw_field_header
 from DicomRegSaveLib.model import Deformation, DisplacementGrid, axis_aligned_grid, check_grid_size
 from DicomRegSaveLib.native_log import captured_native_output, summarize
+from DicomRegSaveLib.transform_file_types import ITK_TRANSFORM_TYPES, READABLE_TYPES
 
 if TYPE_CHECKING:
     import slicer
 
 # slicer/vtk (and mrml, which needs them) are imported where used: linear transforms, B-splines
 # and raw fields must not pay their ~200 MiB and ~1 s of start-up.
-
-#: Transform file types that can be read, by extension (lower case).
-READABLE_TYPES = {
-    ".h5": "ITK transform (HDF5)",
-    ".hdf5": "ITK transform (HDF5)",
-    ".tfm": "ITK transform (text)",
-    ".txt": "ITK transform (text)",
-    ".mat": "ITK transform (MATLAB)",
-    ".nrrd": "displacement field (NRRD)",
-    ".nhdr": "displacement field (NRRD, detached header)",
-    ".mha": "displacement field (MetaImage)",
-    ".mhd": "displacement field (MetaImage, detached header)",
-    ".nii": "displacement field (NIfTI)",
-    ".nii.gz": "displacement field (NIfTI, compressed)",
-}
-#: ITK transform file types, read by :mod:`itk_transforms` where it can.
-ITK_TRANSFORM_TYPES = (".h5", ".hdf5", ".tfm", ".txt", ".mat")
-
 
 _DETACHED_DATA = re.compile(rb"^(?:ElementDataFile\s*=|data ?file\s*:)\s*(\S+)\s*$", re.IGNORECASE | re.MULTILINE)
 
@@ -105,8 +88,9 @@ def read_transform_file(path: str | Path, scene: slicer.vtkMRMLScene) -> slicer.
         node = logic.AddTransform(str(path), scene, messages)
     if node is None:
         detail = native.summary() or summarize(messages.GetAllMessagesAsString())
+        kind = READABLE_TYPES[extension]
         raise TransformInputError(
-            f"Transform file {path} could not be read as a {READABLE_TYPES[extension]}"
+            f"Transform file {path} could not be read as {'an' if kind[0] in 'AEIOU' else 'a'} {kind}"
             f"{': ' + detail if detail else ''}. Check that it is a valid transform file; supported: "
             f"{_supported_list()}."
         )
@@ -175,6 +159,7 @@ def deformation_from_file(
         reference_dimensions,
         grid_spacing_mm=grid_spacing_mm,
         axis_aligned=axis_aligned,
+        read_from_file=True,
     )
 
 

@@ -10,15 +10,11 @@ import numpy as np
 from DicomRegSaveLib import transform_chain
 from DicomRegSaveLib.errors import OutputError
 from DicomRegSaveLib.inputs.field_headers import extension_of
-from DicomRegSaveLib.inputs.field_writer import FIELD_EXTENSIONS, write_displacement_field
+from DicomRegSaveLib.inputs.field_writer import write_displacement_field
 from DicomRegSaveLib.model import DisplacementGrid, RegistrationItem
 from DicomRegSaveLib.output import atomic_output
 from DicomRegSaveLib.progress import Progress
-
-#: ITK transform file types that `write_transform_file` writes as a composite transform.
-TRANSFORM_WRITE_TYPES = (".h5", ".hdf5", ".tfm", ".txt")
-#: Single-file displacement field types that `write_transform_file` writes (float32, see :mod:`field_writer`).
-FIELD_WRITE_TYPES = FIELD_EXTENSIONS
+from DicomRegSaveLib.transform_file_types import FIELD_WRITE_TYPES, TRANSFORM_WRITE_TYPES
 
 
 def write_transform_file(

@@ -308,4 +308,7 @@ def write_with_storage_node(
         written = storage.WriteData(node)
     if not written:
         detail = native.summary() or summarize(storage.GetUserMessages().GetAllMessagesAsString())
+        # Slicer names the temporary file it was given; the user knows only `path`
+        temporary = Path(storage.GetFileName())
+        detail = detail.replace(str(temporary), str(path)).replace(temporary.name, path.name)
         raise OutputError(f"Slicer could not write the {what} to {path}{': ' + detail if detail else ''}.")

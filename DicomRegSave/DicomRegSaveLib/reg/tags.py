@@ -212,8 +212,8 @@ def resolve_keyword(key: str) -> str:
         keyword = ""
     if not keyword:
         raise InvalidRegistrationError(
-            f"Unknown attribute {key!r} in the overrides: use a DICOM keyword (e.g. SeriesDescription) "
-            "or a public tag as gggg,eeee. Private tags belong in a modifier callable."
+            f"Unknown attribute {key!r}: name it by its DICOM keyword (e.g. SeriesDescription) or as a "
+            "public tag gggg,eeee; private attributes cannot be set."
         )
     return keyword
 
