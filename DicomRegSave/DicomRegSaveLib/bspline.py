@@ -38,13 +38,13 @@ from DicomRegSaveLib import geometry
 _PARALLEL_TOLERANCE = 1e-7
 
 #: float64 values of one band of rows of a sampled plane (256 KiB): a band is summed, shifted and
-#: rounded while it is in the core's cache, and its matrix product stays below the size at which
-#: OpenBLAS starts threads of its own.
+#: rounded while it is in the core's cache. With a few sampled rows or more per control spacing its
+#: matrix product also stays below the size at which OpenBLAS starts threads of its own.
 _BAND_VALUES = 1 << 15
 
-#: Points evaluated at once by all threads of the point-by-point evaluation together (about 450
+#: Points evaluated at once by all threads of the point-by-point evaluation together (about 460
 #: bytes of intermediate arrays each).
-_POINTS_IN_FLIGHT = 1 << 18
+_POINTS_IN_FLIGHT = 1 << 17
 
 #: Plane blocks per thread of the tensor product: a few, so that a thread slowed by other work
 #: leaves its remaining blocks to the others (a block recomputes at most 4 control planes).
@@ -61,7 +61,7 @@ def worker_count() -> int:
 def split_blocks(count: int, number: int) -> list[range]:
     """`count` items (planes or points) as at most `number` contiguous, non-empty blocks in order,
     their sizes differing by at most one."""
-    number = max(1, min(count, number))
+    number = min(count, max(1, number))
     edges = [count * block // number for block in range(number + 1)]
     return [range(start, stop) for start, stop in zip(edges[:-1], edges[1:])]
 
@@ -160,9 +160,13 @@ class BSplineGrid:
         affine: np.ndarray | None,
         vectors: np.ndarray,
     ) -> Callable[[range], None]:
-        """Fills the points of a block (flat indices of `vectors`' points, k slowest)."""
+        """Fills the points of a block (flat indices of `vectors`' points, k slowest).
+
+        Arrays are component-major, (3, points): numpy's loops then run along the points, not along
+        3 components.
+        """
         n_i, n_j, _ = dims
-        coefficients = coefficients.reshape(-1, 3)
+        by_component = np.ascontiguousarray(coefficients.reshape(-1, 3).T)
         control_dims = np.array(self.dimensions)
         # flat index step of each control axis
         strides = np.array([1, control_dims[0], control_dims[0] * control_dims[1]])
@@ -172,28 +176,29 @@ class BSplineGrid:
             flat = np.arange(points.start, points.stop)
             index = (flat % n_i, flat // n_i % n_j, flat // (n_i * n_j))
             # element-wise rather than a matrix product, which OpenBLAS would spread over threads of its own
-            u = to_control[:3, 3] + sum(n[:, None] * to_control[:3, axis] for axis, n in enumerate(index))
-            first = np.floor(u).astype(np.int64) - 1
-            weights = _cubic_weights(u - np.floor(u))  # (N, 3 axes, 4 nodes)
-            nodes = first[:, :, None] + np.arange(4)
-            on_grid = (nodes >= 0) & (nodes < control_dims[None, :, None])
+            u = to_control[:3, 3, None] + sum(to_control[:3, axis, None] * n for axis, n in enumerate(index))
+            floor = np.floor(u)
+            weights = np.moveaxis(_cubic_weights(u - floor), -1, 1).copy()  # (3 axes, 4 nodes, points)
+            nodes = floor.astype(np.int64)[:, None, :] + np.arange(-1, 3)[:, None]
+            on_grid = (nodes >= 0) & (nodes < control_dims[:, None, None])
             weights *= on_grid
             if self.outside == "itk":
-                inside = np.all((u >= 1.0) & (u < control_dims - 2.0), axis=1)
-                weights[:, 0] *= inside[:, None]
-            offsets = np.where(on_grid, nodes, 0) * strides[None, :, None]
-            displacement = np.zeros((len(flat), 3))
+                weights[0] *= np.all((u >= 1.0) & (u < control_dims[:, None] - 2.0), axis=0)
+            offsets = np.where(on_grid, nodes, 0) * strides[:, None, None]
+            displacement = np.zeros((3, len(flat)))
+            gathered = np.empty_like(displacement)
             for c in range(4):
                 for b in range(4):
-                    offset = offsets[:, 2, c] + offsets[:, 1, b]
-                    weight = weights[:, 2, c] * weights[:, 1, b]
+                    offset = offsets[2, c] + offsets[1, b]
+                    weight = weights[2, c] * weights[1, b]
                     for a in range(4):
-                        gathered = np.take(coefficients, offset + offsets[:, 0, a], axis=0)
-                        gathered *= (weight * weights[:, 0, a])[:, None]
+                        # the offsets are on the grid: "clip" changes none and lets take write into `out` directly
+                        np.take(by_component, offset + offsets[0, a], axis=1, out=gathered, mode="clip")
+                        gathered *= weight * weights[0, a]
                         displacement += gathered
             if affine is not None:
-                displacement += affine[:, 3] + sum(n[:, None] * affine[:, axis] for axis, n in enumerate(index))
-            flat_vectors[points.start : points.stop] = displacement
+                displacement += affine[:, 3, None] + sum(affine[:, axis, None] * n for axis, n in enumerate(index))
+            flat_vectors[points.start : points.stop] = displacement.T
 
         return fill
 
@@ -306,10 +311,15 @@ def run_blocks(fill: Callable[[range], None], blocks: list[range], workers: int)
 
 
 def _cubic_weights(t: np.ndarray) -> np.ndarray:
-    """Cubic B-spline weights (..., 4) of the nodes floor(u) - 1 ... floor(u) + 2 at t = u - floor(u)."""
-    return np.stack(
-        [(1 - t) ** 3 / 6, (3 * t**3 - 6 * t**2 + 4) / 6, (-3 * t**3 + 3 * t**2 + 3 * t + 1) / 6, t**3 / 6], axis=-1
-    )
+    """Cubic B-spline weights (..., 4) of the nodes floor(u) - 1 ... floor(u) + 2 at t = u - floor(u).
+
+    Powers are products: exactly rounded wherever numpy's loop handles an element (a vectorized
+    ``pow`` may round the elements of a block's tail otherwise), so blocks give the same weights
+    however the points are split."""
+    s = 1 - t
+    t2 = t * t
+    t3 = t2 * t
+    return np.stack([s * s * s / 6, (3 * t3 - 6 * t2 + 4) / 6, (-3 * t3 + 3 * t2 + 3 * t + 1) / 6, t3 / 6], axis=-1)
 
 
 def _inside_itk(u: np.ndarray, n: int) -> np.ndarray:
