@@ -6,8 +6,8 @@ parts are listed in the order they are applied to a fixed point. A chain ``A`` (
 (grid), ``B`` (linear) gives ``source = B(A x + D_G(A x))``, so ``M_pre = A``, ``M_post = B`` and
 ``D(x) = D_G(A x)``: the same vectors on the grid geometry mapped by ``inv(A)`` (exact whenever the
 mapped axes stay orthogonal). Chains without that form are sampled on a grid: a chain of linear
-parts around one B-spline by :mod:`bspline` when the grids are parallel, anything else by the
-front end's sampler (Slicer).
+parts around one B-spline by :mod:`bspline` (tensor products when the grids are parallel), anything
+else by the front end's sampler (Slicer).
 """
 
 from __future__ import annotations
