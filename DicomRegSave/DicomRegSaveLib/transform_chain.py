@@ -6,8 +6,8 @@ parts are listed in the order they are applied to a fixed point. A chain ``A`` (
 (grid), ``B`` (linear) gives ``source = B(A x + D_G(A x))``, so ``M_pre = A``, ``M_post = B`` and
 ``D(x) = D_G(A x)``: the same vectors on the grid geometry mapped by ``inv(A)`` (exact whenever the
 mapped axes stay orthogonal). Chains without that form are sampled on a grid: a chain of linear
-parts around one B-spline by :mod:`bspline` when the grids are parallel, anything else by the
-front end's sampler (Slicer).
+parts around one B-spline by :mod:`bspline` (tensor products when the grids are parallel), anything
+else by the front end's sampler (Slicer).
 """
 
 from __future__ import annotations
@@ -454,15 +454,13 @@ def sample_bspline_chain(parts: Sequence[Part], target: SamplingGeometry) -> Dis
     part = parts[positions[0]]
     pre = product(p.matrix_lps for p in parts[: positions[0]])
     post = product(p.matrix_lps for p in parts[positions[0] + 1 :])
-    points_index_to_lps = pre @ target.index_to_lps
     bulk = np.eye(4) if part.bulk_lps is None else part.bulk_lps
-    # post(bulk(pre x) + D(pre x)) - x
-    vectors = affine_plus_planes(
-        post @ bulk @ pre - np.eye(4),
-        post[:3, :3],
-        target.index_to_lps,
+    # post(bulk(pre x) + D(pre x)) - x at x = target.index_to_lps @ (i, j, k, 1)
+    vectors = part.bspline.sample(
+        pre @ target.index_to_lps,
         target.dimensions,
-        part.bspline.displacement_planes(points_index_to_lps, target.dimensions),
+        affine_lps=(post @ bulk @ pre - np.eye(4))[:3] @ target.index_to_lps,
+        linear_lps=post[:3, :3],
     )
     # B-spline values are finite sums of the coefficients; the writer checks the planes it writes.
     return DisplacementGrid(target.origin_lps, target.direction_lps, target.spacing_mm, vectors, check_vectors=False)

@@ -24,7 +24,9 @@ Targets (``--only`` takes any of them; default all, in this order):
     CT grid (192 MiB of vectors), against SimpleITK's ``TransformToDisplacementField`` on the same
     grid (sampling only, no file written: the peer does less), alternating pairs with the floor.
     Goal (issue 17): ratio <= 0.25, peak RSS <= field + 300 MiB. The REG's vectors must equal
-    ITK's ``TransformPoint`` at 2000 grid points (1e-4 mm).
+    ITK's ``TransformPoint`` at 2000 grid points (1e-4 mm). Then, ``--pairs`` times in a fresh
+    process, the step of the export that reads the .h5 and samples it (wall, CPU of all threads):
+    the export less the floor and this step is the DICOM side (series headers, data set, writing).
 ``read-576``
     ``dicomregsave to-transform`` of the 576 MiB REG to ``.mha`` and to ``.nrrd``, alternating with
     the export that writes that REG; ratio read / export per pair. Target: <= 1.0, peak RSS <=
@@ -907,6 +909,44 @@ class Bench:
             BSPLINE_RATIO_GOAL,
             field_mib + MEMORY_ALLOWANCE_MIB,
         )
+        steps = [self.bspline_sampling_step(path) for _ in range(self.args.pairs)]
+        wall, cpu = (statistics.median(step[key] for step in steps) for key in ("wall", "cpu"))
+        print(f" of which reading the .h5 and sampling (in-process, medians): {wall:.2f} s wall, {cpu:.2f} s CPU")
+        self.rows.append(
+            Row(
+                "of which: reading the .h5 and sampling the B-spline (in-process, after the start-up)",
+                f"{wall:.2f} s ({cpu:.2f} s CPU on {steps[0]['threads']} threads)",
+                "",
+                "",
+                "",
+                None,
+            )
+        )
+
+    def bspline_sampling_step(self, path: Path) -> dict:
+        """The B-spline target's own work beyond the start-up and the DICOM files, in a fresh process:
+        ``deformation_from_file`` (read the .h5, sample on the fixed CT grid). Wall seconds, CPU
+        seconds of all threads, the number of threads."""
+        program = (
+            "import json, resource, time\n"
+            "import numpy as np\n"
+            "from DicomRegSaveLib import bspline, geometry\n"
+            "from DicomRegSaveLib.inputs.transform_files import deformation_from_file\n"
+            f"matrix = geometry.index_to_patient_matrix(np.array({list(BSPLINE_FIXED_ORIGIN_LPS)!r}), np.eye(3), "
+            f"np.array({list(BSPLINE_FIXED_SPACING_MM)!r}))\n"
+            "def cpu():\n"
+            "    usage = resource.getrusage(resource.RUSAGE_SELF)\n"
+            "    return usage.ru_utime + usage.ru_stime\n"
+            "cpu_start, start = cpu(), time.perf_counter()\n"
+            f"deformation_from_file({str(path)!r}, matrix, {list(BSPLINE_FIXED_DIMENSIONS)!r}, "
+            f"grid_spacing_mm={list(BSPLINE_FIXED_SPACING_MM)!r})\n"
+            "wall = time.perf_counter() - start\n"
+            "print(json.dumps({'wall': wall, 'cpu': cpu() - cpu_start, 'threads': bspline.worker_count()}))\n"
+        )
+        completed = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
+        if completed.returncode != 0:
+            raise CommandFailed(f"the B-spline sampling step exited with {completed.returncode}:\n{completed.stderr}")
+        return json.loads(completed.stdout.splitlines()[-1])
 
     def read_pairs(self, size_mib: float) -> None:
         field_ = self.field(size_mib)

@@ -2,7 +2,7 @@
 TransformToDisplacementFieldFilter, an independent oracle) within 1e-5 mm at every grid point, on
 grids parallel to the control grid (tensor products) and oblique ones (point by point), coarser and
 finer than it, reaching past its support, inside composites; Slicer B-spline nodes equal VTK's own
-evaluation.
+evaluation. Split over threads, the evaluation gives the single-threaded result bit for bit.
 """
 
 from pathlib import Path
@@ -15,6 +15,7 @@ import vtk
 from vtk.util import numpy_support
 
 from DicomRegSaveLib import geometry
+from DicomRegSaveLib.bspline import run_blocks, split_blocks
 from DicomRegSaveLib.inputs.itk_transforms import read_parts
 from DicomRegSaveLib.inputs.transform_files import deformation_from_file
 from DicomRegSaveLib.mrml.deformation import deformation_from_transform_node
@@ -69,7 +70,7 @@ def test_bspline_equals_itk_at_every_grid_point(tmp_path, name):
     origin, direction, spacing, dims = GRIDS[name]
     index_to_lps = geometry.index_to_patient_matrix(np.array(origin), direction, np.array(spacing))
     assert bspline.is_parallel(index_to_lps, dims) == (name != "oblique")
-    sampled = np.stack(list(bspline.displacement_planes(index_to_lps, dims)))
+    sampled = bspline.sample(index_to_lps, dims)
     expected = itk_field(transform, index_to_lps, dims)
     assert np.abs(sampled - expected).max() < EXACT_MM
     if name == "past-the-support":
@@ -84,8 +85,57 @@ def test_oblique_control_grid_on_a_parallel_sampling_grid(tmp_path):
     index_to_lps = geometry.index_to_patient_matrix(np.array([-30.0, -20.0, -10.0]), OBLIQUE, np.array([3.0, 2.0, 2.5]))
     # ITK keeps the domain's direction to about 1e-8: parallel within the tolerance, not to the last bit
     assert bspline.is_parallel(index_to_lps, (20, 25, 16))
-    sampled = np.stack(list(bspline.displacement_planes(index_to_lps, (20, 25, 16))))
+    sampled = bspline.sample(index_to_lps, (20, 25, 16))
     assert np.abs(sampled - itk_field(transform, index_to_lps, (20, 25, 16))).max() < EXACT_MM
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 7, 13, 64, 65])
+@pytest.mark.parametrize("number", [1, 2, 3, 8, 16])
+def test_blocks_cover_every_plane_exactly_once_on_every_thread_count(count, number):
+    blocks = split_blocks(count, number)
+    assert [item for block in blocks for item in block] == list(range(count))
+    assert len(blocks) == min(count, number) and min(map(len, blocks)) >= max(map(len, blocks)) - 1 >= 0
+    filled = []  # list.append is atomic: the threads' records are all kept
+    run_blocks(lambda block: filled.extend(block), blocks, number)
+    assert sorted(filled) == list(range(count))
+
+
+def test_an_error_in_a_thread_is_raised_by_the_caller():
+    def fill(block):
+        if 5 in block:
+            raise ValueError("block with plane 5")
+
+    with pytest.raises(ValueError, match="block with plane 5"):
+        run_blocks(fill, split_blocks(9, 9), 3)
+
+
+# (origin, direction, dims): odd plane counts, fewer planes than threads, both evaluations
+THREADED_GRIDS = {
+    "parallel, 13 planes": ((-49.0, -39.0, -29.0), np.eye(3), (37, 29, 13)),
+    "parallel, 3 planes": ((-49.0, -39.0, -29.0), np.eye(3), (41, 30, 3)),
+    "parallel, 1 plane": ((-49.0, -39.0, -29.0), np.eye(3), (41, 30, 1)),
+    "oblique, 11 planes": ((-40.0, -30.0, -25.0), OBLIQUE, (23, 19, 11)),
+    "oblique, 2 planes": ((-40.0, -30.0, -25.0), OBLIQUE, (23, 19, 2)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(THREADED_GRIDS))
+def test_threads_give_the_single_thread_result_bit_for_bit(tmp_path, name):
+    bspline = bspline_grid(bspline_transform(), tmp_path / "bspline.h5")
+    origin, direction, dims = THREADED_GRIDS[name]
+    index_to_lps = geometry.index_to_patient_matrix(np.array(origin), direction, np.array([2.5, 3.0, 4.0]))
+    assert bspline.is_parallel(index_to_lps, dims) == name.startswith("parallel")
+    affine = np.array([[0.01, -0.02, 0.03, 1.5], [0.02, 0.01, 0.0, -2.0], [0.0, 0.03, 0.02, 0.5]])
+    linear = rotation([1, 2, 3], 0.2) * 1.05
+    single = bspline.sample(index_to_lps, dims, affine_lps=affine, linear_lps=linear, workers=1)
+    index = np.stack([*np.meshgrid(*(np.arange(n) for n in dims[::-1]), indexing="ij")[::-1], np.ones(dims[::-1])], -1)
+    expected = bspline.sample(index_to_lps, dims, workers=1).astype(np.float64) @ linear.T + index @ affine.T
+    assert np.abs(single - expected).max() < EXACT_MM and np.abs(single).max() > 1.0
+    for workers in (2, 3, 8):
+        threaded = bspline.sample(index_to_lps, dims, affine_lps=affine, linear_lps=linear, workers=workers)
+        assert np.array_equal(threaded, single), workers
+        # a plane left unwritten in a later output reusing this memory must not hold the right values
+        threaded[...] = np.nan
 
 
 def test_no_warning_when_the_fixed_image_lies_inside_the_bspline_domain(tmp_path):
@@ -112,10 +162,15 @@ def composite(name: str) -> sitk.Transform:
     # ITK applies the last listed transform first
     if name == "bulk-affine-then-bspline":
         return sitk.CompositeTransform([bspline, affine])
+    if name == "bspline-rigid":
+        # nothing before the B-spline: the tensor product, with the rigid part's matrix applied to it
+        return sitk.CompositeTransform([rigid, bspline])
     return sitk.CompositeTransform([rigid, bspline, affine if name == "affine-bspline-rigid" else rigid])
 
 
-@pytest.mark.parametrize("name", ["bspline", "bulk-affine-then-bspline", "affine-bspline-rigid", "rigid-bspline-rigid"])
+@pytest.mark.parametrize(
+    "name", ["bspline", "bulk-affine-then-bspline", "bspline-rigid", "affine-bspline-rigid", "rigid-bspline-rigid"]
+)
 @pytest.mark.parametrize("extension", [".h5", ".tfm"])
 def test_bspline_file_sampled_on_the_fixed_grid_equals_itk(tmp_path, name, extension):
     transform = composite(name)
