@@ -21,14 +21,14 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
 
 from DicomRegSaveLib.errors import ManifestError, OutputError
 from DicomRegSaveLib.export.option_table import EXPORT_OPTIONS, MANIFEST_COLUMNS, REQUIRED_COLUMNS, ExportOption
+from DicomRegSaveLib.interrupts import held
 
 __all__ = ["STATUSES", "BatchResult", "BatchRow", "RowCommand", "RowOutcome", "read_manifest", "run_batch"]
 
@@ -228,7 +228,8 @@ def run_batch(
                 if row.output.exists():
                     finish(_existing(row, validate_file(row.output)))
                     continue
-                with _ctrl_c_deferred():
+                # a worker that has started is registered (and so gets the interrupt) before the batch reacts
+                with held():
                     running.append(_Worker(row, command))
             for worker in [w for w in running if w.process.poll() is not None]:
                 running.remove(worker)
@@ -257,29 +258,6 @@ def _existing(row: BatchRow, report) -> RowOutcome:
         f"{row.output} exists but does not validate ({len(report.errors)} error(s), first: {report.errors[0]}); "
         "it was left as it is. Remove it to export this row again.",
     )
-
-
-@contextmanager
-def _ctrl_c_deferred() -> Iterator[None]:
-    """Hold a Ctrl-C back until the block has ended, so that a worker that has started is registered
-    (and so gets the interrupt) before the batch reacts to it.
-
-    Signals reach the main thread only; elsewhere, and where SIGINT has a handler that Python did
-    not install, nothing is changed.
-    """
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.getsignal(signal.SIGINT) if main_thread else None
-    if previous is None:
-        yield
-        return
-    caught: list[int] = []
-    signal.signal(signal.SIGINT, lambda number, frame: caught.append(number))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if caught:
-            signal.raise_signal(signal.SIGINT)
 
 
 class _Worker:
