@@ -20,6 +20,7 @@ from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from DicomRegSaveLib import IMPLEMENTATION_VERSION_NAME
 from DicomRegSaveLib.errors import SendError
 from DicomRegSaveLib.file_walker import walk
+from DicomRegSaveLib.progress import Progress
 
 #: The calling AE title when none is given.
 DEFAULT_CALLING_AE_TITLE = "DICOMREGSAVE"
@@ -136,6 +137,7 @@ def send_files(
     calling_ae_title: str = DEFAULT_CALLING_AE_TITLE,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     on_file: Callable[[FileOutcome], None] | None = None,
+    progress: Progress | None = None,
 ) -> SendReport:
     """C-ECHO `peer`, then C-STORE every DICOM instance of `paths`, images or not (REG, RTSTRUCT, ...).
 
@@ -152,6 +154,8 @@ def send_files(
         Seconds for the TCP connection, association negotiation and each response.
     on_file:
         Called with each file's outcome as soon as it is known (for one line per file).
+    progress:
+        Follows the search of the folders and the reading of the headers (:func:`file_walker.walk`).
 
     Raises
     ------
@@ -174,7 +178,7 @@ def send_files(
         if on_file is not None:
             on_file(outcome)
 
-    walked = walk(paths, "path to send", decode_tags=_SEND_TAGS)
+    walked = walk(paths, "path to send", decode_tags=_SEND_TAGS, progress=progress)
     for passed in walked.skipped:
         record(FileOutcome(passed.path, None, None, None, f"skipped: {passed.reason}", skipped=True))
     for passed in walked.problems:
