@@ -66,20 +66,22 @@ class Run:
     stderr: str
 
 
-def interrupted_at_moments(tmp_path: Path, arguments: Callable[[Path], list]) -> list[Run]:
+def interrupted_at_moments(
+    tmp_path: Path, arguments: Callable[[Path], list], moments_s: tuple[float, ...] = MOMENTS_S
+) -> list[Run]:
     """Start the command of `arguments(folder)` once per moment, each writing into an empty folder of
     its own, and send each run SIGINT at its moment."""
-    folders = [tmp_path / f"at-{moment_s}s" for moment_s in MOMENTS_S]
+    folders = [tmp_path / f"at-{moment_s}s" for moment_s in moments_s]
     for folder in folders:
         folder.mkdir(parents=True)
     processes = [(time.monotonic(), start(*arguments(folder))) for folder in folders]
-    for moment_s, (started, process) in zip(MOMENTS_S, processes, strict=True):
+    for moment_s, (started, process) in zip(moments_s, processes, strict=True):
         while process.poll() is None and cpu_seconds(process.pid) < STARTED_CPU_S:
             time.sleep(0.002)
         time.sleep(max(0.0, started + moment_s - time.monotonic()))
         process.send_signal(signal.SIGINT)
     runs = []
-    for moment_s, folder, (_, process) in zip(MOMENTS_S, folders, processes, strict=True):
+    for moment_s, folder, (_, process) in zip(moments_s, folders, processes, strict=True):
         stdout, stderr = process.communicate(timeout=120)
         runs.append(Run(moment_s, folder, process.returncode, stdout, stderr))
     return runs
@@ -153,6 +155,15 @@ def test_ctrl_c_at_any_moment_of_batch(case, tmp_path):
         rows = [line for line in run.stdout.splitlines() if line.startswith("row ")]
         assert all(": wrote " in line or ": interrupted: " in line for line in rows), run.stdout
         assert "Traceback" not in run.stdout and "bug" not in run.stdout, run.stdout
+
+
+def test_ctrl_c_at_any_moment_of_demo(tmp_path):
+    def complete(path: Path) -> bool:
+        regs = [p for p in path.parent.iterdir() if p.suffix == ".dcm"]
+        return len(regs) == 1 and validate_file(regs[0]).ok
+
+    runs = interrupted_at_moments(tmp_path, lambda folder: ["demo", "--output", folder], (0.3, 1.0, 2.0))
+    assert_ended_cleanly(runs, complete)
 
 
 @pytest.fixture(scope="module")
