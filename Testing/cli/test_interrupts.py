@@ -9,6 +9,7 @@ highdicom, VTK and Slicer's classes.
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -194,6 +195,23 @@ def test_ctrl_c_while_a_large_field_is_written(large_case, tmp_path):
     assert process.returncode == 130, stderr
     assert stderr == "dicomregsave export: interrupted; nothing was written.\n"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_while_a_peer_does_not_answer(case):
+    """pynetdicom's network thread would keep the process alive until the time-out (here 600 s)."""
+    with socket.socket() as silent_peer:
+        silent_peer.bind(("127.0.0.1", 0))
+        silent_peer.listen()
+        port = silent_peer.getsockname()[1]
+        process = start("send", case.fixed_dir, "--to", f"PACS@127.0.0.1:{port}", "--timeout", "600")
+        connection, _ = silent_peer.accept()
+        with connection:
+            connection.recv(1)  # the association request has begun
+            process.send_signal(signal.SIGINT)
+            stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert stderr.endswith("dicomregsave send: interrupted; nothing was written.\n"), stderr
+    assert "Traceback" not in stderr
 
 
 @pytest.fixture

@@ -288,6 +288,10 @@ class _Worker:
         code = self.process.returncode
         if code == 0 and report is not None and report.get("ok"):
             return RowOutcome(self.row.number, self.row.output, "written", None, report, seconds)
+        if interrupted and self.row.output.exists():
+            # the row was started because its output did not exist, and outputs are whole or absent:
+            # the interrupt reached the export after its file was complete
+            return RowOutcome(self.row.number, self.row.output, "written", None, None, seconds)
         if report is not None and report.get("errors"):
             error = " ".join(e["message"] for e in report["errors"])
         elif code < 0:

@@ -9,6 +9,7 @@ classes (66.1 / 66.3). Every file's outcome is reported with the peer's status e
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,6 +167,7 @@ def send_files(
         If a path does not exist.
     """
     from pynetdicom import AE
+    from pynetdicom.dul import DULServiceProvider
 
     if not valid_ae_title(calling_ae_title):
         raise SendError(
@@ -200,8 +202,9 @@ def send_files(
     for sop_class_uid, transfer_syntaxes in contexts:
         ae.add_requested_context(sop_class_uid, transfer_syntaxes)
 
-    association = ae.associate(peer.host, peer.port, ae_title=peer.ae_title)
+    association = None
     try:
+        association = ae.associate(peer.host, peer.port, ae_title=peer.ae_title)
         if not association.is_established:
             report.error = _association_failure(association, peer)
             for candidate in candidates:
@@ -230,8 +233,15 @@ def send_files(
                 for rest in candidates[candidates.index(candidate) + 1 :]:
                     record(_not_sent(rest, "not sent: the association was lost"))
                 break
+    except KeyboardInterrupt:
+        # Ctrl-C: abort at once (a release would wait for the peer), also an association still being
+        # negotiated, whose network thread would otherwise keep the process alive until the time-out
+        for thread in threading.enumerate():
+            if isinstance(thread, DULServiceProvider) and thread.assoc.ae is ae:
+                thread.assoc.abort()
+        raise
     finally:
-        if association.is_established:
+        if association is not None and association.is_established:
             association.release()
     return report
 
