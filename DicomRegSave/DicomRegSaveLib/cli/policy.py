@@ -36,7 +36,7 @@ def run_command(parser: argparse.ArgumentParser, argv: Sequence[str] | None = No
         try:
             return _run(parser, args)
         except KeyboardInterrupt:  # also one that came while an error was being reported
-            left = _left_after_interrupt(completed_outputs()[written_before:])
+            left = _left_after_interrupt(completed_outputs()[written_before:], getattr(args, "json", None))
             print(f"dicomregsave {args.command}: interrupted; {left}", file=sys.stderr)
             _failure_report(args, f"Interrupted; {left}")
             return EXIT_INTERRUPTED
@@ -83,11 +83,15 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         logging.getLogger().removeHandler(notes)
 
 
-def _left_after_interrupt(completed: Sequence[Path]) -> str:
-    """What an interrupted command has left: nothing partial, and the outputs it had completed before."""
-    if not completed:
-        return "nothing was written."
-    return f"{', '.join(map(str, completed))} complete, nothing else was written."
+def _left_after_interrupt(completed: Sequence[Path], report: str | None) -> str:
+    """What an interrupted command has left: nothing partial, the outputs it had completed before,
+    and the JSON report of the interruption (``--json PATH``)."""
+    left = (
+        f"{', '.join(map(str, completed))} complete, nothing else was written" if completed else "nothing was written"
+    )
+    if report is not None and report != "-":
+        left += f" but the JSON report {report}"
+    return f"{left}."
 
 
 #: What to do when the system refuses, by errno.
