@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
 
+from DicomRegSaveLib import interrupts
 from DicomRegSaveLib.errors import ManifestError, OutputError
 from DicomRegSaveLib.export.option_table import EXPORT_OPTIONS, MANIFEST_COLUMNS, REQUIRED_COLUMNS, ExportOption
-from DicomRegSaveLib.interrupts import held
 
 __all__ = ["STATUSES", "BatchResult", "BatchRow", "RowCommand", "RowOutcome", "read_manifest", "run_batch"]
 
@@ -229,7 +229,7 @@ def run_batch(
                     finish(_existing(row, validate_file(row.output)))
                     continue
                 # a worker that has started is registered (and so gets the interrupt) before the batch reacts
-                with held():
+                with interrupts.held():
                     running.append(_Worker(row, command))
             for worker in [w for w in running if w.process.poll() is not None]:
                 running.remove(worker)
@@ -384,8 +384,10 @@ def _run_forked(
         os.setsid()
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # discards a SIGINT pending since the fork
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        code = run(arguments)
+        # a Ctrl-C forwarded from now on is held until the command is ready for it
+        with interrupts.installed(ends_process=True):
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            code = run(arguments)
     except SystemExit as leaving:
         code = _exit_status(leaving.code)
     except BaseException:
