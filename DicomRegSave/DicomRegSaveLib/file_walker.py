@@ -53,6 +53,7 @@ from pydicom.uid import (
 
 from DicomRegSaveLib.dicom_file import read_dicom_file
 from DicomRegSaveLib.errors import DicomInputError, MalformedDicomError, NotDicomError, require_type
+from DicomRegSaveLib.progress import Progress, ignore_progress
 from DicomRegSaveLib.values import problem_uid
 
 #: SOP classes that carry image geometry and pixels but label other images rather than being images
@@ -144,14 +145,24 @@ class FileWalk:
         return ", ".join(f"{n} {kind}" for kind, n in counts.items())
 
 
-def files_under(paths: Iterable[str | os.PathLike]) -> list[Path]:
+def files_under(paths: Iterable[str | os.PathLike], progress: Progress | None = None) -> list[Path]:
     """The files named and the files in named folders (recursively, sorted), each file once.
 
     A path that does not exist is listed as given (callers that need it check existence first).
+    `progress` is told the number of files found so far in each folder (fraction 0: the total is
+    not known before the end).
     """
+    report = progress or ignore_progress
     files: dict[object, Path] = {}
     for path in map(Path, paths):
-        found = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        found = [path]
+        if path.is_dir():
+            found = []
+            for candidate in path.rglob("*"):
+                if candidate.is_file():
+                    found.append(candidate)
+                    report(0.0, f"Scanning {path}: {len(found)} files")
+            found.sort()
         for file in found:
             files.setdefault(_identity(file), file)
     return list(files.values())
@@ -163,6 +174,7 @@ def walk(
     *,
     decode_tags: Collection[int] | None = None,
     exclude: str | os.PathLike | None = None,
+    progress: Progress | None = None,
 ) -> FileWalk:
     """Find the DICOM instances in files and folders, by the rules of this module.
 
@@ -178,6 +190,8 @@ def walk(
         ``None`` decodes every element before the pixel data.
     exclude:
         A file not to take even if a folder holds it (the REG being validated among its images).
+    progress:
+        Told the files found while the folders are listed (fraction 0), then the part of them read.
 
     Raises
     ------
@@ -193,8 +207,12 @@ def walk(
     named = {_identity(path) for path in path_list if not path.is_dir()}
     excluded = _identity(Path(exclude)) if exclude is not None else None
     found = FileWalk()
-    for file in files_under(path_list):
+    files = files_under(path_list, progress)
+    report = progress or ignore_progress
+    reading = f"Reading {', '.join(map(str, path_list))}: {len(files)} files"
+    for number, file in enumerate(files, start=1):
         identity = _identity(file)
+        report(number / len(files), reading)
         if identity == excluded:
             continue
         outcome = _read(file, decode_tags)

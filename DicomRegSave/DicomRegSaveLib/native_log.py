@@ -16,6 +16,8 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from DicomRegSaveLib.interrupts import held
+
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 # vtkLogger's prefix: "2026-11-30 17:09:12.850 (   6.169s) [    7F26B7AACB80]vtkMRMLTransformStorage:158    ERR| "
 _LOG_PREFIX = re.compile(r"^\S+ \S+ \(\s*[\d.]+s\) \[[^\]]*\][^|]*\|\s*")
@@ -60,13 +62,14 @@ def captured_native_output() -> Iterator[CapturedText]:
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
         try:
+            os.dup2(sink.fileno(), 2)
             yield captured
         finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
+            with held():  # a Ctrl-C here would leave stderr in the file, and its message unseen
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+                os.close(saved)
             sink.seek(0)
             captured.text = strip_escapes(sink.read().decode("utf-8", errors="replace"))
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from DicomRegSaveLib.errors import OutputError, OutputExistsError
+from DicomRegSaveLib.interrupts import held
 
 #: Multi-part extensions that a temporary file must keep, because writers choose the format by it.
 _COMPOUND_SUFFIXES = (".nii.gz", ".tar.gz")
@@ -29,6 +30,21 @@ _OWNED = re.compile(r"^\..+\.dicomregsave-(?P<host>[^/]+)-(?P<pid>\d+)-[0-9a-f]{
 
 #: Files are created readable by everyone the umask allows (0644 under the usual 022).
 _FILE_MODE = 0o666
+
+#: The files and folders this process has put in place, in order (see :func:`completed_outputs`).
+_COMPLETED: list[Path] = []
+
+
+def completed_outputs() -> tuple[Path, ...]:
+    """Every file and folder this process has put in place, in order: what a command interrupted
+    after them leaves (complete), and nothing else."""
+    return tuple(_COMPLETED)
+
+
+def record_completed(path: Path) -> None:
+    """Note that `path` is in place and complete; call it in the same :func:`interrupts.held`
+    block as the step that put it there, so that an interrupt never comes between the two."""
+    _COMPLETED.append(path)
 
 
 def _suffix(path: Path) -> str:
@@ -196,11 +212,14 @@ def atomic_output(
         yield temporary
         if not temporary.exists() or temporary.stat().st_size == 0:
             raise OutputError(f"Writing {path} produced no data; nothing was written.")
-        _move_into_place(temporary, path, force)
+        with held():
+            _move_into_place(temporary, path, force)
+            record_completed(path)
     except OSError as error:
         raise OutputError(f"Writing {path} failed: {_reason(error)}. Nothing was written.") from error
     finally:
-        temporary.unlink(missing_ok=True)
+        with held():
+            temporary.unlink(missing_ok=True)
 
 
 def _reason(error: OSError) -> str:
@@ -274,6 +293,8 @@ def atomic_stream(
                 raise OutputError(f"Writing {path} produced no data; nothing was written.")
             os.fsync(stream.fileno())
             remove_stale_temporaries(path.parent)
-            _link_unnamed(stream.fileno(), path, force)
+            with held():
+                _link_unnamed(stream.fileno(), path, force)
+                record_completed(path)
     except OSError as error:
         raise OutputError(f"Writing {path} failed: {_reason(error)}. Nothing was written.") from error

@@ -131,3 +131,15 @@ def test_the_registration_among_its_images_is_not_an_image(case, tmp_path):
         "[dicomregsave] 1 object(s) among the images are not images and were not checked against the "
         "registration (1 REG)."
     ]
+
+
+def test_the_walk_reports_the_files_found_then_the_part_read(case, tmp_path):
+    folder = tmp_path / "images"
+    shutil.copytree(case.fixed_dir, folder)
+    (folder / "notes.txt").write_text("not DICOM")
+    reports = []
+    walked = walk(folder, "image path", progress=lambda fraction, message: reports.append((fraction, message)))
+    count = len(case.fixed_paths) + 1
+    assert len(walked.instances) == len(case.fixed_paths)
+    assert reports[:count] == [(0.0, f"Scanning {folder}: {n} files") for n in range(1, count + 1)]
+    assert reports[count:] == [(n / count, f"Reading {folder}: {count} files") for n in range(1, count + 1)]

@@ -1,7 +1,7 @@
 """The ``dicomregsave`` command (``python -m DicomRegSaveLib.cli``).
 
 :mod:`.main` (entry point and the list of commands), :mod:`.parser` (the parser and shared
-arguments), :mod:`.policy` (exit statuses, errors, notes), one module per command or group
+arguments), :mod:`.policy` (exit statuses, errors, notes, Ctrl-C), :mod:`.terminal` (the progress line), one module per command or group
 (:mod:`.export_send`, :mod:`.reading`, :mod:`.batch_command`, :mod:`.qa_commands`, :mod:`.demo`,
 :mod:`.conformance`), and
 what they use: :mod:`.batch` (parallel rows), :mod:`.reports` (JSON), :mod:`.network` (sending),
@@ -22,4 +22,5 @@ __all__ = [
     "qa_commands",
     "reading",
     "reports",
+    "terminal",
 ]

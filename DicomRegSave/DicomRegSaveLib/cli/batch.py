@@ -28,12 +28,12 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
 
+from DicomRegSaveLib import interrupts
 from DicomRegSaveLib.cli.batch_state import BatchState, Fingerprint, changes, row_fingerprint
 from DicomRegSaveLib.errors import DicomRegSaveError, ManifestError
 from DicomRegSaveLib.export.option_table import (
@@ -260,7 +260,7 @@ def run_batch(
         outcome = worker.outcome(interrupted)
         # also a REG put in place just before an interrupt or a failed --send: the row's file, complete
         if _file_identity(worker.row.output) not in (None, worker.output_before):
-            with _ctrl_c_deferred():
+            with interrupts.held():
                 outcome = _recorded(outcome, state, worker.fingerprint)
         finish(outcome)
 
@@ -276,7 +276,8 @@ def run_batch(
                         finish(existing)
                         continue
                     reason = existing
-                with _ctrl_c_deferred():
+                # a worker that has started is registered (and so gets the interrupt) before the batch reacts
+                with interrupts.held():
                     running.append(_Worker(row, command, fingerprint, reason))
             for worker in [w for w in running if w.process.poll() is not None]:
                 running.remove(worker)
@@ -348,29 +349,6 @@ def _file_identity(path: Path) -> tuple[int, ...] | None:
     return status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns
 
 
-@contextmanager
-def _ctrl_c_deferred() -> Iterator[None]:
-    """Hold a Ctrl-C back until the block has ended, so that a worker that has started is registered
-    (and so gets the interrupt) before the batch reacts to it.
-
-    Signals reach the main thread only; elsewhere, and where SIGINT has a handler that Python did
-    not install, nothing is changed.
-    """
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.getsignal(signal.SIGINT) if main_thread else None
-    if previous is None:
-        yield
-        return
-    caught: list[int] = []
-    signal.signal(signal.SIGINT, lambda number, frame: caught.append(number))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if caught:
-            signal.raise_signal(signal.SIGINT)
-
-
 class _Worker:
     """One row's command, its stdout and stderr in temporary files, in a session of its own so that
     only the batch forwards Ctrl-C to it (exactly once, while it is running)."""
@@ -401,9 +379,12 @@ class _Worker:
         except json.JSONDecodeError:
             report = None
         code = self.process.returncode
+        status = "written" if self.reason is None else "redone"
         if code == 0 and report is not None and report.get("ok"):
-            status = "written" if self.reason is None else "redone"
             return RowOutcome(self.row.number, self.row.output, status, None, report, seconds, self.reason)
+        if interrupted and _file_identity(self.row.output) not in (None, self.output_before):
+            # outputs are whole or absent: the interrupt reached the export after its file was in place
+            return RowOutcome(self.row.number, self.row.output, status, None, None, seconds, self.reason)
         if report is not None and report.get("errors"):
             error = " ".join(e["message"] for e in report["errors"])
         elif code < 0:
@@ -496,8 +477,10 @@ def _run_forked(
         os.setsid()
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # discards a SIGINT pending since the fork
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        code = run(arguments)
+        # a Ctrl-C forwarded from now on is held until the command is ready for it
+        with interrupts.installed(ends_process=True):
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            code = run(arguments)
     except SystemExit as leaving:
         code = _exit_status(leaving.code)
     except BaseException:

@@ -14,7 +14,15 @@ from pathlib import Path
 from DicomRegSaveLib.cli import export_send
 from DicomRegSaveLib.cli.batch import RowCommand, RowOutcome, read_manifest, run_batch
 from DicomRegSaveLib.cli.batch_state import STATE_FILE_NAME
-from DicomRegSaveLib.cli.parser import EXIT_ERROR, EXIT_OK, add_json_argument, build_parser, positive_int, text_stream
+from DicomRegSaveLib.cli.parser import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    add_json_argument,
+    build_parser,
+    positive_int,
+    text_stream,
+)
 from DicomRegSaveLib.cli.policy import run_command
 from DicomRegSaveLib.output import create_folder
 
@@ -94,9 +102,12 @@ def command_batch(args: argparse.Namespace) -> int:
     if args.json:
         write_report(batch_report(args.manifest, args.output, result), args.json)
     if result.interrupted:
+        done = [str(o.row) for o in result.outcomes if o.status in ("written", "skipped")]
         print(
-            "dicomregsave batch: interrupted; finished files are complete, no partial file was left. "
-            "Run the same command again to do the remaining rows.",
+            "dicomregsave batch: interrupted; "
+            + (f"row(s) {', '.join(done)} done, their files complete; " if done else "no row was done; ")
+            + "no partial file was left. Run the same command again to do the remaining rows.",
             file=sys.stderr,
         )
+        return EXIT_INTERRUPTED
     return EXIT_OK if result.ok else EXIT_ERROR

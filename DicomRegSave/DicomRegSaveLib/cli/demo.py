@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import shutil
 import time
 from pathlib import Path
 
 from DicomRegSaveLib.cli.export_send import describe_export, print_warnings
 from DicomRegSaveLib.cli.parser import EXIT_ERROR, EXIT_OK
 from DicomRegSaveLib.errors import OutputError
+from DicomRegSaveLib.interrupts import held
 
 __all__ = ["command_demo", "register"]
 
@@ -51,20 +53,26 @@ def command_demo(args: argparse.Namespace) -> int:
     from DicomRegSaveLib.validation.validate import validate_file
 
     started = time.perf_counter()
+    new = args.output is None or not args.output.exists()
     folder = _demo_folder(args.output)
-    case = make_demo_case(folder / "input")
-    print(f"Phantom fixed series: {case.fixed_dir}")
-    print(f"Phantom moving series (another study and frame of reference): {case.moving_dir}")
-    print(f"Known deformation as an ITK displacement field: {case.field_path}")
-    outcome = run_export_request(
-        ExportRequest(
-            case.field_path,
-            [case.fixed_dir],
-            [case.moving_dir],
-            folder,
-            ExportOptions(content_description="DicomRegSave demo: phantom deformation"),
+    try:
+        case = make_demo_case(folder / "input")
+        print(f"Phantom fixed series: {case.fixed_dir}")
+        print(f"Phantom moving series (another study and frame of reference): {case.moving_dir}")
+        print(f"Known deformation as an ITK displacement field: {case.field_path}")
+        outcome = run_export_request(
+            ExportRequest(
+                case.field_path,
+                [case.fixed_dir],
+                [case.moving_dir],
+                folder,
+                ExportOptions(content_description="DicomRegSave demo: phantom deformation"),
+            )
         )
-    )
+    except KeyboardInterrupt:
+        with held():  # a demo interrupted before its REG was complete leaves nothing
+            shutil.rmtree(folder if new else folder / "input", ignore_errors=True)
+        raise
     result, fixed, moving = outcome.result, outcome.fixed, outcome.moving
     print(describe_export(outcome))
     print_warnings(args.command, result.report.warnings)

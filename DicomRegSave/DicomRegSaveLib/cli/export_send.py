@@ -20,11 +20,11 @@ from DicomRegSaveLib.cli.parser import (
     peer,
     text_stream,
 )
+from DicomRegSaveLib.cli.terminal import TerminalProgress
 from DicomRegSaveLib.export.option_table import EXPORT_OPTIONS
-from DicomRegSaveLib.progress import TerminalProgress
 
 if TYPE_CHECKING:
-    from DicomRegSaveLib.cli.network import Peer, SendReport
+    from DicomRegSaveLib.cli.network import FileOutcome, Peer, SendReport
     from DicomRegSaveLib.export.options import ExportOptions
     from DicomRegSaveLib.export.request import ExportOutcome, ExportRequest
 
@@ -143,13 +143,16 @@ def _send(paths: Sequence[Path], to: Peer, args: argparse.Namespace, stream: Tex
     from DicomRegSaveLib.cli.network import send_files
 
     print(f"Sending to {to} as {args.calling_aet}", file=stream)
-    report = send_files(
-        paths,
-        to,
-        calling_ae_title=args.calling_aet,
-        timeout_s=args.timeout,
-        on_file=lambda outcome: print(f"  {outcome.path}: {outcome.message}", file=stream, flush=True),
-    )
+
+    with TerminalProgress() as progress:
+
+        def line(outcome: FileOutcome) -> None:
+            progress.close()  # the files' lines follow the search, on the same terminal
+            print(f"  {outcome.path}: {outcome.message}", file=stream, flush=True)
+
+        report = send_files(
+            paths, to, calling_ae_title=args.calling_aet, timeout_s=args.timeout, on_file=line, progress=progress
+        )
     stored = sum(outcome.status is not None and outcome.ok for outcome in report.files)
     wanted = sum(not outcome.skipped for outcome in report.files)
     print(f"{stored} of {wanted} file(s) stored by {to}" + (f"; {report.error}" if report.error else ""), file=stream)

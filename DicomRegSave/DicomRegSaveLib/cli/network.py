@@ -12,6 +12,7 @@ import errno
 import logging
 import re
 import socket
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from DicomRegSaveLib import IMPLEMENTATION_VERSION_NAME
 from DicomRegSaveLib.errors import SendError
 from DicomRegSaveLib.file_walker import walk
+from DicomRegSaveLib.progress import Progress
 
 if TYPE_CHECKING:
     from pynetdicom import AE
@@ -144,6 +146,7 @@ def send_files(
     calling_ae_title: str = DEFAULT_CALLING_AE_TITLE,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     on_file: Callable[[FileOutcome], None] | None = None,
+    progress: Progress | None = None,
 ) -> SendReport:
     """C-ECHO `peer`, then C-STORE every DICOM instance of `paths`, images or not (REG, RTSTRUCT, ...).
 
@@ -160,6 +163,8 @@ def send_files(
         Seconds for the TCP connection, association negotiation and each response.
     on_file:
         Called with each file's outcome as soon as it is known (for one line per file).
+    progress:
+        Follows the search of the folders and the reading of the headers (:func:`file_walker.walk`).
 
     Raises
     ------
@@ -182,7 +187,7 @@ def send_files(
         if on_file is not None:
             on_file(outcome)
 
-    walked = walk(paths, "path to send", decode_tags=_SEND_TAGS)
+    walked = walk(paths, "path to send", decode_tags=_SEND_TAGS, progress=progress)
     for passed in walked.skipped:
         record(FileOutcome(passed.path, None, None, None, f"skipped: {passed.reason}", skipped=True))
     for passed in walked.problems:
@@ -223,21 +228,25 @@ def _exchange(
     timeout_s: float,
 ) -> None:
     """Associate with `peer`, C-ECHO, then C-STORE each candidate; every outcome goes to `record`."""
+    from pynetdicom.dul import DULServiceProvider
 
     def none_sent(error: str, why: str) -> None:
         report.error = error
         for candidate in candidates:
             record(_not_sent(candidate, f"not sent: {why}"))
 
+    association = None
     try:
-        association = ae.associate(peer.host, peer.port, ae_title=peer.ae_title)
-    except socket.gaierror as error:
-        none_sent(f"Cannot connect to {peer}: the host {peer.host} was not found ({error.strerror}).", "no association")
-        return
-    if not association.is_established:
-        none_sent(_association_failure(association, peer, records, timeout_s), "no association")
-        return
-    try:
+        try:
+            association = ae.associate(peer.host, peer.port, ae_title=peer.ae_title)
+        except socket.gaierror as error:
+            none_sent(
+                f"Cannot connect to {peer}: the host {peer.host} was not found ({error.strerror}).", "no association"
+            )
+            return
+        if not association.is_established:
+            none_sent(_association_failure(association, peer, records, timeout_s), "no association")
+            return
         report.echo = _echo(association)
         if report.echo != "Success":
             none_sent(f"{peer} answered C-ECHO with {report.echo}; nothing was sent.", "C-ECHO failed")
@@ -259,8 +268,15 @@ def _exchange(
                 for rest in candidates[candidates.index(candidate) + 1 :]:
                     record(_not_sent(rest, "not sent: the association was lost"))
                 break
+    except KeyboardInterrupt:
+        # Ctrl-C: abort at once (a release would wait for the peer), also an association still being
+        # negotiated, whose network thread would otherwise keep the process alive until the time-out
+        for thread in threading.enumerate():
+            if isinstance(thread, DULServiceProvider) and thread.assoc.ae is ae:
+                thread.assoc.abort()
+        raise
     finally:
-        if association.is_established:
+        if association is not None and association.is_established:
             association.release()
 
 

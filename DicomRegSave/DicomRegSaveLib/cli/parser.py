@@ -23,6 +23,7 @@ from DicomRegSaveLib.export.option_table import BY_NAME, ExportOption
 __all__ = [
     "EXIT_CLOSED_PIPE",
     "EXIT_ERROR",
+    "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_USAGE",
     "add_json_argument",
@@ -42,6 +43,8 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 #: Exit status when the reader of the output has gone (``dicomregsave inspect REG | head``): what a
 #: shell reports for a writer ended by SIGPIPE.
 EXIT_CLOSED_PIPE = 128 + 13
+#: Exit status after Ctrl-C (nothing partial left): what a shell reports for a command ended by SIGINT.
+EXIT_INTERRUPTED = 128 + 2
 
 
 def build_parser(commands: Iterable[ModuleType]) -> argparse.ArgumentParser:

@@ -2,7 +2,8 @@
 
 Exit status: 0 success, 1 an error explained in one paragraph on stderr (also what the system
 refuses: a read-only folder, a full disk, a missing permission), 2 wrong usage (a malformed option
-value is named with its option), 141 when the reader of the output has gone (``| head``), quietly.
+value is named with its option), 130 interrupted (Ctrl-C; nothing partial is left, see
+:mod:`interrupts`), 141 when the reader of the output has gone (``| head``), quietly.
 With ``--json PATH`` a failed command still writes a report, so that scripts always get one.
 What the libraries warned about is shown as notes after a success; after an error the message says it.
 """
@@ -18,8 +19,10 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from DicomRegSaveLib.cli.parser import EXIT_CLOSED_PIPE, EXIT_ERROR
+from DicomRegSaveLib import interrupts
+from DicomRegSaveLib.cli.parser import EXIT_CLOSED_PIPE, EXIT_ERROR, EXIT_INTERRUPTED
 from DicomRegSaveLib.errors import DicomRegSaveError, OutputExistsError
+from DicomRegSaveLib.output import completed_outputs
 
 __all__ = ["run_command"]
 
@@ -27,10 +30,23 @@ __all__ = ["run_command"]
 def run_command(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> int:
     """Parse `argv` with `parser` and run the chosen command (``args.run``) under the error policy;
     return the exit status."""
-    args = parser.parse_args(argv)
+    with interrupts.installed():
+        args = parser.parse_args(argv)
+        written_before = len(completed_outputs())
+        try:
+            return _run(parser, args)
+        except KeyboardInterrupt:  # also one that came while an error was being reported
+            left = _left_after_interrupt(completed_outputs()[written_before:], getattr(args, "json", None))
+            print(f"dicomregsave {args.command}: interrupted; {left}", file=sys.stderr)
+            _failure_report(args, f"Interrupted; {left}")
+            return EXIT_INTERRUPTED
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     notes = _Notes()
     logging.getLogger().addHandler(notes)
     try:
+        interrupts.allow()
         _check_report_path(args)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -56,10 +72,6 @@ def run_command(parser: argparse.ArgumentParser, argv: Sequence[str] | None = No
         print(_paragraph(f"dicomregsave {args.command}: error: {message}"), file=sys.stderr)
         _failure_report(args, message)
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        print(f"dicomregsave {args.command}: interrupted; no output was left behind.", file=sys.stderr)
-        _failure_report(args, "Interrupted; no output was left behind.")
-        return EXIT_ERROR
     except Exception as error:  # the last resort: a message, not only a traceback
         message = (
             f"unexpected error {type(error).__name__}: {error}. "
@@ -70,6 +82,17 @@ def run_command(parser: argparse.ArgumentParser, argv: Sequence[str] | None = No
         return EXIT_ERROR
     finally:
         logging.getLogger().removeHandler(notes)
+
+
+def _left_after_interrupt(completed: Sequence[Path], report: str | None) -> str:
+    """What an interrupted command has left: nothing partial, the outputs it had completed before,
+    and the JSON report of the interruption (``--json PATH``)."""
+    left = (
+        f"{', '.join(map(str, completed))} complete, nothing else was written" if completed else "nothing was written"
+    )
+    if report is not None and report != "-":
+        left += f" but the JSON report {report}"
+    return f"{left}."
 
 
 #: What to do when the system refuses, by errno.

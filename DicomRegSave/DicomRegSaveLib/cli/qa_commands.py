@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 
 from DicomRegSaveLib.cli.parser import add_json_argument, text_stream
-from DicomRegSaveLib.progress import TerminalProgress
+from DicomRegSaveLib.cli.terminal import TerminalProgress
 from DicomRegSaveLib.qa import INTERPOLATIONS
 
 EXIT_OK, EXIT_ERROR = 0, 1
@@ -31,11 +31,11 @@ def command_qa(args: argparse.Namespace) -> int:
         check_report_folder(args.report)
     dataset = read_dataset(args.reg)
     registration = read_registration(dataset)
-    fixed_series = read_image_series(args.fixed, "fixed")
-    moving_series = read_image_series(args.moving, "moving")
-    landmarks = tuple(read_landmarks(path) for path in args.landmarks) if args.landmarks else None
-    fixed, moving = read_series_volume(fixed_series), read_series_volume(moving_series)
     with TerminalProgress() as progress:
+        fixed_series = read_image_series(args.fixed, "fixed", progress=progress)
+        moving_series = read_image_series(args.moving, "moving", progress=progress)
+        landmarks = tuple(read_landmarks(path) for path in args.landmarks) if args.landmarks else None
+        fixed, moving = read_series_volume(fixed_series), read_series_volume(moving_series)
         result = evaluate_registration(
             registration,
             fixed,
@@ -71,14 +71,14 @@ def command_resample(args: argparse.Namespace) -> int:
     from DicomRegSaveLib.reg.reader import read_registration
 
     registration = read_registration(args.reg)
-    fixed_series = read_image_series(args.fixed, "fixed")
-    moving_series = read_image_series(args.moving, "moving")
-    source_frame = args.source_frame
-    if source_frame is None and len(items_to_check(registration, None)) > 1:
-        source_frame = moving_series.frame_of_reference_uid
-    item = registration.choose_item(source_frame)
-    moving = read_series_volume(moving_series)
     with TerminalProgress() as progress:
+        fixed_series = read_image_series(args.fixed, "fixed", progress=progress)
+        moving_series = read_image_series(args.moving, "moving", progress=progress)
+        source_frame = args.source_frame
+        if source_frame is None and len(items_to_check(registration, None)) > 1:
+            source_frame = moving_series.frame_of_reference_uid
+        item = registration.choose_item(source_frame)
+        moving = read_series_volume(moving_series)
         warped = resample(
             item, fixed_series.ijk_to_lps, fixed_series.dimensions, moving, args.interpolation, progress=progress
         )

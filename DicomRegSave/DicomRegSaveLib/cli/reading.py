@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from DicomRegSaveLib.cli.parser import EXIT_ERROR, EXIT_OK, add_json_argument, regular_expression, text_stream
-from DicomRegSaveLib.progress import TerminalProgress
+from DicomRegSaveLib.cli.terminal import TerminalProgress
 from DicomRegSaveLib.transform_file_types import FIELD_WRITE_TYPES, TRANSFORM_WRITE_TYPES, listed
 
 __all__ = ["command_inspect", "command_to_transform", "command_validate", "register"]
@@ -97,7 +97,8 @@ def command_validate(args: argparse.Namespace) -> int:
     from DicomRegSaveLib.validation.validate import validate_file
 
     stream = text_stream(args)
-    report = validate_file(args.reg, args.images or ())
+    with TerminalProgress() as progress:
+        report = validate_file(args.reg, args.images or (), progress)
     print(report.text() or "No findings.", file=stream)
     print(f"{args.reg}: {len(report.errors)} error(s), {len(report.warnings)} warning(s)", file=stream)
     if args.json:

@@ -69,7 +69,9 @@ class ExportOutcome:
 def run_export_request(request: ExportRequest, progress: Progress | None = None) -> ExportOutcome:
     """Check the output path, read the inputs and export (nothing is written on any error).
 
-    `progress` follows the writing (see :func:`export.export_registration`).
+    `progress` follows each long step in turn, each from 0 to 1: the search and reading of the
+    fixed and of the moving series (:func:`file_walker.walk`), then the writing (see
+    :func:`export.export_registration`).
 
     Raises
     ------
@@ -83,8 +85,12 @@ def run_export_request(request: ExportRequest, progress: Progress | None = None)
     # the output is decided before the inputs are read, so that a bad one is reported at once
     plan = plan_output(request.output, request.options, request.force, transform_files)
     check_field_fits(request.transform, request.grid_spacing_mm)
-    fixed = read_image_series(request.fixed_paths, "fixed", series_instance_uid=request.fixed_series_uid)
-    moving = read_image_series(request.moving_paths, "moving", series_instance_uid=request.moving_series_uid)
+    fixed = read_image_series(
+        request.fixed_paths, "fixed", series_instance_uid=request.fixed_series_uid, progress=progress
+    )
+    moving = read_image_series(
+        request.moving_paths, "moving", series_instance_uid=request.moving_series_uid, progress=progress
+    )
     deformation = deformation_from_file(
         request.transform,
         fixed.ijk_to_lps,

@@ -37,6 +37,7 @@ from DicomRegSaveLib.dicom_file import decode_whole, series_number
 from DicomRegSaveLib.errors import DicomInputError
 from DicomRegSaveLib.file_walker import Instance, functional_group_item, is_image, walk
 from DicomRegSaveLib.model import ImageReference
+from DicomRegSaveLib.progress import Progress
 from DicomRegSaveLib.values import problem_uid
 
 #: The attributes read from every instance of a series (identity, geometry, what messages show);
@@ -208,6 +209,7 @@ def read_image_series(
     *,
     frame_numbers: FrameSelection = None,
     series_instance_uid: str | None = None,
+    progress: Progress | None = None,
 ) -> ImageSeries:
     """Read the one image series found in DICOM files and folders.
 
@@ -223,6 +225,8 @@ def read_image_series(
         Optional frame subset of multi-frame instances (see :meth:`ImageSeries.subset`).
     series_instance_uid:
         Pick this image series when the paths hold several.
+    progress:
+        Follows the search of the folders and the reading of the headers (:func:`file_walker.walk`).
 
     Raises
     ------
@@ -231,7 +235,7 @@ def read_image_series(
         no image series, more than one image series (and none chosen), the chosen series is not
         there, or the series geometry is inconsistent.
     """
-    walked = walk(paths, f"{role} image path", decode_tags=INSTANCE_TAGS)
+    walked = walk(paths, f"{role} image path", decode_tags=INSTANCE_TAGS, progress=progress)
     where = ", ".join(map(str, [paths] if isinstance(paths, (str, os.PathLike)) else paths))
     if walked.problems:
         shown = "\n  - ".join(map(str, walked.problems[:5])) + (

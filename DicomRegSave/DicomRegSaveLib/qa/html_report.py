@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from DicomRegSaveLib.errors import OutputError
+from DicomRegSaveLib.interrupts import held
+from DicomRegSaveLib.output import record_completed
 from DicomRegSaveLib.qa.pictures import Picture
 
 _STYLE = """
@@ -225,11 +227,14 @@ def write_report_folder(
         umask = os.umask(0)
         os.umask(umask)
         staging.chmod(0o777 & ~umask)
-        if folder.exists():
-            folder.rmdir()
-        staging.rename(folder)
+        with held():
+            if folder.exists():
+                folder.rmdir()
+            staging.rename(folder)
+            record_completed(folder)
     except OSError as error:
         raise OutputError(f"Writing the report folder {folder} failed: {error}. Nothing was written.") from error
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        with held():
+            shutil.rmtree(staging, ignore_errors=True)
     return folder

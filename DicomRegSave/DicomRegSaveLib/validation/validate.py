@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from DicomRegSaveLib.errors import DicomInputError, DicomRegSaveError, require_type
 from DicomRegSaveLib.file_walker import walk
+from DicomRegSaveLib.progress import Progress
 from DicomRegSaveLib.reg.reader import read_dataset
 from DicomRegSaveLib.validation.cross_file import check_against_images, referenced_roles
 from DicomRegSaveLib.validation.dicom3tools import run_dcentvfy, run_dciodvfy
@@ -23,7 +24,9 @@ from DicomRegSaveLib.validation.report import ConformanceReport
 _DANGLING_REFERENCE = re.compile(r"Missing SOPInstanceUID that was referenced - (\S+)")
 
 
-def validate_file(path: str | os.PathLike, image_paths: Sequence[str | os.PathLike] = ()) -> ConformanceReport:
+def validate_file(
+    path: str | os.PathLike, image_paths: Sequence[str | os.PathLike] = (), progress: Progress | None = None
+) -> ConformanceReport:
     """All checks of one REG file: :func:`iod_rules.check_dataset`, dciodvfy and, with images,
     :func:`cross_file.check_against_images` and dcentvfy.
 
@@ -32,6 +35,7 @@ def validate_file(path: str | os.PathLike, image_paths: Sequence[str | os.PathLi
     REGs) get one warning counting them; files that are not DICOM in the folders are passed over;
     a file reached twice counts once. Referenced instances that were not supplied get one warning
     with their count, not one finding each (dcentvfy's own lines for them are folded into it).
+    `progress` follows the search and reading of the images (:func:`file_walker.walk`).
     """
     require_type("path", path, str, os.PathLike)
     report = ConformanceReport()
@@ -45,7 +49,7 @@ def validate_file(path: str | os.PathLike, image_paths: Sequence[str | os.PathLi
     if not image_paths:
         return report
     try:
-        walked = walk(image_paths, "image path", exclude=path)
+        walked = walk(image_paths, "image path", exclude=path, progress=progress)
     except DicomInputError as exc:
         report.error(str(exc))
         return report
