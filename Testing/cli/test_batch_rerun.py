@@ -103,6 +103,30 @@ def test_editing_one_row_redoes_that_row_only(case, tmp_path, column, value):
     assert snapshot(out) == after
 
 
+def test_a_row_added_to_the_manifest_is_written_and_the_others_stay_up_to_date(case, tmp_path):
+    """Each row's Series Number slot (row K of N) changes with the number of rows; it is the batch's own
+    argument, not the row's, so it is not recorded and a new row redoes no other."""
+    manifest, rows, out = first_run(case, tmp_path)
+    before = snapshot(out)
+    write_manifest(manifest, [*rows, dict(rows[0], output="p4.dcm", series_description="Four")])
+
+    again = run("batch", manifest, "--output", out)
+
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert row_lines(again) == [
+        f"row 1: skipped: {out / 'p1.dcm'} is up to date",
+        f"row 2: skipped: {out / 'p2.dcm'} is up to date",
+        f"row 3: skipped: {out / 'p3.dcm'} is up to date",
+        f"row 4: wrote {out / 'p4.dcm'}",
+        "1 written, 0 redone, 3 skipped, 0 failed, 0 interrupted (4 row(s))",
+    ]
+    assert snapshot(out) == before
+    recorded = json.loads((out / STATE_FILE_NAME).read_text())["outputs"]
+    assert {name: entry["inputs"]["moving"]["paths"] for name, entry in recorded.items()} == {
+        name: [str(case.moving_dir.resolve())] for name in (*NAMES, "p4.dcm")
+    }
+
+
 def test_a_touched_or_replaced_transform_or_a_changed_series_folder_redoes_its_row(case, tmp_path):
     manifest, _, out = first_run(case, tmp_path)
     field = tmp_path / "field-3.mha"

@@ -7,6 +7,7 @@ Python's own start-up): in the first second the command is still importing numpy
 highdicom, VTK and Slicer's classes.
 """
 
+import json
 import os
 import signal
 import socket
@@ -21,6 +22,7 @@ import pytest
 
 from commands import COMMAND, export_demo
 from DicomRegSaveLib import interrupts
+from DicomRegSaveLib.cli.batch_state import STATE_FILE_NAME
 from DicomRegSaveLib.inputs.sampledata import make_demo_case
 from DicomRegSaveLib.validation.validate import validate_file
 
@@ -88,15 +90,15 @@ def interrupted_at_moments(
     return runs
 
 
-def assert_ended_cleanly(runs: list[Run], complete: Callable[[Path], bool]) -> None:
+def assert_ended_cleanly(runs: list[Run], complete: Callable[[Path], bool], records: tuple[str, ...] = ()) -> None:
     """Every run ended with 130 (or 0 when it had finished before the signal came) and no traceback;
-    an interrupted run left only outputs it names as complete, a finished one a complete output;
-    most runs were really interrupted."""
+    an interrupted run left only outputs it names as complete (besides the command's own `records`),
+    a finished one a complete output; most runs were really interrupted."""
     for run in runs:
         where = f"SIGINT at {run.moment_s} s: exit {run.returncode}\n{run.stderr}"
         assert run.returncode in (0, 130), where
         assert "Traceback" not in run.stderr and "bug" not in run.stderr, where
-        left = sorted(run.folder.iterdir())
+        left = sorted(path for path in run.folder.iterdir() if path.name not in records)
         assert all(complete(path) for path in left), where
         if run.returncode == 130:
             assert "interrupted; " in run.stderr, where
@@ -151,8 +153,13 @@ def test_ctrl_c_at_any_moment_of_batch(case, tmp_path):
     runs = interrupted_at_moments(
         tmp_path / "runs", lambda folder: ["batch", manifest, "--output", folder, "--jobs", "2"]
     )
-    assert_ended_cleanly(runs, lambda path: path.name.startswith("row-") and validate_file(path).ok)
+    assert_ended_cleanly(
+        runs, lambda path: path.name.startswith("row-") and validate_file(path).ok, records=(STATE_FILE_NAME,)
+    )
     for run in runs:
+        written = sorted(path.name for path in run.folder.glob("row-*.dcm"))
+        state = run.folder / STATE_FILE_NAME
+        assert sorted(json.loads(state.read_text())["outputs"]) == written if written else not state.exists()
         rows = [line for line in run.stdout.splitlines() if line.startswith("row ")]
         assert all(": wrote " in line or ": interrupted: " in line for line in rows), run.stdout
         assert "Traceback" not in run.stdout and "bug" not in run.stdout, run.stdout

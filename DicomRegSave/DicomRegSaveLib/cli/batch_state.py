@@ -25,7 +25,7 @@ from typing import Any
 
 from DicomRegSaveLib import __version__
 from DicomRegSaveLib.errors import DicomRegSaveError, OutputError
-from DicomRegSaveLib.export.option_table import MANIFEST_COLUMNS, REQUIRED_COLUMNS
+from DicomRegSaveLib.export.option_table import EXPORT_OPTIONS, MANIFEST_COLUMNS, REQUIRED_COLUMNS
 from DicomRegSaveLib.output import atomic_output
 
 __all__ = ["STATE_FILE_NAME", "BatchState", "Fingerprint", "changes", "row_fingerprint"]
@@ -35,8 +35,12 @@ STATE_FILE_NAME = ".dicomregsave-batch.json"
 #: What the state file's ``format`` field holds, and the layout's version.
 _FORMAT = "dicomregsave batch state"
 _VERSION = 1
-#: Export flag -> the manifest column that sets it.
-_COLUMN_OF_FLAG = {option.flag: column for column, option in MANIFEST_COLUMNS.items()}
+#: Export flag -> the manifest column that sets it; ``None`` for a flag the batch adds itself (a row's
+#: Series Number slot depends on the number of rows, not on the row).
+_COLUMN_OF_FLAG = {
+    **{option.flag: None for option in EXPORT_OPTIONS if option.flag is not None},
+    **{option.flag: column for column, option in MANIFEST_COLUMNS.items()},
+}
 
 #: ``{"inputs": {column: {...}}, "options": {column: [values]}}``, as the state file records a row.
 Fingerprint = dict[str, dict[str, Any]]
@@ -45,12 +49,13 @@ Fingerprint = dict[str, dict[str, Any]]
 def row_fingerprint(arguments: Sequence[str]) -> Fingerprint:
     """The inputs (files: paths, sizes, modification times) and options of a row's export arguments."""
     values: dict[str, list[str]] = {}
-    column = ""
+    column: str | None = ""
     for argument in arguments:
         if argument in _COLUMN_OF_FLAG:
             column = _COLUMN_OF_FLAG[argument]
-            values.setdefault(column, [])
-        else:
+            if column is not None:
+                values.setdefault(column, [])
+        elif column is not None:
             values.setdefault(column, []).append(argument)
     return {
         "inputs": {
