@@ -1,10 +1,10 @@
 """The ``dicomregsave`` command (``python -m DicomRegSaveLib.cli``).
 
 :mod:`.main` (entry point and the list of commands), :mod:`.parser` (the parser and shared
-arguments), :mod:`.policy` (exit statuses, errors, notes), one module per command or group
-(:mod:`.export_send`, :mod:`.reading`, :mod:`.batch_command`, :mod:`.qa_commands`, :mod:`.demo`,
-:mod:`.conformance`), and
-what they use: :mod:`.batch` (parallel rows), :mod:`.reports` (JSON), :mod:`.network` (sending),
+arguments), :mod:`.policy` (exit statuses, errors, notes), :mod:`.process` (what the command sets as
+a process of its own), one module per command or group (:mod:`.export_send`, :mod:`.reading`,
+:mod:`.batch_command`, :mod:`.qa_commands`, :mod:`.demo`, :mod:`.conformance`), and what they use:
+:mod:`.batch` (parallel rows), :mod:`.reports` (JSON), :mod:`.network` (sending),
 :mod:`.conformance_statement`.
 """
 
@@ -19,6 +19,7 @@ __all__ = [
     "network",
     "parser",
     "policy",
+    "process",
     "qa_commands",
     "reading",
     "reports",

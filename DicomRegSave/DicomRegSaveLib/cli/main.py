@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from contextlib import nullcontext
 
 from DicomRegSaveLib.cli import batch_command, conformance, demo, export_send, qa_commands, reading
 from DicomRegSaveLib.cli.parser import build_parser
 from DicomRegSaveLib.cli.policy import run_command
+from DicomRegSaveLib.cli.process import command_process
 
 __all__ = ["COMMANDS", "main"]
 
@@ -24,8 +26,11 @@ COMMANDS = (export_send, batch_command, reading, qa_commands, conformance, demo)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``dicomregsave ARGV`` (default: the process's arguments); return the exit status."""
-    return run_command(build_parser(COMMANDS), argv)
+    """Run ``dicomregsave ARGV``; return the exit status. Without `argv` (the console script,
+    ``python -m``) it runs the process's own arguments as the process's one command
+    (:func:`cli.process.command_process`)."""
+    with command_process() if argv is None else nullcontext():
+        return run_command(build_parser(COMMANDS), argv)
 
 
 if __name__ == "__main__":
