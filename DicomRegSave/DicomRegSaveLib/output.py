@@ -64,13 +64,22 @@ def _temporary_name(path: Path) -> Path:
     return path.parent / f".{path.name}.dicomregsave-{_host()}-{os.getpid()}-{token}.partial{_suffix(path)}"
 
 
-def _is_same_file(output: Path, source: Path) -> bool:
+def _status(path: Path) -> os.stat_result | None:
+    """The status of the file `path` names (links followed), or ``None`` if it cannot be found."""
     try:
-        if output.exists() and source.exists() and os.path.samefile(output, source):
-            return True
+        return path.stat()
     except OSError:
-        pass
-    return output.resolve() == source.resolve()
+        return None
+
+
+def _is_same_file(output: Path, output_status: os.stat_result | None, source: Path) -> bool:
+    """Whether `source` is the file `output` names: by device and inode when both exist (one status
+    call per input, which matters for series of hundreds of slices), by resolved path when neither does;
+    a path that exists and one that does not are different files."""
+    source_status = _status(source)
+    if output_status is not None and source_status is not None:
+        return os.path.samestat(output_status, source_status)
+    return output_status is None and source_status is None and output.resolve() == source.resolve()
 
 
 def check_output_path(path: str | os.PathLike, force: bool = False, inputs: Iterable[str | os.PathLike] = ()) -> Path:
@@ -96,8 +105,9 @@ def check_output_path(path: str | os.PathLike, force: bool = False, inputs: Iter
         )
     if path.is_dir():
         raise OutputError(f"Cannot write {path}: it is a folder. Give a file name.")
+    output_status = _status(path)
     for source in inputs:
-        if _is_same_file(path, Path(source)):
+        if _is_same_file(path, output_status, Path(source)):
             raise OutputError(
                 f"Cannot write {path}: it is the input file {source}, which would be destroyed "
                 "(an input is never replaced, even where replacing is allowed). Choose another output name."

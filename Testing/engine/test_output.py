@@ -12,7 +12,13 @@ import textwrap
 import pytest
 
 from DicomRegSaveLib.errors import OutputError
-from DicomRegSaveLib.output import atomic_output, atomic_stream, create_folder, remove_stale_temporaries
+from DicomRegSaveLib.output import (
+    atomic_output,
+    atomic_stream,
+    check_output_path,
+    create_folder,
+    remove_stale_temporaries,
+)
 
 
 @pytest.fixture
@@ -89,6 +95,17 @@ def test_an_input_is_never_replaced_even_with_force(tmp_path):
             with atomic_stream(target, force=True, inputs=[source]) as stream:
                 stream.write(b"overwritten")
     assert source.read_bytes() == b"precious"
+
+
+def test_inputs_are_told_apart_by_inode_when_they_exist_and_by_resolved_path_when_not(tmp_path):
+    existing = tmp_path / "input.dcm"
+    existing.write_bytes(b"precious")
+    (tmp_path / "sub").mkdir()
+    missing_output = tmp_path / "sub" / ".." / "missing.dcm"
+    with pytest.raises(OutputError, match="is the input file"):
+        check_output_path(missing_output, force=True, inputs=[existing, tmp_path / "missing.dcm"])
+    assert check_output_path(missing_output, force=True, inputs=[existing, tmp_path / "other.dcm"]) == missing_output
+    assert check_output_path(tmp_path / "new.dcm", inputs=[existing]) == tmp_path / "new.dcm"
 
 
 def test_a_file_appearing_while_writing_is_kept(tmp_path):

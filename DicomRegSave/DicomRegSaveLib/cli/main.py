@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from contextlib import nullcontext
 from types import ModuleType
 
 from DicomRegSaveLib import interrupts
+from DicomRegSaveLib.cli.process import command_process
 
 __all__ = ["commands", "main"]
 
@@ -32,10 +34,13 @@ def commands() -> tuple[ModuleType, ...]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``dicomregsave ARGV`` and return the exit status.
 
-    Without `argv` the process's own arguments are run and the command is all the process does: a
-    Ctrl-C after the command has ended no longer changes its exit status.
+    Without `argv` (the console script, ``python -m``) the process's own arguments are run and the
+    command is all the process does: a Ctrl-C after the command has ended no longer changes its exit
+    status, and the garbage collector's schedule is the command process's
+    (:func:`cli.process.command_process`) from before the libraries are imported.
     """
-    with interrupts.installed(ends_process=argv is None):
+    own_process = argv is None
+    with interrupts.installed(ends_process=own_process), command_process() if own_process else nullcontext():
         from DicomRegSaveLib.cli.parser import build_parser
         from DicomRegSaveLib.cli.policy import run_command
 
