@@ -4,7 +4,6 @@ manifest's series_number column) sets it; a batch gives each row its own slot of
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 from pathlib import Path
@@ -13,7 +12,7 @@ import pydicom
 import pytest
 from pydicom.uid import generate_uid
 
-from commands import export_demo, run
+from commands import export_demo, run, write_manifest
 
 
 def series_number(path: Path) -> int:
@@ -92,15 +91,6 @@ def test_a_slot_takes_its_own_candidates(case, tmp_path):
     )
     assert sorted(series_number(p) for p in (tmp_path / "out").glob("*.dcm")) == [1001, 1004]
     assert json.loads((tmp_path / "r.json").read_text())["series_number"] == 1004
-
-
-def write_manifest(path: Path, rows: list[dict]) -> Path:
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    with open(path, "w", newline="") as stream:
-        writer = csv.DictWriter(stream, columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
 
 
 def test_batch_rows_into_one_study_get_different_numbers_while_running_at_once(case, tmp_path):
