@@ -96,3 +96,40 @@ def test_a_refused_write_of_the_demo_inputs_is_an_error_to_act_on(tmp_path, caps
         f"dicomregsave demo: error: {errno.errorcode[number]} ({tmp_path / 'demo' / 'input' / 'fixed'})."
     )
     assert words in err and "bug" not in err
+
+
+#: Every command that writes, each told to write into sysfs, which refuses new files even to root.
+REFUSED = "/sys/dicomregsave-refused"
+WRITERS = {
+    "export": lambda case, reg: [
+        "export", "--transform", case.field_path, "--fixed", case.fixed_dir, "--moving", case.moving_dir,
+        "--output", f"{REFUSED}.dcm",
+    ],
+    "to-transform": lambda case, reg: ["to-transform", reg, f"{REFUSED}.mha"],
+    "qa": lambda case, reg: ["qa", reg, "--fixed", case.fixed_dir, "--moving", case.moving_dir, "--report", REFUSED],
+    "resample": lambda case, reg: [
+        "resample", reg, "--fixed", case.fixed_dir, "--moving", case.moving_dir, "--output", f"{REFUSED}.mha",
+    ],
+    "validate --json": lambda case, reg: ["validate", reg, "--json", f"{REFUSED}.json"],
+    "demo": lambda case, reg: ["demo", "--output", REFUSED],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("command", WRITERS)
+def test_every_command_that_writes_says_what_the_system_refused(case, reg, command):
+    result = run(*WRITERS[command](case, reg))
+    name = command.split()[0]
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.startswith(f"dicomregsave {name}: error: "), result.stderr
+    assert "/sys" in result.stderr, result.stderr  # the file, or the folder that refused it
+    assert "bug" not in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert not any(Path("/sys").glob("dicomregsave-refused*"))
+
+
+def test_a_batch_into_a_folder_the_system_refuses_says_so(case, tmp_path):
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text(f"transform,fixed,moving\n{case.field_path},{case.fixed_dir},{case.moving_dir}\n")
+    result = run("batch", manifest, "--output", REFUSED)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.startswith("dicomregsave batch: error: ") and "/sys" in result.stderr, result.stderr
+    assert "bug" not in result.stderr and "Traceback" not in result.stderr, result.stderr
