@@ -135,6 +135,11 @@ TARGETS = (
 SCALING_SIZES_MIB = (96.0, 576.0, 1536.0)
 #: Goals of issue 17 (time ratios to the peer, medians of the pairs).
 EXPORT_96_RATIO_GOAL = 1.4
+EXPORT_576_RATIO_GOAL = 0.5
+#: ... and until both outputs are on disk (an ``os.sync()`` after each run)
+EXPORT_576_ON_DISK_RATIO_GOAL = 0.4
+#: to-transform of the 576 MiB REG against the export that wrote it
+READ_RATIO_GOAL = 0.6
 RIGID_RATIO_GOAL = 2.0
 BSPLINE_RATIO_GOAL = 0.25
 #: Fixed CT of the B-spline target: 512 x 512 x 64 voxels of 0.9 x 0.9 x 2.5 mm, axial.
@@ -817,7 +822,7 @@ class Bench:
             self.check(f"{name} REG", check_reg(output, field_, self.case))
             remove(output)
 
-    def export_pairs(self, size_mib: float, ratio_goal: float) -> None:
+    def export_pairs(self, size_mib: float, ratio_goal: float, on_disk_goal: float | None = None) -> None:
         field_ = self.field(size_mib)
         self.compare_pairs(
             f"export {field_.label}",
@@ -828,6 +833,7 @@ class Bench:
             "REG vectors bit for bit = field",
             ratio_goal,
             field_.mib + MEMORY_ALLOWANCE_MIB,
+            on_disk_goal,
         )
 
     def compare_pairs(
@@ -840,9 +846,11 @@ class Bench:
         check_what: str,
         ratio_goal: float,
         rss_limit_mib: float,
+        on_disk_goal: float | None = None,
     ) -> None:
         """Alternating pairs of ``dicomregsave export`` and a peer (commands made for an output path),
-        the start-up floor commands in every pair; one table row for the pair and one per floor."""
+        the start-up floor commands in every pair; one table row for the pair and one per floor.
+        With `on_disk_goal`, the ratio until both outputs are on disk has a goal too."""
         ours_out, theirs_out = self.workdir / "export.dcm", self.workdir / "peer-out"
         ours, theirs = [], []
         floors: dict[str, list[Run]] = {name: [] for name in FLOOR_COMMANDS} if self.args.floor else {}
@@ -873,8 +881,12 @@ class Bench:
                 _cell(ours_m),
                 f"{_cell(theirs_m)} ({theirs_name})",
                 _ratios(ratios),
-                f"time <= {ratio_goal:g}x, RSS <= {rss_limit_mib:.0f} MiB",
-                statistics.median(ratios) <= ratio_goal and ours_m.peak_rss_mib <= rss_limit_mib,
+                f"time <= {ratio_goal:g}x"
+                + (f" (<= {on_disk_goal:g}x until on disk)" if on_disk_goal is not None else "")
+                + f", RSS <= {rss_limit_mib:.0f} MiB",
+                statistics.median(ratios) <= ratio_goal
+                and (on_disk_goal is None or statistics.median(sync_ratios) <= on_disk_goal)
+                and ours_m.peak_rss_mib <= rss_limit_mib,
             )
         )
         for name, runs in floors.items():
@@ -997,8 +1009,8 @@ class Bench:
                     _cell(median),
                     _cell(median_run(exports)) + " (export)",
                     _ratios(ratios),
-                    f"time <= 1x export, RSS <= {limit:.0f} MiB",
-                    statistics.median(ratios) <= 1.0 and median.peak_rss_mib <= limit,
+                    f"time <= {READ_RATIO_GOAL:g}x export, RSS <= {limit:.0f} MiB",
+                    statistics.median(ratios) <= READ_RATIO_GOAL and median.peak_rss_mib <= limit,
                 )
             )
 
@@ -1167,7 +1179,7 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> int:
         if target == "export-96":
             bench.export_pairs(96.0, EXPORT_96_RATIO_GOAL)
         elif target == "export-576":
-            bench.export_pairs(576.0, 0.5)
+            bench.export_pairs(576.0, EXPORT_576_RATIO_GOAL, EXPORT_576_ON_DISK_RATIO_GOAL)
         elif target == "rigid-tfm":
             bench.rigid_pairs()
         elif target == "bspline-h5":
