@@ -29,6 +29,8 @@ _SOURCE_PREFIX = re.compile(r"^(?:\w+(?:::\w+)*(?: ?\(0x[0-9a-f]+\))?: )+")
 _ITK_DESCRIPTION = re.compile(
     r"^Description: (?:ITK ERROR: )?(?:\w+\(0x[0-9a-f]+\): )?(.*?)(?: Tried to| You probably|$)"
 )
+# ITK's advice after a description, indented lines up to the end of its exception (a blank line)
+_ITK_ADVICE = re.compile(r"^(?:Tried to|You probably)\b")
 # the rest of an ITK exception dump: where in ITK's sources it was raised
 _ITK_DUMP = re.compile(r"^(?:itk::\w+ \(0x[0-9a-f]+\)|Location: |File: |Line: )")
 # what the engine's own message says already: that reading or writing failed, and which file
@@ -85,8 +87,14 @@ def summarize(text: str) -> str:
     writing a file failed (the engine's own message says that, naming the user's file)."""
     messages = []
     skip_warning = False
+    described = advice = False
     for raw in strip_escapes(text).splitlines():
         line = _COLLECTION_PREFIX.sub("", _LOG_PREFIX.sub("", raw).strip())
+        if described and (advice or _ITK_ADVICE.match(line)):
+            # the list of ITK's IO classes and its hints to programmers explain nothing to the user
+            described = advice = bool(line)
+            continue
+        described = described and bool(line)
         header = _SOURCE_LINE.match(line)
         if header or (skip_warning and not line):
             # a warning's message (the line after its header) is not the failure being explained
@@ -98,6 +106,7 @@ def summarize(text: str) -> str:
         description = _ITK_DESCRIPTION.match(line)
         if description:
             line = description.group(1)
+            described = True
         elif _ITK_DUMP.match(line):
             continue
         line = " ".join(_SOURCE_PREFIX.sub("", line).split()).rstrip(".")

@@ -126,3 +126,15 @@ def test_a_manifest_may_not_choose_the_slot(case, tmp_path):
     assert result.returncode == 1, result.stderr
     assert "series_number_slot, json, force are decided by the batch." in result.stderr
     assert list(tmp_path.glob("*.dcm")) == []
+
+
+def test_a_reg_beside_the_images_replaced_with_force_frees_its_number(case, tmp_path):
+    moving = shutil.copytree(case.moving_dir, tmp_path / "moving")
+    reg = moving / "reg.dcm"
+    arguments = ("export", "--transform", case.field_path, "--fixed", case.fixed_dir, "--moving", moving)
+    assert run(*arguments, "--output", reg).returncode == 0
+    assert series_number(reg) == 1000
+    for _ in range(2):
+        again = run(*arguments, "--output", reg, "--force")
+        assert again.returncode == 0, again.stderr
+        assert series_number(reg) == 1000, "the file being replaced does not count, also where --moving finds it"

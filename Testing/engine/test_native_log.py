@@ -51,6 +51,26 @@ SHORT_TFM_MESSAGES = (
     "- Error: Failed to read node (null) ((null)) from filename='bad.tfm'\n"
 )
 
+#: ... reading a .h5 that is no HDF5 file: ITK lists the IO classes it tried and advises programmers.
+_NO_TRANSFORM_IO = (
+    'ITK exception:\n\nitk::ExceptionObject (0x55a2d896ba20)\nLocation: "unknown" \n'
+    "File: /project/Slicer/wheelbuild/ITK/Modules/IO/TransformBase/src/itkTransformFileReader.cxx\nLine: 128\n"
+    "Description: ITK ERROR: TransformFileReaderTemplate(0x55a2d8c5c180): Could not create Transform IO object "
+    "for reading file /tmp/r2/bad.h5\n  Tried to create one of the following:\n    HDF5TransformIOTemplate\n"
+    "    HDF5TransformIOTemplate\n    MatlabTransformIOTemplate\n    MatlabTransformIOTemplate\n"
+    "    TxtTransformIOTemplate\n    TxtTransformIOTemplate\n  You probably failed to set a file suffix, or\n"
+    "    set the suffix to an unsupported type.\n\n\n\n"
+)
+NOT_HDF5_MESSAGES = (
+    "- Error: Error while reading transform file '/tmp/r2/bad.h5'. "
+    + _NO_TRANSFORM_IO
+    + "- Error: Error while reading transform file '/tmp/r2/bad.h5'. "
+    + _NO_TRANSFORM_IO
+    + "- Error: Failed to read transform from file: '/tmp/r2/bad.h5'\n"
+    "- Error: Failed to read node (null) ((null)) from filename='bad.h5'\n"
+    "- Error: Failed to read transform from file: bad.h5\n"
+)
+
 ITK_DESCRIPTION = (
     "Error setting parameters: parameters array size (3) is less than expected "
     "(VInputDimension * VOutputDimension + VOutputDimension) (3 * 3 + 3 = 12)"
@@ -67,9 +87,10 @@ ITK_DESCRIPTION = (
         ),
         (SHORT_TFM, ITK_DESCRIPTION),
         (SHORT_TFM_MESSAGES, ITK_DESCRIPTION),
+        (NOT_HDF5_MESSAGES, "Could not create Transform IO object for reading file /tmp/r2/bad.h5"),
         ("\x1b[31mvtkObject (0x55d0): Something specific went wrong.\x1b[0m\n", "Something specific went wrong"),
     ],
-    ids=["restated-failure-only", "metaio", "itk-exception", "message-collection", "colours"],
+    ids=["restated-failure-only", "metaio", "itk-exception", "message-collection", "itk-io-advice", "colours"],
 )
 def test_summary_keeps_only_the_explanation(text, summary):
     assert summarize(text) == summary

@@ -82,6 +82,18 @@ def test_a_fixed_volume_under_a_transform_is_refused_with_why_and_nothing_is_wri
     assert len(list(tmp_path.glob("*.dcm"))) == 1
 
 
+def test_a_fixed_volume_under_a_transform_keeps_the_hint_for_another_refusal(world, dicom_case):
+    transform = world.registration_transform(references=False)
+    transform.SetNodeReferenceID(transform.GetFixedNodeReferenceRole(), world.fixed.GetID())
+    display = linear_node(world.scene, homogeneous(np.eye(3), (5.0, 0.0, 0.0)))
+    world.fixed.SetAndObserveTransformNodeID(display.GetID())
+    decision = slicer_offer.examine_transform_item(world.sh, world.item(transform), dicom_case["lookup"])
+    assert not decision.offer
+    # the refusal is about the moving volume: how to choose it is the answer
+    assert "The moving volume of transform 'Registration result' is unknown" in decision.reason
+    assert decision.reason.endswith(slicer_offer.SET_VOLUMES_HINT)
+
+
 def test_an_automatic_series_number_avoids_the_study_s_series_and_the_output_folder_s_files(
     world, dicom_case, tmp_path
 ):

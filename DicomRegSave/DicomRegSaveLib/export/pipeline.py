@@ -130,15 +130,30 @@ def _series_numbers_taken(
 ) -> set[int]:
     """Series Numbers the fixed image's study has taken, as far as this export sees: `taken` (the
     caller's, e.g. Slicer's DICOM database), the fixed and moving series and every instance found with
-    them, and the files already in the output folder."""
+    them, and the files already in the output folder; `output_file` itself, which a forced export
+    replaces, does not count wherever it was found."""
     study = fixed.study_instance_uid
     numbers = set(taken)
     for series in (fixed, moving):
-        numbers |= series.series_numbers_seen.get(study, frozenset())
+        numbers |= {
+            number
+            for path, (seen_study, number) in series.series_numbers_seen.items()
+            if seen_study == study and not _same_file(path, output_file)
+        }
         own = series_number(series.first_header)
         if series.study_instance_uid == study and own is not None:
             numbers.add(own)
     return numbers | series_numbers_in_folder(output_file.parent, study, exclude=output_file)
+
+
+def _same_file(path: Path, other: Path) -> bool:
+    """Whether both paths name one existing file (compared by name first: a status call only for namesakes)."""
+    if path.name != other.name:
+        return False
+    try:
+        return os.path.samefile(path, other)
+    except OSError:
+        return False
 
 
 #: Longest UID root for new UIDs: what is left of the 64 characters must keep them unique.

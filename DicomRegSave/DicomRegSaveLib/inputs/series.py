@@ -124,9 +124,10 @@ class ImageSeries:
     frames:
         The slice at each k, in k order.
     series_numbers_seen:
-        Study Instance UID -> the Series Numbers of every DICOM instance found with this series in its
-        files and folders (images and other objects, this series included): which numbers a new series
-        of a study must not take. Empty when the series was built from headers in memory.
+        File -> (Study Instance UID, Series Number) of every DICOM instance found with this series in its
+        files and folders (images and other objects, this series included) that has a Series Number:
+        which numbers a new series of a study must not take (by file, so that a file being replaced
+        can be left out). Empty when the series was built from headers in memory.
     """
 
     headers: list[Dataset]
@@ -140,7 +141,7 @@ class ImageSeries:
     ijk_to_lps: np.ndarray
     dimensions: tuple[int, int, int]
     frames: tuple[SliceFrame, ...] = field(default_factory=tuple)
-    series_numbers_seen: Mapping[str, frozenset[int]] = field(default_factory=dict)
+    series_numbers_seen: Mapping[Path, tuple[str, int]] = field(default_factory=dict)
 
     @property
     def first_header(self) -> Dataset:
@@ -275,17 +276,17 @@ def read_image_series(
         )
     members = next(iter(by_series.values()))
     series = series_from_headers([h for _, h in members], role, [p for p, _ in members], frame_numbers=frame_numbers)
-    return dataclasses.replace(series, series_numbers_seen=_series_numbers_by_study(walked.instances))
+    return dataclasses.replace(series, series_numbers_seen=_series_numbers_by_file(walked.instances))
 
 
-def _series_numbers_by_study(instances: Sequence[Instance]) -> dict[str, frozenset[int]]:
-    """Study Instance UID -> the Series Numbers the instances carry (those without one are passed over)."""
-    numbers: dict[str, set[int]] = {}
+def _series_numbers_by_file(instances: Sequence[Instance]) -> dict[Path, tuple[str, int]]:
+    """File -> (Study Instance UID, Series Number) of the instances (those without one are passed over)."""
+    numbers = {}
     for instance in instances:
         number = series_number(instance.header)
         if number is not None:
-            numbers.setdefault(str(instance.header.get("StudyInstanceUID", "")), set()).add(number)
-    return {study: frozenset(found) for study, found in numbers.items()}
+            numbers[instance.path] = (str(instance.header.get("StudyInstanceUID", "")), number)
+    return numbers
 
 
 def series_from_headers(

@@ -63,7 +63,9 @@ def read_transform_file(path: str | Path, scene: slicer.vtkMRMLScene) -> slicer.
     """Read a transform file into `scene` as Slicer does (vtkSlicerTransformLogic.AddTransform).
 
     ITK displacement fields and ITK transform files become from-parent (resampling) transforms;
-    a NRRD field marked ``displacement field type:=modeling`` becomes a to-parent transform.
+    a NRRD field marked ``displacement field type:=modeling`` becomes a to-parent transform. Their
+    grids are interpolated trilinearly, as ITK defines the file (and DICOM receivers read a REG),
+    not cubically as Slicer reads them for display (:func:`_interpolate_grids_linearly`).
 
     Raises
     ------
@@ -94,7 +96,28 @@ def read_transform_file(path: str | Path, scene: slicer.vtkMRMLScene) -> slicer.
             f"{': ' + detail if detail else ''}. Check that it is a valid transform file; supported: "
             f"{_supported_list()}."
         )
+    _interpolate_grids_linearly(node)
     return node
+
+
+def _interpolate_grids_linearly(node: slicer.vtkMRMLTransformNode) -> None:
+    """Interpolate every displacement grid of `node` trilinearly.
+
+    Slicer reads every grid with cubic interpolation (``vtkITKTransformConverter.h`` lines 1230-1231 at
+    Slicer 583e9b37). Sampled that way, a field file resampled onto another grid (a grid spacing, an
+    axis-aligned grid, a composite) would differ from the file's own values between its grid points
+    by up to about a millimetre, where ITK and every REG receiver interpolate it trilinearly.
+    """
+    import slicer
+    import vtk
+
+    for stored in (node.GetTransformFromParent(), node.GetTransformToParent()):
+        components = vtk.vtkCollection()
+        slicer.vtkMRMLTransformNode.FlattenGeneralTransform(components, stored)
+        for index in range(components.GetNumberOfItems()):
+            component = components.GetItemAsObject(index)
+            if component.IsA("vtkGridTransform"):
+                component.SetInterpolationModeToLinear()
 
 
 def deformation_from_file(
@@ -159,7 +182,6 @@ def deformation_from_file(
         reference_dimensions,
         grid_spacing_mm=grid_spacing_mm,
         axis_aligned=axis_aligned,
-        read_from_file=True,
     )
 
 

@@ -36,7 +36,6 @@ def deformation_from_transform_node(
     grid_spacing_mm: float | Sequence[float] | None = None,
     axis_aligned: bool = False,
     progress: Progress | None = None,
-    read_from_file: bool = False,
 ) -> Deformation:
     """Encode the from-world transform of `transform_node` (incl. its parents) as a Deformation.
 
@@ -46,9 +45,8 @@ def deformation_from_transform_node(
     tensor products where the grids are parallel) and anything else, which
     ``vtkSlicerTransformLogic.ConvertToGridTransform`` samples. A grid that Slicer interpolates
     cubically (its default for fields read from files) is copied like a linear one, with a note
-    in ``warnings`` that Slicer's display differs between grid points, unless `read_from_file`:
-    a node read only to convert a file is displayed nowhere, and the file's field has no
-    interpolation of its own (ITK's meaning, trilinear, is what the REG keeps).
+    in ``warnings`` that Slicer's display differs between grid points (a node read from a file by
+    :func:`inputs.transform_files.read_transform_file` is trilinear, as the file means).
 
     Raises
     ------
@@ -61,7 +59,7 @@ def deformation_from_transform_node(
             "registration's output transform."
         )
     name = transform_node.GetName() or transform_node.GetID() or "transform"
-    parts = [_part(component, read_from_file) for component in _from_world_components(transform_node)]
+    parts = [_part(component) for component in _from_world_components(transform_node)]
     return transform_chain.deformation_from_parts(
         parts,
         name,
@@ -87,9 +85,9 @@ def _from_world_components(transform_node: slicer.vtkMRMLTransformNode) -> list[
     return components
 
 
-def _part(component: vtk.vtkAbstractTransform, read_from_file: bool) -> transform_chain.Part:
-    """One VTK transform (RAS) as a chain part (LPS); a grid's interpolation is named only for a
-    node the user sees (not `read_from_file`) and only when it is not trilinear."""
+def _part(component: vtk.vtkAbstractTransform) -> transform_chain.Part:
+    """One VTK transform (RAS) as a chain part (LPS); a grid's interpolation is named only when it is
+    not trilinear."""
     if component.IsA("vtkHomogeneousTransform"):
         matrix = array_from_vtk_matrix(component.GetMatrix())
         affine = np.allclose(matrix[3], [0.0, 0.0, 0.0, 1.0], atol=transform_chain.IDENTITY_TOLERANCE)
@@ -101,7 +99,7 @@ def _part(component: vtk.vtkAbstractTransform, read_from_file: bool) -> transfor
             grid,
             to_parent=bool(component.GetInverseFlag()),
             interpolation=None
-            if read_from_file or interpolation == _VTK_LINEAR_INTERPOLATION
+            if interpolation == _VTK_LINEAR_INTERPOLATION
             else component.GetInterpolationModeAsString(),
         )
     elif (

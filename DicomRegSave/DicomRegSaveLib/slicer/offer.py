@@ -127,8 +127,9 @@ def examine_transform_item(
         fixed, moving = mrml.resolve_fixed_and_moving(node)
     except TransformInputError as exc:
         fixed = suggested_volumes(node)[0]
-        # choosing other volumes is no answer to a fixed volume under a transform
-        hint = "" if fixed is not None and fixed.GetParentTransformNode() is not None else SET_VOLUMES_HINT
+        # choosing other volumes is no answer to a fixed volume under a transform (only to the other refusals)
+        under_transform = fixed is not None and fixed.GetParentTransformNode() is not None
+        hint = "" if under_transform and str(exc) == mrml.fixed_under_transform_message(fixed) else SET_VOLUMES_HINT
         return ExportDecision(False, str(exc) + hint, node, listed=has_registration_hint(node))
     for role, volume in (("fixed", fixed), ("moving", moving)):
         uids = instance_uids(volume)
