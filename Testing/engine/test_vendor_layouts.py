@@ -327,8 +327,9 @@ def test_imsimqa_deformable_sequence_under_the_spatial_registration_class(tmp_pa
     assert message == (
         f"{path}: the SOP Class UID (0008,0016) is Spatial Registration (1.2.840.10008.5.1.4.1.1.66.1), but the file "
         "holds a Deformable Registration Sequence (0064,0002) and no Registration Sequence (0070,0308); it is read "
-        "as the Deformable Spatial Registration its content is. `dicomregsave validate` reports this as an error "
-        "of the file."
+        "as the Deformable Spatial Registration its content is, in the standard's direction; the writer's own "
+        "direction is not documented, so check the mapping (landmarks with `dicomregsave qa`). `dicomregsave "
+        "validate` reports this as an error of the file."
     )
     (item,) = registration.items
     assert registration.choose_item() is item

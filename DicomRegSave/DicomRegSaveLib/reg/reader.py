@@ -139,7 +139,9 @@ def _content_class(dataset: Dataset, sop_class_uid: str, name: str) -> str:
         logger.warning(
             "%s: the SOP Class UID (0008,0016) is Spatial Registration (%s), but the file holds a Deformable "
             "Registration Sequence (0064,0002) and no Registration Sequence (0070,0308); it is read as the Deformable "
-            "Spatial Registration its content is. `dicomregsave validate` reports this as an error of the file.",
+            "Spatial Registration its content is, in the standard's direction; the writer's own direction is not "
+            "documented, so check the mapping (landmarks with `dicomregsave qa`). `dicomregsave validate` reports "
+            "this as an error of the file.",
             name,
             SpatialRegistrationStorage,
         )
