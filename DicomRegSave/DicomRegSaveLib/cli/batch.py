@@ -237,7 +237,7 @@ def run_batch(
     they are new interpreters. Each REG written is recorded in the state file of its folder
     (:class:`batch_state.BatchState`). A row whose output exists is skipped when the record matches
     its inputs and options and the file validates, and redone (the file replaced) when they
-    changed; it fails without touching the file when the file does not validate or the batch did not
+    changed or its ``send`` did not store it; it fails without touching the file when the file does not validate or the batch did not
     record writing it. With `force` every row is redone. A KeyboardInterrupt (Ctrl-C) interrupts the
     running exports, starts no further row and returns with ``interrupted`` set.
 
@@ -319,6 +319,8 @@ def _existing(row: BatchRow, state: BatchState, fingerprint: Fingerprint) -> Row
     changed = changes(recorded, fingerprint)
     if changed is not None:
         return changed
+    if recorded.get("sent") is False:
+        return "not sent (sending it failed or was interrupted)"
     report = validate_file(row.output)
     if report.ok:
         return RowOutcome(row.number, row.output, "skipped")
@@ -326,10 +328,11 @@ def _existing(row: BatchRow, state: BatchState, fingerprint: Fingerprint) -> Row
 
 
 def _recorded(outcome: RowOutcome, state: BatchState, fingerprint: Fingerprint) -> RowOutcome:
-    """`outcome` after recording its REG in the state file; failed if that cannot be done, since a rerun
-    would then refuse the REG as not written by the batch."""
+    """`outcome` after recording its REG in the state file (for a row with ``send``, whether the peer stored
+    it); failed if that cannot be done, since a rerun would then refuse the REG as not written by the batch."""
+    sent = bool(((outcome.report or {}).get("sent") or {}).get("ok")) if "send" in fingerprint["options"] else None
     try:
-        state.record(outcome.output, fingerprint)
+        state.record(outcome.output, fingerprint, sent)
     except DicomRegSaveError as error:
         outcome.status = "failed"
         outcome.error = (

@@ -12,6 +12,8 @@ records:
   file added to or removed from a series folder, is a change. Contents are not read, since a
   displacement field can be gigabytes: what ``make`` trusts is trusted here;
 * ``options``: the values of the other export options the row sets, by manifest column;
+* ``sent``: for a row with ``send``, whether the peer stored the REG: ``false`` when the send failed or
+  was interrupted after the REG was written, so that a rerun exports the row again and sends it;
 * ``generator``: the DicomRegSave version that wrote the REG (information; not compared).
 """
 
@@ -135,8 +137,9 @@ class BatchState:
             return f"its SOP Instance UID is {uid or '(none)'}, the batch wrote {recorded.get('sop_instance_uid')}"
         return None
 
-    def record(self, output: Path, fingerprint: Fingerprint) -> None:
-        """Record that the batch wrote the REG `output` from `fingerprint`, in the state file of its folder.
+    def record(self, output: Path, fingerprint: Fingerprint, sent: bool | None = None) -> None:
+        """Record that the batch wrote the REG `output` from `fingerprint`, in the state file of its folder;
+        `sent` says whether the row's ``send`` stored it (``None``: the row does not send).
 
         The state file is read again first, so that what another batch writing into the folder
         recorded meanwhile is kept.
@@ -153,6 +156,8 @@ class BatchState:
             "sop_instance_uid": _sop_instance_uid(output),
             "generator": f"DicomRegSave {__version__}",
         }
+        if sent is not None:
+            entries[output.name]["sent"] = sent
         entries[output.name].update(fingerprint)
         self._entries[output.parent] = entries
         text = json.dumps({"format": _FORMAT, "version": _VERSION, "outputs": entries}, indent=1, sort_keys=True)
