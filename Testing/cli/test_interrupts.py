@@ -22,8 +22,11 @@ import pytest
 
 from commands import COMMAND, export_demo
 from DicomRegSaveLib import interrupts
+from DicomRegSaveLib.cli import batch
+from DicomRegSaveLib.cli.batch_command import EXPORT_ROW
 from DicomRegSaveLib.cli.batch_state import STATE_FILE_NAME
 from DicomRegSaveLib.inputs.sampledata import make_demo_case
+from DicomRegSaveLib.validation import validate as validate_module
 from DicomRegSaveLib.validation.validate import validate_file
 
 #: Seconds after the start at which the runs of one command get SIGINT.
@@ -272,3 +275,55 @@ def test_the_clean_up_after_a_ctrl_c_is_not_cut_short_by_another(python_sigint_h
             signal.raise_signal(signal.SIGINT)
             steps.append("cleaned up")
     assert steps == ["cleaned up"]
+
+
+def batch_rows(case, folder: Path, count: int) -> list[batch.BatchRow]:
+    inputs = ["--transform", str(case.field_path), "--fixed", str(case.fixed_dir), "--moving", str(case.moving_dir)]
+    return [batch.BatchRow(n, folder / f"row-{n}.dcm", list(inputs)) for n in range(1, count + 1)]
+
+
+def test_a_ctrl_c_while_the_batch_checks_an_existing_reg_reports_that_row_interrupted(
+    case, tmp_path, python_sigint_handler, monkeypatch
+):
+    """Checking a row's existing REG (its inputs' files, validating it) takes a while on a large series;
+    a Ctrl-C meanwhile leaves that row in the outcomes, as not started."""
+    rows = batch_rows(case, tmp_path, 2)
+    assert [o.status for o in batch.run_batch(rows, EXPORT_ROW).outcomes] == ["written", "written"]
+
+    def interrupted_while_validating(path, *args, **kwargs):
+        signal.raise_signal(signal.SIGINT)
+        return validate_file(path, *args, **kwargs)
+
+    monkeypatch.setattr(validate_module, "validate_file", interrupted_while_validating)
+    with interrupts.installed():
+        interrupts.allow()
+        again = batch.run_batch(rows, EXPORT_ROW)
+
+    assert again.interrupted
+    assert [(o.row, o.status, o.error) for o in again.outcomes] == [
+        (n, "interrupted", "not started: the batch was interrupted") for n in (1, 2)
+    ]
+
+
+def test_a_ctrl_c_while_the_batch_collects_a_finished_row_keeps_its_outcome_and_record(
+    case, tmp_path, python_sigint_handler, monkeypatch
+):
+    """A row whose export has ended is taken off the running ones and its outcome read: a Ctrl-C in
+    between must not lose the row, nor leave its REG unrecorded (a rerun would refuse it)."""
+    outcome = batch._Worker.outcome
+    signalled = []
+
+    def interrupted_while_read(worker, *args, **kwargs):
+        if not signalled:
+            signalled.append(worker.row.number)
+            signal.raise_signal(signal.SIGINT)
+        return outcome(worker, *args, **kwargs)
+
+    monkeypatch.setattr(batch._Worker, "outcome", interrupted_while_read)
+    with interrupts.installed():
+        interrupts.allow()
+        result = batch.run_batch(batch_rows(case, tmp_path, 2), EXPORT_ROW)
+
+    assert signalled == [1] and result.interrupted
+    assert [(o.row, o.status) for o in result.outcomes] == [(1, "written"), (2, "interrupted")]
+    assert sorted(json.loads((tmp_path / STATE_FILE_NAME).read_text())["outputs"]) == ["row-1.dcm"]

@@ -257,31 +257,38 @@ def run_batch(
             on_outcome(outcome)
 
     def finish_worker(worker: _Worker, interrupted: bool = False) -> None:
+        """Called with Ctrl-C held back, or after it (further ones are ignored then)."""
         outcome = worker.outcome(interrupted)
         # also a REG put in place just before an interrupt or a failed --send: the row's file, complete
         if _file_identity(worker.row.output) not in (None, worker.output_before):
-            with interrupts.held():
-                outcome = _recorded(outcome, state, worker.fingerprint)
+            outcome = _recorded(outcome, state, worker.fingerprint)
         finish(outcome)
 
     try:
         while waiting or running:
             while waiting and len(running) < max(1, jobs):
-                row = waiting.pop(0)
+                # the row stays waiting while it is checked (which takes a while for a large series), so
+                # that an interrupt meanwhile reports it as not started
+                row = waiting[0]
                 fingerprint = row_fingerprint(row.arguments)
                 reason = None
                 if row.output.exists():
                     existing = "forced (--force)" if force else _existing(row, state, fingerprint)
                     if isinstance(existing, RowOutcome):
-                        finish(existing)
+                        with interrupts.held():
+                            waiting.pop(0)
+                            finish(existing)
                         continue
                     reason = existing
                 # a worker that has started is registered (and so gets the interrupt) before the batch reacts
                 with interrupts.held():
+                    waiting.pop(0)
                     running.append(_Worker(row, command, fingerprint, reason))
             for worker in [w for w in running if w.process.poll() is not None]:
-                running.remove(worker)
-                finish_worker(worker)
+                # a row taken off the running ones is finished (its outcome and record) before an interrupt
+                with interrupts.held():
+                    running.remove(worker)
+                    finish_worker(worker)
             time.sleep(_POLL_S)
     except KeyboardInterrupt:
         result.interrupted = True
