@@ -25,6 +25,7 @@ from DicomRegSaveLib import interrupts
 from DicomRegSaveLib.cli import batch
 from DicomRegSaveLib.cli.batch_command import EXPORT_ROW
 from DicomRegSaveLib.cli.batch_state import STATE_FILE_NAME
+from DicomRegSaveLib.cli.main import main
 from DicomRegSaveLib.inputs.sampledata import make_demo_case
 from DicomRegSaveLib.validation import validate as validate_module
 from DicomRegSaveLib.validation.validate import validate_file
@@ -327,3 +328,34 @@ def test_a_ctrl_c_while_the_batch_collects_a_finished_row_keeps_its_outcome_and_
     assert signalled == [1] and result.interrupted
     assert [(o.row, o.status) for o in result.outcomes] == [(1, "written"), (2, "interrupted")]
     assert sorted(json.loads((tmp_path / STATE_FILE_NAME).read_text())["outputs"]) == ["row-1.dcm"]
+
+
+def test_an_interrupted_batch_counts_the_rows_it_redid_as_done(
+    case, tmp_path, python_sigint_handler, monkeypatch, capsys
+):
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("transform,fixed,moving\n" + f"{case.field_path},{case.fixed_dir},{case.moving_dir}\n" * 2)
+    out = tmp_path / "regs"
+    assert main(["batch", str(manifest), "--output", str(out)]) == 0
+    fingerprint = batch.row_fingerprint
+
+    def interrupted_at_row_2(arguments):
+        if arguments[-1] == "2/2":  # the row's Series Number slot
+            signal.raise_signal(signal.SIGINT)
+        return fingerprint(arguments)
+
+    monkeypatch.setattr(batch, "row_fingerprint", interrupted_at_row_2)
+    capsys.readouterr()
+
+    assert main(["batch", str(manifest), "--output", str(out), "--force"]) == 130
+
+    printed = capsys.readouterr()
+    assert printed.out.splitlines()[1:] == [
+        f"row 1: redone: forced (--force); wrote {out / 'row-1.dcm'}",
+        "row 2: interrupted: not started: the batch was interrupted",
+        "0 written, 1 redone, 0 skipped, 0 failed, 1 interrupted (2 row(s))",
+    ]
+    assert printed.err == (
+        "dicomregsave batch: interrupted; row(s) 1 done, their files complete; no partial file was left. "
+        "Run the same command again to do the remaining rows.\n"
+    )
