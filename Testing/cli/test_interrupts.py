@@ -26,7 +26,9 @@ from DicomRegSaveLib.cli import batch
 from DicomRegSaveLib.cli.batch_command import EXPORT_ROW
 from DicomRegSaveLib.cli.batch_state import STATE_FILE_NAME
 from DicomRegSaveLib.cli.main import main
+from DicomRegSaveLib.export import request as export_request
 from DicomRegSaveLib.inputs.sampledata import make_demo_case
+from DicomRegSaveLib.reg import reader
 from DicomRegSaveLib.validation import validate as validate_module
 from DicomRegSaveLib.validation.validate import validate_file
 
@@ -359,3 +361,35 @@ def test_an_interrupted_batch_counts_the_rows_it_redid_as_done(
         "dicomregsave batch: interrupted; row(s) 1 done, their files complete; no partial file was left. "
         "Run the same command again to do the remaining rows.\n"
     )
+
+
+def test_a_demo_interrupted_after_its_export_names_everything_it_leaves(
+    tmp_path, python_sigint_handler, monkeypatch, capsys
+):
+    """Once the REG is complete the demo keeps it and its inputs (the phantom series and field): the
+    message names both. Interrupted before, it removes the folders it made, also the missing parents."""
+    read_registration = reader.read_registration
+
+    def interrupted_while_reading_back(path, *args, **kwargs):
+        signal.raise_signal(signal.SIGINT)
+        return read_registration(path, *args, **kwargs)
+
+    monkeypatch.setattr(reader, "read_registration", interrupted_while_reading_back)
+    folder = tmp_path / "demo"
+    assert main(["demo", "--output", str(folder)]) == 130
+    [reg] = folder.glob("*.dcm")
+    assert sorted(p.name for p in folder.iterdir()) == sorted([reg.name, "input"])
+    assert capsys.readouterr().err == (
+        f"dicomregsave demo: interrupted; {reg}, {folder / 'input'} complete, nothing else was written.\n"
+    )
+
+    export = export_request.run_export_request
+
+    def interrupted_while_exporting(*args, **kwargs):
+        signal.raise_signal(signal.SIGINT)
+        return export(*args, **kwargs)
+
+    monkeypatch.setattr(export_request, "run_export_request", interrupted_while_exporting)
+    assert main(["demo", "--output", str(tmp_path / "new" / "parents" / "demo")]) == 130
+    assert capsys.readouterr().err == "dicomregsave demo: interrupted; nothing was written.\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
