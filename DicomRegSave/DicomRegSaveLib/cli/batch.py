@@ -146,7 +146,7 @@ def read_manifest(path: str | os.PathLike, output_dir: str | os.PathLike) -> lis
     ManifestError
         If the file cannot be read, a required column is missing, a column is unknown or refused,
         a row has more cells than the header, a required cell is empty, a switch holds something
-        other than yes/no, or two rows write the same output.
+        other than yes/no, a row's output is a folder, or two rows write the same output.
     """
     manifest = Path(path)
     output_dir = Path(output_dir)
@@ -191,6 +191,11 @@ def read_manifest(path: str | os.PathLike, output_dir: str | os.PathLike) -> lis
                 continue
             arguments += _option_arguments(MANIFEST_COLUMNS[column], cells.get(column, ""), where)
         output = output_dir / (cells.get("output") or f"row-{number}.dcm")
+        if output.is_dir():
+            # export --output takes a folder, but the batch skips, redoes and records each row by its file
+            raise ManifestError(
+                f"{where} writes {output}, which is a folder; give the REG's file name (relative to --output)."
+            )
         if output.resolve() in outputs:
             raise ManifestError(
                 f"{where} writes {output}, as row {outputs[output.resolve()]} does; give each row its own output."
