@@ -22,7 +22,7 @@ import pytest
 
 from commands import COMMAND, export_demo
 from DicomRegSaveLib import interrupts
-from DicomRegSaveLib.cli import batch
+from DicomRegSaveLib.cli import batch, reports
 from DicomRegSaveLib.cli.batch_command import EXPORT_ROW
 from DicomRegSaveLib.cli.batch_state import STATE_FILE_NAME
 from DicomRegSaveLib.cli.main import main
@@ -393,3 +393,30 @@ def test_a_demo_interrupted_after_its_export_names_everything_it_leaves(
     assert main(["demo", "--output", str(tmp_path / "new" / "parents" / "demo")]) == 130
     assert capsys.readouterr().err == "dicomregsave demo: interrupted; nothing was written.\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
+
+
+def test_a_batch_interrupted_while_its_report_is_written_names_the_regs_it_left(
+    case, tmp_path, python_sigint_handler, monkeypatch, capsys
+):
+    """After the last row the batch writes its JSON report: a Ctrl-C then ends the command as any other,
+    and its message names the REGs the rows wrote (each file once), not only the batch's state file."""
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("transform,fixed,moving\n" + f"{case.field_path},{case.fixed_dir},{case.moving_dir}\n" * 2)
+    out = tmp_path / "regs"
+    write_report = reports.write_report
+
+    def interrupted_while_writing(report, destination):
+        if report["report"] == "batch" and "rows" in report:
+            signal.raise_signal(signal.SIGINT)
+        write_report(report, destination)
+
+    monkeypatch.setattr(reports, "write_report", interrupted_while_writing)
+    status = main(["batch", str(manifest), "--output", str(out), "--json", str(tmp_path / "batch.json")])
+
+    assert status == 130
+    state = out / STATE_FILE_NAME
+    assert capsys.readouterr().err == (
+        f"dicomregsave batch: interrupted; {out / 'row-1.dcm'}, {state}, {out / 'row-2.dcm'} complete, nothing "
+        f"else was written but the JSON report {tmp_path / 'batch.json'}.\n"
+    )
+    assert sorted(p.name for p in out.iterdir()) == [STATE_FILE_NAME, "row-1.dcm", "row-2.dcm"]

@@ -43,6 +43,7 @@ from DicomRegSaveLib.export.option_table import (
     REQUIRED_COLUMNS,
     ExportOption,
 )
+from DicomRegSaveLib.output import record_completed
 
 __all__ = ["STATUSES", "BatchResult", "BatchRow", "RowCommand", "RowOutcome", "read_manifest", "run_batch"]
 
@@ -266,6 +267,7 @@ def run_batch(
         outcome = worker.outcome(interrupted)
         # also a REG put in place just before an interrupt or a failed --send: the row's file, complete
         if _file_identity(worker.row.output) not in (None, worker.output_before):
+            record_completed(worker.row.output)  # put in place by the row's process: for the command's messages
             outcome = _recorded(outcome, state, worker.fingerprint)
         finish(outcome)
 
