@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pydicom
@@ -360,3 +361,31 @@ def test_a_reg_that_cannot_be_recorded_fails_its_row(case, tmp_path, monkeypatch
         "it for a REG this batch did not write (use --force then)."
     )
     assert validate_file(reg).ok and not (tmp_path / STATE_FILE_NAME).exists()
+
+
+def test_two_batches_recording_in_one_folder_at_once_keep_both_records(case, tmp_path, monkeypatch):
+    """A batch records a REG by reading the folder's state file, adding the REG and writing the file back:
+    another batch recording in between waits for it, instead of having its record overwritten."""
+    ours, theirs = tmp_path / "ours.dcm", tmp_path / "theirs.dcm"
+    assert export_demo(case, ours).returncode == 0 and export_demo(case, theirs).returncode == 0
+    fingerprint = {"inputs": {}, "options": {}}
+    our_batch, their_batch = batch_state.BatchState([ours]), batch_state.BatchState([theirs])
+    read_state = batch_state._read_state
+    other = []
+
+    def another_batch_records_meanwhile(path):
+        entries = read_state(path)
+        if not other:
+            other.append(threading.Thread(target=their_batch.record, args=(theirs, fingerprint)))
+            other[0].start()
+            other[0].join(timeout=2)  # where the folder is not locked, it has recorded by now
+        return entries
+
+    monkeypatch.setattr(batch_state, "_read_state", another_batch_records_meanwhile)
+    our_batch.record(ours, fingerprint)
+    other[0].join()
+
+    recorded = json.loads((tmp_path / STATE_FILE_NAME).read_text())["outputs"]
+    assert {name: entry["sop_instance_uid"] for name, entry in recorded.items()} == {
+        path.name: pydicom.dcmread(path).SOPInstanceUID for path in (ours, theirs)
+    }
