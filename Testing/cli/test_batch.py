@@ -179,6 +179,23 @@ def test_a_row_with_more_cells_than_the_header_is_refused(tmp_path):
     assert not out.exists()
 
 
+def test_a_row_whose_output_is_a_folder_is_refused_before_anything_runs(case, tmp_path):
+    """``export --output`` takes a folder (the REG named by its UID), but a batch must know each row's file
+    to skip, redo or record it: a row naming an existing folder is refused with the manifest."""
+    inputs = {"transform": str(case.field_path), "fixed": str(case.fixed_dir), "moving": str(case.moving_dir)}
+    manifest = write_manifest(tmp_path / "manifest.csv", [dict(inputs, output="p01.dcm"), dict(inputs, output="p02")])
+    out = tmp_path / "out"
+    (out / "p02").mkdir(parents=True)
+    for force in ((), ("--force",)):
+        result = run("batch", manifest, "--output", out, *force)
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert result.stderr == (
+            f"dicomregsave batch: error: Row 2 (line 3) of {manifest} writes {out / 'p02'}, which is a folder; "
+            "give the REG's file name (relative to --output).\n"
+        )
+        assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == ["p02"]
+
+
 def _default_sigint() -> None:
     """In the child before exec: Ctrl-C as a terminal user's batch gets it. A suite started with SIGINT
     ignored (nohup, a background job, some CI runners) would otherwise pass that on, and Python keeps

@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pydicom
@@ -24,6 +25,7 @@ from DicomRegSaveLib.cli.batch_state import STATE_FILE_NAME
 from DicomRegSaveLib.errors import OutputError
 from DicomRegSaveLib.export import request as export_request
 from DicomRegSaveLib.validation.validate import validate_file
+from storage_scp import StorageSCP
 
 NAMES = ("p1.dcm", "p2.dcm", "p3.dcm")
 COMMAND_LINE_PAGE = Path(__file__).parents[2] / "docs" / "command-line.md"
@@ -245,6 +247,40 @@ def test_a_reg_the_batch_did_not_write_is_refused_and_left_byte_identical(case, 
     assert [pydicom.dcmread(out / name).SeriesDescription for name in NAMES] == ["One", "Two, edited", "Three"]
 
 
+def test_a_reg_written_but_not_sent_is_exported_and_sent_on_the_rerun(case, tmp_path):
+    """The REG of a row whose send failed is the batch's file (recorded, so no --force is needed), but the
+    row is not done: the rerun exports it again and sends it, instead of skipping it as up to date."""
+    scp = StorageSCP(status=0xA700)  # out of resources: the peer refuses to store
+    try:
+        inputs = {"transform": str(case.field_path), "fixed": str(case.fixed_dir), "moving": str(case.moving_dir)}
+        manifest = write_manifest(tmp_path / "cohort.csv", [dict(inputs, output="p1.dcm", send=scp.peer)])
+        out = tmp_path / "regs"
+        first = run("batch", manifest, "--output", out)
+        assert first.returncode == 1, first.stdout + first.stderr
+        assert row_lines(first)[0].startswith("row 1: failed: ")
+        assert validate_file(out / "p1.dcm").ok and scp.received == {}
+        assert json.loads((out / STATE_FILE_NAME).read_text())["outputs"]["p1.dcm"]["sent"] is False
+
+        scp.status = 0x0000
+        again = run("batch", manifest, "--output", out)
+
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert row_lines(again) == [
+            f"row 1: redone: not sent (sending it failed or was interrupted); wrote {out / 'p1.dcm'}",
+            "0 written, 1 redone, 0 skipped, 0 failed, 0 interrupted (1 row(s))",
+        ]
+        assert list(scp.received) == [pydicom.dcmread(out / "p1.dcm").SOPInstanceUID]
+        assert json.loads((out / STATE_FILE_NAME).read_text())["outputs"]["p1.dcm"]["sent"] is True
+        third = run("batch", manifest, "--output", out)
+        assert row_lines(third) == [
+            f"row 1: skipped: {out / 'p1.dcm'} is up to date",
+            "0 written, 0 redone, 1 skipped, 0 failed, 0 interrupted (1 row(s))",
+        ]
+        assert len(scp.received) == 1
+    finally:
+        scp.stop()
+
+
 def test_a_state_file_that_cannot_be_read_stops_the_batch_before_any_row(case, tmp_path):
     manifest = write_manifest(tmp_path / "cohort.csv", three_rows(case, tmp_path))
     out = tmp_path / "regs"
@@ -310,7 +346,7 @@ def test_a_reg_put_in_place_before_its_export_was_killed_is_recorded_and_skipped
 
 
 def test_a_reg_that_cannot_be_recorded_fails_its_row(case, tmp_path, monkeypatch):
-    def disk_full(self, output, fingerprint):
+    def disk_full(self, output, fingerprint, sent=None):
         raise OutputError(f"Writing {self.path(output)} failed: No space left on device. Nothing was written.")
 
     monkeypatch.setattr(batch_state.BatchState, "record", disk_full)
@@ -325,3 +361,31 @@ def test_a_reg_that_cannot_be_recorded_fails_its_row(case, tmp_path, monkeypatch
         "it for a REG this batch did not write (use --force then)."
     )
     assert validate_file(reg).ok and not (tmp_path / STATE_FILE_NAME).exists()
+
+
+def test_two_batches_recording_in_one_folder_at_once_keep_both_records(case, tmp_path, monkeypatch):
+    """A batch records a REG by reading the folder's state file, adding the REG and writing the file back:
+    another batch recording in between waits for it, instead of having its record overwritten."""
+    ours, theirs = tmp_path / "ours.dcm", tmp_path / "theirs.dcm"
+    assert export_demo(case, ours).returncode == 0 and export_demo(case, theirs).returncode == 0
+    fingerprint = {"inputs": {}, "options": {}}
+    our_batch, their_batch = batch_state.BatchState([ours]), batch_state.BatchState([theirs])
+    read_state = batch_state._read_state
+    other = []
+
+    def another_batch_records_meanwhile(path):
+        entries = read_state(path)
+        if not other:
+            other.append(threading.Thread(target=their_batch.record, args=(theirs, fingerprint)))
+            other[0].start()
+            other[0].join(timeout=2)  # where the folder is not locked, it has recorded by now
+        return entries
+
+    monkeypatch.setattr(batch_state, "_read_state", another_batch_records_meanwhile)
+    our_batch.record(ours, fingerprint)
+    other[0].join()
+
+    recorded = json.loads((tmp_path / STATE_FILE_NAME).read_text())["outputs"]
+    assert {name: entry["sop_instance_uid"] for name, entry in recorded.items()} == {
+        path.name: pydicom.dcmread(path).SOPInstanceUID for path in (ours, theirs)
+    }

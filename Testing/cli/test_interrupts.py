@@ -22,8 +22,14 @@ import pytest
 
 from commands import COMMAND, export_demo
 from DicomRegSaveLib import interrupts
+from DicomRegSaveLib.cli import batch, reports
+from DicomRegSaveLib.cli.batch_command import EXPORT_ROW
 from DicomRegSaveLib.cli.batch_state import STATE_FILE_NAME
+from DicomRegSaveLib.cli.main import main
+from DicomRegSaveLib.export import request as export_request
 from DicomRegSaveLib.inputs.sampledata import make_demo_case
+from DicomRegSaveLib.reg import reader
+from DicomRegSaveLib.validation import validate as validate_module
 from DicomRegSaveLib.validation.validate import validate_file
 
 #: Seconds after the start at which the runs of one command get SIGINT.
@@ -272,3 +278,145 @@ def test_the_clean_up_after_a_ctrl_c_is_not_cut_short_by_another(python_sigint_h
             signal.raise_signal(signal.SIGINT)
             steps.append("cleaned up")
     assert steps == ["cleaned up"]
+
+
+def batch_rows(case, folder: Path, count: int) -> list[batch.BatchRow]:
+    inputs = ["--transform", str(case.field_path), "--fixed", str(case.fixed_dir), "--moving", str(case.moving_dir)]
+    return [batch.BatchRow(n, folder / f"row-{n}.dcm", list(inputs)) for n in range(1, count + 1)]
+
+
+def test_a_ctrl_c_while_the_batch_checks_an_existing_reg_reports_that_row_interrupted(
+    case, tmp_path, python_sigint_handler, monkeypatch
+):
+    """Checking a row's existing REG (its inputs' files, validating it) takes a while on a large series;
+    a Ctrl-C meanwhile leaves that row in the outcomes, as not started."""
+    rows = batch_rows(case, tmp_path, 2)
+    assert [o.status for o in batch.run_batch(rows, EXPORT_ROW).outcomes] == ["written", "written"]
+
+    def interrupted_while_validating(path, *args, **kwargs):
+        signal.raise_signal(signal.SIGINT)
+        return validate_file(path, *args, **kwargs)
+
+    monkeypatch.setattr(validate_module, "validate_file", interrupted_while_validating)
+    with interrupts.installed():
+        interrupts.allow()
+        again = batch.run_batch(rows, EXPORT_ROW)
+
+    assert again.interrupted
+    assert [(o.row, o.status, o.error) for o in again.outcomes] == [
+        (n, "interrupted", "not started: the batch was interrupted") for n in (1, 2)
+    ]
+
+
+def test_a_ctrl_c_while_the_batch_collects_a_finished_row_keeps_its_outcome_and_record(
+    case, tmp_path, python_sigint_handler, monkeypatch
+):
+    """A row whose export has ended is taken off the running ones and its outcome read: a Ctrl-C in
+    between must not lose the row, nor leave its REG unrecorded (a rerun would refuse it)."""
+    outcome = batch._Worker.outcome
+    signalled = []
+
+    def interrupted_while_read(worker, *args, **kwargs):
+        if not signalled:
+            signalled.append(worker.row.number)
+            signal.raise_signal(signal.SIGINT)
+        return outcome(worker, *args, **kwargs)
+
+    monkeypatch.setattr(batch._Worker, "outcome", interrupted_while_read)
+    with interrupts.installed():
+        interrupts.allow()
+        result = batch.run_batch(batch_rows(case, tmp_path, 2), EXPORT_ROW)
+
+    assert signalled == [1] and result.interrupted
+    assert [(o.row, o.status) for o in result.outcomes] == [(1, "written"), (2, "interrupted")]
+    assert sorted(json.loads((tmp_path / STATE_FILE_NAME).read_text())["outputs"]) == ["row-1.dcm"]
+
+
+def test_an_interrupted_batch_counts_the_rows_it_redid_as_done(
+    case, tmp_path, python_sigint_handler, monkeypatch, capsys
+):
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("transform,fixed,moving\n" + f"{case.field_path},{case.fixed_dir},{case.moving_dir}\n" * 2)
+    out = tmp_path / "regs"
+    assert main(["batch", str(manifest), "--output", str(out)]) == 0
+    fingerprint = batch.row_fingerprint
+
+    def interrupted_at_row_2(arguments):
+        if arguments[-1] == "2/2":  # the row's Series Number slot
+            signal.raise_signal(signal.SIGINT)
+        return fingerprint(arguments)
+
+    monkeypatch.setattr(batch, "row_fingerprint", interrupted_at_row_2)
+    capsys.readouterr()
+
+    assert main(["batch", str(manifest), "--output", str(out), "--force"]) == 130
+
+    printed = capsys.readouterr()
+    assert printed.out.splitlines()[1:] == [
+        f"row 1: redone: forced (--force); wrote {out / 'row-1.dcm'}",
+        "row 2: interrupted: not started: the batch was interrupted",
+        "0 written, 1 redone, 0 skipped, 0 failed, 1 interrupted (2 row(s))",
+    ]
+    assert printed.err == (
+        "dicomregsave batch: interrupted; row(s) 1 done, their files complete; no partial file was left. "
+        "Run the same command again to do the remaining rows.\n"
+    )
+
+
+def test_a_demo_interrupted_after_its_export_names_everything_it_leaves(
+    tmp_path, python_sigint_handler, monkeypatch, capsys
+):
+    """Once the REG is complete the demo keeps it and its inputs (the phantom series and field): the
+    message names both. Interrupted before, it removes the folders it made, also the missing parents."""
+    read_registration = reader.read_registration
+
+    def interrupted_while_reading_back(path, *args, **kwargs):
+        signal.raise_signal(signal.SIGINT)
+        return read_registration(path, *args, **kwargs)
+
+    monkeypatch.setattr(reader, "read_registration", interrupted_while_reading_back)
+    folder = tmp_path / "demo"
+    assert main(["demo", "--output", str(folder)]) == 130
+    [reg] = folder.glob("*.dcm")
+    assert sorted(p.name for p in folder.iterdir()) == sorted([reg.name, "input"])
+    assert capsys.readouterr().err == (
+        f"dicomregsave demo: interrupted; {reg}, {folder / 'input'} complete, nothing else was written.\n"
+    )
+
+    export = export_request.run_export_request
+
+    def interrupted_while_exporting(*args, **kwargs):
+        signal.raise_signal(signal.SIGINT)
+        return export(*args, **kwargs)
+
+    monkeypatch.setattr(export_request, "run_export_request", interrupted_while_exporting)
+    assert main(["demo", "--output", str(tmp_path / "new" / "parents" / "demo")]) == 130
+    assert capsys.readouterr().err == "dicomregsave demo: interrupted; nothing was written.\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
+
+
+def test_a_batch_interrupted_while_its_report_is_written_names_the_regs_it_left(
+    case, tmp_path, python_sigint_handler, monkeypatch, capsys
+):
+    """After the last row the batch writes its JSON report: a Ctrl-C then ends the command as any other,
+    and its message names the REGs the rows wrote (each file once), not only the batch's state file."""
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("transform,fixed,moving\n" + f"{case.field_path},{case.fixed_dir},{case.moving_dir}\n" * 2)
+    out = tmp_path / "regs"
+    write_report = reports.write_report
+
+    def interrupted_while_writing(report, destination):
+        if report["report"] == "batch" and "rows" in report:
+            signal.raise_signal(signal.SIGINT)
+        write_report(report, destination)
+
+    monkeypatch.setattr(reports, "write_report", interrupted_while_writing)
+    status = main(["batch", str(manifest), "--output", str(out), "--json", str(tmp_path / "batch.json")])
+
+    assert status == 130
+    state = out / STATE_FILE_NAME
+    assert capsys.readouterr().err == (
+        f"dicomregsave batch: interrupted; {out / 'row-1.dcm'}, {state}, {out / 'row-2.dcm'} complete, nothing "
+        f"else was written but the JSON report {tmp_path / 'batch.json'}.\n"
+    )
+    assert sorted(p.name for p in out.iterdir()) == [STATE_FILE_NAME, "row-1.dcm", "row-2.dcm"]

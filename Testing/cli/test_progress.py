@@ -85,3 +85,14 @@ def test_nothing_is_shown_when_stderr_is_not_a_terminal(crowded_folder, reg, mon
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert result.stdout.endswith(f"{reg}: 0 error(s), 0 warning(s)\n")
+
+
+def test_a_malformed_delay_is_a_usage_error_that_names_the_variable(reg, monkeypatch):
+    monkeypatch.setenv(DELAY_VARIABLE, "2s")
+    result = run("validate", reg)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.endswith(
+        f"dicomregsave: error: the environment variable {DELAY_VARIABLE} is '2s'; it takes the seconds "
+        "before progress is shown on a terminal, e.g. 2\n"
+    )
+    assert "bug" not in result.stderr and result.stdout == ""

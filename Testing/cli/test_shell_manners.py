@@ -98,6 +98,30 @@ def test_a_refused_write_of_the_demo_inputs_is_an_error_to_act_on(tmp_path, caps
     assert words in err and "bug" not in err
 
 
+def test_a_demo_that_fails_half_way_leaves_nothing_and_can_be_run_again(tmp_path, capsys, monkeypatch):
+    """The disk fills after the demo has written part of its inputs: the folders it made are removed,
+    and the same command runs once space is free (it refuses a folder that holds a demo's input/)."""
+    make_demo_case = sampledata.make_demo_case
+
+    def full_after_the_series(folder, *args, **kwargs):
+        make_demo_case(folder, *args, **kwargs)
+        raise OSError(errno.ENOSPC, "No space left on device", str(Path(folder) / "field.mha"))
+
+    monkeypatch.setattr(sampledata, "make_demo_case", full_after_the_series)
+    output = tmp_path / "new" / "demo"
+    assert main(["demo", "--output", str(output)]) == 1
+    assert "The disk is full" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+    existing = tmp_path / "existing"
+    (existing / "notes").mkdir(parents=True)
+    assert main(["demo", "--output", str(existing)]) == 1
+    assert [p.name for p in existing.iterdir()] == ["notes"]
+
+    monkeypatch.setattr(sampledata, "make_demo_case", make_demo_case)
+    assert main(["demo", "--output", str(output)]) == 0, capsys.readouterr().err
+
+
 #: Every command that writes, each told to write into sysfs, which refuses new files even to root.
 REFUSED = "/sys/dicomregsave-refused"
 WRITERS = {

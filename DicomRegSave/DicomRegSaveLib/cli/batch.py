@@ -43,6 +43,7 @@ from DicomRegSaveLib.export.option_table import (
     REQUIRED_COLUMNS,
     ExportOption,
 )
+from DicomRegSaveLib.output import record_completed
 
 __all__ = ["STATUSES", "BatchResult", "BatchRow", "RowCommand", "RowOutcome", "read_manifest", "run_batch"]
 
@@ -146,7 +147,7 @@ def read_manifest(path: str | os.PathLike, output_dir: str | os.PathLike) -> lis
     ManifestError
         If the file cannot be read, a required column is missing, a column is unknown or refused,
         a row has more cells than the header, a required cell is empty, a switch holds something
-        other than yes/no, or two rows write the same output.
+        other than yes/no, a row's output is a folder, or two rows write the same output.
     """
     manifest = Path(path)
     output_dir = Path(output_dir)
@@ -191,6 +192,11 @@ def read_manifest(path: str | os.PathLike, output_dir: str | os.PathLike) -> lis
                 continue
             arguments += _option_arguments(MANIFEST_COLUMNS[column], cells.get(column, ""), where)
         output = output_dir / (cells.get("output") or f"row-{number}.dcm")
+        if output.is_dir():
+            # export --output takes a folder, but the batch skips, redoes and records each row by its file
+            raise ManifestError(
+                f"{where} writes {output}, which is a folder; give the REG's file name (relative to --output)."
+            )
         if output.resolve() in outputs:
             raise ManifestError(
                 f"{where} writes {output}, as row {outputs[output.resolve()]} does; give each row its own output."
@@ -237,7 +243,7 @@ def run_batch(
     they are new interpreters. Each REG written is recorded in the state file of its folder
     (:class:`batch_state.BatchState`). A row whose output exists is skipped when the record matches
     its inputs and options and the file validates, and redone (the file replaced) when they
-    changed; it fails without touching the file when the file does not validate or the batch did not
+    changed or its ``send`` did not store it; it fails without touching the file when the file does not validate or the batch did not
     record writing it. With `force` every row is redone. A KeyboardInterrupt (Ctrl-C) interrupts the
     running exports, starts no further row and returns with ``interrupted`` set.
 
@@ -257,31 +263,39 @@ def run_batch(
             on_outcome(outcome)
 
     def finish_worker(worker: _Worker, interrupted: bool = False) -> None:
+        """Called with Ctrl-C held back, or after it (further ones are ignored then)."""
         outcome = worker.outcome(interrupted)
         # also a REG put in place just before an interrupt or a failed --send: the row's file, complete
         if _file_identity(worker.row.output) not in (None, worker.output_before):
-            with interrupts.held():
-                outcome = _recorded(outcome, state, worker.fingerprint)
+            record_completed(worker.row.output)  # put in place by the row's process: for the command's messages
+            outcome = _recorded(outcome, state, worker.fingerprint)
         finish(outcome)
 
     try:
         while waiting or running:
             while waiting and len(running) < max(1, jobs):
-                row = waiting.pop(0)
+                # the row stays waiting while it is checked (which takes a while for a large series), so
+                # that an interrupt meanwhile reports it as not started
+                row = waiting[0]
                 fingerprint = row_fingerprint(row.arguments)
                 reason = None
                 if row.output.exists():
                     existing = "forced (--force)" if force else _existing(row, state, fingerprint)
                     if isinstance(existing, RowOutcome):
-                        finish(existing)
+                        with interrupts.held():
+                            waiting.pop(0)
+                            finish(existing)
                         continue
                     reason = existing
                 # a worker that has started is registered (and so gets the interrupt) before the batch reacts
                 with interrupts.held():
+                    waiting.pop(0)
                     running.append(_Worker(row, command, fingerprint, reason))
             for worker in [w for w in running if w.process.poll() is not None]:
-                running.remove(worker)
-                finish_worker(worker)
+                # a row taken off the running ones is finished (its outcome and record) before an interrupt
+                with interrupts.held():
+                    running.remove(worker)
+                    finish_worker(worker)
             time.sleep(_POLL_S)
     except KeyboardInterrupt:
         result.interrupted = True
@@ -319,6 +333,8 @@ def _existing(row: BatchRow, state: BatchState, fingerprint: Fingerprint) -> Row
     changed = changes(recorded, fingerprint)
     if changed is not None:
         return changed
+    if recorded.get("sent") is False:
+        return "not sent (sending it failed or was interrupted)"
     report = validate_file(row.output)
     if report.ok:
         return RowOutcome(row.number, row.output, "skipped")
@@ -326,10 +342,11 @@ def _existing(row: BatchRow, state: BatchState, fingerprint: Fingerprint) -> Row
 
 
 def _recorded(outcome: RowOutcome, state: BatchState, fingerprint: Fingerprint) -> RowOutcome:
-    """`outcome` after recording its REG in the state file; failed if that cannot be done, since a rerun
-    would then refuse the REG as not written by the batch."""
+    """`outcome` after recording its REG in the state file (for a row with ``send``, whether the peer stored
+    it); failed if that cannot be done, since a rerun would then refuse the REG as not written by the batch."""
+    sent = bool(((outcome.report or {}).get("sent") or {}).get("ok")) if "send" in fingerprint["options"] else None
     try:
-        state.record(outcome.output, fingerprint)
+        state.record(outcome.output, fingerprint, sent)
     except DicomRegSaveError as error:
         outcome.status = "failed"
         outcome.error = (

@@ -102,7 +102,7 @@ def command_batch(args: argparse.Namespace) -> int:
     if args.json:
         write_report(batch_report(args.manifest, args.output, result), args.json)
     if result.interrupted:
-        done = [str(o.row) for o in result.outcomes if o.status in ("written", "skipped")]
+        done = [str(o.row) for o in result.outcomes if o.status in ("written", "redone", "skipped")]
         print(
             "dicomregsave batch: interrupted; "
             + (f"row(s) {', '.join(done)} done, their files complete; " if done else "no row was done; ")

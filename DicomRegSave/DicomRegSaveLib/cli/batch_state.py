@@ -12,6 +12,8 @@ records:
   file added to or removed from a series folder, is a change. Contents are not read, since a
   displacement field can be gigabytes: what ``make`` trusts is trusted here;
 * ``options``: the values of the other export options the row sets, by manifest column;
+* ``sent``: for a row with ``send``, whether the peer stored the REG: ``false`` when the send failed or
+  was interrupted after the REG was written, so that a rerun exports the row again and sends it;
 * ``generator``: the DicomRegSave version that wrote the REG (information; not compared).
 """
 
@@ -19,7 +21,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -135,11 +139,13 @@ class BatchState:
             return f"its SOP Instance UID is {uid or '(none)'}, the batch wrote {recorded.get('sop_instance_uid')}"
         return None
 
-    def record(self, output: Path, fingerprint: Fingerprint) -> None:
-        """Record that the batch wrote the REG `output` from `fingerprint`, in the state file of its folder.
+    def record(self, output: Path, fingerprint: Fingerprint, sent: bool | None = None) -> None:
+        """Record that the batch wrote the REG `output` from `fingerprint`, in the state file of its folder;
+        `sent` says whether the row's ``send`` stored it (``None``: the row does not send).
 
         The state file is read again first, so that what another batch writing into the folder
-        recorded meanwhile is kept.
+        recorded meanwhile is kept; the folder is locked from that read to the write (see
+        :func:`_folder_locked`), so that two batches recording at once do not overwrite each other.
 
         Raises
         ------
@@ -148,16 +154,48 @@ class BatchState:
             written (:class:`OutputError`).
         """
         path = self.path(output)
-        entries = _read_state(path)
-        entries[output.name] = {
-            "sop_instance_uid": _sop_instance_uid(output),
-            "generator": f"DicomRegSave {__version__}",
-        }
-        entries[output.name].update(fingerprint)
-        self._entries[output.parent] = entries
-        text = json.dumps({"format": _FORMAT, "version": _VERSION, "outputs": entries}, indent=1, sort_keys=True)
-        with atomic_output(path, force=True) as temporary:
-            temporary.write_text(text + "\n", encoding="utf-8")
+        with _folder_locked(output.parent):
+            entries = _read_state(path)
+            entries[output.name] = {
+                "sop_instance_uid": _sop_instance_uid(output),
+                "generator": f"DicomRegSave {__version__}",
+            }
+            if sent is not None:
+                entries[output.name]["sent"] = sent
+            entries[output.name].update(fingerprint)
+            self._entries[output.parent] = entries
+            text = json.dumps({"format": _FORMAT, "version": _VERSION, "outputs": entries}, indent=1, sort_keys=True)
+            with atomic_output(path, force=True) as temporary:
+                temporary.write_text(text + "\n", encoding="utf-8")
+
+
+@contextmanager
+def _folder_locked(folder: Path) -> Iterator[None]:
+    """`folder` locked against other batches' records while the block runs: an advisory ``flock`` on the
+    folder, which the system releases also when the process is killed. Not locked where the system has
+    no ``flock`` (Windows).
+
+    Raises
+    ------
+    OutputError
+        If the folder cannot be opened to be locked.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        fcntl = None
+    if fcntl is None:
+        yield
+        return
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError as error:
+        raise OutputError(f"Cannot lock the folder {folder} to record a REG in it: {error.strerror}.") from error
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)
 
 
 def _sop_instance_uid(path: Path) -> str:

@@ -12,6 +12,7 @@ from DicomRegSaveLib.cli.export_send import describe_export, print_warnings
 from DicomRegSaveLib.cli.parser import EXIT_ERROR, EXIT_OK
 from DicomRegSaveLib.errors import OutputError
 from DicomRegSaveLib.interrupts import held
+from DicomRegSaveLib.output import record_completed
 
 __all__ = ["command_demo", "register"]
 
@@ -28,8 +29,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     demo.set_defaults(run=command_demo)
 
 
-def _demo_folder(output: Path | None) -> Path:
-    """The demo's folder: new under ./dicomregsave-demo, or `output` unless a demo already ran there."""
+def _demo_folder(output: Path | None) -> tuple[Path, Path | None]:
+    """The demo's folder: new under ./dicomregsave-demo, or `output` unless a demo already ran there; and
+    the outermost folder made for it (``None`` if it existed)."""
     if output is None:
         folder = Path("dicomregsave-demo") / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     else:
@@ -39,8 +41,9 @@ def _demo_folder(output: Path | None) -> Path:
                 f"The demo folder {folder} already holds a demo (its input/ folder exists). "
                 "Choose another folder, or remove that one."
             )
+    made = next((path for path in reversed((folder, *folder.parents)) if not path.exists()), None)
     folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return folder, made
 
 
 def command_demo(args: argparse.Namespace) -> int:
@@ -53,8 +56,7 @@ def command_demo(args: argparse.Namespace) -> int:
     from DicomRegSaveLib.validation.validate import validate_file
 
     started = time.perf_counter()
-    new = args.output is None or not args.output.exists()
-    folder = _demo_folder(args.output)
+    folder, made = _demo_folder(args.output)
     try:
         case = make_demo_case(folder / "input")
         print(f"Phantom fixed series: {case.fixed_dir}")
@@ -69,10 +71,12 @@ def command_demo(args: argparse.Namespace) -> int:
                 ExportOptions(content_description="DicomRegSave demo: phantom deformation"),
             )
         )
-    except KeyboardInterrupt:
-        with held():  # a demo interrupted before its REG was complete leaves nothing
-            shutil.rmtree(folder if new else folder / "input", ignore_errors=True)
+    except BaseException:
+        with held():  # a demo that failed or was interrupted before its REG was complete leaves nothing
+            shutil.rmtree(made or folder / "input", ignore_errors=True)
         raise
+    with held():  # the inputs stay with the REG, also when the read-back is interrupted
+        record_completed(folder / "input")
     result, fixed, moving = outcome.result, outcome.fixed, outcome.moving
     print(describe_export(outcome))
     print_warnings(args.command, result.report.warnings)

@@ -86,9 +86,12 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 def _left_after_interrupt(completed: Sequence[Path], report: str | None) -> str:
     """What an interrupted command has left: nothing partial, the outputs it had completed before,
-    and the JSON report of the interruption (``--json PATH``)."""
+    and the JSON report of the interruption (``--json PATH``). A file put in place more than once (a
+    batch's state file) is named once."""
     left = (
-        f"{', '.join(map(str, completed))} complete, nothing else was written" if completed else "nothing was written"
+        f"{', '.join(map(str, dict.fromkeys(completed)))} complete, nothing else was written"
+        if completed
+        else "nothing was written"
     )
     if report is not None and report != "-":
         left += f" but the JSON report {report}"

@@ -8,6 +8,7 @@ the line without waiting).
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
@@ -19,6 +20,26 @@ __all__ = ["DEFAULT_DELAY_S", "DELAY_VARIABLE", "TerminalProgress"]
 DEFAULT_DELAY_S = 2.0
 #: The environment variable that replaces :data:`DEFAULT_DELAY_S`.
 DELAY_VARIABLE = "DICOMREGSAVE_PROGRESS_DELAY_S"
+
+
+def _environment_delay_s() -> float:
+    """The delay :data:`DELAY_VARIABLE` sets, else :data:`DEFAULT_DELAY_S`.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        If the variable holds no number: a usage error that names it.
+    """
+    value = os.environ.get(DELAY_VARIABLE)
+    if value is None:
+        return DEFAULT_DELAY_S
+    try:
+        return float(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"the environment variable {DELAY_VARIABLE} is {value!r}; it takes the seconds before progress is "
+            "shown on a terminal, e.g. 2"
+        ) from error
 
 
 class TerminalProgress:
@@ -35,7 +56,7 @@ class TerminalProgress:
         self.stream = sys.stderr if stream is None else stream
         self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
         self._started = time.monotonic()
-        self._delay_s = float(os.environ.get(DELAY_VARIABLE, DEFAULT_DELAY_S)) if delay_s is None else delay_s
+        self._delay_s = _environment_delay_s() if delay_s is None else delay_s
         self._interval_s = interval_s
         self._last_drawn = 0.0
         self._width = 0
