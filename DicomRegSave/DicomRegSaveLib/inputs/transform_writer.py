@@ -36,8 +36,9 @@ def write_transform_file(
     it to float64); pre/post matrices are folded into the vectors (total displacement
     ``M_post(M_pre x + D(x)) - x`` at each grid point), which trilinear interpolation reproduces
     exactly inside the grid because the mapping is affine in x plus linear in D. `progress` is
-    told the writing's start and follows the writing of a field (see :mod:`.progress`). The file appears complete or not at all
-    (:func:`output.atomic_output`); an existing file is replaced only with `force`, an input never.
+    told the writing's start and follows the writing of a field (see :mod:`.progress`). The file
+    appears complete or not at all (:func:`output.atomic_output`); an existing file is replaced
+    only with `force`, an input never.
 
     Raises
     ------
