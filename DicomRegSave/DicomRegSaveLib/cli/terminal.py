@@ -83,8 +83,9 @@ class TerminalProgress:
                 self._draw(now)
         if self._redrawing is None:
             self._stop.clear()
-            self._redrawing = threading.Thread(target=self._redraw, name="progress line", daemon=True)
-            self._redrawing.start()
+            redrawing = threading.Thread(target=self._redraw, name="progress line", daemon=True)
+            redrawing.start()  # before it is recorded: close() joins only a started thread
+            self._redrawing = redrawing
 
     def _redraw(self) -> None:
         """The helper thread: the line as it is now, every `interval_s`, until :meth:`close`."""
