@@ -5,9 +5,12 @@ writing a field file, building transform nodes) takes an optional ``progress`` c
 chunks as ``progress(fraction, message)``: `fraction` is the part of the operation done, from 0.0
 to 1.0, never decreasing; `message` says in a few words what is being done.
 
-A caller may give one callback to several operations in turn (a line on a terminal shows each);
-a caller that shows one bar for the whole gives each a :func:`part`. Finding files in folders
-reports fraction 0 with the count so far while the total is unknown (:func:`file_walker.walk`).
+A step whose amount of work is not known reports fraction 0 and its label: finding files in
+folders, with the count so far in the message (:func:`file_walker.walk`); an external program
+running (``Checking with dciodvfy``); a library call that says nothing until it is done (``Writing
+out.nrrd``). A caller may give one callback to several operations in turn (a line on a terminal
+shows each, and takes a lower fraction or a new label for the next step); a caller that shows one
+bar for the whole gives each a :func:`part`.
 
 To cancel, the callback raises (preferably :class:`OperationCancelled`). The operation stops at
 once, the exception propagates unchanged to the caller, and no output file is left behind: every

@@ -35,7 +35,7 @@ def command_qa(args: argparse.Namespace) -> int:
         fixed_series = read_image_series(args.fixed, "fixed", progress=progress)
         moving_series = read_image_series(args.moving, "moving", progress=progress)
         landmarks = tuple(read_landmarks(path) for path in args.landmarks) if args.landmarks else None
-        fixed, moving = read_series_volume(fixed_series), read_series_volume(moving_series)
+        fixed, moving = read_series_volume(fixed_series, progress), read_series_volume(moving_series, progress)
         result = evaluate_registration(
             registration,
             fixed,
@@ -46,16 +46,17 @@ def command_qa(args: argparse.Namespace) -> int:
             landmarks=landmarks,
             progress=progress,
         )
-    identities = {
-        "reg": identity(dataset),
-        "fixed": identity(fixed_series.first_header),
-        "moving": identity(moving_series.first_header),
-    }
-    report = result.report(args.reg, identities)
+        identities = {
+            "reg": identity(dataset),
+            "fixed": identity(fixed_series.first_header),
+            "moving": identity(moving_series.first_header),
+        }
+        report = result.report(args.reg, identities)
+        if args.report is not None:
+            pictures = {quality.number: item_pictures(quality, fixed, moving, progress) for quality in result.items}
+            folder = write_report_folder(args.report, report, pictures)
     stream = text_stream(args)
     if args.report is not None:
-        pictures = {quality.number: item_pictures(quality, fixed, moving) for quality in result.items}
-        folder = write_report_folder(args.report, report, pictures)
         print(f"Wrote {folder / 'index.html'}", file=stream)
     print(summary_text(report), file=stream)
     if args.json:
@@ -78,11 +79,11 @@ def command_resample(args: argparse.Namespace) -> int:
         if source_frame is None and len(items_to_check(registration, None)) > 1:
             source_frame = moving_series.frame_of_reference_uid
         item = registration.choose_item(source_frame)
-        moving = read_series_volume(moving_series)
+        moving = read_series_volume(moving_series, progress)
         warped = resample(
             item, fixed_series.ijk_to_lps, fixed_series.dimensions, moving, args.interpolation, progress=progress
         )
-    write_volume_file(warped, args.output, [args.reg, *fixed_series.paths, *moving_series.paths])
+        write_volume_file(warped, args.output, [args.reg, *fixed_series.paths, *moving_series.paths], progress)
     print(
         f"Wrote {args.output}: the moving image on the fixed grid {'x'.join(map(str, fixed_series.dimensions))} "
         f"through item {registration.items.index(item) + 1} of {args.reg} ({args.interpolation} interpolation)"

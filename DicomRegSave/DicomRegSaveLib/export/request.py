@@ -70,7 +70,8 @@ def run_export_request(request: ExportRequest, progress: Progress | None = None)
     """Check the output path, read the inputs and export (nothing is written on any error).
 
     `progress` follows each long step in turn, each from 0 to 1: the search and reading of the
-    fixed and of the moving series (:func:`file_walker.walk`), then the writing (see
+    fixed and of the moving series (:func:`file_walker.walk`), the reading of the transform file
+    (:func:`inputs.transform_files.deformation_from_file`), then the writing (see
     :func:`export.export_registration`).
 
     Raises
@@ -97,6 +98,7 @@ def run_export_request(request: ExportRequest, progress: Progress | None = None)
         fixed.dimensions,
         grid_spacing_mm=request.grid_spacing_mm,
         axis_aligned=request.axis_aligned,
+        progress=progress,
     )
     result = export_planned(deformation, fixed, moving, plan, request.force, progress, inputs=transform_files)
     return ExportOutcome(result, fixed, moving)

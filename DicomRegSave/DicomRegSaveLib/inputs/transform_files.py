@@ -29,6 +29,7 @@ from DicomRegSaveLib.inputs import itk_transforms
 from DicomRegSaveLib.inputs.field_headers import MAX_HEADER_BYTES, extension_of, field_layout, raw_field_header
 from DicomRegSaveLib.model import Deformation, DisplacementGrid, axis_aligned_grid, check_grid_size
 from DicomRegSaveLib.native_log import captured_native_output, summarize
+from DicomRegSaveLib.progress import Progress, ignore_progress
 from DicomRegSaveLib.transform_file_types import ITK_TRANSFORM_TYPES, READABLE_TYPES
 
 if TYPE_CHECKING:
@@ -127,6 +128,7 @@ def deformation_from_file(
     *,
     grid_spacing_mm: float | Sequence[float] | None = None,
     axis_aligned: bool = False,
+    progress: Progress | None = None,
 ) -> Deformation:
     """The fixed -> moving deformation stored in a transform file (LPS).
 
@@ -136,7 +138,8 @@ def deformation_from_file(
     :mod:`itk_transforms` into a chain encoded by :func:`transform_chain.deformation_from_parts`
     (see there for the keyword arguments and for when the result is resampled), without VTK or
     Slicer unless the chain must be sampled by Slicer. Everything else is read by Slicer and
-    converted by :func:`mrml.deformation.deformation_from_transform_node`.
+    converted by :func:`mrml.deformation.deformation_from_transform_node`. `progress` is told the
+    reading's start, then follows the sampling or conversion (see :mod:`.progress`).
 
     Raises
     ------
@@ -149,6 +152,7 @@ def deformation_from_file(
             "reference_ijk_to_lps must be a 4x4 matrix and reference_dimensions 3 numbers; got shapes "
             f"{np.shape(reference_ijk_to_lps)} and {len(reference_dimensions)}"
         )
+    (progress or ignore_progress)(0.0, f"Reading {path}")
     check_transform_file(path)
     if grid_spacing_mm is None:
         header = raw_field_header(path)
@@ -169,6 +173,7 @@ def deformation_from_file(
             partial(_sample_through_slicer, path),
             grid_spacing_mm=grid_spacing_mm,
             axis_aligned=axis_aligned,
+            progress=progress,
         )
     import slicer
 
@@ -182,6 +187,7 @@ def deformation_from_file(
         reference_dimensions,
         grid_spacing_mm=grid_spacing_mm,
         axis_aligned=axis_aligned,
+        progress=progress,
     )
 
 

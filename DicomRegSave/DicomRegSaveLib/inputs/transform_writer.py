@@ -13,7 +13,7 @@ from DicomRegSaveLib.inputs.field_headers import extension_of
 from DicomRegSaveLib.inputs.field_writer import write_displacement_field
 from DicomRegSaveLib.model import DisplacementGrid, RegistrationItem
 from DicomRegSaveLib.output import atomic_output
-from DicomRegSaveLib.progress import Progress
+from DicomRegSaveLib.progress import Progress, ignore_progress
 from DicomRegSaveLib.transform_file_types import FIELD_WRITE_TYPES, TRANSFORM_WRITE_TYPES
 
 
@@ -35,9 +35,10 @@ def write_transform_file(
     precision of Vector Grid Data; written by :mod:`field_writer`, not by Slicer, which would widen
     it to float64); pre/post matrices are folded into the vectors (total displacement
     ``M_post(M_pre x + D(x)) - x`` at each grid point), which trilinear interpolation reproduces
-    exactly inside the grid because the mapping is affine in x plus linear in D. `progress`
-    follows the writing of a field (see :mod:`.progress`). The file appears complete or not at all
-    (:func:`output.atomic_output`); an existing file is replaced only with `force`, an input never.
+    exactly inside the grid because the mapping is affine in x plus linear in D. `progress` is
+    told the writing's start and follows the writing of a field (see :mod:`.progress`). The file
+    appears complete or not at all (:func:`output.atomic_output`); an existing file is replaced
+    only with `force`, an input never.
 
     Raises
     ------
@@ -53,6 +54,7 @@ def write_transform_file(
     # Writers are given a temporary name in the target folder; messages name the user's path. The
     # output's own checks (an input, an existing file) come first, then what the format can hold.
     with atomic_output(path, force, inputs) as temporary:
+        (progress or ignore_progress)(0.0, f"Writing {path}")
         if extension in FIELD_WRITE_TYPES and item.grid is None:
             raise OutputError(
                 f"Cannot write {path}: the registration item is linear (matrices only, as in every Spatial "

@@ -197,6 +197,7 @@ def field_statistics(
     tally = _MagnitudeTally(n_i * n_j * n_k, index_to_lps, (n_j, n_i))
     totals = {"sum": 0.0, "count": 0, "folded": 0, "min": np.inf, "max": -np.inf, "worst": None}
 
+    report(0.0, "Jacobian determinant and displacement")
     planes = grid.checked_planes()
     # component-major planes (3, n_j, n_i): every component a contiguous image
     window: list[np.ndarray] = [np.ascontiguousarray(next(planes).transpose(2, 0, 1))]

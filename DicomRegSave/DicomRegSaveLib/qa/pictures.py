@@ -18,6 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
+from DicomRegSaveLib.progress import Progress, ignore_progress
 from DicomRegSaveLib.qa.evaluate import ItemQuality
 from DicomRegSaveLib.qa.jacobian import displacement_plane
 from DicomRegSaveLib.qa.volumes import Volume, sample
@@ -237,11 +238,23 @@ def _displacement_figure(
     )
 
 
-def item_pictures(quality: ItemQuality, fixed: Volume, moving: Volume | None) -> list[Picture]:
+def item_pictures(
+    quality: ItemQuality, fixed: Volume, moving: Volume | None, progress: Progress | None = None
+) -> list[Picture]:
     """Every picture of one item: image pictures when it was paired with the moving image, the
-    Jacobian map of a deformable item, and the displacement map."""
-    pictures = image_pictures(quality, fixed, moving) if quality.similarity is not None and moving is not None else []
+    Jacobian map of a deformable item, and the displacement map; `progress` follows the figures
+    (see :mod:`.progress`)."""
+    figures: list[Callable[[], list[Picture]]] = []
+    if quality.similarity is not None and moving is not None:
+        figures.append(lambda: image_pictures(quality, fixed, moving))
     if quality.jacobian is not None:
-        pictures.append(jacobian_picture(quality))
-    pictures.append(displacement_picture(quality, fixed))
+        figures.append(lambda: [jacobian_picture(quality)])
+    figures.append(lambda: [displacement_picture(quality, fixed)])
+    report = progress or ignore_progress
+    step = f"Drawing the pictures of item {quality.number}"
+    pictures: list[Picture] = []
+    for number, figure in enumerate(figures):
+        report(number / len(figures), step)
+        pictures.extend(figure())
+    report(1.0, step)
     return pictures

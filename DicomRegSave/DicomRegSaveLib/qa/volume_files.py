@@ -19,6 +19,7 @@ from DicomRegSaveLib import geometry
 from DicomRegSaveLib.errors import OutputError
 from DicomRegSaveLib.mrml.nodes import write_with_storage_node
 from DicomRegSaveLib.output import atomic_output
+from DicomRegSaveLib.progress import Progress, ignore_progress
 from DicomRegSaveLib.qa.volumes import Volume
 
 #: Image file types `write_volume_file` writes.
@@ -49,8 +50,11 @@ def volume_file_type(path: str | os.PathLike) -> str | None:
     return next((suffix for suffix in VOLUME_FILE_TYPES if name.endswith(suffix)), None)
 
 
-def write_volume_file(volume: Volume, path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()) -> Path:
+def write_volume_file(
+    volume: Volume, path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (), progress: Progress | None = None
+) -> Path:
     """Write a volume (float32) to a new file; never replaces a file, never leaves a partial one.
+    `progress` is told the writing's start (Slicer's writer says nothing until it is done).
 
     Raises
     ------
@@ -63,6 +67,7 @@ def write_volume_file(volume: Volume, path: str | os.PathLike, inputs: Iterable[
     scene = slicer.vtkMRMLScene()
     node = volume_node(scene, path.name, volume)
     with atomic_output(path, False, inputs) as temporary:
+        (progress or ignore_progress)(0.0, f"Writing {path}")
         storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
         scene.AddNode(storage)
         storage.SetFileName(str(temporary))

@@ -67,8 +67,9 @@ def _rescale(header: Dataset, frame_number: int | None) -> tuple[float, float]:
     return 1.0, 0.0
 
 
-def read_series_volume(series: ImageSeries) -> Volume:
-    """The voxel values of an image series in its slice order, rescaled (Rescale Slope/Intercept).
+def read_series_volume(series: ImageSeries, progress: Progress | None = None) -> Volume:
+    """The voxel values of an image series in its slice order, rescaled (Rescale Slope/Intercept);
+    `progress` follows the slices (see :mod:`.progress`).
 
     Raises
     ------
@@ -83,6 +84,9 @@ def read_series_volume(series: ImageSeries) -> Volume:
     n_i, n_j, n_k = series.dimensions
     voxels = np.empty((n_k, n_j, n_i), dtype=np.float32)
     cache: dict[int, tuple[Dataset, np.ndarray]] = {}
+    report = progress or ignore_progress
+    step = f"Decoding the {series.role} series"
+    report(0.0, step)  # a multi-frame file is decoded whole before its first slice is done
     for k, frame in enumerate(series.frames):
         if frame.header_index not in cache:
             path = Path(series.paths[frame.header_index])
@@ -105,6 +109,7 @@ def read_series_volume(series: ImageSeries) -> Volume:
             )
         slope, intercept = _rescale(dataset, frame.frame_number)
         voxels[k] = plane.astype(np.float64) * slope + intercept
+        report((k + 1) / n_k, step)
     return Volume(voxels, series.ijk_to_lps.copy())
 
 

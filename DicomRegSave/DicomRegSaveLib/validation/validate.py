@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from DicomRegSaveLib.errors import DicomInputError, DicomRegSaveError, require_type
 from DicomRegSaveLib.file_walker import walk
-from DicomRegSaveLib.progress import Progress
+from DicomRegSaveLib.progress import Progress, ignore_progress
 from DicomRegSaveLib.reg.reader import read_dataset
 from DicomRegSaveLib.validation.cross_file import check_against_images, referenced_roles
 from DicomRegSaveLib.validation.dicom3tools import run_dcentvfy, run_dciodvfy
@@ -35,16 +35,20 @@ def validate_file(
     REGs) get one warning counting them; files that are not DICOM in the folders are passed over;
     a file reached twice counts once. Referenced instances that were not supplied get one warning
     with their count, not one finding each (dcentvfy's own lines for them are folded into it).
-    `progress` follows the search and reading of the images (:func:`file_walker.walk`).
+    `progress` is told each step: the own checks and each validator's run (their length unknown:
+    fraction 0), and the search and reading of the images (:func:`file_walker.walk`).
     """
     require_type("path", path, str, os.PathLike)
+    step = progress or ignore_progress
     report = ConformanceReport()
+    step(0.0, f"Checking {path}")
     try:
         dataset = read_dataset(path)
     except DicomRegSaveError as exc:
         report.error(str(exc))
         return report
     report.extend(check_dataset(dataset))
+    step(0.0, "Checking with dciodvfy")
     report.extend(run_dciodvfy(path))
     if not image_paths:
         return report
@@ -65,8 +69,10 @@ def validate_file(
     if not images:
         report.error(f"No DICOM image files were found in {', '.join(str(p) for p in image_paths)}.")
         return report
+    step(0.0, "Checking the references against the images")
     report.extend(check_against_images(dataset, [image.header for image in images]))
     unsupplied = set(referenced_roles(dataset)) - {image.sop_instance_uid for image in images}
+    step(0.0, "Checking with dcentvfy")
     report.extend(_without_dangling(run_dcentvfy(path, [image.path for image in images]), unsupplied))
     return report
 
