@@ -267,7 +267,8 @@ def test_field_files_hold_the_float32_vectors_bit_for_bit(tmp_path, extension):
     assert header.dtype == np.dtype("<f4") and path.stat().st_size == header.data_offset + vectors.nbytes
     assert path.read_bytes()[header.data_offset :] == vectors.astype("<f4").tobytes()
     np.testing.assert_allclose(header.read_grid().index_to_lps, item.grid.index_to_lps, atol=1e-12)
-    assert seen == [(k + 1) / vectors.shape[0] for k in range(vectors.shape[0])]
+    # the step's label at its start, then one report per plane written
+    assert seen == [0.0, *((k + 1) / vectors.shape[0] for k in range(vectors.shape[0]))]
 
 
 def test_write_refuses_unknown_and_detached_formats(tmp_path):
