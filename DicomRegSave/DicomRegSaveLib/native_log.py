@@ -1,9 +1,9 @@
 """What VTK, ITK and Slicer's C++ code print while the engine calls them, captured for its own messages.
 
 Slicer's readers and writers report failures twice: in a message collection the engine reads, and
-as ANSI-coloured log lines (with ITK exception dumps) written straight to the process's stderr,
-which Python's ``sys.stderr`` cannot intercept. :func:`captured_native_output` redirects file
-descriptor 2 while a call runs; :func:`summarize` turns such text into one plain sentence that a
+as ANSI-coloured log lines (with ITK exception dumps) written straight to the process's stderr (and
+informational texts to its stdout), which Python's ``sys.stderr`` cannot intercept.
+:func:`captured_native_output` redirects file descriptors 1 and 2 while a call runs; :func:`summarize` turns such text into one plain sentence that a
 message can include.
 """
 
@@ -56,22 +56,29 @@ class CapturedText:
 
 @contextmanager
 def captured_native_output() -> Iterator[CapturedText]:
-    """Redirect the process's stderr (file descriptor 2) to a temporary file while the block runs.
+    """Redirect the process's stdout and stderr (file descriptors 1 and 2) to a temporary file while
+    the block runs: vtkOutputWindow prints its "Info:" texts on stdout, warnings and errors on stderr.
 
-    Python's own ``sys.stderr`` is flushed before and after, so nothing is lost or reordered.
+    Python's own ``sys.stdout`` and ``sys.stderr`` are flushed before and after, so nothing is lost or
+    reordered.
     """
     captured = CapturedText()
-    sys.stderr.flush()
-    saved = os.dup(2)
+    streams = (sys.stdout, sys.stderr)
+    for stream in streams:
+        stream.flush()
+    saved = [os.dup(1), os.dup(2)]
     with tempfile.TemporaryFile() as sink:
         try:
+            os.dup2(sink.fileno(), 1)
             os.dup2(sink.fileno(), 2)
             yield captured
         finally:
-            with held():  # a Ctrl-C here would leave stderr in the file, and its message unseen
-                sys.stderr.flush()
-                os.dup2(saved, 2)
-                os.close(saved)
+            with held():  # a Ctrl-C here would leave the output in the file, and its messages unseen
+                for stream in streams:
+                    stream.flush()
+                for descriptor, copy in enumerate(saved, start=1):
+                    os.dup2(copy, descriptor)
+                    os.close(copy)
             sink.seek(0)
             captured.text = strip_escapes(sink.read().decode("utf-8", errors="replace"))
 

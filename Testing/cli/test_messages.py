@@ -311,3 +311,15 @@ def test_demo_help_says_which_folder_it_takes():
         "--output DIR the folder for the demo's inputs (DIR/input) and its REG: a new folder, or one where no demo "
         "ran yet (default: a new folder under ./dicomregsave-demo)"
     ) in text
+
+
+@pytest.mark.parametrize("extension", [".nrrd", ".mha"])
+def test_resample_prints_its_summary_and_no_library_text(case, demo_reg, tmp_path, extension):
+    """Slicer's volume writer tells on stdout (vtkOutputWindow's "Info:") that it removes the temporary
+    file it was given; that is the library's business, not the user's."""
+    output = tmp_path / f"warped{extension}"
+    result = run("resample", demo_reg, "--fixed", case.fixed_dir, "--moving", case.moving_dir, "--output", output)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [line for line in result.stdout.splitlines() if line.startswith("Wrote ")]
+    assert len(result.stdout.splitlines()) == 1 and result.stderr == ""
+    assert ".partial" not in result.stdout + result.stderr
