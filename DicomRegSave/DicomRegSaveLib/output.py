@@ -31,20 +31,33 @@ _OWNED = re.compile(r"^\..+\.dicomregsave-(?P<host>[^/]+)-(?P<pid>\d+)-[0-9a-f]{
 #: Files are created readable by everyone the umask allows (0644 under the usual 022).
 _FILE_MODE = 0o666
 
-#: The files and folders this process has put in place, in order (see :func:`completed_outputs`).
-_COMPLETED: list[Path] = []
+#: What :func:`record_completed` notes while :func:`recording_completed` runs; ``None`` outside, where
+#: nothing is kept (in Slicer, in a program that calls the engine).
+_recorded: list[Path] | None = None
 
 
-def completed_outputs() -> tuple[Path, ...]:
-    """Every file and folder this process has put in place, in order: what a command interrupted
-    after them leaves (complete), and nothing else."""
-    return tuple(_COMPLETED)
+@contextmanager
+def recording_completed() -> Iterator[list[Path]]:
+    """The files and folders put in place complete while the block runs, in order: what a command
+    interrupted after them leaves, and nothing else. A block inside another passes its paths on to the
+    outer one when it ends."""
+    global _recorded
+    outer, _recorded = _recorded, []
+    inner = _recorded
+    try:
+        yield inner
+    finally:
+        _recorded = outer
+        if outer is not None:
+            outer.extend(inner)
 
 
 def record_completed(path: Path) -> None:
-    """Note that `path` is in place and complete; call it in the same :func:`interrupts.held`
-    block as the step that put it there, so that an interrupt never comes between the two."""
-    _COMPLETED.append(path)
+    """Note that `path` is in place and complete (see :func:`recording_completed`); call it in the same
+    :func:`interrupts.held` block as the step that put it there, so that an interrupt never comes
+    between the two."""
+    if _recorded is not None:
+        _recorded.append(path)
 
 
 def _suffix(path: Path) -> str:

@@ -17,6 +17,8 @@ from DicomRegSaveLib.output import (
     atomic_stream,
     check_output_path,
     create_folder,
+    record_completed,
+    recording_completed,
     remove_stale_temporaries,
 )
 
@@ -140,3 +142,18 @@ def test_create_folder_makes_the_missing_parents_with_the_umask_mode_or_says_wha
         "Choose another folder."
     )
     assert (tmp_path / "file").read_text() == "kept"
+
+
+def test_completed_outputs_are_kept_only_while_a_command_records_them(tmp_path):
+    """Slicer and other programs that call the engine write many files; nothing is kept for them. A
+    command's record sees what it and the commands inside it put in place, in order."""
+    record_completed(tmp_path / "before")
+    with recording_completed() as outer:
+        record_completed(tmp_path / "a")
+        with recording_completed() as inner:
+            with atomic_output(tmp_path / "b.bin") as temporary:
+                temporary.write_bytes(b"b")
+        record_completed(tmp_path / "c")
+    record_completed(tmp_path / "after")
+    assert inner == [tmp_path / "b.bin"]
+    assert outer == [tmp_path / "a", tmp_path / "b.bin", tmp_path / "c"]

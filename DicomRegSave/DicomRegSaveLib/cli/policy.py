@@ -22,7 +22,7 @@ from pathlib import Path
 from DicomRegSaveLib import interrupts
 from DicomRegSaveLib.cli.parser import EXIT_CLOSED_PIPE, EXIT_ERROR, EXIT_INTERRUPTED
 from DicomRegSaveLib.errors import DicomRegSaveError, OutputExistsError
-from DicomRegSaveLib.output import completed_outputs
+from DicomRegSaveLib.output import recording_completed
 
 __all__ = ["run_command"]
 
@@ -30,13 +30,12 @@ __all__ = ["run_command"]
 def run_command(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> int:
     """Parse `argv` with `parser` and run the chosen command (``args.run``) under the error policy;
     return the exit status."""
-    with interrupts.installed():
+    with interrupts.installed(), recording_completed() as completed:
         args = parser.parse_args(argv)
-        written_before = len(completed_outputs())
         try:
             return _run(parser, args)
         except KeyboardInterrupt:  # also one that came while an error was being reported
-            left = _left_after_interrupt(completed_outputs()[written_before:], getattr(args, "json", None))
+            left = _left_after_interrupt(completed, getattr(args, "json", None))
             print(f"dicomregsave {args.command}: interrupted; {left}", file=sys.stderr)
             _failure_report(args, f"Interrupted; {left}")
             return EXIT_INTERRUPTED
