@@ -66,7 +66,7 @@ def read_transform_file(path: str | Path, scene: slicer.vtkMRMLScene) -> slicer.
     ITK displacement fields and ITK transform files become from-parent (resampling) transforms;
     a NRRD field marked ``displacement field type:=modeling`` becomes a to-parent transform. Their
     grids are interpolated trilinearly, as ITK defines the file (and DICOM receivers read a REG),
-    not cubically as Slicer reads them for display (:func:`_interpolate_grids_linearly`).
+    not cubically as Slicer reads them for display (:func:`mrml.nodes.interpolate_grids_linearly`).
 
     Raises
     ------
@@ -84,6 +84,8 @@ def read_transform_file(path: str | Path, scene: slicer.vtkMRMLScene) -> slicer.
         raise TransformInputError(f"Transform file {path} does not exist or is not a file.")
     import slicer
 
+    from DicomRegSaveLib.mrml.nodes import interpolate_grids_linearly
+
     logic = slicer.vtkSlicerTransformLogic()
     logic.SetMRMLScene(scene)
     messages = slicer.vtkMRMLMessageCollection()
@@ -97,28 +99,8 @@ def read_transform_file(path: str | Path, scene: slicer.vtkMRMLScene) -> slicer.
             f"{': ' + detail if detail else ''}. Check that it is a valid transform file; supported: "
             f"{_supported_list()}."
         )
-    _interpolate_grids_linearly(node)
+    interpolate_grids_linearly(node)
     return node
-
-
-def _interpolate_grids_linearly(node: slicer.vtkMRMLTransformNode) -> None:
-    """Interpolate every displacement grid of `node` trilinearly.
-
-    Slicer reads every grid with cubic interpolation (``vtkITKTransformConverter.h`` lines 1230-1231 at
-    Slicer 583e9b37). Sampled that way, a field file resampled onto another grid (a grid spacing, an
-    axis-aligned grid, a composite) would differ from the file's own values between its grid points
-    by up to about a millimetre, where ITK and every REG receiver interpolate it trilinearly.
-    """
-    import slicer
-    import vtk
-
-    for stored in (node.GetTransformFromParent(), node.GetTransformToParent()):
-        components = vtk.vtkCollection()
-        slicer.vtkMRMLTransformNode.FlattenGeneralTransform(components, stored)
-        for index in range(components.GetNumberOfItems()):
-            component = components.GetItemAsObject(index)
-            if component.IsA("vtkGridTransform"):
-                component.SetInterpolationModeToLinear()
 
 
 def deformation_from_file(

@@ -193,6 +193,28 @@ def _grid_transform(
     return transform
 
 
+def interpolate_grids_linearly(node: slicer.vtkMRMLTransformNode) -> bool:
+    """Interpolate every displacement grid `node` stores (in either direction, also inside a composite)
+    trilinearly, as ITK and every REG receiver do; True if one was interpolated otherwise.
+
+    Slicer reads every grid from a file with cubic interpolation (``vtkITKTransformConverter.h`` lines
+    1230-1231 at Slicer 583e9b37), a scene's saved grids included; sampled cubically, a grid maps up to
+    about a millimetre differently between its points.
+    """
+    changed = False
+    for stored in (node.GetTransformFromParent(), node.GetTransformToParent()):
+        if stored is None:
+            continue
+        components = vtk.vtkCollection()
+        slicer.vtkMRMLTransformNode.FlattenGeneralTransform(components, stored)
+        for index in range(components.GetNumberOfItems()):
+            component = components.GetItemAsObject(index)
+            if component.IsA("vtkGridTransform") and component.GetInterpolationMode() != vtk.VTK_LINEAR_INTERPOLATION:
+                component.SetInterpolationModeToLinear()
+                changed = True
+    return changed
+
+
 def _raise_skewed(index_to_lps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     raise InvalidRegistrationError(
         f"The grid axes are not orthogonal: {np.round(index_to_lps, 6).tolist()}; a grid transform "

@@ -15,12 +15,6 @@ from DicomRegSaveLib.reg.tags import IDENTITY_KEYWORDS
 from DicomRegSaveLib.slicer.fields import describe_keyword, header_text
 
 
-def dialog_tag_names() -> list[str]:
-    """The patient and study tag names Slicer's export dialog copies into every exportable."""
-    constants = slicer.vtkMRMLSubjectHierarchyConstants
-    return list(constants.GetDICOMPatientTagNames()) + list(constants.GetDICOMStudyTagNames())
-
-
 def slicer_shown_value(keyword: str, fixed_header: Dataset) -> str:
     """The fixed image's value of a patient/study attribute as Slicer shows it in the subject hierarchy.
 

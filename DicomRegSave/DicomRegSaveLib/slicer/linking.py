@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import slicer
 import vtk
 
+from DicomRegSaveLib.mrml.nodes import interpolate_grids_linearly
 from DicomRegSaveLib.slicer.attributes import (
     APPLIED_TO_REFERENCE_ROLE,
     APPLY_ATTRIBUTE,
@@ -120,16 +121,13 @@ def restore_linear_interpolation(nodes: Iterable[slicer.vtkMRMLNode]) -> list[sl
     from the registration DICOM defines (trilinear). Only nodes carrying GRID_INTERPOLATION_ATTRIBUTE
     (:func:`mark_linear_grids`) are changed: other grids keep what their owner chose.
     """
-    changed = []
-    for node in nodes:
-        if not node.IsA("vtkMRMLGridTransformNode") or node.GetAttribute(GRID_INTERPOLATION_ATTRIBUTE) != LINEAR:
-            continue
-        for direction in (node.GetTransformFromParentAs, node.GetTransformToParentAs):
-            grid = direction("vtkOrientedGridTransform", False, True)
-            if grid is not None and grid.GetInterpolationMode() != vtk.VTK_LINEAR_INTERPOLATION:
-                grid.SetInterpolationModeToLinear()
-                changed.append(node)
-    return changed
+    return [
+        node
+        for node in nodes
+        if node.IsA("vtkMRMLGridTransformNode")
+        and node.GetAttribute(GRID_INTERPOLATION_ATTRIBUTE) == LINEAR
+        and interpolate_grids_linearly(node)
+    ]
 
 
 def own_grids(scene: slicer.vtkMRMLScene) -> list[slicer.vtkMRMLGridTransformNode]:
